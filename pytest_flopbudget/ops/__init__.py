@@ -1,0 +1,13 @@
+"""Cost formulas, one module per operator family. Importing this package registers them all."""
+
+from . import (  # noqa: F401
+    attention,
+    convolution,
+    data_movement,
+    elementwise,
+    linear_algebra,
+    normalization,
+    pooling,
+    recurrent,
+    reductions,
+)

@@ -1,0 +1,111 @@
+"""Operators that move data but compute nothing, and operators that cost nothing at all.
+
+Data movement (copies, concatenation, padding, gathers, tensor creation) has 0 FLOPs; its
+traffic is what it reads and writes. Gathers (embedding, index_select, gather, advanced
+indexing) read only the rows they pick, not the whole table; creation ops only write.
+
+Free operators move no data: views (``view``, ``permute``, ``transpose``, ``expand``,
+``select``, ``slice``, ``split``... any operator whose schema says its output aliases its
+input is recognised as a view by the tracer), shape and metadata queries, and allocation
+without initialisation (``empty``).
+"""
+
+from __future__ import annotations
+
+from ..costs import TensorMeta, Work
+from ..registry import register, register_free
+
+
+def _outputs(out: object) -> tuple[TensorMeta, ...]:
+    if isinstance(out, TensorMeta):
+        return (out,)
+    if isinstance(out, (tuple, list)):
+        return tuple(o for o in out if isinstance(o, TensorMeta))
+    return ()
+
+
+@register(
+    "clone", "_to_copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d",
+    "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
+    "replication_pad3d", "flip", "roll", "repeat", "tril", "triu", "narrow_copy",
+    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "im2col",
+    "col2im", "lift_fresh_copy", "alias_copy", "view_copy", "permute_copy", "expand_copy",
+    "t_copy", "transpose_copy", "unsqueeze_copy", "squeeze_copy", "slice_copy", "select_copy",
+    "detach_copy", "slice_scatter", "select_scatter", "diagonal_scatter", "as_strided_scatter",
+    "masked_scatter", "index_put", "index_put_", "index_copy", "index_copy_", "index_fill",
+    "index_fill_", "scatter", "scatter_", "_local_scalar_dense", "is_nonzero",
+    "repeat_interleave", "_copy_from", "_copy_from_and_resize", "unfold_copy",
+    op_class="data",
+)
+def copy_like(*args: object, out: object, **kwargs: object) -> Work:
+    """Reads its inputs and writes its outputs (the default traffic), computes nothing."""
+    return Work(op_class="data")
+
+
+@register("copy_", op_class="data")
+def copy_(dst: TensorMeta, src: TensorMeta, *args: object, out: object) -> Work:
+    return Work(reads=(src,), writes=(dst,))
+
+
+@register(
+    "zeros", "ones", "full", "scalar_tensor", "arange", "linspace", "logspace", "eye",
+    "zeros_like", "ones_like", "full_like", "new_zeros", "new_ones", "new_full", "rand",
+    "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
+    "normal_", "uniform_", "random_", "exponential_", "cauchy_", "log_normal_", "geometric_",
+    "fill", "fill_", "zero_", "bernoulli_", "bernoulli", "tensor",
+    op_class="data",
+)
+def create(*args: object, out: object, **kwargs: object) -> Work:
+    """Tensor creation and filling: writes its output, reads nothing it computes from."""
+    return Work(reads=(), writes=_outputs(out))
+
+
+def _gathered(table: TensorMeta, out: TensorMeta) -> TensorMeta:
+    return TensorMeta(out.shape, table.dtype)
+
+
+@register("embedding", op_class="data")
+def embedding(weight: TensorMeta, indices: TensorMeta, *args: object, out: TensorMeta) -> Work:
+    # reads the indices and the rows they select, not the whole table
+    return Work(reads=(indices, _gathered(weight, out)), writes=(out,))
+
+
+@register("index_select", op_class="data")
+def index_select(x: TensorMeta, dim: int, index: TensorMeta, *, out: TensorMeta) -> Work:
+    return Work(reads=(index, _gathered(x, out)), writes=(out,))
+
+
+@register("gather", op_class="data")
+def gather(x: TensorMeta, dim: int, index: TensorMeta, *args: object, out: TensorMeta,
+           **kwargs: object) -> Work:
+    return Work(reads=(index, _gathered(x, out)), writes=(out,))
+
+
+@register("index", "_unsafe_index", op_class="data")
+def index(x: TensorMeta, indices: list[TensorMeta | None], *, out: TensorMeta) -> Work:
+    picked = tuple(i for i in indices if isinstance(i, TensorMeta))
+    return Work(reads=(*picked, _gathered(x, out)), writes=(out,))
+
+
+@register("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add",
+          "index_add_", op_class="elementwise")
+def scatter_add(x: TensorMeta, dim: int, index: TensorMeta, src: TensorMeta, *args: object,
+                out: object, **kwargs: object) -> Work:
+    # one add (or reduce) per source element
+    return Work(elementwise=src.numel)
+
+
+register_free(
+    "prim.device", "prim.layout", "_unsafe_view", "unsafe_split", "unsafe_split_with_sizes",
+    "unsafe_chunk", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
+    "empty_permuted", "resize_", "resize_as_", "sym_size", "sym_stride", "sym_numel",
+    "sym_storage_offset", "size", "stride", "dim", "numel", "storage_offset", "is_contiguous",
+    "is_strides_like_format", "is_non_overlapping_and_dense", "sym_is_contiguous",
+    "is_same_size", "_assert_async", "_assert_tensor_metadata", "_assert_scalar",
+    "sym_constrain_range", "sym_constrain_range_for_size", "_functional_sym_constrain_range",
+    "lift_fresh", "set_", "record_stream", "_has_compatible_shallow_copy_type",
+    "result_type", "_nested_tensor_size", "_unsafe_set_version_counter",
+    # in-place ops that change only a tensor's metadata
+    "transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "swapdims_", "swapaxes_",
+    "detach_", "resize_as_sparse_",
+)

@@ -1,0 +1,183 @@
+"""Pointwise operators: arithmetic, comparisons, activations, softmax and dropout.
+
+:data:`PER_ELEMENT` is the one table of per-element costs (FLOPs per output element); the README
+prints it and a test checks the two agree. The convention: each +, -, x, /, comparison, and each
+transcendental primitive (exp, log, sqrt, tanh, erf, ...) is one FLOP; an activation costs the
+primitives of its defining formula, written next to it.
+"""
+
+from __future__ import annotations
+
+from ..costs import TensorMeta, Work
+from ..registry import register
+
+#: ``{aten operator: (FLOPs per output element, defining formula)}``. In-place variants
+#: (``relu_``) cost the same.
+PER_ELEMENT: dict[str, tuple[int, str]] = {
+    # arithmetic and comparisons
+    "add": (1, "x + a*y"),
+    "sub": (1, "x - a*y"),
+    "rsub": (1, "a*y - x"),
+    "mul": (1, "x * y"),
+    "div": (1, "x / y"),
+    "true_divide": (1, "x / y"),
+    "floor_divide": (1, "floor(x / y)"),
+    "remainder": (1, "x mod y"),
+    "fmod": (1, "x mod y"),
+    "neg": (1, "-x"),
+    "abs": (1, "|x|"),
+    "reciprocal": (1, "1 / x"),
+    "sign": (1, "sign(x)"),
+    "sgn": (1, "sign(x)"),
+    "square": (1, "x * x"),
+    "pow": (1, "x ** y"),
+    "maximum": (1, "max(x, y)"),
+    "minimum": (1, "min(x, y)"),
+    "fmax": (1, "max(x, y)"),
+    "fmin": (1, "min(x, y)"),
+    "eq": (1, "x == y"),
+    "ne": (1, "x != y"),
+    "lt": (1, "x < y"),
+    "le": (1, "x <= y"),
+    "gt": (1, "x > y"),
+    "ge": (1, "x >= y"),
+    "logical_and": (1, "x and y"),
+    "logical_or": (1, "x or y"),
+    "logical_xor": (1, "x xor y"),
+    "logical_not": (1, "not x"),
+    "bitwise_and": (1, "x & y"),
+    "bitwise_or": (1, "x | y"),
+    "bitwise_xor": (1, "x ^ y"),
+    "bitwise_not": (1, "~x"),
+    "where": (1, "c ? x : y"),
+    "masked_fill": (1, "m ? v : x"),
+    "isnan": (1, "x != x"),
+    "isinf": (1, "|x| == inf"),
+    "nan_to_num": (1, "replace nan/inf"),
+    "copysign": (1, "|x| * sign(y)"),
+    "floor": (1, "floor(x)"),
+    "ceil": (1, "ceil(x)"),
+    "round": (1, "round(x)"),
+    "trunc": (1, "trunc(x)"),
+    "frac": (1, "x - trunc(x)"),
+    "lerp": (3, "x + w*(y - x)"),
+    "addcmul": (2, "x + a*y*z (a folded)"),
+    "addcdiv": (2, "x + a*y/z (a folded)"),
+    "xlogy": (2, "x * log(y)"),
+    # transcendental primitives
+    "exp": (1, "exp(x)"),
+    "exp2": (1, "2**x"),
+    "expm1": (1, "exp(x) - 1"),
+    "log": (1, "log(x)"),
+    "log2": (1, "log2(x)"),
+    "log10": (1, "log10(x)"),
+    "log1p": (1, "log(1 + x)"),
+    "sqrt": (1, "sqrt(x)"),
+    "rsqrt": (1, "1 / sqrt(x)"),
+    "sin": (1, "sin(x)"),
+    "cos": (1, "cos(x)"),
+    "tan": (1, "tan(x)"),
+    "asin": (1, "asin(x)"),
+    "acos": (1, "acos(x)"),
+    "atan": (1, "atan(x)"),
+    "atan2": (1, "atan2(y, x)"),
+    "sinh": (1, "sinh(x)"),
+    "cosh": (1, "cosh(x)"),
+    "tanh": (1, "tanh(x)"),
+    "erf": (1, "erf(x)"),
+    "erfc": (1, "erfc(x)"),
+    "erfinv": (1, "erfinv(x)"),
+    # activations
+    "relu": (1, "max(x, 0)"),
+    "threshold": (1, "x > t ? x : v"),
+    "clamp_min": (1, "max(x, lo)"),
+    "clamp_max": (1, "min(x, hi)"),
+    "hardtanh": (2, "min(max(x, lo), hi)"),
+    "leaky_relu": (2, "x > 0 ? x : a*x"),
+    "_prelu_kernel": (2, "x > 0 ? x : a*x"),
+    "prelu": (2, "x > 0 ? x : a*x"),
+    "rrelu": (2, "x > 0 ? x : a*x"),
+    "sigmoid": (4, "1 / (1 + exp(-x))"),
+    "log_sigmoid_forward": (5, "-log(1 + exp(-x))"),
+    "hardsigmoid": (4, "min(max(x + 3, 0), 6) / 6"),
+    "hardswish": (5, "x * min(max(x + 3, 0), 6) / 6"),
+    "silu": (5, "x * sigmoid(x)"),
+    "mish": (5, "x * tanh(log(1 + exp(x)))"),
+    "softplus": (3, "log(1 + exp(x))"),
+    "elu": (4, "x > 0 ? x : a*(exp(x) - 1)"),
+    "celu": (5, "x > 0 ? x : a*(exp(x/a) - 1)"),
+    "selu": (5, "s * (x > 0 ? x : a*(exp(x) - 1))"),
+    "hardshrink": (2, "|x| > l ? x : 0"),
+    "softshrink": (3, "x - l*sign(x) if |x| > l"),
+    "tanhshrink": (2, "x - tanh(x)"),
+    # softmax family, per element of the input
+    "_softmax": (5, "exp(x - max) / sum: max, sub, exp, sum, div"),
+    "softmax": (5, "exp(x - max) / sum: max, sub, exp, sum, div"),
+    "_safe_softmax": (5, "exp(x - max) / sum: max, sub, exp, sum, div"),
+    "_log_softmax": (5, "x - max - log(sum(exp(x - max))): max, sub, exp, sum, sub"),
+    "log_softmax": (5, "x - max - log(sum(exp(x - max))): max, sub, exp, sum, sub"),
+}
+
+#: Operators whose cost depends on an argument: documented here, formulas below.
+SPECIAL_ELEMENTWISE: dict[str, str] = {
+    "gelu": "5 (exact: 0.5*x*(1 + erf(x/sqrt(2)))) or 9 (approximate='tanh')",
+    "clamp": "1 per bound given (min and/or max)",
+    "glu": "5 per output element: sigmoid(b) * a",
+    "dropout": "0 in eval; 2 in training (mask compare, scale multiply)",
+    "_masked_softmax": "5 per element, as softmax",
+}
+
+
+def _out_numel(out: object) -> int:
+    if isinstance(out, TensorMeta):
+        return out.numel
+    if isinstance(out, (tuple, list)):
+        return sum(_out_numel(o) for o in out)
+    return 0
+
+
+def _per_element(cost: int):  # type: ignore[no-untyped-def]
+    def formula(*args: object, out: object, **kwargs: object) -> Work:
+        return Work(elementwise=cost * _out_numel(out))
+
+    return formula
+
+
+for _name, (_cost, _) in PER_ELEMENT.items():
+    register(_name, _name + "_", op_class="elementwise")(_per_element(_cost))
+
+
+@register("gelu", "gelu_", op_class="elementwise")
+def gelu(x: TensorMeta, approximate: str = "none", *, out: TensorMeta) -> Work:
+    per = 9 if approximate == "tanh" else 5
+    return Work(elementwise=per * out.numel)
+
+
+@register("clamp", "clamp_", op_class="elementwise")
+def clamp(x: TensorMeta, min: object = None, max: object = None, *, out: TensorMeta) -> Work:
+    bounds = (min is not None) + (max is not None)
+    return Work(elementwise=bounds * out.numel)
+
+
+@register("glu", op_class="elementwise")
+def glu(x: TensorMeta, dim: int = -1, *, out: TensorMeta) -> Work:
+    return Work(elementwise=5 * out.numel)
+
+
+@register("_masked_softmax", op_class="elementwise")
+def masked_softmax(x: TensorMeta, mask: object = None, *args: object, out: TensorMeta) -> Work:
+    return Work(elementwise=5 * out.numel)
+
+
+@register("dropout", "dropout_", "feature_dropout", "alpha_dropout", op_class="elementwise")
+def dropout(x: TensorMeta, p: float, train: bool, *, out: TensorMeta) -> Work:
+    if not train or p == 0:
+        # Eval-mode dropout returns its input: no work, no traffic.
+        return Work(reads=(), writes=())
+    return Work(elementwise=2 * out.numel)
+
+
+@register("native_dropout", op_class="elementwise")
+def native_dropout(x: TensorMeta, p: float, train: bool | None, *, out: object) -> Work:
+    # out = (output, mask); the mask is written too (default traffic counts it).
+    return Work(elementwise=2 * x.numel)

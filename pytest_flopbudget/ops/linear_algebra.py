@@ -1,0 +1,117 @@
+"""Matrix products: linear, mm, bmm, addmm, baddbmm, matmul, mv, dot.
+
+MACs are the multiply-accumulates of the product; a bias or ``input`` term adds one FLOP per
+output element (``elementwise``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..costs import TensorMeta, Work
+from ..registry import register
+
+
+@register("mm", op_class="matmul")
+def mm(a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta) -> Work:
+    # [n, k] @ [k, m]: n * m * k
+    n, k = a.shape
+    m = b.shape[1]
+    return Work(macs=n * m * k)
+
+
+@register("bmm", op_class="matmul")
+def bmm(a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta) -> Work:
+    # [B, n, k] @ [B, k, m]: B * n * m * k
+    batch, n, k = a.shape
+    m = b.shape[2]
+    return Work(macs=batch * n * m * k)
+
+
+@register("addmm", op_class="matmul")
+def addmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
+          **kwargs: object) -> Work:
+    n, k = a.shape
+    m = b.shape[1]
+    return Work(macs=n * m * k, elementwise=n * m)
+
+
+@register("_addmm_activation", op_class="matmul")
+def addmm_activation(bias: TensorMeta, a: TensorMeta, b: TensorMeta, beta: float = 1,
+                     alpha: float = 1, use_gelu: bool = False, *, out: TensorMeta) -> Work:
+    n, k = a.shape
+    m = b.shape[1]
+    activation = 5 if use_gelu else 1  # gelu or relu epilogue, as in the elementwise table
+    return Work(macs=n * m * k, elementwise=n * m * (1 + activation))
+
+
+@register("baddbmm", op_class="matmul")
+def baddbmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
+            **kwargs: object) -> Work:
+    batch, n, k = a.shape
+    m = b.shape[2]
+    return Work(macs=batch * n * m * k, elementwise=batch * n * m)
+
+
+@register("addbmm", op_class="matmul")
+def addbmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
+           **kwargs: object) -> Work:
+    # sum over the batch of [n, k] @ [k, m], added to bias: B*n*m*k MACs, n*m bias adds
+    batch, n, k = a.shape
+    m = b.shape[2]
+    return Work(macs=batch * n * m * k, elementwise=n * m)
+
+
+@register("mv", op_class="matmul")
+def mv(a: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta) -> Work:
+    n, k = a.shape
+    return Work(macs=n * k)
+
+
+@register("addmv", op_class="matmul")
+def addmv(bias: TensorMeta, a: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta,
+          **kwargs: object) -> Work:
+    n, k = a.shape
+    return Work(macs=n * k, elementwise=n)
+
+
+@register("dot", "vdot", op_class="matmul")
+def dot(a: TensorMeta, b: TensorMeta, *, out: TensorMeta) -> Work:
+    return Work(macs=a.numel)
+
+
+def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """MACs of ``torch.matmul`` for operand shapes ``a`` and ``b`` (1-D and broadcast rules)."""
+    if len(a) == 1 and len(b) == 1:
+        return a[0]
+    a2 = (1, *a) if len(a) == 1 else a
+    b2 = (*b, 1) if len(b) == 1 else b
+    n, k = a2[-2], a2[-1]
+    m = b2[-1]
+    batch_a, batch_b = a2[:-2], b2[:-2]
+    width = max(len(batch_a), len(batch_b))
+    batch_a = (1,) * (width - len(batch_a)) + batch_a
+    batch_b = (1,) * (width - len(batch_b)) + batch_b
+    batch = math.prod(max(x, y) for x, y in zip(batch_a, batch_b, strict=True))
+    return batch * n * k * m
+
+
+@register("matmul", op_class="matmul")
+def matmul(a: TensorMeta, b: TensorMeta, *, out: TensorMeta) -> Work:
+    return Work(macs=matmul_macs(a.shape, b.shape))
+
+
+@register("linear", op_class="matmul")
+def linear(x: TensorMeta, w: TensorMeta, b: TensorMeta | None = None, *,
+           out: TensorMeta) -> Work:
+    # x [..., in] @ w.T [in, out]: rows * out * in MACs; bias: rows * out adds
+    rows = x.numel // x.shape[-1] if x.shape else 1
+    n_out, n_in = (w.shape[0], w.shape[1]) if w.ndim == 2 else (1, w.shape[0])
+    return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if b is not None else 0)
+
+
+@register("addr", op_class="elementwise")
+def addr(bias: TensorMeta, u: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta,
+         **kwargs: object) -> Work:
+    # outer product (one multiply per element, nothing accumulated) plus the add
+    return Work(elementwise=2 * out.numel)

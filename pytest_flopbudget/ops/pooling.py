@@ -1,0 +1,99 @@
+"""Pooling and resampling.
+
+* max/avg pooling: the kernel area per output element (one compare or add per window element);
+* adaptive pooling: the exact window of every output position (PyTorch's windows run from
+  ``floor(i*In/Out)`` to ``ceil((i+1)*In/Out)``), summed;
+* interpolation, per output element: nearest 0 (a copy), linear ``2^d`` multiplies and
+  ``2^d - 1`` adds over ``d`` interpolated dims (linear 3, bilinear 7, trilinear 15),
+  bicubic 31 (16 taps).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ..costs import TensorMeta, Work
+from ..registry import register
+
+
+def _expand(value: object, rank: int) -> tuple[int, ...]:
+    if isinstance(value, Sequence):
+        vals = tuple(int(v) for v in value)
+        return vals * rank if len(vals) == 1 else vals
+    return (int(value),) * rank  # type: ignore[call-overload]
+
+
+def _first(out: object) -> TensorMeta:
+    return out[0] if isinstance(out, (tuple, list)) else out  # type: ignore[return-value]
+
+
+def _pool(rank: int):  # type: ignore[no-untyped-def]
+    def formula(x: TensorMeta, kernel_size: object, *args: object, out: object,
+                **kwargs: object) -> Work:
+        window = math.prod(_expand(kernel_size, rank))
+        y = _first(out)
+        # max pooling's indices (when returned) are written too: default traffic counts them
+        return Work(elementwise=window * y.numel)
+
+    return formula
+
+
+for _rank in (1, 2, 3):
+    register(f"max_pool{_rank}d", f"max_pool{_rank}d_with_indices", f"avg_pool{_rank}d",
+             f"mkldnn_max_pool{_rank}d", op_class="pooling")(_pool(_rank))
+
+
+def adaptive_window_sum(size_in: int, size_out: int) -> int:
+    """Sum over output positions of the adaptive window length along one dimension."""
+    return sum(
+        -((-(i + 1) * size_in) // size_out) - (i * size_in) // size_out for i in range(size_out)
+    )
+
+
+def _adaptive(rank: int):  # type: ignore[no-untyped-def]
+    def formula(x: TensorMeta, output_size: object, *args: object, out: object) -> Work:
+        y = _first(out)
+        spatial_in = x.shape[-rank:]
+        spatial_out = y.shape[-rank:]
+        planes = x.numel // math.prod(spatial_in)
+        window_total = math.prod(
+            adaptive_window_sum(i, o) for i, o in zip(spatial_in, spatial_out, strict=True)
+        )
+        return Work(elementwise=planes * window_total)
+
+    return formula
+
+
+for _rank in (1, 2, 3):
+    register(f"adaptive_avg_pool{_rank}d", f"_adaptive_avg_pool{_rank}d",
+             f"adaptive_max_pool{_rank}d", op_class="pooling")(_adaptive(_rank))
+register("mkldnn_adaptive_avg_pool2d", op_class="pooling")(_adaptive(2))
+
+#: FLOPs per output element of each interpolation mode.
+INTERPOLATION: dict[str, int] = {
+    "upsample_nearest1d": 0,
+    "upsample_nearest2d": 0,
+    "upsample_nearest3d": 0,
+    "_upsample_nearest_exact1d": 0,
+    "_upsample_nearest_exact2d": 0,
+    "_upsample_nearest_exact3d": 0,
+    "upsample_linear1d": 3,
+    "upsample_bilinear2d": 7,
+    "_upsample_bilinear2d_aa": 7,
+    "upsample_trilinear3d": 15,
+    "upsample_bicubic2d": 31,
+    "_upsample_bicubic2d_aa": 31,
+}
+
+
+def _interpolate(per_output: int):  # type: ignore[no-untyped-def]
+    def formula(x: TensorMeta, *args: object, out: TensorMeta, **kwargs: object) -> Work:
+        return Work(elementwise=per_output * out.numel,
+                    op_class="data" if per_output == 0 else "elementwise")
+
+    return formula
+
+
+for _name, _per in INTERPOLATION.items():
+    register(_name, op_class="elementwise")(_interpolate(_per))

@@ -1,0 +1,150 @@
+"""Recurrent layers: RNN (tanh/relu), LSTM (with ``proj_size``) and GRU, whole or per cell.
+
+Each layer and direction is one stage of ``T`` sequential steps. Per step and batch row, with
+``G`` gates (LSTM 4, GRU 3, RNN 1), hidden size ``H``, recurrent width ``R`` (``proj_size`` if
+set, else ``H``) and layer input width ``I``:
+
+* MACs: ``G*H*I`` (input projection) + ``G*H*R`` (recurrent projection) + ``R*H`` (LSTM
+  projection, when ``proj_size`` is set);
+* elementwise FLOPs, as ATen's cell computes them (``aten/src/ATen/native/RNN.cpp``):
+
+  - LSTM: gate sum 4H, sigmoid of i, f, o 3 x 4H, tanh of g H, ``c = f*c + i*g`` 3H,
+    ``h = o * tanh(c)`` 2H: 22H; biases +8H;
+  - GRU: r and z sums 2H, their sigmoids 2 x 4H, ``n = tanh(x_n + r*h_n)`` 3H,
+    ``h = (h - n)*z + n`` 3H: 16H; biases +6H;
+  - RNN: sum H, tanh/relu H: 2H; biases +2H.
+
+So a one-layer LSTM over ``T`` steps does ``T*B*4H*(I+H)`` MACs: the seed-000 Bi-LSTM
+(``T=128, I=H=128``, two directions) is ``2*128*4*128*(128+128) = 33,554,432``.
+
+Traffic of a stage: its input sequence, initial state and weights read once, its output
+sequence and final state written. The recurrent weights are also the stage's ``step_reads``:
+a device without room for them on chip reads them again at every step (see ``roofline``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ..costs import TensorMeta, Work
+from ..registry import register
+
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+CELL_ELEMENTWISE = {"lstm": 22, "gru": 16, "rnn_tanh": 2, "rnn_relu": 2}
+BIAS_ELEMENTWISE = {"lstm": 8, "gru": 6, "rnn_tanh": 2, "rnn_relu": 2}
+_MKLDNN_MODES = {0: "rnn_relu", 1: "rnn_tanh", 2: "lstm", 3: "gru"}
+
+
+def stage_work(kind: str, steps: int, rows: int, x: TensorMeta, weights: Sequence[TensorMeta],
+               has_bias: bool, label: str) -> Work:
+    """One layer-direction over ``steps`` steps; ``rows`` is batch x steps (or the packed
+    row count) and ``x`` the layer's input sequence."""
+    w_ih, w_hh = weights[0], weights[1]
+    gates = GATES[kind]
+    hidden = w_hh.shape[0] // gates
+    width_in = w_ih.shape[1]
+    recurrent = w_hh.shape[1]
+    # LSTM with proj_size (always < hidden_size): w_hh is (4H, P) and w_hr (P, H) comes last
+    proj = weights[-1] if kind == "lstm" and recurrent != hidden else None
+    macs_per_row = gates * hidden * (width_in + recurrent) + (recurrent * hidden if proj else 0)
+    per_row = (CELL_ELEMENTWISE[kind] + (BIAS_ELEMENTWISE[kind] if has_bias else 0)) * hidden
+    batch = max(rows // steps, 1) if steps else 0
+    dt = x.dtype
+    state = [TensorMeta((batch, recurrent), dt)]
+    if kind == "lstm":
+        state.append(TensorMeta((batch, hidden), dt))
+    out = TensorMeta((rows, recurrent), dt)
+    step_reads = [w_hh]
+    if has_bias:
+        step_reads.append(weights[3])
+    if proj is not None:
+        step_reads.append(proj)
+    return Work(
+        macs=rows * macs_per_row,
+        elementwise=rows * per_row,
+        op_class="recurrent",
+        reads=(x, *state, *weights),
+        writes=(out, *state),
+        steps=steps,
+        step_reads=tuple(step_reads),
+        label=label,
+    )
+
+
+def rnn_stages(kind: str, steps: int, rows: int, x: TensorMeta, params: Sequence[TensorMeta],
+               has_biases: bool, num_layers: int, bidirectional: bool) -> list[Work]:
+    """All layer-direction stages of a whole recurrent operator."""
+    directions = 2 if bidirectional else 1
+    per_stage = len(params) // (num_layers * directions)
+    stages = []
+    layer_in = x
+    for layer in range(num_layers):
+        width = 0
+        for d in range(directions):
+            i = (layer * directions + d) * per_stage
+            weights = params[i:i + per_stage]
+            label = f"layer {layer}" + (" reverse" if d else "")
+            stage = stage_work(kind, steps, rows, layer_in, weights, has_biases, label)
+            width += weights[1].shape[1]
+            stages.append(stage)
+        layer_in = TensorMeta((rows, width), x.dtype)
+    return stages
+
+
+def _steps_rows(x: TensorMeta, batch_first: bool) -> tuple[int, int]:
+    if x.ndim == 2:  # unbatched (T, I)
+        return x.shape[0], x.shape[0]
+    steps = x.shape[1] if batch_first else x.shape[0]
+    return steps, x.shape[0] * x.shape[1]
+
+
+def _whole(kind: str):  # type: ignore[no-untyped-def]
+    def formula(x: TensorMeta, *args: object, out: object) -> list[Work]:
+        if isinstance(args[2], (list, tuple)):
+            # packed: (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train,
+            # bidirectional); data is (rows, I), one step per batch_sizes entry
+            batch_sizes, _hx, params, has_biases, num_layers, _p, _train, bidir = args[:8]
+            steps, rows = batch_sizes.shape[0], x.shape[0]
+        else:
+            # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+            # batch_first)
+            _hx, params, has_biases, num_layers, _p, _train, bidir, batch_first = args[:8]
+            steps, rows = _steps_rows(x, bool(batch_first))
+        return rnn_stages(kind, steps, rows, x, params, bool(has_biases), int(num_layers),
+                          bool(bidir))
+
+    return formula
+
+
+for _kind in GATES:
+    register(_kind, op_class="recurrent")(_whole(_kind))
+
+
+@register("mkldnn_rnn_layer", op_class="recurrent")
+def mkldnn_rnn_layer(x: TensorMeta, w_ih: TensorMeta, w_hh: TensorMeta, b_ih: TensorMeta,
+                     b_hh: TensorMeta, hx: TensorMeta, cx: TensorMeta, reverse: bool,
+                     batch_sizes: object, mode: int, hidden_size: int, num_layers: int,
+                     has_biases: bool, bidirectional: bool, batch_first: bool, train: bool, *,
+                     out: object) -> list[Work]:
+    kind = _MKLDNN_MODES[int(mode)]
+    steps, rows = _steps_rows(x, bool(batch_first))
+    weights = [w_ih, w_hh, b_ih, b_hh] if has_biases else [w_ih, w_hh]
+    label = "reverse" if reverse else "forward"
+    return [stage_work(kind, steps, rows, x, weights, bool(has_biases), label)]
+
+
+def _cell(kind: str):  # type: ignore[no-untyped-def]
+    def formula(x: TensorMeta, hx: object, w_ih: TensorMeta, w_hh: TensorMeta,
+                b_ih: TensorMeta | None = None, b_hh: TensorMeta | None = None, *,
+                out: object) -> list[Work]:
+        rows = math.prod(x.shape[:-1]) if x.ndim > 1 else 1
+        has_bias = b_ih is not None
+        weights = [w_ih, w_hh, b_ih, b_hh] if has_bias else [w_ih, w_hh]
+        return [stage_work(kind, 1, rows, x, weights, has_bias, "cell")]  # type: ignore[list-item]
+
+    return formula
+
+
+for _kind in GATES:
+    register(_kind + "_cell", op_class="recurrent")(_cell(_kind))

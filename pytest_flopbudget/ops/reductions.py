@@ -1,0 +1,59 @@
+"""Reductions, counted per element of the input.
+
+sum, mean, max, min, amax, amin, argmax, argmin, prod, any, all, cumsum, cumprod: 1;
+aminmax, vector norms (abs or square, add): 2; var, std and their ``_mean`` forms (mean: add;
+then subtract, square, add): 4; logsumexp (max, subtract, exp, add): 4. The final division of a
+mean, the square root of a std and similar per-output work are not counted.
+"""
+
+from __future__ import annotations
+
+from ..costs import TensorMeta, Work
+from ..registry import register
+
+#: FLOPs per input element of each reduction.
+PER_INPUT: dict[str, int] = {
+    "sum": 1,
+    "nansum": 1,
+    "mean": 1,
+    "nanmean": 1,
+    "amax": 1,
+    "amin": 1,
+    "argmax": 1,
+    "argmin": 1,
+    "prod": 1,
+    "any": 1,
+    "all": 1,
+    "count_nonzero": 1,
+    "cumsum": 1,
+    "cumprod": 1,
+    "logcumsumexp": 4,
+    "aminmax": 2,
+    "norm": 2,
+    "linalg_vector_norm": 2,
+    "var": 4,
+    "std": 4,
+    "var_mean": 4,
+    "std_mean": 4,
+    "logsumexp": 4,
+}
+
+
+def _reduction(per_input: int):  # type: ignore[no-untyped-def]
+    def formula(x: TensorMeta, *args: object, out: object, **kwargs: object) -> Work:
+        return Work(elementwise=per_input * x.numel)
+
+    return formula
+
+
+for _name, _per in PER_INPUT.items():
+    register(_name, _name + "_", op_class="elementwise")(_reduction(_per))
+
+
+@register("max", "min", op_class="elementwise")
+def max_min(x: TensorMeta, *args: object, out: object, **kwargs: object) -> Work:
+    # max(x, y) is elementwise (one compare per output); max(x) and max(x, dim) reduce x
+    if args and isinstance(args[0], TensorMeta):
+        y = out[0] if isinstance(out, (tuple, list)) else out
+        return Work(elementwise=y.numel)  # type: ignore[union-attr]
+    return Work(elementwise=x.numel)

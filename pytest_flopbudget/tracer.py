@@ -1,0 +1,453 @@
+"""Run a model's forward once and record what every aten operator costs, per module.
+
+The forward runs under a ``TorchDispatchMode`` that sees every aten operator, including the
+functional ones a ``forward`` calls directly (``torch.bmm``, ``x @ w``). By default it runs on
+fake tensors: shapes propagate, no arithmetic happens, and the cost of counting depends on the
+number of operators, not on FLOPs or input size. Every real (or meta) tensor an operator
+receives, the model's weights and buffers included, is swapped for a fake twin first, so an
+in-place write (a BatchNorm running-stat update) lands on the twin and never on the model.
+
+When the forward needs real values (``.item()``, data-dependent shapes), the trace falls back to
+one real forward; writes to the model's buffers then go to private copies.
+
+The forward runs under ``torch.inference_mode()``: composite operators (``linear``, ``lstm``,
+``scaled_dot_product_attention``) then reach the mode whole, and are counted by their own
+formula whatever kernel would run them. A composite without a formula is decomposed and its
+parts are counted. Modules are tracked with global forward hooks installed for the trace only.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensor,
+    FakeTensorMode,
+    UnsupportedOperatorException,
+)
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_flatten, tree_map
+
+from . import ops as _ops  # noqa: F401  (registers the formulas)
+from .costs import ZERO_ACCESS, Access, TensorMeta, Work
+from .dtypes import DEPLOY_DTYPES
+from .model_guard import model_tensors, preserved
+from .registry import is_free, lookup
+
+ROOT = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OpRecord:
+    """One counted operator (or one stage of a multi-stage operator) at one call site.
+
+    ``flops`` includes ``2 * macs``. ``read``/``written`` are the bytes it moves. ``steps`` > 1
+    marks sequential steps (a recurrent layer); ``step_read`` is what each step reads again when
+    it does not stay on chip. ``supported`` is False for an operator without a formula: its
+    traffic is counted, its FLOPs are unknown (0) and it is listed by name.
+    """
+
+    op: str
+    module: str
+    op_class: str
+    macs: int
+    flops: int
+    read: Access
+    written: Access
+    steps: int = 1
+    step_read: Access = ZERO_ACCESS
+    label: str = ""
+    supported: bool = True
+    phase: str = "forward"
+
+
+@dataclass
+class ModuleCall:
+    """How one module (by path) was called during the trace."""
+
+    path: str
+    kind: str
+    calls: int = 0
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    output_shapes: list[tuple[int, ...]] = field(default_factory=list)
+
+
+@dataclass
+class Trace:
+    """Everything one traced forward produced."""
+
+    records: list[OpRecord]
+    modules: dict[str, ModuleCall]  # in first-call order
+    unsupported: Counter[str]
+    peak_activation: dict[str, int]  # "native" and each deployment dtype -> bytes
+    peak_module: str
+    mode: str  # "fake" or "real"
+    fallback_reason: str = ""
+
+
+class TraceError(RuntimeError):
+    """The model could not be traced (the message says why and what to do)."""
+
+
+def _shapes(obj: Any) -> list[tuple[int, ...]]:
+    leaves, _ = tree_flatten(obj)
+    return [tuple(int(s) for s in t.shape) for t in leaves if isinstance(t, torch.Tensor)]
+
+
+_VIEW_CACHE: dict[Any, bool] = {}
+_COMPOSITE_CACHE: dict[Any, bool] = {}
+
+
+def _is_view(func: Any) -> bool:
+    """True when every output of ``func`` aliases an input without writing it (a view)."""
+    cached = _VIEW_CACHE.get(func)
+    if cached is None:
+        rets = func._schema.returns
+        cached = bool(rets) and all(
+            r.alias_info is not None and not r.alias_info.is_write for r in rets
+        )
+        _VIEW_CACHE[func] = cached
+    return cached
+
+
+def _writes_input(func: Any) -> bool:
+    """True when ``func`` writes into one of its arguments (an in-place or ``out=`` op)."""
+    return any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments)
+
+
+def _is_composite(func: Any) -> bool:
+    cached = _COMPOSITE_CACHE.get(func)
+    if cached is None:
+        cached = torch._C._dispatch_has_kernel_for_dispatch_key(
+            func.name(), "CompositeImplicitAutograd"
+        )
+        _COMPOSITE_CACHE[func] = cached
+    return cached
+
+
+def _is_real(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and not isinstance(t, FakeTensor) and not t.is_meta
+
+
+def _unique_tensors(obj: Any) -> list[torch.Tensor]:
+    leaves, _ = tree_flatten(obj)
+    seen: dict[int, torch.Tensor] = {}
+    for t in leaves:
+        if isinstance(t, torch.Tensor):
+            seen.setdefault(id(t), t)
+    return list(seen.values())
+
+
+def _meta(obj: Any) -> Any:
+    return tree_map(lambda t: TensorMeta.of(t) if isinstance(t, torch.Tensor) else t, obj)
+
+
+class _Activations:
+    """Live bytes of the tensors operators create, and their peak."""
+
+    def __init__(self) -> None:
+        self.live: dict[int, tuple[int, int, int]] = {}
+        self.float_elems = self.float_bytes = self.fixed_bytes = 0
+        self.peak: dict[str, int] = {"native": 0, **{d: 0 for d in DEPLOY_DTYPES}}
+        self.peak_module = ROOT
+        self.active = True
+
+    def add(self, tensors: list[torch.Tensor], module: str) -> None:
+        for t in tensors:
+            storage = t.untyped_storage()
+            key = id(storage)
+            if key in self.live:
+                continue
+            nbytes = storage.nbytes()
+            if t.dtype.is_floating_point:
+                entry = (nbytes // t.dtype.itemsize, nbytes, 0)
+            else:
+                entry = (0, 0, nbytes)
+            self.live[key] = entry
+            self._shift(entry, 1)
+            weakref.finalize(storage, self._free, key)
+        native = self.float_bytes + self.fixed_bytes
+        if native > self.peak["native"]:
+            self.peak["native"] = native
+            self.peak_module = module
+        for name, size in DEPLOY_DTYPES.items():
+            self.peak[name] = max(self.peak[name], self.float_elems * size + self.fixed_bytes)
+
+    def _shift(self, entry: tuple[int, int, int], sign: int) -> None:
+        self.float_elems += sign * entry[0]
+        self.float_bytes += sign * entry[1]
+        self.fixed_bytes += sign * entry[2]
+
+    def _free(self, key: int) -> None:
+        entry = self.live.pop(key, None)
+        if entry is not None and self.active:
+            self._shift(entry, -1)
+
+
+_SCALAR_READS = (torch.ops.aten._local_scalar_dense, torch.ops.aten.item)
+
+
+class CountingMode(TorchDispatchMode):
+    """Counts every aten operator it sees and attributes it to the running module."""
+
+    def __init__(self, convert: Callable[[torch.Tensor, bool], torch.Tensor],
+                 real_scalars: bool) -> None:
+        super().__init__()
+        self.convert = convert
+        self.real_scalars = real_scalars
+        self.stack: list[str] = [ROOT]
+        self.records: list[OpRecord] = []
+        self.unsupported: Counter[str] = Counter()
+        self.activations = _Activations()
+        self.phase = "forward"
+
+    # -- argument conversion -------------------------------------------------------------
+    def _convert_args(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        writes = _writes_input(func)
+        conv = self.convert
+
+        def one(x: Any) -> Any:
+            if isinstance(x, torch.Tensor):
+                return conv(x, writes)
+            if isinstance(x, (list, tuple)):
+                return type(x)(one(y) for y in x) if x else x
+            return x
+
+        return tuple(one(a) for a in args), {k: one(v) for k, v in kwargs.items()}
+
+    # -- dispatch ------------------------------------------------------------------------
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        packet = func._overloadpacket
+        # .item() on a tensor that is not fake (a model constant): read it for real.
+        if self.real_scalars and packet in _SCALAR_READS and _is_real(args[0]):
+            with _disable_current_modes():
+                return func(*args, **kwargs)
+        args, kwargs = self._convert_args(func, args, kwargs)
+        if is_free(packet):
+            return func(*args, **kwargs)
+        formula = lookup(packet)
+        if formula is None:
+            if _is_composite(func):
+                with self:
+                    result = func.decompose(*args, **kwargs)
+                if result is not NotImplemented:
+                    return result
+            if _is_view(func):
+                return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        self._record(func, formula, args, kwargs, out)
+        return out
+
+    def _record(self, func: Any, formula: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        name = str(func._overloadpacket)
+        module = self.stack[-1]
+        inputs = _unique_tensors((args, kwargs))
+        outputs = _unique_tensors(out)
+        default_read = Access.of(TensorMeta.of(t) for t in inputs)
+        default_written = Access.of(TensorMeta.of(t) for t in outputs)
+        works: list[Work] | None = None
+        if formula is not None:
+            try:
+                result = formula.fn(*_meta(args), out=_meta(out), **_meta(kwargs))
+                works = result if isinstance(result, list) else [result]
+            except Exception as exc:  # a formula bug must never hide the op
+                name = f"{name} (formula failed: {type(exc).__name__}: {exc})"
+        if works is None:
+            self.unsupported[name] += 1
+            self.records.append(OpRecord(name, module, "elementwise", 0, 0, default_read,
+                                         default_written, supported=False, phase=self.phase))
+        else:
+            for w in works:
+                self.records.append(OpRecord(
+                    op=name,
+                    module=module,
+                    op_class=w.op_class or formula.op_class,
+                    macs=w.macs,
+                    flops=w.flops,
+                    read=default_read if w.reads is None else Access.of(w.reads),
+                    written=default_written if w.writes is None else Access.of(w.writes),
+                    steps=w.steps,
+                    step_read=Access.of(w.step_reads) if w.step_reads else ZERO_ACCESS,
+                    label=w.label,
+                    phase=self.phase,
+                ))
+        if not _writes_input(func):
+            input_ids = {id(t) for t in inputs}
+            self.activations.add([t for t in outputs if id(t) not in input_ids], module)
+
+
+@contextmanager
+def _module_tracking(mode: CountingMode, paths: dict[int, str],
+                     calls: dict[str, ModuleCall]) -> Iterator[None]:
+    """Push/pop module paths on the mode's stack with global forward hooks (removed after)."""
+
+    def pre(module: nn.Module, args: Any) -> None:
+        path = paths.get(id(module))
+        if path is None:
+            return
+        mode.stack.append(path)
+        call = calls.get(path)
+        if call is None:
+            call = calls[path] = ModuleCall(path, type(module).__name__,
+                                            input_shapes=_shapes(args))
+        call.calls += 1
+
+    def post(module: nn.Module, args: Any, output: Any) -> None:
+        path = paths.get(id(module))
+        if path is None:
+            return
+        if len(mode.stack) > 1 and mode.stack[-1] == path:
+            mode.stack.pop()
+        call = calls[path]
+        if call.calls == 1 and not call.output_shapes:
+            call.output_shapes = _shapes(output)
+
+    h1 = nn.modules.module.register_module_forward_pre_hook(pre)
+    h2 = nn.modules.module.register_module_forward_hook(post, always_call=True)
+    try:
+        yield
+    finally:
+        h1.remove()
+        h2.remove()
+
+
+def _fake_converter(fake_mode: FakeTensorMode) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    converter = fake_mode.fake_tensor_converter
+
+    def convert(t: torch.Tensor, _writes: bool) -> torch.Tensor:
+        if isinstance(t, FakeTensor):
+            return t
+        hit = memo.get(id(t))
+        if hit is None:
+            if t.is_meta:
+                fake = converter.from_meta_and_device(fake_mode, t, torch.device("cpu"))
+            else:
+                fake = fake_mode.from_tensor(t)
+            hit = memo[id(t)] = (fake, t)  # keep t alive so its id stays unique
+        return hit[0]
+
+    return convert
+
+
+def _copy_on_write(model: nn.Module) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    """Real-run converter: the model's buffers (and any parameter an op writes) are replaced
+    by private copies, so the forward cannot change the model's data."""
+    params, buffers = model_tensors(model)
+    memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def convert(t: torch.Tensor, writes: bool) -> torch.Tensor:
+        key = id(t)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit[0]
+        if key in buffers or (writes and key in params):
+            with torch._C._DisableTorchDispatch():
+                copy = t.detach().clone()
+            memo[key] = (copy, t)
+            return copy
+        return t
+
+    return convert
+
+
+def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
+         paths: dict[int, str], prepare: Callable[[Any], Any],
+         grad: bool) -> tuple[list[OpRecord], Any]:
+    calls: dict[str, ModuleCall] = {}
+    grad_mode = torch.enable_grad() if grad else torch.inference_mode()
+    with grad_mode, _module_tracking(mode, paths, calls), warnings.catch_warnings():
+        # fake weights are never one contiguous chunk; the RNN's warning about it is noise here
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        with mode:
+            args = tree_map(prepare, inputs)
+            kw = tree_map(prepare, kwargs)
+            calls[ROOT] = ModuleCall(ROOT, type(model).__name__, input_shapes=_shapes(args))
+            mode.stack = [ROOT]
+            out = model(*args, **kw)
+        calls[ROOT].calls = 1
+        calls[ROOT].output_shapes = _shapes(out)
+    mode.activations.active = False
+    return mode.records, calls
+
+
+def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
+          how: str = "auto", *, grad: bool = False) -> Trace:
+    """Trace one forward of ``model(*inputs, **kwargs)``.
+
+    ``how``: ``"fake"`` (shapes only; error if the model needs real values), ``"real"`` (one
+    real forward), or ``"auto"`` (fake, falling back to real when the model needs real data).
+    ``grad=False`` runs under ``inference_mode`` (composites arrive whole, fused inference
+    kernels may run); ``grad=True`` runs with autograd on, as a training step does.
+    """
+    if how not in ("auto", "fake", "real"):
+        raise ValueError(f"trace must be 'auto', 'fake' or 'real', got {how!r}")
+    kwargs = kwargs or {}
+    # The root is tracked separately: a module's own forward hooks fire for the root too.
+    paths = {id(m): name for name, m in model.named_modules() if name}
+    on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+    with preserved(model):
+        return _trace(model, inputs, kwargs, how, paths, on_meta, grad)
+
+
+def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[int, str],
+           on_meta: bool, grad: bool) -> Trace:
+    fallback_reason = ""
+    if how in ("auto", "fake"):
+        fake_mode = FakeTensorMode()
+        convert = _fake_converter(fake_mode)
+        mode = CountingMode(convert, real_scalars=True)
+        try:
+            with fake_mode:
+                records, calls = _run(model, inputs, kwargs, mode, paths,
+                                      lambda x: convert(x, False)
+                                      if isinstance(x, torch.Tensor) else x, grad)
+            return _finish(mode, records, calls, "fake", "")
+        except Exception as exc:
+            if how == "fake" or on_meta:
+                where = "on the meta device " if on_meta else ""
+                raise TraceError(
+                    f"{type(model).__name__} cannot be traced on fake tensors {where}"
+                    f"because {_why_real(exc)}"
+                    + ("; build it on a real device to profile it with one real forward"
+                       if on_meta else "; profile it with trace='auto' or 'real'")
+                ) from exc
+            fallback_reason = _why_real(exc)
+    mode = CountingMode(_copy_on_write(model), real_scalars=False)
+    records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad)
+    return _finish(mode, records, calls, "real", fallback_reason)
+
+
+def _why_real(exc: BaseException) -> str:
+    """Why a fake trace failed, in words a model author recognises."""
+    func = getattr(exc, "func", None)
+    if isinstance(exc, DataDependentOutputException):
+        return f"the forward reads tensor values ({func}: .item(), .tolist(), bool(tensor))"
+    if isinstance(exc, DynamicOutputShapeException):
+        return f"an output shape depends on tensor values ({func}: nonzero, x[mask], unique)"
+    if isinstance(exc, UnsupportedOperatorException):
+        return f"{func} has no fake-tensor implementation"
+    return f"{type(exc).__name__}: {_short(exc)}"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+def _finish(mode: CountingMode, records: list[OpRecord], calls: dict[str, ModuleCall],
+            how: str, reason: str) -> Trace:
+    return Trace(records, calls, mode.unsupported, dict(mode.activations.peak),
+                 mode.activations.peak_module, how, reason)
