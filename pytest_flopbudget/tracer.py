@@ -18,6 +18,7 @@ parts are counted. Modules are tracked with global forward hooks installed for t
 
 from __future__ import annotations
 
+import logging
 import warnings
 import weakref
 from collections import Counter
@@ -371,6 +372,7 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
     with grad_mode, _module_tracking(mode, paths, calls), warnings.catch_warnings():
         # fake weights are never one contiguous chunk; the RNN's warning about it is noise here
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
         with mode:
             args = tree_map(prepare, inputs)
             kw = tree_map(prepare, kwargs)
@@ -410,7 +412,7 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
         convert = _fake_converter(fake_mode)
         mode = CountingMode(convert, real_scalars=True)
         try:
-            with fake_mode:
+            with fake_mode, _quiet(logging.getLogger("torch._subclasses.fake_tensor")):
                 records, calls = _run(model, inputs, kwargs, mode, paths,
                                       lambda x: convert(x, False)
                                       if isinstance(x, torch.Tensor) else x, grad)
@@ -428,6 +430,17 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
     mode = CountingMode(_copy_on_write(model), real_scalars=False)
     records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad)
     return _finish(mode, records, calls, "real", fallback_reason)
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Silence a logger that reports the failures a fake trace is allowed to have."""
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _why_real(exc: BaseException) -> str:

@@ -115,3 +115,20 @@ def addr(bias: TensorMeta, u: TensorMeta, v: TensorMeta, *args: object, out: Ten
          **kwargs: object) -> Work:
     # outer product (one multiply per element, nothing accumulated) plus the add
     return Work(elementwise=2 * out.numel)
+
+
+@register("_trilinear", op_class="matmul")
+def trilinear(i1: TensorMeta, i2: TensorMeta, i3: TensorMeta, expand1: list[int],
+              expand2: list[int], expand3: list[int], sumdim: list[int], *args: object,
+              out: TensorMeta) -> Work:
+    # sum over ``sumdim`` of i1 * i2 * i3 after unsqueezing each at its ``expand`` dims (what
+    # nn.Bilinear runs). Every point of the broadcast space is one multiply-accumulate plus
+    # one more multiply for the third factor: rows * out * in1 * in2 MACs for nn.Bilinear.
+    shapes = []
+    for t, expand in ((i1, expand1), (i2, expand2), (i3, expand3)):
+        shape = list(t.shape)
+        for d in sorted(expand):
+            shape.insert(d, 1)
+        shapes.append(shape)
+    space = math.prod(max(sizes) for sizes in zip(*shapes, strict=True))
+    return Work(macs=space, elementwise=space)

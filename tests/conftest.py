@@ -1,0 +1,1 @@
+"""Shared test setup: the reference models are importable as ``reference_models``."""

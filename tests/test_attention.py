@@ -1,0 +1,159 @@
+"""Attention: SDPA counted as ATen's math reference in every kernel, and the fused fast paths
+of nn.MultiheadAttention / nn.TransformerEncoderLayer counted as their slow paths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from pytest_flopbudget import profile
+from pytest_flopbudget.tracer import trace
+
+
+class SDPA(nn.Module):
+    def __init__(self, **kw):
+        super().__init__()
+        self.kw = kw
+
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, **self.kw)
+
+
+def totals(t):
+    return sum(r.macs for r in t.records), sum(r.flops for r in t.records)
+
+
+def qkv(b=1, h=2, lq=5, lk=5, e=8, ev=8):
+    return torch.randn(b, h, lq, e), torch.randn(b, h, lk, e), torch.randn(b, h, lk, ev)
+
+
+def test_sdpa_by_hand():
+    # B*H = 2, L = S = 5, E = Ev = 8
+    # MACs: scores 2*5*5*8 = 400 + values 2*5*5*8 = 400 -> 800
+    # elementwise: scale q (80) and k (80) by sqrt(scale), softmax 5 per score (5 * 50)
+    p = profile(SDPA(), *qkv())
+    assert p.macs == 800
+    assert p.flops == 1_600 + 80 + 80 + 250
+    [rec] = p.records
+    assert rec.op_class == "attention"
+    # fused: reads q, k, v (240 floats), writes the 80-float output; no score matrix
+    assert (rec.read.bytes(), rec.written.bytes()) == (960, 320)
+
+
+def test_sdpa_cross_attention_and_value_width():
+    # L = 3 queries, S = 7 keys, E = 8, Ev = 4, one head:
+    # MACs = 3*7*8 + 3*7*4 = 168 + 84 = 252; elementwise 24 + 56 + 5*21 = 185
+    p = profile(SDPA(), *qkv(1, 1, 3, 7, 8, 4))
+    assert p.macs == 252
+    assert p.flops == 504 + 185
+
+
+def test_sdpa_masks():
+    q, k, v = qkv()
+    base = 1_600 + 160 + 250
+    # causal: builds an L x S boolean mask (25 where) and adds it to every score (50)
+    assert profile(SDPA(is_causal=True), q, k, v).flops == base + 25 + 50
+    # an additive float mask: 50 adds
+    assert profile(SDPA(attn_mask=torch.randn(5, 5)), q, k, v).flops == base + 50
+    # a boolean mask: converted with one where per element (25), then 50 adds
+    mask = torch.ones(5, 5, dtype=torch.bool).tril()
+    assert profile(SDPA(attn_mask=mask), q, k, v).flops == base + 25 + 50
+
+
+@pytest.mark.parametrize("kw", [{}, {"is_causal": True}, {"attn_mask": torch.randn(5, 5)},
+                                {"attn_mask": torch.ones(5, 5, dtype=torch.bool).tril()}],
+                         ids=["plain", "causal", "float-mask", "bool-mask"])
+def test_sdpa_kernels_count_as_the_math_backend(kw):
+    # inference sees aten.scaled_dot_product_attention whole; the math backend with autograd
+    # on runs it op by op (mul, bmm, add, _safe_softmax, bmm). Both count the same.
+    model, args = SDPA(**kw), qkv()
+    fused = trace(model, args)
+    with sdpa_kernel(SDPBackend.MATH):
+        math_path = trace(model, args, grad=True)
+    assert any(r.op == "aten.bmm" for r in math_path.records)
+    assert totals(fused) == totals(math_path)
+
+
+def test_grouped_query_attention():
+    # 4 query heads share 2 kv heads; k and v are repeated to 4 heads before the products:
+    # MACs = 4*5*5*(8+8) = 1,600; elementwise q 160 + repeated k 160 + softmax 5*100
+    q, k, v = torch.randn(1, 4, 5, 8), torch.randn(1, 2, 5, 8), torch.randn(1, 2, 5, 8)
+    p = profile(SDPA(enable_gqa=True), q, k, v)
+    assert (p.macs, p.flops) == (1_600, 3_200 + 160 + 160 + 500)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, need_weights=True):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.need_weights = need_weights
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=self.need_weights)[0]
+
+
+def test_multihead_attention_by_hand():
+    # B=2, L=5, E=16, 2 heads of 8; need_weights=True (the module's default path)
+    # in-projection 2*5*16*48 = 7,680 MACs + 480 bias adds
+    # q scaled: 160; scores 2*2*5*5*8 = 800 MACs; softmax 5 * 100 = 500;
+    # values 800 MACs; head average of the weights: 100
+    # out-projection 2*5*16*16 = 2,560 MACs + 160 bias adds
+    p = profile(SelfAttention().eval(), torch.randn(2, 5, 16))
+    macs = 7_680 + 800 + 800 + 2_560
+    assert p.macs == macs == 11_840
+    assert p.flops == 2 * macs + 480 + 160 + 500 + 100 + 160
+
+
+FAST_PATHS = {
+    "mha need_weights": lambda: SelfAttention(True),
+    "mha no weights": lambda: SelfAttention(False),
+    "encoder layer relu": lambda: nn.TransformerEncoderLayer(16, 2, 32, batch_first=True),
+    "encoder layer gelu norm_first": lambda: nn.TransformerEncoderLayer(
+        16, 2, 32, batch_first=True, activation="gelu", norm_first=True),
+}
+
+
+@pytest.mark.parametrize("name", FAST_PATHS)
+@pytest.mark.parametrize("grad_off", [torch.no_grad, torch.inference_mode])
+def test_fast_paths_count_the_same_as_the_slow_path(name, grad_off):
+    model = FAST_PATHS[name]().eval()
+    x = torch.randn(2, 5, 16)
+    with grad_off():
+        fast = trace(model, (x,))
+    assert {r.op for r in fast.records} & {"aten._native_multi_head_attention",
+                                            "aten._transformer_encoder_layer_fwd"}
+    slow = trace(model, (x,), grad=True)  # autograd on: the fast path is never taken
+    assert not {r.op for r in slow.records} & {"aten._native_multi_head_attention",
+                                                "aten._transformer_encoder_layer_fwd"}
+    assert totals(fast) == totals(slow)
+
+
+def test_handwritten_attention_is_attributed_to_its_module():
+    class Manual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = nn.Linear(8, 24, bias=False)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            w = torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, dim=-1)
+            return w @ v
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Manual()
+
+        def forward(self, x):
+            return self.block(x)
+
+    p = profile(Net(), torch.randn(1, 6, 8))
+    # qkv: 6*24*8 = 1,152 MACs in "block.qkv"; q @ k^T 6*6*8 = 288 and w @ v 288 in "block"
+    assert p.layer("block.qkv").macs == 1_152
+    own = next(r for r in p.layers if r.name == "block")
+    assert own.macs == 576
+    # elementwise in "block": scale 36 + softmax 5*36 = 216
+    assert own.flops == 2 * 576 + 36 + 180

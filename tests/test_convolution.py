@@ -1,0 +1,136 @@
+"""Convolution counts, each derived by hand from the shapes (seed 000 and 004 formulas)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pytest_flopbudget import profile
+
+
+def only_op(p, name):
+    [rec] = [r for r in p.records if r.op == name]
+    return rec
+
+
+def test_seed000_first_conv():
+    # Seed 000: Conv1d 1 -> 32, kernel 3, padding 1 on 1x1x1024 keeps length 1024.
+    # MACs = C_in * C_out * K * L = 1 * 32 * 3 * 1024 = 98,304 (the seed's "1*32*3*1024")
+    # bias: one add per output element = 32 * 1024 = 32,768
+    p = profile(nn.Conv1d(1, 32, 3, padding=1), torch.randn(1, 1, 1024))
+    assert p.macs == 98_304
+    assert p.flops == 2 * 98_304 + 32_768 == 229_376
+    assert p.layers[0].output_shapes == [(1, 32, 1024)]
+
+
+def test_seed004_resnet_variant_conv3():
+    # Seed 004: Conv3 on 29x29x16, 3x3 kernel, 16 filters, stride 1, padding 1 -> 29x29x16.
+    # Time ~ M^2 K^2 C_in C_out = 29*29 * 9 * 16 * 16 = 1,937,664 MACs
+    # params: 3*3*16*16 + 16 = 2,320 (the seed's table agrees)
+    p = profile(nn.Conv2d(16, 16, 3, 1, 1), torch.randn(1, 16, 29, 29))
+    assert p.macs == 1_937_664
+    assert p.params == 2_320
+
+
+def test_seed004_output_size_and_wrong_table_entry():
+    # Output size (W - F + 2P)/S + 1: (15 - 3 + 2)/1 + 1 = 15 for Conv8 (3x3, 32 -> 32).
+    # Its params are 3*3*32*32 + 32 = 9,248; the seed's table says 4,640, which is wrong.
+    p = profile(nn.Conv2d(32, 32, 3, 1, 1), torch.randn(1, 32, 15, 15))
+    assert p.layers[0].output_shapes == [(1, 32, 15, 15)]
+    assert p.params == 9_248
+    # MACs = 15*15 * 9 * 32 * 32 = 2,073,600
+    assert p.macs == 2_073_600
+
+
+def test_seed004_first_conv_1x5_kernel():
+    # Conv1: 57x57x1 input, 1x5 kernel, 16 filters, padding (0, 2) keeps 57x57.
+    # MACs = 57*57 * (1*5) * 1 * 16 = 259,920; params = 1*5*1*16 + 16 = 96
+    p = profile(nn.Conv2d(1, 16, (1, 5), padding=(0, 2)), torch.randn(1, 1, 57, 57))
+    assert p.macs == 259_920
+    assert p.params == 96
+
+
+def test_strided_padded_dilated_conv2d():
+    # H_out = floor((H + 2P - D*(K-1) - 1)/S) + 1 = floor((32 + 2 - 4 - 1)/2) + 1 = 15
+    # MACs = N * C_out * H_out * W_out * C_in * K*K = 2 * 8 * 15 * 15 * 3 * 9 = 97,200
+    conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, dilation=2, bias=False)
+    p = profile(conv, torch.randn(2, 3, 32, 32))
+    assert p.layers[0].output_shapes == [(2, 8, 15, 15)]
+    assert p.macs == 97_200
+    assert p.flops == 2 * 97_200  # no bias
+
+
+def test_grouped_conv_is_a_conv():
+    # groups=4: each output channel sees C_in/groups = 2 input channels.
+    # MACs = 1 * 16 * 10 * 10 * (8/4) * 9 = 28,800
+    p = profile(nn.Conv2d(8, 16, 3, padding=1, groups=4, bias=False), torch.randn(1, 8, 10, 10))
+    assert p.macs == 28_800
+    assert only_op(p, "aten.conv2d").op_class == "conv"
+
+
+def test_depthwise_conv_counts_and_class():
+    # groups = C_in = 8: one 3x3 filter per channel. MACs = 8 * 10 * 10 * 9 = 7,200
+    p = profile(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), torch.randn(1, 8, 10, 10))
+    assert p.macs == 7_200
+    assert only_op(p, "aten.conv2d").op_class == "depthwise_conv"
+
+
+def test_depthwise_with_channel_multiplier():
+    # groups = C_in = 8, C_out = 16: two 3x3 filters per input channel.
+    # MACs = 16 * 8 * 8 * 1 * 9 = 9,216 (no padding: 10 -> 8)
+    p = profile(nn.Conv2d(8, 16, 3, groups=8, bias=False), torch.randn(1, 8, 10, 10))
+    assert p.macs == 9_216
+    assert only_op(p, "aten.conv2d").op_class == "depthwise_conv"
+
+
+def test_conv3d_anisotropic_stride():
+    # 1x2x8x16x16, kernel 3, stride (1,2,2), padding 1 -> 8x8x8
+    # MACs = 4 * (8*8*8) * 2 * 27 = 110,592; bias adds 4 * 512 = 2,048
+    p = profile(nn.Conv3d(2, 4, 3, stride=(1, 2, 2), padding=1), torch.randn(1, 2, 8, 16, 16))
+    assert p.layers[0].output_shapes == [(1, 4, 8, 8, 8)]
+    assert p.macs == 110_592
+    assert p.flops == 2 * 110_592 + 2_048
+
+
+def test_transposed_conv2d_runs_kernel_over_input():
+    # 1x4x5x5 -> stride 2, padding 1, output_padding 1 -> 1x2x10x10
+    # MACs = N * C_in * H_in * W_in * C_out/groups * K*K = 1 * 4 * 25 * 2 * 9 = 1,800
+    # bias adds: 2 * 10 * 10 = 200
+    conv = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
+    p = profile(conv, torch.randn(1, 4, 5, 5))
+    assert p.layers[0].output_shapes == [(1, 2, 10, 10)]
+    assert p.macs == 1_800
+    assert p.flops == 3_600 + 200
+
+
+def test_grouped_transposed_conv1d():
+    # C_in 4, C_out 6, groups 2, K 4, L_in 7: MACs = 4 * 7 * (6/2) * 4 = 336
+    p = profile(nn.ConvTranspose1d(4, 6, 4, stride=2, groups=2, bias=False),
+                torch.randn(1, 4, 7))
+    assert p.macs == 336
+    assert only_op(p, "aten.conv_transpose1d").op_class == "conv"
+
+
+def test_unbatched_input():
+    # 3x8x8 (no batch dim), 3 -> 4, kernel 3: 6x6 out; MACs = 4 * 36 * 3 * 9 = 3,888
+    p = profile(nn.Conv2d(3, 4, 3, bias=False), torch.randn(3, 8, 8))
+    assert p.macs == 3_888
+
+
+def test_same_padding_string():
+    # padding="same" keeps 9x9; MACs = 5 * 81 * 2 * 25 = 20,250
+    p = profile(nn.Conv2d(2, 5, 5, padding="same", bias=False), torch.randn(1, 2, 9, 9))
+    assert p.macs == 20_250
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_functional_conv_counts_the_same_in_both_dispatch_paths(grad):
+    # inference sees aten.conv2d whole; with autograd on it sees aten.convolution
+    from pytest_flopbudget.tracer import trace
+
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    t = trace(conv, (torch.randn(1, 3, 6, 6),), grad=grad)
+    # 4 * 36 * 3 * 9 = 3,888 MACs; 144 bias adds
+    assert sum(r.macs for r in t.records) == 3_888
+    assert sum(r.flops for r in t.records) == 7_776 + 144

@@ -1,0 +1,141 @@
+"""RNN, LSTM and GRU: MACs and elementwise work per step, derived by hand.
+
+Per step and batch row (see ops/recurrent.py): MACs G*H*(I + R) (+ R*H with proj_size);
+elementwise LSTM 22H (+8H biases), GRU 16H (+6H), RNN 2H (+2H).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from reference_models import VibrationClassifier
+from torch import nn
+
+from pytest_flopbudget import profile
+from pytest_flopbudget.tracer import trace
+
+
+def test_single_layer_lstm():
+    # T=5, B=2, I=8, H=16: MACs = 10 rows * 4*16*(8 + 16) = 15,360
+    # elementwise = 10 rows * (22 + 8) * 16 = 4,800
+    p = profile(nn.LSTM(8, 16), torch.randn(5, 2, 8))
+    assert p.macs == 15_360
+    assert p.flops == 2 * 15_360 + 4_800
+
+
+def test_two_layer_bidirectional_lstm_batch_first():
+    # layer 0 (I=8) both directions: 2 * 10 * 4*16*(8+16) = 30,720
+    # layer 1 reads both directions (I=2H=32):  2 * 10 * 4*16*(32+16) = 61,440
+    # elementwise: 4 stages * 10 rows * 30 * 16 = 19,200
+    p = profile(nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True),
+                torch.randn(2, 5, 8))
+    assert p.macs == 92_160
+    assert p.flops == 2 * 92_160 + 19_200
+    stages = [r.label for r in p.records if r.op == "aten.lstm"]
+    assert stages == ["layer 0", "layer 0 reverse", "layer 1", "layer 1 reverse"]
+
+
+def test_lstm_with_projection():
+    # H=16, proj_size R=4: W_hh is 4H x R, plus the projection R x H per step.
+    # MACs per row = 4*16*(8 + 4) + 4*16 = 768 + 64 = 832; 10 rows -> 8,320
+    # elementwise: 10 * 30 * 16 = 4,800
+    p = profile(nn.LSTM(8, 16, proj_size=4), torch.randn(5, 2, 8))
+    assert p.macs == 8_320
+    assert p.flops == 2 * 8_320 + 4_800
+    assert p.layers[0].output_shapes == [(5, 2, 4), (1, 2, 4), (1, 2, 16)]
+
+
+def test_gru_and_rnn():
+    # GRU: 10 rows * 3*16*(8+16) = 11,520 MACs; elementwise 10 * (16 + 6) * 16 = 3,520
+    p = profile(nn.GRU(8, 16), torch.randn(5, 2, 8))
+    assert (p.macs, p.flops) == (11_520, 23_040 + 3_520)
+    # GRU without bias: 10 * 16 * 16 = 2,560 elementwise
+    p = profile(nn.GRU(8, 16, bias=False), torch.randn(5, 2, 8))
+    assert (p.macs, p.flops) == (11_520, 23_040 + 2_560)
+    # RNN tanh: 10 rows * 16*(8+16) = 3,840 MACs; elementwise 10 * (2 + 2) * 16 = 640
+    for nonlinearity in ("tanh", "relu"):
+        p = profile(nn.RNN(8, 16, nonlinearity=nonlinearity), torch.randn(5, 2, 8))
+        assert (p.macs, p.flops) == (3_840, 7_680 + 640)
+
+
+def test_unbatched_sequence():
+    # (T=6, I=4) without batch: 6 rows * 4*8*(4+8) = 2,304 MACs
+    assert profile(nn.LSTM(4, 8), torch.randn(6, 4)).macs == 2_304
+
+
+def test_cells():
+    # one step, 3 rows: LSTMCell 3 * 4*16*(8+16) = 4,608 MACs, 3 * 30 * 16 = 1,440 elementwise
+    p = profile(nn.LSTMCell(8, 16), torch.randn(3, 8))
+    assert (p.macs, p.flops) == (4_608, 9_216 + 1_440)
+    # GRUCell: 3 * 3*16*24 = 3,456 MACs; 3 * 22 * 16 = 1,056
+    p = profile(nn.GRUCell(8, 16), torch.randn(3, 8))
+    assert (p.macs, p.flops) == (3_456, 6_912 + 1_056)
+
+
+def test_seed000_bilstm_alone():
+    # 2 directions x 128 steps x 4 x 128 x (128 + 128) = 33,554,432 MACs
+    p = profile(VibrationClassifier().eval(), torch.randn(1, 1, 1024))
+    assert p.layer("lstm").macs == 2 * 128 * 4 * 128 * (128 + 128) == 33_554_432
+    assert p.layer("lstm").input_shapes == [(1, 128, 128)]
+
+
+def test_recurrent_weights_are_step_reads():
+    # the recurrent weights W_hh (64 x 16) and b_hh (64) are re-read every step (roofline)
+    p = profile(nn.LSTM(8, 16), torch.randn(5, 2, 8))
+    [stage] = [r for r in p.records if r.op == "aten.lstm"]
+    assert stage.steps == 5
+    assert stage.step_read.bytes() == 4 * (64 * 16 + 64)
+
+
+def totals(t):
+    return sum(r.macs for r in t.records), sum(r.flops for r in t.records)
+
+
+CASES = {
+    "lstm 2-layer bidirectional": (nn.LSTM(8, 16, 2, bidirectional=True), (5, 2, 8)),
+    "lstm proj": (nn.LSTM(8, 16, proj_size=4), (5, 2, 8)),
+    "gru batch_first": (nn.GRU(8, 16, 2, batch_first=True, bidirectional=True), (2, 5, 8)),
+    "gru no bias": (nn.GRU(8, 16, bias=False), (5, 2, 8)),
+    "rnn relu": (nn.RNN(8, 16, nonlinearity="relu"), (5, 2, 8)),
+    "lstm cell": (nn.LSTMCell(8, 16), (3, 8)),
+    "gru cell": (nn.GRUCell(8, 16), (3, 8)),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fused_kernels_count_the_same_as_the_math(name):
+    # Inference sees the whole op (aten.lstm) or oneDNN's fused layer (mkldnn_rnn_layer on
+    # CPU); with autograd on, GRU and RNN unroll into addmm/sigmoid/tanh per step. The
+    # canonical formulas follow ATen's cell math, so every path counts the same.
+    model, shape = CASES[name]
+    x = torch.randn(*shape)
+    fused, math_path = trace(model, (x,)), trace(model, (x,), grad=True)
+    assert totals(fused) == totals(math_path)
+    assert dict(fused.unsupported) == dict(math_path.unsupported) == {}
+
+
+def test_meta_device_lstm_counts_the_same():
+    # on the meta device there is no oneDNN kernel; the count does not change
+    with torch.device("meta"):
+        meta = nn.LSTM(8, 16, 2, bidirectional=True)
+    real = nn.LSTM(8, 16, 2, bidirectional=True)
+    x = torch.randn(5, 2, 8)
+    assert profile(meta, x).flops == profile(real, x).flops
+
+
+def test_packed_sequence_counts_the_real_rows():
+    # lengths 5, 3, 2: 10 rows in total (not 3 * 5 = 15); MACs = 10 * 4*16*(8+16) = 15,360
+    lstm = nn.LSTM(8, 16)
+
+    class Packed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x):
+            packed = nn.utils.rnn.pack_padded_sequence(x, [5, 3, 2])
+            out, _ = self.lstm(packed)
+            return out.data
+
+    p = profile(Packed(), torch.randn(5, 3, 8))
+    assert p.layer("lstm").macs == 15_360
