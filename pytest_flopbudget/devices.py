@@ -88,6 +88,9 @@ class Device:
         else:
             table = {default: _positive(peaks, f"{where}: peak_flops")}
         object.__setattr__(self, "peak_flops", table)
+        if default not in table:
+            raise DeviceError(f"{where}: default_dtype {default!r} has no peak_flops entry "
+                              f"(peaks given for {', '.join(table)})")
         object.__setattr__(self, "bandwidth", _positive(self.bandwidth, f"{where}: bandwidth"))
         for cls, factor in self.efficiency.items():
             if cls not in OP_CLASSES:
@@ -96,12 +99,12 @@ class Device:
             value = _positive(factor, f"{where}: efficiency.{cls}")
             if value > 1:
                 raise DeviceError(f"{where}: efficiency.{cls} = {value} is above 1")
-        if self.overhead < 0 or not math.isfinite(self.overhead):
-            raise DeviceError(f"{where}: overhead must be >= 0 seconds, got {self.overhead}")
-        if self.onchip_bytes < 0:
-            raise DeviceError(f"{where}: onchip_bytes must be >= 0, got {self.onchip_bytes}")
+        object.__setattr__(self, "overhead", _non_negative(self.overhead, f"{where}: overhead"))
+        object.__setattr__(self, "onchip_bytes",
+                           _byte_count(self.onchip_bytes, f"{where}: onchip_bytes", zero=True))
         if self.memory_bytes is not None:
-            _positive(self.memory_bytes, f"{where}: memory_bytes")
+            object.__setattr__(self, "memory_bytes",
+                               _byte_count(self.memory_bytes, f"{where}: memory_bytes"))
 
     def peak(self, dtype: str | None = None) -> float:
         """Peak FLOP/s at ``dtype`` (default: the device's ``default_dtype``)."""
@@ -143,6 +146,24 @@ def _positive(value: Any, what: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise DeviceError(f"{what} must be positive, got {value!r}")
     return float(value)
+
+
+def _non_negative(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DeviceError(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise DeviceError(f"{what} must be >= 0, got {value!r}")
+    return float(value)
+
+
+def _byte_count(value: Any, what: str, zero: bool = False) -> int:
+    """A whole number of bytes (``8e9`` is accepted when it is whole)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DeviceError(f"{what} must be a number of bytes, got {value!r}")
+    if not math.isfinite(value) or value != int(value) or value < (0 if zero else 1):
+        raise DeviceError(f"{what} must be a whole number of bytes "
+                          f"{'>= 0' if zero else '> 0'}, got {value!r}")
+    return int(value)
 
 
 def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
@@ -208,11 +229,23 @@ class Catalog:
             raise DeviceError(f"{self._origin[name]}: base must be a device name")
         merged = self._resolve(base, (*chain, name))
         merged.pop("description", None)
+        sources = dict(merged.get("sources", {}))
+        own_sources = table.get("sources", {})
         for key, value in table.items():
+            if key == "sources":
+                continue
+            figures = [f"{key}.{k}" for k in value] if isinstance(value, Mapping) else [key]
+            if key == "peak_flops" and not isinstance(value, Mapping):
+                figures.append("peak_flops")
+            for figure in figures:
+                # an overridden figure must not keep the base's source for another number
+                if figure not in own_sources:
+                    sources[figure] = f"set in {self._origin[name]} (no source given)"
             if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
+        merged["sources"] = {**sources, **own_sources}
         return merged
 
     def _unknown(self, name: str, referrer: str | None) -> str:
@@ -241,7 +274,7 @@ class Catalog:
                 default_dtype=table.get("default_dtype", "fp32"),
                 efficiency=dict(table.get("efficiency", {})),
                 overhead=table.get("overhead", 0.0),
-                onchip_bytes=int(table.get("onchip_bytes", 0)),
+                onchip_bytes=table.get("onchip_bytes", 0),
                 memory_bytes=table.get("memory_bytes"),
                 description=table.get("description", ""),
                 sources=dict(table.get("sources", {})),
