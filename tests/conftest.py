@@ -1,1 +1,43 @@
-"""Shared test setup: the reference models are importable as ``reference_models``."""
+"""Shared test setup.
+
+``reference_models`` is importable from every test (this directory is on sys.path).
+
+In-process ``pytester`` runs restore ``sys.modules`` afterwards, and torch imports parts of
+itself lazily the first time a fake-tensor trace runs (some of which register operator
+libraries that cannot be registered twice). Tracing once here, before any ``pytester`` run,
+loads them for the whole session.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _warm_up() -> None:
+    from pytest_flopbudget import profile
+    from pytest_flopbudget.tracer import trace
+
+    class Warm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(1, 4, 3, padding=1)
+            self.lstm = nn.LSTM(4, 4, batch_first=True)
+            self.attn = nn.TransformerEncoderLayer(4, 1, 8, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h, _ = self.lstm(self.conv(x).transpose(1, 2))
+            return self.attn(h)
+
+    class NeedsData(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[x > 0]
+
+    model = Warm().eval()
+    x = torch.randn(1, 1, 8)
+    profile(model, x).latency("npu")
+    trace(model, (x,), grad=True)
+    profile(NeedsData(), torch.randn(4))
+
+
+_warm_up()

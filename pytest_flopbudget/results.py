@@ -1,0 +1,151 @@
+"""What a budgeted test measured, as plain data.
+
+A :class:`Measurement` is one profiled model priced on the test's device; a
+:class:`TestRecord` is one test with its budget, measurements and verdict. Both turn into plain
+dicts (exact integers, floats for seconds), which is what xdist workers send to the
+controller, what the JSON report holds, and what baselines compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .budget import Budget, Violation, check, usage
+from .devices import Device
+from .profile import ModelProfile
+from .roofline import Latency
+
+
+def layer_rows(prof: ModelProfile, lat: Latency) -> list[dict[str, Any]]:
+    """Per-layer rows (own work) with their roofline figures, in execution order."""
+    rows = []
+    for row, timing in zip(prof.layers, lat.layers, strict=True):
+        rows.append({
+            "name": row.name,
+            "kind": row.kind,
+            "calls": row.calls,
+            "input_shapes": [list(s) for s in row.input_shapes],
+            "output_shapes": [list(s) for s in row.output_shapes],
+            "flops": row.flops,
+            "macs": row.macs,
+            "params": row.params,
+            "bytes_read": row.bytes_read,
+            "bytes_written": row.bytes_written,
+            "bytes": row.bytes,
+            "intensity": timing.intensity,
+            "bound": timing.bound,
+            "seconds": timing.seconds,
+            "share": timing.share,
+            "unsupported": dict(row.unsupported),
+        })
+    return rows
+
+
+@dataclass
+class Measurement:
+    """One model profiled in a test and priced on its device at its dtype."""
+
+    name: str
+    device: str
+    dtype: str
+    traced: str
+    fallback_reason: str
+    values: dict[str, float]  # metric -> value in base units (FLOPs, bytes, seconds)
+    unsupported: dict[str, int]
+    layers: list[dict[str, Any]]
+    violations: list[Violation] = field(default_factory=list)
+    usage: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, prof: ModelProfile, device: Device, budget: Budget) -> Measurement:
+        lat = prof.latency(device)
+        priced = prof.at_dtype(lat.dtype)
+        values: dict[str, float] = {
+            "flops": priced.flops,
+            "macs": priced.macs,
+            "params": priced.params,
+            "weight": priced.weight_bytes,
+            "access": priced.bytes,
+            "activation": priced.peak_activation_bytes,
+            "latency": lat.seconds,
+        }
+        return cls(
+            name=name,
+            device=device.name,
+            dtype=lat.dtype,
+            traced=prof.traced,
+            fallback_reason=prof.fallback_reason,
+            values=values,
+            unsupported=dict(prof.unsupported),
+            layers=layer_rows(priced, lat),
+            violations=check(values, budget.limits),
+            usage=usage(values, budget.limits),
+        )
+
+    @property
+    def intensity(self) -> float:
+        """FLOP per byte of traffic."""
+        return self.values["flops"] / self.values["access"] if self.values["access"] else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "device": self.device,
+            "dtype": self.dtype,
+            "traced": self.traced,
+            "fallback_reason": self.fallback_reason,
+            "flops": int(self.values["flops"]),
+            "macs": int(self.values["macs"]),
+            "params": int(self.values["params"]),
+            "weight_bytes": int(self.values["weight"]),
+            "access_bytes": int(self.values["access"]),
+            "peak_activation_bytes": int(self.values["activation"]),
+            "latency_s": self.values["latency"],
+            "intensity": self.intensity,
+            "unsupported": dict(self.unsupported),
+            "violations": [v.to_dict() for v in self.violations],
+            "usage": dict(self.usage),
+            "layers": self.layers,
+            **self.extra,
+        }
+
+
+def values_of(measurement: dict[str, Any]) -> dict[str, float]:
+    """``{metric: value}`` of a measurement dict (the inverse of ``Measurement.to_dict``)."""
+    return {
+        "flops": measurement["flops"],
+        "macs": measurement["macs"],
+        "params": measurement["params"],
+        "weight": measurement["weight_bytes"],
+        "access": measurement["access_bytes"],
+        "activation": measurement["peak_activation_bytes"],
+        "latency": measurement["latency_s"],
+    }
+
+
+@dataclass
+class TestRecord:
+    """One budgeted test: its budget, what it measured and the verdict."""
+
+    nodeid: str
+    budget: Budget | None
+    measurements: list[Measurement] = field(default_factory=list)
+    outcome: str = "passed"  # passed, failed (over budget or the test failed), error
+    error: str = ""  # a budget/config/trace error message, or why the test failed
+    extra: dict[str, Any] = field(default_factory=dict)  # figures added by features
+
+    @property
+    def violations(self) -> list[tuple[Measurement, Violation]]:
+        return [(m, v) for m in self.measurements for v in m.violations]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "error": self.error,
+            "budget": self.budget.to_dict() if self.budget else None,
+            "measurements": [m.to_dict() for m in self.measurements],
+            **self.extra,
+        }

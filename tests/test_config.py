@@ -1,0 +1,33 @@
+"""[tool.flopbudget] parsing outside pytest (the plugin tests cover it inside)."""
+
+from __future__ import annotations
+
+from pytest_flopbudget.config import load
+
+
+def test_invalid_toml_is_kept_as_an_error_not_raised(tmp_path):
+    # (inside a pytest session pytest itself rejects such a pyproject.toml first)
+    (tmp_path / "pyproject.toml").write_text("[tool.flopbudget]\nmax_mflops = [\n")
+    config = load(tmp_path)
+    assert config.error is not None
+    assert config.error.startswith("pyproject.toml is not valid TOML:")
+
+
+def test_layers_for_a_test_most_general_first(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.flopbudget]\nmax_mflops = 10\ndevice = "npu"\n'
+        '[tool.flopbudget.tests."*::test_big"]\nmax_mflops = 99\n'
+    )
+    config = load(tmp_path)
+    assert config.error is None
+    assert config.layers_for("tests/test_a.py::test_small") == [
+        ("pyproject.toml [tool.flopbudget]", {"max_mflops": 10.0, "device": "npu"}),
+    ]
+    assert config.layers_for("tests/test_a.py::test_big")[-1] == (
+        'pyproject.toml [tool.flopbudget.tests]."*::test_big"', {"max_mflops": 99.0})
+
+
+def test_no_pyproject_means_defaults(tmp_path):
+    config = load(tmp_path)
+    assert (config.error, config.defaults, config.hotspots) == (None, {}, 5)
+    assert config.catalog.get("cpu").name == "cpu"

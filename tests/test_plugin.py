@@ -1,0 +1,407 @@
+"""The pytest plugin end to end, through pytest's own ``pytester``.
+
+Exact figures used below: ``nn.Linear(1000, 1000)`` on one row does 1,000,000 MACs and
+2,000,000 + 1,000 (bias) = 2,001,000 FLOPs and holds 1,001,000 parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+
+CONFTEST = f"""
+import sys
+sys.path.insert(0, {str(TESTS_DIR)!r})
+"""
+
+LINEAR = """
+import pytest, torch
+from torch import nn
+
+def big():
+    return nn.Linear(1000, 1000)
+
+def x():
+    return torch.randn(1, 1000)
+"""
+
+
+def glob_escape(pattern: str) -> str:
+    """fnmatch reads [...] as a character class; match brackets literally."""
+    return pattern.replace("[", "[[]")
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makeconftest(CONFTEST)
+    return pytester
+
+
+def test_within_budget_passes(project):
+    project.makepyfile(LINEAR + """
+@pytest.mark.flop_budget(max_mflops=2.5, max_params=1_100_000)
+def test_ok(flop_budget):
+    prof = flop_budget(big(), x())
+    assert prof.flops == 2_001_000
+""")
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "flop budget" not in result.stdout.str()
+
+
+def test_over_budget_fails_with_measured_limit_and_overshoot(project):
+    project.makepyfile(LINEAR + """
+@pytest.mark.flop_budget(max_mflops=1, max_mmacs=2)
+def test_big(flop_budget):
+    flop_budget(big(), x())
+""")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    # 2.001 MFLOPs against 1: +100%; the MAC limit (1 MMACs <= 2) holds
+    result.stdout.fnmatch_lines([
+        "*flop budget exceeded: Linear on cpu (fp32), traced on fake tensors",
+        "*max_mflops: 2 MFLOPs > 1 MFLOPs (+100%)",
+    ])
+    assert "max_mmacs:" not in result.stdout.str()
+
+
+def test_hotspots_for_the_seed_classifier_on_npu_name_the_lstm_first(project):
+    project.makepyfile("""
+import pytest, torch
+from reference_models import VibrationClassifier
+
+@pytest.mark.flop_budget(max_latency_ms=5, device="npu")
+def test_vibration(flop_budget):
+    flop_budget(VibrationClassifier().eval(), torch.randn(1, 1, 1024))
+""")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    section = out[out.index("= flop budget ="):]
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if "top 5 layers by predicted time" in line)
+    header, first = lines[start + 1].split(), lines[start + 2].split()
+    assert header == ["layer", "type", "output", "time", "ms", "share", "FLOP/B", "bound"]
+    # the Bi-LSTM tops the list and is memory-bound, as on the seed's NPU
+    assert first[:3] == ["lstm", "LSTM", "1x128x256"]
+    assert first[-1] == "memory"
+    assert float(first[4].rstrip("%")) > 90
+    assert len([line for line in lines[start + 2:start + 8] if line.startswith("    ")]) == 5
+
+
+def test_hotspot_count_option(project):
+    project.makepyfile("""
+import pytest, torch
+from reference_models import VibrationClassifier
+
+@pytest.mark.flop_budget(max_mflops=1)
+def test_vibration(flop_budget):
+    flop_budget(VibrationClassifier().eval(), torch.randn(1, 1, 1024))
+""")
+    result = project.runpytest("--flop-hotspots=2")
+    result.stdout.fnmatch_lines(["*top 2 layers by FLOPs:", "*layer*type*output*MFLOPs*",
+                                 "*lstm*LSTM*", "*attention.proj*Linear*", ""])
+
+
+@pytest.mark.parametrize("marker,message", [
+    ("max_mflop=5", "unknown argument 'max_mflop' (did you mean 'max_mflops'?)"),
+    ("max_mflops=-5", "max_mflops must be a positive number, got -5"),
+    ("max_params='many'", "max_params must be a number, got 'many'"),
+    ("device='npu2'", "unknown device 'npu2'. Did you mean 'npu'*Known devices: *cpu*"),
+    ("dtype='int4'", "unknown dtype 'int4'; expected one of 'fp32', 'fp16', 'bf16', 'int8'"),
+    ("5", "takes keyword arguments only, got positional (5,)"),
+])
+def test_bad_marker_arguments_are_one_clear_error(project, marker, message):
+    project.makepyfile(LINEAR + f"""
+@pytest.mark.flop_budget({marker})
+def test_bad(flop_budget):
+    flop_budget(big(), x())
+
+def test_other():
+    pass
+""")
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([f"*@flop_budget on test_bad_marker_arguments_are_one_clear_error"
+                                 f".py::test_bad*{message}*"])
+    assert "Traceback" not in out and "raise " not in out
+
+
+@pytest.mark.parametrize("section,message", [
+    ("max_mflop = 5", "pyproject.toml [tool.flopbudget]: unknown key 'max_mflop' (did you "
+                      "mean 'max_mflops'?)"),
+    ("device = 'gpu9'", "pyproject.toml [tool.flopbudget]: device: unknown device 'gpu9'"),
+    ("hotspots = 0", "hotspots must be a positive integer, got 0"),
+    ("[tool.flopbudget.devices.edge]\nbase = 'npu'\nbandwith = 1e9",
+     "[tool.flopbudget.devices].edge: unknown key 'bandwith' (did you mean 'bandwidth'?)"),
+    ("[tool.flopbudget.devices.edge]\npeak_flops = 1e12",
+     "*.edge: missing required figure 'bandwidth'"),
+    ("[tool.flopbudget.devices.edge]\npeak_flops = 1e12\nbandwidth = -1",
+     "*.edge: bandwidth must be positive, got -1"),
+    ("[tool.flopbudget.tests.'*::test_bad']\nmax_gmacs = 'x'",
+     "*tests*test_bad*: max_gmacs must be a number, got 'x'"),
+])
+def test_a_broken_config_errors_budget_tests_only(project, section, message):
+    if not section.startswith("["):
+        section = "[tool.flopbudget]\n" + section
+    project.makefile(".toml", pyproject=section)
+    project.makepyfile(LINEAR + """
+@pytest.mark.flop_budget(max_mflops=5)
+def test_bad(flop_budget):
+    flop_budget(big(), x())
+
+def test_plain():
+    pass
+""")
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([f"*{glob_escape(message)}*"])
+    assert "Traceback" not in result.stdout.str()
+    assert result.stdout.str().count("= flop budget =") == 1
+
+
+def test_config_defaults_marker_overrides_and_per_test_tables(project):
+    project.makefile(".toml", pyproject="""
+[tool.flopbudget]
+max_mflops = 1
+device = "npu"
+
+[tool.flopbudget.tests."*::test_allowed"]
+max_mflops = 3
+
+[tool.flopbudget.devices.slow-npu]
+base = "npu"
+bandwidth = 1e6
+""")
+    project.makepyfile(LINEAR + """
+def test_default(flop_budget):         # config default: 1 MFLOPs, on npu
+    flop_budget(big(), x())
+
+def test_allowed(flop_budget):         # per-test table: 3 MFLOPs
+    flop_budget(big(), x())
+
+@pytest.mark.flop_budget(max_mflops=4, device="slow-npu", max_latency_ms=1100)
+def test_marker_wins(flop_budget):     # marker: 4 MFLOPs, a device declared in config
+    prof = flop_budget(big(), x())
+    assert prof.dtype == "int8"        # inherited default_dtype of npu
+""")
+    result = project.runpytest("--flop-report")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_default*Linear on npu (int8)*",
+                                 "*max_mflops: 2 MFLOPs > 1 MFLOPs (+100%)"])
+    # on slow-npu (1 MB/s) the int8 traffic of 1,003,000 bytes takes 1.003 s, plus npu's
+    # 10 us per operator: 1003.0100 ms, 91% of 1100 ms
+    result.stdout.fnmatch_lines(["*test_marker_wins*Linear*slow-npu int8*1003.0100*"
+                                 "MFLOPs 50%, ms 91%*passed"])
+
+
+def test_flop_device_overrides_every_test(project):
+    project.makepyfile(LINEAR + """
+@pytest.mark.flop_budget(device="npu")
+def test_a(flop_budget):
+    assert flop_budget.device.name == "nvidia-t4"
+    flop_budget(big(), x())
+""")
+    project.runpytest("--flop-device=nvidia-t4").assert_outcomes(passed=1)
+    result = project.runpytest("--flop-device=nvidia-t5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--flop-device: unknown device 'nvidia-t5'*Known devices*"])
+
+
+def test_marker_without_measurement_fails(project):
+    project.makepyfile("""
+import pytest
+
+@pytest.mark.flop_budget(max_mflops=5)
+def test_forgot(flop_budget):
+    pass
+""")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*has a @flop_budget marker but measured nothing*"])
+
+
+def test_a_model_that_raises_fails_only_its_test_with_its_own_error(project):
+    project.makepyfile(LINEAR + """
+class Broken(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (my bug)")
+
+@pytest.mark.flop_budget(max_mflops=5)
+def test_broken(flop_budget):
+    flop_budget(Broken(), x())
+
+@pytest.mark.flop_budget(max_mflops=5)
+def test_fine(flop_budget):
+    flop_budget(big(), x())
+""")
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: mat1 and mat2 shapes cannot be multiplied "
+                                 "(my bug)"])
+
+
+def test_unsupported_ops_are_listed_under_the_test(project):
+    project.makepyfile("""
+import pytest, torch
+from torch import nn
+
+class Spectral(nn.Module):
+    def forward(self, x):
+        return torch.fft.rfft(x).abs()
+
+def test_fft(flop_budget):
+    flop_budget(Spectral(), torch.randn(2, 8))
+""")
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*operators without a formula (their FLOPs are not counted):",
+        "test_unsupported_ops_are_listed_under_the_test.py::test_fft: Spectral",
+        "*unsupported ops (FLOPs not counted, traffic counted): aten._fft_r2c x1",
+    ])
+
+
+def test_real_forward_fallback_is_reported(project):
+    project.makepyfile(LINEAR + """
+class Gate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = big()
+    def forward(self, x):
+        return self.fc(x) if x.sum().item() > -1e9 else x
+
+@pytest.mark.flop_budget(max_mflops=1)
+def test_gate(flop_budget):
+    assert flop_budget(Gate(), x()).traced == "real"
+""")
+    result = project.runpytest()
+    result.stdout.fnmatch_lines(["*Gate on cpu (fp32), traced on one real forward (the forward "
+                                 "reads tensor values*"])
+
+
+def test_report_table_lists_every_profiled_test(project):
+    project.makepyfile(LINEAR + """
+@pytest.mark.flop_budget(max_mflops=4, max_latency_ms=100)
+def test_linear(flop_budget):
+    flop_budget(big(), x())
+
+def test_unbudgeted(flop_budget):
+    flop_budget(nn.Linear(10, 10), torch.randn(1, 10))
+
+def test_plain():
+    pass
+""")
+    result = project.runpytest("--flop-report")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*= flop budget report =*",
+        "*test*model*MFLOPs*MMACs*params*access MB*FLOP/B*device*pred ms*budget used*verdict",
+        # 2.001 MFLOPs, 1 MMACs, 1,001,000 params; 50% of 4 MFLOPs
+        "*::test_linear*Linear*2.00*1.00*1,001,000*cpu fp32*MFLOPs 50%, ms *%*passed",
+        "*::test_unbudgeted*Linear*0.00*0.00*110*cpu fp32*-*passed",
+    ])
+    assert "test_plain" not in result.stdout.str().split("flop budget report")[1]
+
+
+def test_json_report(project, tmp_path):
+    out = tmp_path / "reports" / "flop.json"
+    project.makepyfile(LINEAR + """
+@pytest.mark.flop_budget(max_mflops=1, device="npu", dtype="int8")
+def test_over(flop_budget):
+    flop_budget(big(), x())
+
+@pytest.mark.flop_budget(max_mflops=3)
+def test_under(flop_budget):
+    flop_budget(big(), x())
+
+def test_plain():
+    pass
+""")
+    result = project.runpytest(f"--flop-json={out}")
+    result.assert_outcomes(passed=2, failed=1)
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "pytest-flopbudget/1"
+    assert doc["summary"] == {"tests": 2, "profiles": 2, "over_budget": 1, "failed": 1,
+                              "errors": 0}
+    over, under = doc["tests"]
+    assert over["nodeid"].endswith("::test_over") and over["outcome"] == "failed"
+    assert over["budget"] == {"limits": {"max_mflops": 1.0}, "device": "npu",
+                              "dtype": "int8", "options": {}}
+    [m] = over["measurements"]
+    assert (m["flops"], m["macs"], m["params"]) == (2_001_000, 1_000_000, 1_001_000)
+    # int8 traffic: reads x (1,000) + W (1,000,000) + b (1,000), writes 1,000 bytes
+    assert m["access_bytes"] == 1_003_000
+    assert m["weight_bytes"] == 1_001_000
+    assert m["violations"][0]["text"] == "2 MFLOPs > 1 MFLOPs (+100%)"
+    assert [row["name"] for row in m["layers"]] == [""]
+    assert under["outcome"] == "passed"
+    assert [p.name for p in out.parent.iterdir()] == ["flop.json"]  # no temp file left
+
+
+def test_strict_markers_and_alias_import(project):
+    project.makepyfile(LINEAR + """
+from pytest_flopbudget import flop_budget
+
+@flop_budget(max_gmacs=0.35, device="rk3588-npu", dtype="int8")
+def test_backbone(flop_budget):
+    flop_budget(big(), x())
+""")
+    project.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_markers_are_documented(project):
+    result = project.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.flop_budget(max_mflops=..., max_gflops=...*"
+                                 "device=..., dtype=...*): fail the test when*"])
+
+
+def test_tests_without_budgets_record_nothing(project, tmp_path):
+    out = tmp_path / "flop.json"
+    project.makepyfile("def test_a():\n    pass\n")
+    result = project.runpytest(f"--flop-json={out}", "--flop-report")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*no test profiled a model (use the flop_budget fixture)"])
+    assert json.loads(out.read_text())["tests"] == []
+
+
+XDIST_TESTS = LINEAR + """
+from reference_models import VibrationClassifier
+
+@pytest.mark.flop_budget(max_latency_ms=5, device="npu")
+def test_vibration(flop_budget):
+    flop_budget(VibrationClassifier().eval(), torch.randn(1, 1, 1024))
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+@pytest.mark.flop_budget(max_mflops=3)
+def test_linear(flop_budget, n):
+    flop_budget(nn.Linear(1000, 1000 * n // 2 or 1), x())
+
+@pytest.mark.flop_budget(max_mflop=3)
+def test_typo(flop_budget):
+    pass
+"""
+
+
+def test_xdist_gives_the_same_summary_and_json_as_a_serial_run(project, tmp_path):
+    pytest.importorskip("xdist")
+    project.makepyfile(XDIST_TESTS)
+    serial = project.runpytest("-p", "no:randomly", f"--flop-json={tmp_path / 's.json'}",
+                               "--flop-report")
+    parallel = project.runpytest("-n", "2", f"--flop-json={tmp_path / 'p.json'}",
+                                 "--flop-report")
+    for result in (serial, parallel):
+        result.assert_outcomes(passed=2, failed=3, errors=1)
+
+    def section(result):
+        out = result.stdout.str()
+        return out[out.index("= flop budget ="):out.index("short test summary")]
+
+    assert section(serial) == section(parallel)
+    assert "lstm" in section(parallel)
+    assert (tmp_path / "s.json").read_text() == (tmp_path / "p.json").read_text()
