@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
 
+from . import scaling
+from .scaling import Scaling
 from .budget import Budget
 from .devices import Device
 from .profile import ModelProfile, profile
@@ -36,6 +39,13 @@ class FlopBudget:
         self.add(prof)
         return prof
 
+    def scaling(self, model: nn.Module, make_inputs: Callable[[int], Any],
+                sizes: Sequence[int], **kwargs: Any) -> Scaling:
+        """Profile ``model`` on ``make_inputs(n)`` for every ``n`` in ``sizes`` and fit how
+        each metric grows (``value ~ n^order``); the marker's ``max_order`` bounds the orders.
+        The largest size is recorded as the test's measurement."""
+        return scaling.run(self, model, make_inputs, sizes, **kwargs)
+
     def add(self, prof: ModelProfile, name: str | None = None, **extra: Any) -> Measurement:
         """Record an already computed profile (extra figures go into the report as given)."""
         name = name or prof.model
@@ -46,6 +56,8 @@ class FlopBudget:
                 n += 1
             name = f"{name}#{n}"
         measurement = Measurement.of(name, prof, self.device, self.budget)
+        if prof.train:
+            measurement.extra["phases"] = prof.phase_totals()
         measurement.extra.update(extra)
         self.record.measurements.append(measurement)
         self.profiles.append(prof)

@@ -7,7 +7,7 @@ parameter layout. Totals and layer rows are sums over those operators; nothing i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -182,6 +182,7 @@ class ModelProfile:
     traced: str
     fallback_reason: str = ""
     dtype: str | None = None
+    train: bool = False
 
     # -- totals --------------------------------------------------------------------------
     @cached_property
@@ -306,6 +307,21 @@ class ModelProfile:
             ops=ops,
         )
 
+    # -- training phases -----------------------------------------------------------------
+    @property
+    def phases(self) -> list[str]:
+        """Phases present, in order: ``["forward"]``, or forward, backward (and optimizer)
+        for a training step."""
+        present = {r.phase for r in self.records}
+        return [p for p in ("forward", "backward", "optimizer") if p in present] or ["forward"]
+
+    def phase(self, name: str) -> ModelProfile:
+        """The same profile restricted to one phase (``"forward"``, ``"backward"``,
+        ``"optimizer"``); totals and layer rows count that phase only."""
+        if name not in ("forward", "backward", "optimizer"):
+            raise ValueError(f"phase must be 'forward', 'backward' or 'optimizer', got {name!r}")
+        return replace(self, records=tuple(r for r in self.records if r.phase == name))
+
     # -- re-pricing and roofline ----------------------------------------------------------
     def at_dtype(self, dtype: str | None) -> ModelProfile:
         """The same profile with bytes priced at another deployment precision."""
@@ -336,7 +352,13 @@ class ModelProfile:
             "peak_activation_bytes": self.peak_activation_bytes,
             "unsupported": self.unsupported,
             "layers": [row.to_dict() for row in self.layers],
+            **({"phases": self.phase_totals()} if self.train else {}),
         }
+
+    def phase_totals(self) -> dict[str, dict[str, int]]:
+        """``{phase: {"flops", "macs", "bytes"}}`` of a training step."""
+        return {name: {"flops": ph.flops, "macs": ph.macs, "bytes": ph.bytes}
+                for name in self.phases for ph in (self.phase(name),)}
 
     def __str__(self) -> str:
         from .report import profile_table
@@ -344,24 +366,33 @@ class ModelProfile:
         return profile_table(self)
 
 
-RESERVED = ("dtype", "trace", "forward_kwargs")
+RESERVED = ("dtype", "trace", "train", "optimizer", "loss", "forward_kwargs")
 
 
 def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str = "auto",
+            train: bool = False, optimizer: Any = None,
+            loss: Callable[[Any], Any] | None = None,
             forward_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> ModelProfile:
     """Count the cost of ``model(*inputs, **kwargs)`` without running its arithmetic.
 
     ``dtype`` prices memory traffic at a deployment precision (``"fp32"``, ``"fp16"``,
     ``"bf16"``, ``"int8"``; default: each tensor's own dtype). ``trace`` is ``"auto"`` (fake
     tensors, one real forward only if the model needs real values), ``"fake"`` or ``"real"``.
-    Keyword arguments go to ``forward``; use ``forward_kwargs`` for one named like an option.
-    The model is left exactly as it was.
+    ``train=True`` counts a training step: the forward with autograd on, the backward of
+    ``loss(output)`` (default: a gradient of ones on every output) and, with ``optimizer``, its
+    step; ``p.phase("backward")`` etc. split it. Module modes (``.train()``/``.eval()``) are
+    used as they are. Keyword arguments go to ``forward``; use ``forward_kwargs`` for one
+    named like an option. The model is left exactly as it was.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"profile() needs a torch.nn.Module, got {type(model).__name__}")
+    if (optimizer is not None or loss is not None) and not train:
+        raise ValueError("optimizer= and loss= describe a training step: pass train=True")
     deploy = parse_dtype(dtype)
     layout = ParamLayout.of(model)
-    result = tracer.trace(model, inputs, {**kwargs, **(forward_kwargs or {})}, trace)
+    step = tracer.TrainStep(loss, optimizer) if train else None
+    result = tracer.trace(model, inputs, {**kwargs, **(forward_kwargs or {})}, trace,
+                          step=step)
     return ModelProfile(
         model=type(model).__name__,
         records=tuple(result.records),
@@ -372,6 +403,7 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
         traced=result.mode,
         fallback_reason=result.fallback_reason,
         dtype=deploy,
+        train=train,
     )
 
 

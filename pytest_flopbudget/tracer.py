@@ -211,6 +211,27 @@ class CountingMode(TorchDispatchMode):
         self.unsupported: Counter[str] = Counter()
         self.activations = _Activations()
         self.phase = "forward"
+        self.suppress = False
+        # autograd node -> module path whose forward created it (for backward attribution)
+        self.node_modules: dict[Any, str] = {}
+
+    def claim(self, outputs: Any, path: str) -> None:
+        """Attribute the autograd nodes behind ``outputs`` not yet claimed by an inner module
+        to ``path`` (forward hooks fire innermost first)."""
+        leaves, _ = tree_flatten(outputs)
+        todo = [t.grad_fn for t in leaves if isinstance(t, torch.Tensor) and t.grad_fn]
+        while todo:
+            node = todo.pop()
+            if node is None or node in self.node_modules:
+                continue
+            self.node_modules[node] = path
+            todo.extend(fn for fn, _ in node.next_functions if fn is not None)
+
+    def _module(self) -> str:
+        if self.phase == "backward":
+            node = torch._C._current_autograd_node()
+            return self.node_modules.get(node, ROOT) if node is not None else ROOT
+        return self.stack[-1]
 
     # -- argument conversion -------------------------------------------------------------
     def _convert_args(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -236,7 +257,7 @@ class CountingMode(TorchDispatchMode):
             with _disable_current_modes():
                 return func(*args, **kwargs)
         args, kwargs = self._convert_args(func, args, kwargs)
-        if is_free(packet):
+        if self.suppress or is_free(packet):
             return func(*args, **kwargs)
         formula = lookup(packet)
         if formula is None:
@@ -253,7 +274,7 @@ class CountingMode(TorchDispatchMode):
 
     def _record(self, func: Any, formula: Any, args: tuple, kwargs: dict, out: Any) -> None:
         name = str(func._overloadpacket)
-        module = self.stack[-1]
+        module = self._module()
         inputs = _unique_tensors((args, kwargs))
         outputs = _unique_tensors(out)
         default_read = Access.of(TensorMeta.of(t) for t in inputs)
@@ -311,6 +332,8 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
             return
         if len(mode.stack) > 1 and mode.stack[-1] == path:
             mode.stack.pop()
+        if torch.is_grad_enabled():
+            mode.claim(output, path)
         call = calls[path]
         if call.calls == 1 and not call.output_shapes:
             call.output_shapes = _shapes(output)
@@ -364,11 +387,78 @@ def _copy_on_write(model: nn.Module) -> Callable[[torch.Tensor, bool], torch.Ten
     return convert
 
 
+@dataclass(frozen=True)
+class TrainStep:
+    """What a training step adds to the forward: a backward from ``loss(output)`` (default:
+    a gradient of ones on every output that requires grad) and, optionally, an optimizer
+    step."""
+
+    loss: Callable[[Any], Any] | None = None
+    optimizer: Any = None
+
+
+def _fake_leaves(model: nn.Module, convert: Callable[[torch.Tensor, bool], torch.Tensor]
+                 ) -> dict[str, torch.Tensor]:
+    """Fake twins of the model's parameters and buffers, as autograd leaves (parameters keep
+    their ``requires_grad``), for ``functional_call``."""
+    leaves: dict[str, torch.Tensor] = {}
+    twins: dict[int, torch.Tensor] = {}  # one twin per parameter, so tied weights stay tied
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) not in twins:
+            twin = convert(p, False)
+            if twin.requires_grad != p.requires_grad:
+                twin.requires_grad_(p.requires_grad)
+            twins[id(p)] = twin
+        leaves[name] = twins[id(p)]
+    for name, b in model.named_buffers(remove_duplicate=False):
+        leaves[name] = convert(b, False)
+    return leaves
+
+
+def _forward(model: nn.Module, args: Any, kw: Any, leaves: dict[str, torch.Tensor] | None
+             ) -> Any:
+    if leaves is None:
+        return model(*args, **kw)
+    return torch.func.functional_call(model, leaves, args, kw, tie_weights=True)
+
+
+def _backward(mode: CountingMode, model: nn.Module, out: Any, args: Any, step: TrainStep,
+              leaves: dict[str, torch.Tensor] | None) -> None:
+    """Run the backward of ``out`` (and the optimizer step) with the phases recorded."""
+    target = step.loss(out) if step.loss is not None else out
+    mode.claim(target, ROOT)
+    outs = [t for t in tree_flatten(target)[0]
+            if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    wrt = [leaves[n] for n, _ in named] if leaves is not None else [p for _, p in named]
+    wrt += [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not outs or not wrt:
+        raise TraceError(f"{type(model).__name__}: nothing to train (no output depends on a "
+                         "parameter or input that requires grad)")
+    mode.suppress = True  # the seed gradient is not part of the step's cost
+    grad_outputs = [torch.ones_like(t) for t in outs]
+    mode.suppress = False
+    mode.phase = "backward"
+    torch.autograd.grad(outs, wrt, grad_outputs, allow_unused=True)
+    mode.phase = "optimizer"
+    if step.optimizer is not None:
+        from .optimizers import step_records
+
+        records, unknown = step_records(step.optimizer, model)
+        mode.records.extend(records)
+        if unknown:  # listed by name like any operator without a formula
+            mode.unsupported[unknown] += 1
+            mode.records.append(OpRecord(unknown, ROOT, "elementwise", 0, 0, ZERO_ACCESS,
+                                         ZERO_ACCESS, supported=False, phase="optimizer"))
+    mode.phase = "forward"
+
+
 def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
-         paths: dict[int, str], prepare: Callable[[Any], Any],
-         grad: bool) -> tuple[list[OpRecord], Any]:
+         paths: dict[int, str], prepare: Callable[[Any], Any], grad: bool,
+         step: TrainStep | None = None,
+         leaves: dict[str, torch.Tensor] | None = None) -> tuple[list[OpRecord], Any]:
     calls: dict[str, ModuleCall] = {}
-    grad_mode = torch.enable_grad() if grad else torch.inference_mode()
+    grad_mode = torch.enable_grad() if grad or step else torch.inference_mode()
     with grad_mode, _module_tracking(mode, paths, calls), warnings.catch_warnings():
         # fake weights are never one contiguous chunk; the RNN's warning about it is noise here
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
@@ -378,7 +468,9 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
             kw = tree_map(prepare, kwargs)
             calls[ROOT] = ModuleCall(ROOT, type(model).__name__, input_shapes=_shapes(args))
             mode.stack = [ROOT]
-            out = model(*args, **kw)
+            out = _forward(model, args, kw, leaves)
+            if step is not None:
+                _backward(mode, model, out, args, step, leaves)
         calls[ROOT].calls = 1
         calls[ROOT].output_shapes = _shapes(out)
     mode.activations.active = False
@@ -386,8 +478,9 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
 
 
 def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
-          how: str = "auto", *, grad: bool = False) -> Trace:
-    """Trace one forward of ``model(*inputs, **kwargs)``.
+          how: str = "auto", *, grad: bool = False, step: TrainStep | None = None) -> Trace:
+    """Trace one forward of ``model(*inputs, **kwargs)`` (and a training step's backward and
+    optimizer step when ``step`` is given).
 
     ``how``: ``"fake"`` (shapes only; error if the model needs real values), ``"real"`` (one
     real forward), or ``"auto"`` (fake, falling back to real when the model needs real data).
@@ -401,11 +494,11 @@ def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
     paths = {id(m): name for name, m in model.named_modules() if name}
     on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
     with preserved(model):
-        return _trace(model, inputs, kwargs, how, paths, on_meta, grad)
+        return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step)
 
 
 def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[int, str],
-           on_meta: bool, grad: bool) -> Trace:
+           on_meta: bool, grad: bool, step: TrainStep | None) -> Trace:
     fallback_reason = ""
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
@@ -413,10 +506,13 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
         mode = CountingMode(convert, real_scalars=True)
         try:
             with fake_mode, _quiet(logging.getLogger("torch._subclasses.fake_tensor")):
+                leaves = _fake_leaves(model, convert) if step is not None else None
                 records, calls = _run(model, inputs, kwargs, mode, paths,
                                       lambda x: convert(x, False)
-                                      if isinstance(x, torch.Tensor) else x, grad)
+                                      if isinstance(x, torch.Tensor) else x, grad, step, leaves)
             return _finish(mode, records, calls, "fake", "")
+        except TraceError:
+            raise
         except Exception as exc:
             if how == "fake" or on_meta:
                 where = "on the meta device " if on_meta else ""
@@ -428,7 +524,7 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
                 ) from exc
             fallback_reason = _why_real(exc)
     mode = CountingMode(_copy_on_write(model), real_scalars=False)
-    records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad)
+    records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad, step)
     return _finish(mode, records, calls, "real", fallback_reason)
 
 

@@ -35,6 +35,9 @@ def _outputs(out: object) -> tuple[TensorMeta, ...]:
     "masked_scatter", "index_put", "index_put_", "index_copy", "index_copy_", "index_fill",
     "index_fill_", "scatter", "scatter_", "_local_scalar_dense", "is_nonzero",
     "repeat_interleave", "_copy_from", "_copy_from_and_resize", "unfold_copy",
+    # backward of views: a zero gradient of the input's shape with the output's copied in
+    "select_backward", "slice_backward", "diagonal_backward", "unfold_backward",
+    "as_strided_backward",
     op_class="data",
 )
 def copy_like(*args: object, out: object, **kwargs: object) -> Work:
