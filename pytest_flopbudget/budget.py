@@ -95,8 +95,21 @@ def check_arguments(args: Mapping[str, Any], where: str) -> dict[str, Any]:
             if not isinstance(value, str) or not value:
                 raise BudgetError(f"{where}: device must be a device name, got {value!r}")
             checked[key] = value
+        elif key == "max_order":
+            from .scaling import check_max_order
+
+            check_max_order(value, where)
+            checked[key] = dict(value)
+        elif key == "max_growth":
+            from .baseline import GrowthError, parse_growth
+
+            try:
+                parse_growth(value)
+            except GrowthError as exc:
+                raise BudgetError(f"{where}: max_growth: {exc}") from None
+            checked[key] = value
         elif key in OPTIONS:
-            checked[key] = value  # validated by the feature that uses it
+            checked[key] = value
         else:
             raise BudgetError(f"{where}: unknown argument {key!r}{suggest(key, KNOWN)}; "
                               f"known: {', '.join(KNOWN)}")
