@@ -18,6 +18,9 @@ def atomic_write(path: Path | str, text: str) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        mask = os.umask(0)  # mkstemp creates 0600; give the file the usual permissions
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

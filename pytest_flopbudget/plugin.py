@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from . import baseline, html_report
+from . import baseline, html_report, scaling
 from .budget import LIMITS, OPTIONS, Budget, BudgetError
 from .config import Config, load
 from .devices import DeviceError, set_default_catalog
@@ -76,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
     manager = FlopBudgetPlugin(config)
     config.stash[MANAGER] = manager
     config.pluginmanager.register(manager, "flopbudget-manager")
+    scaling.install(manager)
     baseline.install(manager)
     html_report.install(manager)
 

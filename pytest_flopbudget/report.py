@@ -129,8 +129,14 @@ def percent(fraction: float) -> str:
     return f"{fraction:.1%}" if text == "100%" and fraction != 1 else text
 
 
+def limit_label(key: str) -> str:
+    """Short name of a limit for tables: ``MFLOPs``, ``ms``, ``weight MB``."""
+    unit = LIMITS[key].unit
+    return f"{LIMITS[key].metric} {unit}" if unit == "MB" else unit
+
+
 def budget_use(m: dict[str, Any]) -> str:
-    return ", ".join(f"{LIMITS[k].unit} {percent(u)}" for k, u in m["usage"].items()) or "-"
+    return ", ".join(f"{limit_label(k)} {percent(u)}" for k, u in m["usage"].items()) or "-"
 
 
 def report_table(records: Iterable[dict[str, Any]]) -> list[str]:

@@ -5,7 +5,8 @@
 In-process ``pytester`` runs restore ``sys.modules`` afterwards, and torch imports parts of
 itself lazily the first time a fake-tensor trace runs (some of which register operator
 libraries that cannot be registered twice). Tracing once here, before any ``pytester`` run,
-loads them for the whole session.
+loads them for the whole session (matplotlib has the same problem: the HTML report's charts
+are drawn once here too).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def _warm_up() -> None:
     profile(model, x).latency("npu")
     trace(model, (x,), grad=True)
     profile(NeedsData(), torch.randn(4))
+    try:  # matplotlib's submodules, for tests that draw the HTML report's charts
+        from pytest_flopbudget import charts
+    except ImportError:
+        return
+    point = charts.Point("fc", "Linear", 100, 1.0, 1e-6, 1.0)
+    palette = charts.colours(["Linear"])
+    charts.roofline_svg(charts.Roof("cpu", "fp32", 1e9, 1e9), [point], "warm", palette)
+    charts.time_bars_svg([point], "warm", palette)
 
 
 _warm_up()
