@@ -51,6 +51,12 @@ class _TensorState:
     version: int
 
 
+def _version(t: torch.Tensor) -> int:
+    """A tensor's version counter; inference tensors (made under ``inference_mode``) have
+    none and cannot change version, so they read as 0."""
+    return 0 if t.is_inference() else t._version
+
+
 def _copy_table(table: Any) -> Any:
     return set(table) if isinstance(table, set) else dict(table)
 
@@ -73,7 +79,7 @@ class ModelState:
             modules.append((module, _ModuleState(attrs, tables)))
             for t in (*module._parameters.values(), *module._buffers.values()):
                 if t is not None and id(t) not in seen_tensors:
-                    seen_tensors[id(t)] = _TensorState(t, t.requires_grad, t.grad, t._version)
+                    seen_tensors[id(t)] = _TensorState(t, t.requires_grad, t.grad, _version(t))
         return cls(modules, list(seen_tensors.values()), torch.get_rng_state())
 
     def restore(self) -> None:
@@ -89,7 +95,7 @@ class ModelState:
                 if _copy_table(table) != saved:
                     table.clear()
                     table.update(saved)
-        changed = [s for s in self.tensors if s.tensor._version != s.version]
+        changed = [s for s in self.tensors if _version(s.tensor) != s.version]
         if changed:
             torch._C._autograd._unsafe_set_version_counter(
                 tuple(s.tensor for s in changed), tuple(s.version for s in changed)

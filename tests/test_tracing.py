@@ -267,3 +267,11 @@ def test_peak_activation_memory():
 def test_not_a_module_is_a_clear_error():
     with pytest.raises(TypeError, match="needs a torch.nn.Module, got function"):
         profile(lambda x: x, torch.randn(2))
+
+
+def test_a_model_built_under_inference_mode():
+    # its tensors are inference tensors, which keep no version counter
+    with torch.inference_mode():
+        model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)).eval()
+    # linear: 2 rows * 16 MACs -> 64 + 8 bias adds; batch norm eval: 8 elements * 4
+    assert profile(model, torch.randn(2, 4)).flops == 72 + 32
