@@ -36,6 +36,8 @@ KEYS: dict[str, str] = {
     "efficiency": "table of per-operator-class factors in (0, 1]: the fraction of the roofline "
                   "an operator class attains (1.0 when absent)",
     "overhead": "fixed seconds per operator (dispatch, launch)",
+    "overheads": "table: operator class or aten operator (e.g. 'aten.gru') -> seconds per "
+                 "operator, overriding overhead for those operators",
     "onchip_bytes": "on-chip memory (SRAM, cache) in bytes: recurrent weights that fit are not "
                     "re-read every step",
     "memory_bytes": "memory capacity in bytes",
@@ -64,6 +66,7 @@ class Device:
     default_dtype: str = "fp32"
     efficiency: Mapping[str, float] = field(default_factory=dict)
     overhead: float = 0.0
+    overheads: Mapping[str, float] = field(default_factory=dict)
     onchip_bytes: int = 0
     memory_bytes: int | None = None
     description: str = ""
@@ -100,6 +103,12 @@ class Device:
             if value > 1:
                 raise DeviceError(f"{where}: efficiency.{cls} = {value} is above 1")
         object.__setattr__(self, "overhead", _non_negative(self.overhead, f"{where}: overhead"))
+        for key, seconds in self.overheads.items():
+            if key not in OP_CLASSES and not key.startswith(("aten.", "optimizer.")):
+                raise DeviceError(f"{where}: overheads.{key}: expected an operator class "
+                                  f"({', '.join(OP_CLASSES)}) or an aten operator name such "
+                                  f"as 'aten.gru'")
+            _non_negative(seconds, f"{where}: overheads.{key}")
         object.__setattr__(self, "onchip_bytes",
                            _byte_count(self.onchip_bytes, f"{where}: onchip_bytes", zero=True))
         if self.memory_bytes is not None:
@@ -116,6 +125,12 @@ class Device:
                 f"{', '.join(peaks)}); pick one of those with dtype=..."
             )
         return peaks[dtype]
+
+    def overhead_for(self, op: str, op_class: str) -> float:
+        """Fixed seconds one call of ``op`` (of ``op_class``) costs: ``overheads[op]``, else
+        ``overheads[op_class]``, else ``overhead``."""
+        table = self.overheads
+        return float(table.get(op, table.get(op_class, self.overhead)))
 
     def efficiency_of(self, op_class: str) -> float:
         """Fraction of the roofline an operator class attains (1.0 when not given)."""
@@ -134,6 +149,7 @@ class Device:
             "default_dtype": self.default_dtype,
             "efficiency": dict(self.efficiency),
             "overhead": self.overhead,
+            "overheads": dict(self.overheads),
             "onchip_bytes": self.onchip_bytes,
             "memory_bytes": self.memory_bytes,
             "sources": dict(self.sources),
@@ -173,7 +189,7 @@ def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise DeviceError(f"{where}: unknown key {key!r}{hint}; known keys: "
                               f"{', '.join(KEYS)}")
-    for key in ("efficiency", "sources"):
+    for key in ("efficiency", "sources", "overheads"):
         if key in table and not isinstance(table[key], Mapping):
             raise DeviceError(f"{where}: {key} must be a table")
 
@@ -274,6 +290,7 @@ class Catalog:
                 default_dtype=table.get("default_dtype", "fp32"),
                 efficiency=dict(table.get("efficiency", {})),
                 overhead=table.get("overhead", 0.0),
+                overheads=dict(table.get("overheads", {})),
                 onchip_bytes=table.get("onchip_bytes", 0),
                 memory_bytes=table.get("memory_bytes"),
                 description=table.get("description", ""),

@@ -8,11 +8,11 @@ from typing import Any
 from torch import nn
 
 from . import scaling
-from .scaling import Scaling
 from .budget import Budget
 from .devices import Device
 from .profile import ModelProfile, profile
 from .results import Measurement, TestRecord
+from .scaling import Scaling
 
 
 class FlopBudget:

@@ -110,8 +110,11 @@ class FlopBudgetPlugin:
         self.finishers: list[Finish] = []
         self.device_override = config.getoption("flop_device")
         self.hotspots = config.getoption("flop_hotspots") or self.settings.hotspots
-        if config.getoption("flop_calibrate") and not self.is_worker:
-            self._calibrate()
+        self.calibrating = config.getoption("flop_calibrate") and not self.is_worker
+        if not self.calibrating:
+            self._check_device_override()
+
+    def _check_device_override(self) -> None:
         if self.device_override and not self.settings.error:
             try:
                 self.settings.catalog.get(self.device_override)
@@ -136,6 +139,12 @@ class FlopBudgetPlugin:
         return [self.records[k] for k in sorted(self.records)]
 
     # -- calibration ---------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)  # before xdist starts workers, which read the host file
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.calibrating:
+            self._calibrate()
+            self._check_device_override()
+
     def _calibrate(self) -> None:
         from .calibrate import calibrate
 

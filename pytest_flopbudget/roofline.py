@@ -5,6 +5,9 @@ memory-bound, so one max over the whole model would be wrong):
 
     t_op = max(flops / peak[dtype], bytes / bandwidth) / efficiency[op class] + overhead
 
+``overhead`` is the device's ``overheads`` entry for the operator (``"aten.gru"``) or its
+class (``"depthwise_conv"``), else its ``overhead``.
+
 * ``dtype`` is the profile's deployment precision, else the device's ``default_dtype``; bytes
   are priced at it and ``peak`` is the device's peak for it.
 * A recurrent operator runs ``T`` dependent steps: each is its own small kernel (``overhead``
@@ -55,7 +58,7 @@ def op_time(record: OpRecord, device: Device, dtype: str) -> OpTime:
     compute = record.flops / (device.peak(dtype) * eff)
     memory = nbytes / (device.bandwidth * eff)
     moves = record.flops or nbytes
-    overhead = device.overhead * record.steps if moves else 0.0
+    overhead = device.overhead_for(record.op, record.op_class) * record.steps if moves else 0.0
     return OpTime(record.op, record.module, record.op_class, record.flops, nbytes, compute,
                   memory, overhead, max(compute, memory) + overhead)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from torch import nn
 
 from pytest_flopbudget.budget import BudgetError
 from pytest_flopbudget.scaling import check_max_order, fit_order

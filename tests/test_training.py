@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference_models import VibrationClassifier
 from torch import nn
 
 from pytest_flopbudget import TraceError, profile
-from reference_models import VibrationClassifier
 
 
 def mlp():
@@ -48,7 +48,8 @@ def test_frozen_layer_costs_no_weight_gradient():
 
 def test_adam_step_costs_11_flops_per_parameter():
     model = mlp()
-    p = profile(model, torch.randn(2, 8), train=True, optimizer=torch.optim.Adam(model.parameters()))
+    adam = torch.optim.Adam(model.parameters())
+    p = profile(model, torch.randn(2, 8), train=True, optimizer=adam)
     # 16*8 + 16 + 4*16 + 4 = 212 parameters; Adam: lerp 3, mul 1, addcmul 2, sqrt/div/add 3,
     # addcdiv 2 = 11 per element (optimizers.py)
     assert p.phase("optimizer").flops == 11 * 212 == 2_332
