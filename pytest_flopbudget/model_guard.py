@@ -91,10 +91,10 @@ class ModelState:
                 if current.get(key, _MISSING) is not value:
                     current[key] = value
             for key, saved in state.tables.items():
+                # Always refill: comparing the tables would compare their tensors by value.
                 table = current[key]
-                if _copy_table(table) != saved:
-                    table.clear()
-                    table.update(saved)
+                table.clear()
+                table.update(saved)
         changed = [s for s in self.tensors if _version(s.tensor) != s.version]
         if changed:
             torch._C._autograd._unsafe_set_version_counter(

@@ -42,7 +42,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from . import ops as _ops  # noqa: F401  (registers the formulas)
 from .costs import ZERO_ACCESS, Access, TensorMeta, Work
 from .dtypes import DEPLOY_DTYPES
-from .model_guard import model_tensors, preserved
+from .model_guard import ModelState, model_tensors, preserved
 from .registry import is_free, lookup
 
 ROOT = ""
@@ -493,12 +493,12 @@ def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
     # The root is tracked separately: a module's own forward hooks fire for the root too.
     paths = {id(m): name for name, m in model.named_modules() if name}
     on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
-    with preserved(model):
-        return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step)
+    with preserved(model) as state:
+        return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step, state)
 
 
 def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[int, str],
-           on_meta: bool, grad: bool, step: TrainStep | None) -> Trace:
+           on_meta: bool, grad: bool, step: TrainStep | None, state: ModelState) -> Trace:
     fallback_reason = ""
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
@@ -523,6 +523,7 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
                        if on_meta else "; profile it with trace='auto' or 'real'")
                 ) from exc
             fallback_reason = _why_real(exc)
+            state.restore()  # the real run must not see what the fake attempt left behind
     mode = CountingMode(_copy_on_write(model), real_scalars=False)
     records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad, step)
     return _finish(mode, records, calls, "real", fallback_reason)

@@ -176,6 +176,56 @@ def test_the_model_is_left_exactly_as_found(needs_real):
     assert not hasattr(model, "cache")
 
 
+class ReassignsItsTensors(nn.Module):
+    """A forward that replaces a registered buffer and a parameter, as running-statistics
+    code written by hand does."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("last", torch.zeros(4))
+
+    def forward(self, x):
+        y = self.fc(x)
+        self.last = y.mean(0).detach()  # a registered buffer replaced by a new tensor
+        self.fc.bias = nn.Parameter(self.fc.bias * 0)  # a parameter replaced
+        return y
+
+
+def test_reassigned_buffers_and_parameters_are_put_back():
+    model = ReassignsItsTensors()
+    last, bias = model.last, model.fc.bias
+    p = profile(model, torch.randn(3, 4))
+    assert p.traced == "fake"
+    assert model.last is last and model.fc.bias is bias  # the very same tensor objects
+    assert model._buffers["last"] is last and model.fc._parameters["bias"] is bias
+    assert torch.equal(last, torch.zeros(4))
+
+
+class CachesThenReadsValues(nn.Module):
+    """Stores a tensor on itself, then needs its value: the fake attempt stores a fake tensor
+    before it fails, and the real fallback must not find it there."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if not hasattr(self, "scale"):
+            self.scale = x.abs().amax()
+        return self.fc(x) * self.scale.item()
+
+
+def test_the_real_fallback_starts_from_the_model_as_found():
+    model = CachesThenReadsValues()
+    p = profile(model, torch.randn(3, 4))
+    assert p.traced == "real"
+    assert not hasattr(model, "scale")
+    # real run: abs 12 + amax 12 (reduction, 1 per element) + fc 3*4*4 = 48 MACs -> 96 +
+    # 12 bias adds + 12 multiplies by the scalar
+    assert p.macs == 48
+
+
 def test_the_seed_classifier_is_unchanged_bit_for_bit():
     model = VibrationClassifier().train()
     reference = copy.deepcopy(model)
