@@ -319,6 +319,9 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
         path = paths.get(id(module))
         if path is None:
             return
+        if torch.is_grad_enabled():
+            # autograd history of the inputs not yet claimed was made by the running module
+            mode.claim(args, mode.stack[-1])
         mode.stack.append(path)
         call = calls.get(path)
         if call is None:

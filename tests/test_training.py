@@ -46,6 +46,30 @@ def test_frozen_layer_costs_no_weight_gradient():
     assert model[2].weight.requires_grad is False  # left as found
 
 
+class GlueBetweenLayers(nn.Module):
+    """Functional code in the parent's forward, between two child layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 16)
+        self.b = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)) * 3)
+
+
+def test_backward_of_glue_code_is_booked_to_the_module_that_ran_it():
+    p = profile(GlueBetweenLayers(), torch.randn(2, 8), train=True)
+    backward = rows(p, "backward")
+    # tanh and * 3 ran in the root's forward, on a 2x16 tensor: their backward is the root's
+    # (mul by 3: 32 multiplies; tanh_backward g * (1 - y^2): 3 per element = 96)
+    assert p.phase("backward").layer("").flops - sum(f for _, f in backward.values()) == 32 + 96
+    # b: grad input 2x4 @ 4x16 = 128 + grad weight 4x2 @ 2x16 = 128 MACs; bias grad 8 adds
+    assert backward["b"] == (256, 2 * 256 + 8)
+    # a: its input needs no gradient: grad weight 16x2 @ 2x8 = 256 MACs; bias grad 32 adds
+    assert backward["a"] == (256, 2 * 256 + 32)
+
+
 def test_adam_step_costs_11_flops_per_parameter():
     model = mlp()
     adam = torch.optim.Adam(model.parameters())
