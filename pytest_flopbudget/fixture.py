@@ -27,7 +27,6 @@ class FlopBudget:
         self.record = record
         self.budget = budget
         self.device = device
-        self.profiles: list[ModelProfile] = []
 
     @property
     def dtype(self) -> str:
@@ -60,5 +59,4 @@ class FlopBudget:
             measurement.extra["phases"] = prof.phase_totals()
         measurement.extra.update(extra)
         self.record.measurements.append(measurement)
-        self.profiles.append(prof)
         return measurement

@@ -60,8 +60,8 @@ class Measurement:
 
     @classmethod
     def of(cls, name: str, prof: ModelProfile, device: Device, budget: Budget) -> Measurement:
-        lat = prof.latency(device)
-        priced = prof.at_dtype(lat.dtype)
+        priced = prof.at_dtype(prof.dtype or device.default_dtype)
+        lat = priced.latency(device)  # priced's layer rows serve both
         values: dict[str, float] = {
             "flops": priced.flops,
             "macs": priced.macs,

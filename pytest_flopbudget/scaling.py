@@ -140,18 +140,21 @@ def run(fixture: Any, model: Any, make_inputs: Callable[[int], Any], sizes: Sequ
     from .profile import profile
     from .results import Measurement
 
-    if len(sizes) < 2 or any(not isinstance(s, int) or s <= 0 for s in sizes):
-        raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
-    sizes = sorted(sizes)
-    measurements = []
-    last = None
-    for n in sizes:
+    if len(set(sizes)) < 2 or any(not isinstance(s, int) or s <= 0 for s in sizes):
+        raise ValueError(f"sizes must be at least two different positive integers, got {sizes!r}")
+    sizes = sorted(set(sizes))
+
+    def measure(n: int, record: bool) -> Measurement:
         inputs = make_inputs(n)
-        inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-        last = profile(model, *inputs, dtype=fixture.dtype, **kwargs)
-        measurements.append(Measurement.of(last.model, last, fixture.device, fixture.budget))
+        prof = profile(model, *(inputs if isinstance(inputs, tuple) else (inputs,)),
+                       dtype=fixture.dtype, **kwargs)
+        if record:  # the largest size is the test's measurement
+            return fixture.add(prof)
+        return Measurement.of(prof.model, prof, fixture.device, fixture.budget)
+
+    measurements = [measure(n, record=n == sizes[-1]) for n in sizes]
     result = Scaling.fit(sizes, measurements)
-    fixture.add(last, scaling=result.to_dict())
+    measurements[-1].extra["scaling"] = result.to_dict()
     return result
 
 

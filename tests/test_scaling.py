@@ -112,8 +112,18 @@ def test_attention_vs_sequence_length(flop_budget):
     for proj in ("attn.q", "attn.k", "attn.v", "frontend"):
         assert fit.layers[proj]["macs"] == pytest.approx(1.0, abs=1e-9)
     assert 1.0 < fit.orders["flops"] < 2.0
+
+def test_repeated_sizes_count_once(flop_budget):
+    fit = flop_budget.scaling(Recurrent(), lambda n: torch.randn(1, n, 80), sizes=[64, 128, 64])
+    assert fit.sizes == [64, 128]
+    assert fit.orders["flops"] == pytest.approx(1.0, abs=1e-9)
+    assert [m.name for m in flop_budget.record.measurements] == ["Recurrent"]  # the largest
+
+def test_one_distinct_size_cannot_be_fitted(flop_budget):
+    with pytest.raises(ValueError, match="at least two different positive integers.*8, 8"):
+        flop_budget.scaling(Recurrent(), lambda n: torch.randn(1, n, 80), sizes=[8, 8])
 """)
-    project.runpytest().assert_outcomes(passed=3)
+    project.runpytest().assert_outcomes(passed=5)
 
 
 def test_a_quadratic_layer_breaks_a_linear_budget_and_is_named(project, tmp_path):
