@@ -45,6 +45,17 @@ class TensorMeta:
         return cls(tuple(int(s) for s in t.shape), t.dtype)
 
 
+def outputs(out: object) -> tuple[TensorMeta, ...]:
+    """The tensors among an operator's outputs (``out`` is one TensorMeta or a tuple), in
+    schema order: a formula's ``out[0]`` is the primary result, later ones are saved buffers,
+    indices or masks."""
+    if isinstance(out, TensorMeta):
+        return (out,)
+    if isinstance(out, (tuple, list)):
+        return tuple(o for o in out if isinstance(o, TensorMeta))
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
     """Bytes moved to or from memory, kept so they can be re-priced at another precision.

@@ -51,10 +51,18 @@ def test_layer_group_instance_rms_norm():
     (nn.ReLU(), 1), (nn.ReLU6(), 2), (nn.LeakyReLU(), 2), (nn.Sigmoid(), 4), (nn.Tanh(), 1),
     (nn.SiLU(), 5), (nn.GELU(), 5), (nn.GELU(approximate="tanh"), 9), (nn.Hardswish(), 5),
     (nn.Hardsigmoid(), 4), (nn.ELU(), 4), (nn.Mish(), 5), (nn.Softplus(), 3),
-    (nn.Softmax(dim=1), 5), (nn.LogSoftmax(dim=1), 5), (nn.PReLU(), 2),
+    (nn.Softmax(dim=1), 5), (nn.LogSoftmax(dim=1), 5), (nn.PReLU(), 2), (nn.LogSigmoid(), 5),
 ])
 def test_activation_costs_follow_the_table(module, per_element):
     assert profile(module, x4()).flops == per_element * N
+
+
+def test_a_second_output_is_traffic_not_work():
+    # log_sigmoid_forward returns (output, buffer), both 2x8x6x6 on CPU: 5 FLOPs per element
+    # of the output only; the buffer is written (2 x 576 x 4 bytes), the input read (576 x 4)
+    p = profile(nn.LogSigmoid(), x4())
+    assert p.flops == 5 * N
+    assert (p.bytes_read, p.bytes_written) == (N * 4, 2 * N * 4)
 
 
 def test_table_entries_are_the_documented_formula_costs():

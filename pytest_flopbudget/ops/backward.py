@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from ..costs import TensorMeta, Work
 from ..registry import register
 from .convolution import conv_work
+from .elementwise import per_element
 from .pooling import INTERPOLATION, _expand, adaptive_window_sum
 from .recurrent import _MKLDNN_MODES, _steps_rows, stage_work
 
@@ -53,20 +54,8 @@ BACKWARD_PER_ELEMENT: dict[str, tuple[int, str]] = {
 }
 
 
-def _grad_elements(out: object) -> int:
-    return sum(t.numel for t in (out if isinstance(out, (tuple, list)) else (out,))
-               if isinstance(t, TensorMeta))
-
-
-def _pointwise_backward(cost: int):  # type: ignore[no-untyped-def]
-    def formula(*args: object, out: object, **kwargs: object) -> Work:
-        return Work(elementwise=cost * _grad_elements(out))
-
-    return formula
-
-
 for _name, (_cost, _) in BACKWARD_PER_ELEMENT.items():
-    register(_name, op_class="elementwise")(_pointwise_backward(_cost))
+    register(_name, op_class="elementwise")(per_element(_cost))
 
 
 @register("gelu_backward", op_class="elementwise")

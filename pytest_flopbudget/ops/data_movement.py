@@ -12,16 +12,8 @@ without initialisation (``empty``).
 
 from __future__ import annotations
 
-from ..costs import TensorMeta, Work
+from ..costs import TensorMeta, Work, outputs
 from ..registry import register, register_free
-
-
-def _outputs(out: object) -> tuple[TensorMeta, ...]:
-    if isinstance(out, TensorMeta):
-        return (out,)
-    if isinstance(out, (tuple, list)):
-        return tuple(o for o in out if isinstance(o, TensorMeta))
-    return ()
 
 
 @register(
@@ -60,7 +52,7 @@ def copy_(dst: TensorMeta, src: TensorMeta, *args: object, out: object) -> Work:
 )
 def create(*args: object, out: object, **kwargs: object) -> Work:
     """Tensor creation and filling: writes its output, reads nothing it computes from."""
-    return Work(reads=(), writes=_outputs(out))
+    return Work(reads=(), writes=outputs(out))
 
 
 def _gathered(table: TensorMeta, out: TensorMeta) -> TensorMeta:

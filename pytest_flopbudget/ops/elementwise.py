@@ -8,7 +8,7 @@ primitives of its defining formula, written next to it.
 
 from __future__ import annotations
 
-from ..costs import TensorMeta, Work
+from ..costs import TensorMeta, Work, outputs
 from ..registry import register
 
 #: ``{aten operator: (FLOPs per output element, defining formula)}``. In-place variants
@@ -128,23 +128,18 @@ SPECIAL_ELEMENTWISE: dict[str, str] = {
 }
 
 
-def _out_numel(out: object) -> int:
-    if isinstance(out, TensorMeta):
-        return out.numel
-    if isinstance(out, (tuple, list)):
-        return sum(_out_numel(o) for o in out)
-    return 0
+def per_element(cost: int):  # type: ignore[no-untyped-def]
+    """A formula costing ``cost`` operations per element of the operator's primary output
+    (a second output, such as log_sigmoid's saved buffer, is traffic, not work)."""
 
-
-def _per_element(cost: int):  # type: ignore[no-untyped-def]
     def formula(*args: object, out: object, **kwargs: object) -> Work:
-        return Work(elementwise=cost * _out_numel(out))
+        return Work(elementwise=cost * outputs(out)[0].numel)
 
     return formula
 
 
 for _name, (_cost, _) in PER_ELEMENT.items():
-    register(_name, _name + "_", op_class="elementwise")(_per_element(_cost))
+    register(_name, _name + "_", op_class="elementwise")(per_element(_cost))
 
 
 @register("gelu", "gelu_", op_class="elementwise")

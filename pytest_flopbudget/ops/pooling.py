@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ..costs import TensorMeta, Work
+from ..costs import TensorMeta, Work, outputs
 from ..registry import register
 
 
@@ -24,15 +24,11 @@ def _expand(value: object, rank: int) -> tuple[int, ...]:
     return (int(value),) * rank  # type: ignore[call-overload]
 
 
-def _first(out: object) -> TensorMeta:
-    return out[0] if isinstance(out, (tuple, list)) else out  # type: ignore[return-value]
-
-
 def _pool(rank: int):  # type: ignore[no-untyped-def]
     def formula(x: TensorMeta, kernel_size: object, *args: object, out: object,
                 **kwargs: object) -> Work:
         window = math.prod(_expand(kernel_size, rank))
-        y = _first(out)
+        y = outputs(out)[0]
         # max pooling's indices (when returned) are written too: default traffic counts them
         return Work(elementwise=window * y.numel)
 
@@ -53,7 +49,7 @@ def adaptive_window_sum(size_in: int, size_out: int) -> int:
 
 def _adaptive(rank: int):  # type: ignore[no-untyped-def]
     def formula(x: TensorMeta, output_size: object, *args: object, out: object) -> Work:
-        y = _first(out)
+        y = outputs(out)[0]
         spatial_in = x.shape[-rank:]
         spatial_out = y.shape[-rank:]
         planes = x.numel // math.prod(spatial_in)

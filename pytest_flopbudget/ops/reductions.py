@@ -8,7 +8,7 @@ mean, the square root of a std and similar per-output work are not counted.
 
 from __future__ import annotations
 
-from ..costs import TensorMeta, Work
+from ..costs import TensorMeta, Work, outputs
 from ..registry import register
 
 #: FLOPs per input element of each reduction.
@@ -54,6 +54,6 @@ for _name, _per in PER_INPUT.items():
 def max_min(x: TensorMeta, *args: object, out: object, **kwargs: object) -> Work:
     # max(x, y) is elementwise (one compare per output); max(x) and max(x, dim) reduce x
     if args and isinstance(args[0], TensorMeta):
-        y = out[0] if isinstance(out, (tuple, list)) else out
-        return Work(elementwise=y.numel)  # type: ignore[union-attr]
+        y = outputs(out)[0]
+        return Work(elementwise=y.numel)
     return Work(elementwise=x.numel)
