@@ -18,6 +18,7 @@ parts are counted. Modules are tracked with global forward hooks installed for t
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 import weakref
@@ -105,35 +106,30 @@ def _shapes(obj: Any) -> list[tuple[int, ...]]:
     return [tuple(int(s) for s in t.shape) for t in leaves if isinstance(t, torch.Tensor)]
 
 
-_VIEW_CACHE: dict[Any, bool] = {}
-_COMPOSITE_CACHE: dict[Any, bool] = {}
-
-
+@functools.cache
 def _is_view(func: Any) -> bool:
     """True when every output of ``func`` aliases an input without writing it (a view)."""
-    cached = _VIEW_CACHE.get(func)
-    if cached is None:
-        rets = func._schema.returns
-        cached = bool(rets) and all(
-            r.alias_info is not None and not r.alias_info.is_write for r in rets
-        )
-        _VIEW_CACHE[func] = cached
-    return cached
+    rets = func._schema.returns
+    return bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
 
 
+@functools.cache
 def _writes_input(func: Any) -> bool:
     """True when ``func`` writes into one of its arguments (an in-place or ``out=`` op)."""
     return any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments)
 
 
+@functools.cache
+def _out_arguments(func: Any) -> frozenset[str]:
+    """Names of ``func``'s keyword-only destination arguments (``out=``): written, not read,
+    and not passed to formulas, whose own ``out`` is the operator's result."""
+    return frozenset(a.name for a in func._schema.arguments
+                     if a.kwarg_only and a.alias_info is not None and a.alias_info.is_write)
+
+
+@functools.cache
 def _is_composite(func: Any) -> bool:
-    cached = _COMPOSITE_CACHE.get(func)
-    if cached is None:
-        cached = torch._C._dispatch_has_kernel_for_dispatch_key(
-            func.name(), "CompositeImplicitAutograd"
-        )
-        _COMPOSITE_CACHE[func] = cached
-    return cached
+    return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
 
 
 def _is_real(t: Any) -> bool:
@@ -275,6 +271,9 @@ class CountingMode(TorchDispatchMode):
     def _record(self, func: Any, formula: Any, args: tuple, kwargs: dict, out: Any) -> None:
         name = str(func._overloadpacket)
         module = self._module()
+        if _writes_input(func):
+            dest = _out_arguments(func)
+            kwargs = {k: v for k, v in kwargs.items() if k not in dest}
         inputs = _unique_tensors((args, kwargs))
         outputs = _unique_tensors(out)
         default_read = Access.of(TensorMeta.of(t) for t in inputs)

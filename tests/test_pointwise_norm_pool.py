@@ -79,6 +79,21 @@ def test_binary_ops_with_broadcast_count_output_elements():
     assert (p.bytes_read, p.bytes_written) == (4 * (N + 8), 4 * N)
 
 
+def test_out_argument_is_a_destination_not_an_input():
+    class AddInto(nn.Module):
+        def forward(self, x, y):
+            z = torch.empty_like(x)
+            torch.add(x, y, out=z)  # aten.add.out: z is written, never read
+            return torch.mul(z, 2, out=z)  # aten.mul.out, z both read (as self) and written
+
+    p = profile(AddInto(), x4(), x4())
+    assert p.unsupported == {}
+    # add: 576 adds, reads x and y (2 x 576 x 4 B), writes z (576 x 4 B)
+    # mul: 576 multiplies, reads z, writes z
+    assert p.flops == 2 * N
+    assert (p.bytes_read, p.bytes_written) == (3 * N * 4, 2 * N * 4)
+
+
 def test_clamp_counts_its_bounds():
     assert profile(Fn(lambda x: x.clamp(min=0)), x4()).flops == N
     assert profile(Fn(lambda x: x.clamp(-1, 1)), x4()).flops == 2 * N
