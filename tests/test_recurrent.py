@@ -114,6 +114,21 @@ def test_fused_kernels_count_the_same_as_the_math(name):
     assert dict(fused.unsupported) == dict(math_path.unsupported) == {}
 
 
+def test_batch_first_lstm_steps_along_time_on_every_path():
+    # LSTM(4, 4, batch_first=True) on a batch of 2 sequences of 5 steps. Inference sees
+    # aten.lstm (batch-major input); with autograd on CPU, oneDNN's mkldnn_rnn_layer gets a
+    # time-major input. Both: 5 steps; reads x 2*5*4 = 40 + W_ih 16*4 = 64 + W_hh 64 +
+    # biases 2*16 + h0 2*4 + c0 8 = 216 floats = 864 B; writes out 40 + hn 8 + cn 8 = 56 floats
+    model, x = nn.LSTM(4, 4, batch_first=True), torch.randn(2, 5, 4)
+    [fused] = [r for r in trace(model, (x,), grad=True).records if r.op == "aten.mkldnn_rnn_layer"]
+    [whole] = [r for r in trace(model, (x,)).records if r.op == "aten.lstm"]
+    for r in (fused, whole):
+        assert (r.steps, r.read.bytes(), r.written.bytes()) == (5, 864, 224)
+    [backward] = [r for r in profile(model, x, train=True).phase("backward").records
+                  if r.op == "aten.mkldnn_rnn_layer_backward"]
+    assert backward.steps == 5
+
+
 def test_meta_device_lstm_counts_the_same():
     # on the meta device there is no oneDNN kernel; the count does not change
     with torch.device("meta"):

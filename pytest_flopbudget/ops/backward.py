@@ -220,7 +220,7 @@ def mkldnn_rnn_layer_backward(x: TensorMeta, w_ih: TensorMeta, w_hh: TensorMeta,
                               bidirectional: bool, batch_sizes: object, batch_first: bool,
                               *args: object, out: object) -> Work:
     kind = _MKLDNN_MODES[int(mode)]
-    steps, rows = _steps_rows(x, bool(batch_first))
+    steps, rows = _steps_rows(x, batch_first=False)  # time-major, as in the forward layer
     weights = [w_ih, w_hh, b_ih, b_hh] if has_biases else [w_ih, w_hh]
     forward = stage_work(kind, steps, rows, x, weights, bool(has_biases), "backward")
     hidden = int(hidden_size)

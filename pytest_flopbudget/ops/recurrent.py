@@ -128,7 +128,9 @@ def mkldnn_rnn_layer(x: TensorMeta, w_ih: TensorMeta, w_hh: TensorMeta, b_ih: Te
                      has_biases: bool, bidirectional: bool, batch_first: bool, train: bool, *,
                      out: object) -> list[Work]:
     kind = _MKLDNN_MODES[int(mode)]
-    steps, rows = _steps_rows(x, bool(batch_first))
+    # ATen hands this layer a time-major input even when the module is batch_first (the flag
+    # is passed along, the transpose already done)
+    steps, rows = _steps_rows(x, batch_first=False)
     weights = [w_ih, w_hh, b_ih, b_hh] if has_biases else [w_ih, w_hh]
     label = "reverse" if reverse else "forward"
     return [stage_work(kind, steps, rows, x, weights, bool(has_biases), label)]
