@@ -115,6 +115,56 @@ def test_embedding_reads_only_the_rows_it_gathers():
     assert p.bytes_written == 1_280
 
 
+class Fn(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+
+IDX = torch.tensor([[0, 1, 2], [3, 0, 1]])  # a 2x3 index into the rows of a 4x6 tensor
+
+
+@pytest.mark.parametrize("fn,flops", [
+    # one add/reduce per element of the 2x3 index; src's 4x6 values beyond it are unused
+    (lambda x: x.scatter_add(1, IDX, torch.ones(4, 6)), 6),
+    (lambda x: x.scatter_reduce(1, IDX, torch.ones(4, 6), "amax"), 6),
+    (lambda x: x.scatter(1, IDX, torch.ones(4, 6), reduce="multiply"), 6),
+    (lambda x: x.scatter(1, IDX, torch.ones(4, 6)), 0),  # a plain scatter only copies
+    # index_add of a 2x6 source into rows 0 and 2: one add per source element, 12
+    (lambda x: x.index_add(0, torch.tensor([0, 2]), torch.ones(2, 6)), 12),
+    # accumulate=True: rows 0, 2, 2 of width 6 take a broadcast scalar each: 3 * 6 = 18 adds
+    (lambda x: x.index_put((torch.tensor([0, 2, 2]),), torch.tensor(1.0), accumulate=True), 18),
+    # two index tensors pick 3 single elements: 3 adds
+    (lambda x: x.index_put((torch.tensor([0, 2, 2]), torch.tensor([1, 1, 5])),
+                           torch.tensor(1.0), accumulate=True), 3),
+    # a boolean mask: one add per value given (24), plus the 24 compares of x > -1
+    (lambda x: x.index_put((x > -1,), torch.ones(24), accumulate=True), 24 + 24),
+    (lambda x: x.index_put((torch.tensor([0, 2, 2]),), torch.tensor(1.0)), 0),  # a copy
+], ids=["scatter_add", "scatter_reduce", "scatter reduce=", "scatter", "index_add",
+        "index_put accumulate", "index_put 2 indices", "index_put mask", "index_put"])
+def test_scatter_and_index_accumulation_count_their_arithmetic(fn, flops):
+    p = profile(Fn(fn), torch.zeros(4, 6))
+    assert (p.flops, p.unsupported, p.traced) == (flops, {}, "fake")
+
+
+def test_backward_of_indexing_accumulates_into_the_gradient():
+    class Pick(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(4, 6))
+
+        def forward(self, i):
+            return (self.w[:, i] * 2).sum()
+
+    p = profile(Pick(), torch.tensor([1, 3, 3]), train=True)
+    [put] = [r for r in p.phase("backward").records if r.op == "aten.index_put"]
+    # the 4x3 gradient of w[:, i] is added into a zero 4x6 gradient: 12 adds
+    assert put.flops == 12
+
+
 def test_inplace_relu_reads_and_writes():
     # an in-place ReLU still reads and writes its 100 elements
     p = profile(nn.ReLU(inplace=True), torch.randn(100))

@@ -12,6 +12,10 @@ without initialisation (``empty``).
 
 from __future__ import annotations
 
+import math
+
+import torch
+
 from ..costs import TensorMeta, Work, outputs
 from ..registry import register, register_free
 
@@ -24,8 +28,8 @@ from ..registry import register, register_free
     "col2im", "lift_fresh_copy", "alias_copy", "view_copy", "permute_copy", "expand_copy",
     "t_copy", "transpose_copy", "unsqueeze_copy", "squeeze_copy", "slice_copy", "select_copy",
     "detach_copy", "slice_scatter", "select_scatter", "diagonal_scatter", "as_strided_scatter",
-    "masked_scatter", "index_put", "index_put_", "index_copy", "index_copy_", "index_fill",
-    "index_fill_", "scatter", "scatter_", "_local_scalar_dense", "is_nonzero",
+    "masked_scatter", "index_copy", "index_copy_", "index_fill", "index_fill_",
+    "_local_scalar_dense", "is_nonzero",
     "repeat_interleave", "_copy_from", "_copy_from_and_resize", "unfold_copy",
     # backward of views: a zero gradient of the input's shape with the output's copied in
     "select_backward", "slice_backward", "diagonal_backward", "unfold_backward",
@@ -82,12 +86,47 @@ def index(x: TensorMeta, indices: list[TensorMeta | None], *, out: TensorMeta) -
     return Work(reads=(*picked, _gathered(x, out)), writes=(out,))
 
 
-@register("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add",
-          "index_add_", op_class="elementwise")
-def scatter_add(x: TensorMeta, dim: int, index: TensorMeta, src: TensorMeta, *args: object,
-                out: object, **kwargs: object) -> Work:
-    # one add (or reduce) per source element
-    return Work(elementwise=src.numel)
+@register("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_",
+          op_class="elementwise")
+def scatter_add(x: TensorMeta, dim: int, index: TensorMeta, *args: object, out: object,
+                **kwargs: object) -> Work:
+    # one add (or reduce) per element of index: src values outside index's shape are unused
+    return Work(elementwise=index.numel)
+
+
+@register("scatter", "scatter_", op_class="data")
+def scatter(x: TensorMeta, dim: int, index: TensorMeta, *args: object, out: object,
+            reduce: str | None = None) -> Work:
+    # a copy per element of index; with reduce="add"/"multiply", also one operation each
+    if reduce is None:
+        return Work(op_class="data")
+    return Work(elementwise=index.numel, op_class="elementwise")
+
+
+@register("index_add", "index_add_", op_class="elementwise")
+def index_add(x: TensorMeta, dim: int, index: TensorMeta, source: TensorMeta, *args: object,
+              out: object, **kwargs: object) -> Work:
+    # one add per element of source (index picks a slice of x for each slice of source)
+    return Work(elementwise=source.numel)
+
+
+@register("index_put", "index_put_", op_class="data")
+def index_put(x: TensorMeta, indices: list[TensorMeta | None], values: TensorMeta,
+              accumulate: bool = False, *, out: object) -> Work:
+    """A copy of values into x[indices]; with ``accumulate=True`` (``index_put_(...,
+    accumulate=True)``, the backward of indexing) one add per position written: the
+    broadcast index shape times the dimensions no index covers. A boolean mask selects a
+    number of positions only its values know; then ``values`` (one per selected position,
+    unless broadcast) is the count."""
+    if not accumulate:
+        return Work(op_class="data")
+    picked = [i for i in indices if isinstance(i, TensorMeta)]
+    if any(i.dtype == torch.bool for i in picked):
+        return Work(elementwise=values.numel, op_class="elementwise")
+    free = x.shape[len(indices):] + tuple(
+        s for s, i in zip(x.shape, indices, strict=False) if i is None)
+    positions = math.prod(torch.broadcast_shapes(*(i.shape for i in picked))) * math.prod(free)
+    return Work(elementwise=positions, op_class="elementwise")
 
 
 register_free(
