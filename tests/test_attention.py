@@ -157,3 +157,50 @@ def test_handwritten_attention_is_attributed_to_its_module():
     assert own.macs == 576
     # elementwise in "block": scale 36 + softmax 5*36 = 216
     assert own.flops == 2 * 576 + 36 + 180
+
+
+def test_sdpa_backward_by_hand_and_every_kernel_alike():
+    # B*H = 2, L = S = 4, E = Ev = 8: 32 scores. Backward MACs per score: recompute
+    # Q K^T (E) + dV = P^T dO (Ev) + dP = dO V^T (Ev) + dQ = dS K (E) + dK = dS^T Q (E)
+    # = 3*8 + 2*8 = 40 -> 1,280. Elementwise: scale q (64) and k (64) and their gradients
+    # (2 * 128 = 256), P = exp(S - lse) 2 per score (64), D = rowsum(dO * O) 2 per output
+    # element (128), dS = P * (dP - D) 2 per score (64) = 512; a mask +1 per score (32);
+    # dropout +2 per score (64)
+    from pytest_flopbudget.costs import TensorMeta
+    from pytest_flopbudget.registry import lookup
+
+    class Attend(nn.Module):
+        def __init__(self, **kw):
+            super().__init__()
+            self.q = nn.Parameter(torch.randn(1, 2, 4, 8))
+            self.kw = kw
+
+        def forward(self, k, v):
+            return F.scaled_dot_product_attention(self.q, k, v, **self.kw)
+
+    def cpu_backward(**kw):
+        p = profile(Attend(**kw), torch.randn(1, 2, 4, 8), torch.randn(1, 2, 4, 8), train=True)
+        [rec] = [r for r in p.phase("backward").records if "attention" in r.op]
+        assert rec.op == "aten._scaled_dot_product_flash_attention_for_cpu_backward"
+        return rec.macs, rec.flops - 2 * rec.macs
+
+    assert cpu_backward() == (1_280, 512)
+    assert cpu_backward(is_causal=True) == (1_280, 512 + 32)
+
+    t = TensorMeta((1, 2, 4, 8))
+    lse, bias, none = TensorMeta((1, 2, 4)), TensorMeta((1, 2, 4, 4)), None
+    fused = {  # arguments at each GPU kernel's schema positions: (mask, dropout_p) cases
+        "_scaled_dot_product_flash_attention_backward":
+            lambda causal, p: (t, t, t, t, t, lse, none, none, 4, 4, p, causal, none, none),
+        "_scaled_dot_product_efficient_attention_backward":
+            lambda causal, p: (t, t, t, t, bias if causal else None, t, lse, none, none, p,
+                               [True] * 4, False),
+        "_scaled_dot_product_cudnn_attention_backward":
+            lambda causal, p: (t, t, t, t, t, lse, none, none, bias if causal else None, none,
+                               none, 4, 4, p, False),
+    }
+    for name, args in fused.items():
+        formula = lookup(getattr(torch.ops.aten, name))
+        for masked, dropout, extra in [(False, 0.0, 0), (True, 0.0, 32), (True, 0.1, 32 + 64)]:
+            w = formula.fn(*args(masked, dropout), out=(t, t, t))
+            assert (w.macs, w.elementwise) == (1_280, 512 + extra), (name, masked, dropout)

@@ -202,12 +202,33 @@ def sdpa_flash_cpu_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, 
                               dropout_p)
 
 
-@register("_scaled_dot_product_efficient_attention_backward",
-          "_scaled_dot_product_flash_attention_backward",
-          "_scaled_dot_product_cudnn_attention_backward", op_class="attention")
-def sdpa_fused_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
-                        *args: object, out: object, **kwargs: object) -> Work:
-    return sdpa_backward_work(q, k, v, grad_out, False, 0.0)
+# The GPU kernels' backwards: the same math, their arguments at their schema positions.
+@register("_scaled_dot_product_flash_attention_backward", op_class="attention")
+def sdpa_flash_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
+                        out_: TensorMeta, logsumexp: TensorMeta, cum_seq_q: object,
+                        cum_seq_k: object, max_q: int, max_k: int, dropout_p: float,
+                        is_causal: bool, *args: object, out: object, **kwargs: object) -> Work:
+    return sdpa_backward_work(q, k, v, out_, bool(is_causal), dropout_p)
+
+
+@register("_scaled_dot_product_efficient_attention_backward", op_class="attention")
+def sdpa_efficient_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
+                            attn_bias: TensorMeta | None, out_: TensorMeta,
+                            logsumexp: TensorMeta, philox_seed: object, philox_offset: object,
+                            dropout_p: float, grad_input_mask: object, is_causal: bool = False,
+                            *, out: object, **kwargs: object) -> Work:
+    return sdpa_backward_work(q, k, v, out_, bool(is_causal) or attn_bias is not None,
+                              dropout_p)
+
+
+@register("_scaled_dot_product_cudnn_attention_backward", op_class="attention")
+def sdpa_cudnn_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
+                        out_: TensorMeta, logsumexp: TensorMeta, philox_seed: object,
+                        philox_offset: object, attn_bias: TensorMeta | None, cum_seq_q: object,
+                        cum_seq_k: object, max_q: int, max_k: int, dropout_p: float,
+                        is_causal: bool, *, out: object, **kwargs: object) -> Work:
+    return sdpa_backward_work(q, k, v, out_, bool(is_causal) or attn_bias is not None,
+                              dropout_p)
 
 
 @register("mkldnn_rnn_layer_backward", op_class="recurrent")
