@@ -8,6 +8,7 @@ optionally inheriting from another device with ``base = "npu"`` and overriding s
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import sys
 from collections.abc import Mapping
@@ -194,6 +195,14 @@ def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
             raise DeviceError(f"{where}: {key} must be a table")
 
 
+@functools.cache
+def _builtin_tables() -> dict[str, Any]:
+    """``devices.toml``'s device tables, read once per process (catalogs copy, never
+    change them)."""
+    with CATALOG_FILE.open("rb") as fh:
+        return tomllib.load(fh).get("devices", {})
+
+
 class Catalog:
     """Named device tables, resolved on demand (inheritance included) into :class:`Device`."""
 
@@ -204,9 +213,7 @@ class Catalog:
     @classmethod
     def builtin(cls) -> Catalog:
         """The devices shipped in ``devices.toml``."""
-        with CATALOG_FILE.open("rb") as fh:
-            data = tomllib.load(fh)
-        tables = data.get("devices", {})
+        tables = _builtin_tables()
         return cls(tables, {n: f"devices.toml [devices.{n}]" for n in tables})
 
     def with_tables(self, tables: Mapping[str, Any], where: str) -> Catalog:
@@ -250,17 +257,15 @@ class Catalog:
         for key, value in table.items():
             if key == "sources":
                 continue
+            extends = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
+            if not extends:  # the base's figures under this key are gone, and their sources
+                sources = {f: s for f, s in sources.items() if not f.startswith(f"{key}.")}
             figures = [f"{key}.{k}" for k in value] if isinstance(value, Mapping) else [key]
-            if key == "peak_flops" and not isinstance(value, Mapping):
-                figures.append("peak_flops")
             for figure in figures:
                 # an overridden figure must not keep the base's source for another number
                 if figure not in own_sources:
                     sources[figure] = f"set in {self._origin[name]} (no source given)"
-            if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-                merged[key] = {**merged[key], **value}
-            else:
-                merged[key] = value
+            merged[key] = {**merged[key], **value} if extends else value
         merged["sources"] = {**sources, **own_sources}
         return merged
 

@@ -132,6 +132,19 @@ def test_inheritance_overrides_single_figures():
     assert edge.sources["peak_flops.int8"] == npu.sources["peak_flops.int8"]
 
 
+def test_a_single_peak_replaces_the_base_peaks_and_their_sources():
+    catalog = Catalog.builtin().with_tables(
+        {"edge": {"base": "npu", "peak_flops": 2e12,
+                  "sources": {"peak_flops": "vendor brief"}},
+         "bare": {"base": "npu", "peak_flops": 3e12}}, "cfg")
+    edge = catalog.get("edge")
+    # npu has int8 and fp16 peaks; a number is the peak at the default dtype (int8) alone
+    assert edge.peak_flops == {"int8": 2e12}
+    assert not [k for k in edge.sources if k.startswith("peak_flops.")]
+    assert edge.sources["peak_flops"] == "vendor brief"
+    assert catalog.get("bare").sources["peak_flops"] == "set in cfg.bare (no source given)"
+
+
 @pytest.mark.parametrize("table,message", [
     ({"peak_flops": 1e9}, "cfg.d: missing required figure 'bandwidth'"),
     ({"bandwidth": 1e9}, "cfg.d: missing required figure 'peak_flops'"),
