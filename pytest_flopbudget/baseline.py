@@ -60,7 +60,7 @@ from typing import Any
 import pytest
 
 from .budget import METRICS, suggest
-from .files import atomic_write
+from .files import append_text, atomic_write, option_path
 from .report import layer_label, table
 from .results import values_of
 
@@ -222,9 +222,13 @@ def _check_entry(entry: Any, where: str) -> None:
         if not _number(entry.get(metric)):
             raise BaselineError(f"{where}: {metric!r} must be a non-negative number, "
                                 f"got {entry.get(metric)!r}")
-    layers = entry.get("layers", {})
+    for key in ("device", "dtype"):
+        if not isinstance(entry.get(key), str):
+            raise BaselineError(f"{where}: {key!r} must be a name (a string), "
+                                f"got {entry.get(key)!r}")
+    layers = entry.get("layers")
     if not isinstance(layers, dict):
-        raise BaselineError(f"{where}: 'layers' must be an object")
+        raise BaselineError(f"{where}: 'layers' must be an object, got {layers!r}")
     for path, figures in layers.items():
         if not isinstance(figures, dict) or not all(_number(v) for v in figures.values()):
             raise BaselineError(f"{where}: layer {path!r} must map figures to numbers")
@@ -521,17 +525,6 @@ def install(manager: Any) -> None:
     manager.add_finish(gate.finish)
 
 
-def _option_path(config: pytest.Config, name: str) -> tuple[Path, str] | None:
-    value = config.getoption(name)
-    if not value:
-        return None
-    return Path(config.invocation_params.dir) / value, value
-
-
-JUNIT_KEYS = ("flops", "macs", "params", "weight_bytes", "access_bytes",
-              "peak_activation_bytes", "latency_s")
-
-
 class Gate:
     """The baseline feature of one pytest process (controller or xdist worker)."""
 
@@ -540,11 +533,11 @@ class Gate:
         config = manager.config
         settings = manager.settings
         self.cli_growth: dict[str, Fraction] | None = config.getoption("flop_max_growth")
-        self.save_to = _option_path(config, "flop_save_baseline")
-        self.markdown_to = _option_path(config, "flop_markdown")
+        self.save_to = option_path(config, "flop_save_baseline")
+        self.markdown_to = option_path(config, "flop_markdown")
         self.messages: list[str] = []
         self.baseline: Baseline | None = None
-        source = _option_path(config, "flop_baseline")
+        source = option_path(config, "flop_baseline")
         origin = "--flop-baseline"
         configured = settings.settings.get("baseline")
         if source is None and configured is not None and self.save_to is None:
@@ -557,13 +550,6 @@ class Gate:
                 self.baseline = Baseline.load(*source, origin)
             except BaselineError as exc:
                 raise pytest.UsageError(str(exc)) from None
-        if settings.error is None:  # config specs fail every budgeted test, like config errors
-            try:
-                resolve_growth([(settings.where(), settings.defaults.get("max_growth")),
-                                *((f"{settings.where('tests')}.{p!r}", args.get("max_growth"))
-                                  for p, args in settings.tests.items())])
-            except GrowthError as exc:
-                settings.error = str(exc)
 
     def limits(self, item: pytest.Item) -> dict[str, Limit]:
         """The growth limits of one test, laid over from general to specific."""
@@ -577,16 +563,13 @@ class Gate:
 
     # worker side: runs when a budgeted test ends
     def check(self, record: Any, item: pytest.Item) -> list[str]:
+        if self.baseline is None or not record.measurements:
+            return []
         measurements = [m.to_dict() for m in record.measurements]
-        for m in measurements:
-            item.user_properties.extend((f"flopbudget.{m['name']}.{key}", m[key])
-                                        for key in JUNIT_KEYS)
         try:
             limits = self.limits(item)
         except GrowthError as exc:
             return [f"flop budget: {exc}"]
-        if self.baseline is None or not measurements:
-            return []
         result = compare_test(measurements, self.baseline.tests.get(record.nodeid), limits,
                               self.manager.hotspots)
         record.extra["baseline"] = result
@@ -610,9 +593,9 @@ class Gate:
         measured = {nodeid for nodeid, _ in tests}
         return RunComparison(self.baseline.shown, tests, sorted(set(old) - measured))
 
-    def finish(self, records: list[dict[str, Any]]) -> None:
+    def finish(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
         if self.save_to is not None:
-            self._save(records)
+            self._save(records, session)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if self.markdown_to is None and not (self.baseline and step_summary):
             return
@@ -624,18 +607,14 @@ class Gate:
         text = markdown(run)
         if self.markdown_to is not None:
             atomic_write(self.markdown_to[0], text)
-        if step_summary:
-            path = Path(step_summary)
-            before = path.read_text(encoding="utf-8") if path.is_file() else ""
-            atomic_write(path, before + ("\n" if before and not before.endswith("\n") else "")
-                         + text)
+        if step_summary:  # other steps of the job append to the same file
+            append_text(Path(step_summary), text)
 
-    def _save(self, records: list[dict[str, Any]]) -> None:
+    def _save(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
         path, shown = self.save_to  # type: ignore[misc]
-        session = self.manager.config.pluginmanager.get_plugin("session")
         why = ""
-        if session is not None and (session.shouldfail or session.shouldstop or
-                                    session.exitstatus == pytest.ExitCode.INTERRUPTED):
+        if (session.shouldfail or session.shouldstop or
+                session.exitstatus == pytest.ExitCode.INTERRUPTED):
             why = "the run stopped early"
         document = baseline_document(records)
         if not document["tests"]:
@@ -643,7 +622,7 @@ class Gate:
         if why:
             self.messages.append(f"baseline NOT saved to {shown}: {why}; the file is left "
                                  f"as it was")
-            if session is not None and session.exitstatus == pytest.ExitCode.OK:
+            if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
         atomic_write(path, dumps(document))

@@ -62,6 +62,7 @@ class Config:
     hotspots: int = 5
     settings: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    host_path: Path = Path(DEFAULT_HOST_FILE)  # where the calibrated host device is read/written
     error: str | None = None
 
     def layers_for(self, nodeid: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -86,7 +87,8 @@ def _quote(key: str) -> str:
 def load(rootdir: Path, host_file: Path | None = None) -> Config:
     """Read ``rootdir/pyproject.toml``; errors are kept in ``Config.error``, not raised."""
     path = rootdir / "pyproject.toml"
-    config = Config(path=path if path.is_file() else None)
+    config = Config(path=path if path.is_file() else None,
+                    host_path=host_file or rootdir / DEFAULT_HOST_FILE)
     try:
         section: Mapping[str, Any] = {}
         if config.path is not None:
@@ -131,8 +133,12 @@ def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
         if not isinstance(args, Mapping):
             raise ConfigError(f"{where} must be a table of budget arguments")
         config.tests[pattern] = check_arguments(args, where)
+    host_setting = section.get("host_file", DEFAULT_HOST_FILE)
+    if not isinstance(host_setting, str) or not host_setting.strip():
+        raise ConfigError(f"{config.where()}: host_file must be a file path (a string), "
+                          f"got {host_setting!r}")
+    config.host_path = host = host_file or rootdir / host_setting
     catalog = Catalog.builtin()
-    host = host_file or rootdir / section.get("host_file", DEFAULT_HOST_FILE)
     if host.is_file():
         from .calibrate import load_host
 

@@ -18,7 +18,7 @@ from .budget import LIMITS, fmt_value
 from .devices import Device
 from .html_assets import CSS, JS
 from .report import layer_label, measurement_title, percent
-from .results import values_of
+from .results import outcome_counts, over_budget, values_of
 
 DeviceLookup = Callable[[str], "Device | None"]
 
@@ -30,8 +30,7 @@ def esc(value: Any) -> str:
 
 def verdict(record: dict[str, Any], m: dict[str, Any] | None = None) -> str:
     """``OVER`` for a measurement over budget, else the test's outcome."""
-    over = m["violations"] if m is not None else \
-        any(x["violations"] for x in record["measurements"])
+    over = m["violations"] if m is not None else over_budget(record)
     return "OVER" if over else record["outcome"]
 
 
@@ -231,11 +230,10 @@ def page(records: Iterable[dict[str, Any]], device_of: DeviceLookup, hotspots: i
 
     records = list(records)
     profiled = [r for r in records if r["measurements"]]
-    over = sum(1 for r in records if verdict(r) == "OVER")
-    failed = sum(1 for r in records if r["outcome"] == "failed")
-    errors = sum(1 for r in records if r["outcome"] == "error")
-    summary = (f"{len(records)} budgeted test(s), {len(profiled)} profiled: {over} over budget, "
-               f"{failed} failed, {errors} error(s). pytest-flopbudget {__version__}.")
+    n = outcome_counts(records)
+    summary = (f"{n['tests']} budgeted test(s), {len(profiled)} profiled: {n['over_budget']} "
+               f"over budget, {n['failed']} failed, {n['skipped']} skipped, {n['errors']} "
+               f"error(s). pytest-flopbudget {__version__}.")
     sections = [test_section(i, r, device_of, hotspots)
                 for i, r in enumerate(records) if r["measurements"]]
     body = overview(records) if records else \

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .devices import Device, DeviceError
-from .files import atomic_write
+from .files import atomic_write, option_path
 
 INSTALL_HINT = ("--flop-html needs matplotlib, which pytest-flopbudget installs as an optional "
                 "extra: pip install 'pytest-flopbudget[html]'")
@@ -43,7 +43,7 @@ def install(manager: Any) -> None:
     if not path or manager.is_worker:
         return
     require_matplotlib()
-    target = Path(path).resolve()
+    target = option_path(manager.config, "flop_html")[0]
     written: list[Path] = []
 
     def device_of(name: str) -> Device | None:
@@ -52,7 +52,7 @@ def install(manager: Any) -> None:
         except DeviceError:
             return None
 
-    def finish(records: list[dict[str, Any]]) -> None:
+    def finish(records: list[dict[str, Any]], session: pytest.Session) -> None:
         written.append(write(target, records, device_of, manager.hotspots))
 
     def summary(tr: Any, records: list[dict[str, Any]]) -> None:

@@ -17,7 +17,6 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +25,10 @@ from . import baseline, html_report, scaling
 from .budget import LIMITS, OPTIONS, Budget, BudgetError
 from .config import Config, load
 from .devices import DeviceError, set_default_catalog
-from .files import atomic_write
+from .files import atomic_write, option_path
 from .fixture import FlopBudget
 from .report import failing_summary, failure_message, report_table, unsupported_summary
-from .results import TestRecord
+from .results import TestRecord, outcome_counts
 
 JSON_SCHEMA = "pytest-flopbudget/1"
 MARKER = "flop_budget"
@@ -93,7 +92,9 @@ class TestState:
 STATE = pytest.StashKey[TestState]()
 Check = Callable[[TestRecord, pytest.Item], list[str]]
 Summary = Callable[[Any, list[dict[str, Any]]], None]
-Finish = Callable[[list[dict[str, Any]]], None]
+Finish = Callable[[list[dict[str, Any]], pytest.Session], None]
+JUNIT_KEYS = ("flops", "macs", "params", "weight_bytes", "access_bytes",
+              "peak_activation_bytes", "latency_s")
 
 
 class FlopBudgetPlugin:
@@ -108,6 +109,7 @@ class FlopBudgetPlugin:
         self.checks: list[Check] = []
         self.summaries: list[Summary] = []
         self.finishers: list[Finish] = []
+        self.write_errors: list[str] = []
         self.device_override = config.getoption("flop_device")
         self.hotspots = config.getoption("flop_hotspots") or self.settings.hotspots
         self.calibrating = config.getoption("flop_calibrate") and not self.is_worker
@@ -132,7 +134,8 @@ class FlopBudgetPlugin:
         self.summaries.append(summary)
 
     def add_finish(self, finish: Finish) -> None:
-        """``finish(records)`` runs once at the end of the session on the controller."""
+        """``finish(records, session)`` runs once at the end of the session on the
+        controller; a file it cannot write (``OSError``) is reported, not raised."""
         self.finishers.append(finish)
 
     def sorted_records(self) -> list[dict[str, Any]]:
@@ -148,8 +151,7 @@ class FlopBudgetPlugin:
     def _calibrate(self) -> None:
         from .calibrate import calibrate
 
-        path = self.config.rootpath / self.settings.settings.get(
-            "host_file", ".flopbudget/host.toml")
+        path = self.settings.host_path
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
 
         def log(line: str) -> None:
@@ -213,13 +215,18 @@ class FlopBudgetPlugin:
         elif call.when == "call":
             self._verdict(state, item, report)
             report.flopbudget = record.to_dict()
+            # JUnit XML (--junitxml) takes these from the teardown report
+            item.user_properties.extend(
+                (f"flopbudget.{m['name']}.{key}", m[key])
+                for m in report.flopbudget["measurements"] for key in JUNIT_KEYS)
 
     def _verdict(self, state: TestState, item: pytest.Item, report: pytest.TestReport) -> None:
         record = state.record
-        if not report.passed:
-            record.outcome = "failed"
-            record.error = "the test failed before its budget was checked" \
-                if report.failed else report.outcome
+        if report.failed:
+            record.outcome, record.error = "failed", "the test failed before its budget was checked"
+            return
+        if report.skipped:  # pytest.skip() in the body, or an xfail
+            record.outcome, record.error = "skipped", ""
             return
         lines: list[str] = []
         if state.marked and not record.measurements:
@@ -249,8 +256,10 @@ class FlopBudgetPlugin:
         lines = []
         if self.settings.error:
             lines.append(f"configuration error: {self.settings.error}")
+        lines.extend(self.write_errors)
         lines.extend(failing_summary(records, self.hotspots))
-        lines.extend(f"error: {r['error']}" for r in records
+        lines.extend(f"error: {r['error']}" if r["nodeid"] in r["error"]
+                     else f"{r['nodeid']}: error: {r['error']}" for r in records
                      if r["outcome"] == "error" and r["error"] != self.settings.error)
         unsupported = unsupported_summary(records)
         if unsupported:
@@ -274,11 +283,22 @@ class FlopBudgetPlugin:
         if self.is_worker:
             return
         records = self.sorted_records()
-        path = self.config.getoption("flop_json")
-        if path:
-            atomic_write(Path(path), json.dumps(json_document(records), indent=1) + "\n")
-        for finish in self.finishers:
-            finish(records)
+        for finish in (self._write_json, *self.finishers):
+            try:
+                finish(records, session)
+            except OSError as exc:
+                self.write_errors.append(f"could not write {exc.filename or 'a report'}: "
+                                         f"{exc.strerror or exc}")
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def _write_json(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
+        target = option_path(self.config, "flop_json")
+        if target is not None:
+            atomic_write(target[0], json.dumps(json_document(records), indent=1) + "\n")
+
+    def pytest_unconfigure(self) -> None:
+        set_default_catalog(None)  # get_device() outside this session sees built-ins again
 
 
 MANAGER = pytest.StashKey[FlopBudgetPlugin]()
@@ -288,17 +308,10 @@ def json_document(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``--flop-json`` document: schema-versioned, exact integer counts, per-layer rows."""
     from . import __version__
 
-    over = sum(1 for r in records if any(m["violations"] for m in r["measurements"]))
     return {
         "schema": JSON_SCHEMA,
         "version": __version__,
-        "summary": {
-            "tests": len(records),
-            "profiles": sum(len(r["measurements"]) for r in records),
-            "over_budget": over,
-            "failed": sum(1 for r in records if r["outcome"] == "failed"),
-            "errors": sum(1 for r in records if r["outcome"] == "error"),
-        },
+        "summary": outcome_counts(records),
         "tests": records,
     }
 

@@ -132,7 +132,7 @@ class TestRecord:
     nodeid: str
     budget: Budget | None
     measurements: list[Measurement] = field(default_factory=list)
-    outcome: str = "passed"  # passed, failed (over budget or the test failed), error
+    outcome: str = "passed"  # passed, failed (over budget or the test failed), skipped, error
     error: str = ""  # a budget/config/trace error message, or why the test failed
     extra: dict[str, Any] = field(default_factory=dict)  # figures added by features
 
@@ -149,3 +149,21 @@ class TestRecord:
             "measurements": [m.to_dict() for m in self.measurements],
             **self.extra,
         }
+
+
+def over_budget(record: dict[str, Any]) -> bool:
+    """True when a measurement of the test (a ``TestRecord.to_dict()``) broke a limit."""
+    return any(m["violations"] for m in record["measurements"])
+
+
+def outcome_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many budgeted tests, profiles, tests over budget, failed, skipped and errored."""
+    outcomes = [r["outcome"] for r in records]
+    return {
+        "tests": len(records),
+        "profiles": sum(len(r["measurements"]) for r in records),
+        "over_budget": sum(1 for r in records if over_budget(r)),
+        "failed": outcomes.count("failed"),
+        "skipped": outcomes.count("skipped"),
+        "errors": outcomes.count("error"),
+    }

@@ -21,6 +21,7 @@ from fractions import Fraction
 import pytest
 
 from pytest_flopbudget.baseline import (
+    GROWTH_METRICS,
     SCHEMA,
     BaselineError,
     GrowthError,
@@ -167,6 +168,20 @@ def test_parse_baseline_rejects_corrupt_and_foreign_files(text, message):
     with pytest.raises(BaselineError) as info:
         parse_baseline(text, "b.json")
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("drop,message", [
+    ("device", "b.json: tests['t']['M']: 'device' must be a name (a string), got None"),
+    ("dtype", "b.json: tests['t']['M']: 'dtype' must be a name (a string), got None"),
+    ("layers", "b.json: tests['t']['M']: 'layers' must be an object, got None"),
+])
+def test_parse_baseline_rejects_an_entry_missing_what_a_comparison_reads(drop, message):
+    entry = {"device": "npu", "dtype": "int8", "layers": {}, **dict.fromkeys(GROWTH_METRICS, 1)}
+    parse_baseline(json.dumps({"schema": SCHEMA, "tests": {"t": {"M": entry}}}), "b.json")
+    del entry[drop]
+    with pytest.raises(BaselineError) as info:
+        parse_baseline(json.dumps({"schema": SCHEMA, "tests": {"t": {"M": entry}}}), "b.json")
+    assert str(info.value) == message
 
 
 # -- save and compare --------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_every_default_budget_passes(default_run, records):
     stdout, doc = default_run
     assert re.search(r"\b17 passed, 1 deselected\b", stdout), stdout
     assert doc["summary"] == {"tests": 7, "profiles": 7, "over_budget": 0, "failed": 0,
-                              "errors": 0}
+                              "skipped": 0, "errors": 0}
     assert set(records) == set(EXPECTED)
     for nodeid, rec in records.items():
         assert rec["outcome"] == "passed", nodeid

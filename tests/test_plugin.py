@@ -137,6 +137,8 @@ def test_other():
                       "mean 'max_mflops'?)"),
     ("device = 'gpu9'", "pyproject.toml [tool.flopbudget]: device: unknown device 'gpu9'"),
     ("hotspots = 0", "hotspots must be a positive integer, got 0"),
+    ("host_file = 5", "pyproject.toml [tool.flopbudget]: host_file must be a file path (a "
+                      "string), got 5"),
     ("[tool.flopbudget.devices.edge]\nbase = 'npu'\nbandwith = 1e9",
      "[tool.flopbudget.devices].edge: unknown key 'bandwith' (did you mean 'bandwidth'?)"),
     ("[tool.flopbudget.devices.edge]\npeak_flops = 1e12",
@@ -246,6 +248,23 @@ def test_fine(flop_budget):
                                  "(my bug)"])
 
 
+def test_a_failing_setup_is_named_in_the_summary(project):
+    project.makepyfile(LINEAR + """
+@pytest.fixture
+def weights():
+    raise FileNotFoundError("weights.pt")
+
+@pytest.mark.flop_budget(max_mflops=5)
+def test_needs_weights(weights, flop_budget):
+    flop_budget(big(), x())
+""")
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*= flop budget =*",
+                                 "test_a_failing_setup_is_named_in_the_summary.py::"
+                                 "test_needs_weights: error: the test's setup failed"])
+
+
 def test_unsupported_ops_are_listed_under_the_test(project):
     project.makepyfile("""
 import pytest, torch
@@ -320,16 +339,21 @@ def test_over(flop_budget):
 def test_under(flop_budget):
     flop_budget(big(), x())
 
+@pytest.mark.flop_budget(max_mflops=3)
+def test_skips(flop_budget):
+    pytest.skip("no model file on this runner")
+
 def test_plain():
     pass
 """)
     result = project.runpytest(f"--flop-json={out}")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
     doc = json.loads(out.read_text())
     assert doc["schema"] == "pytest-flopbudget/1"
-    assert doc["summary"] == {"tests": 2, "profiles": 2, "over_budget": 1, "failed": 1,
-                              "errors": 0}
-    over, under = doc["tests"]
+    assert doc["summary"] == {"tests": 3, "profiles": 2, "over_budget": 1, "failed": 1,
+                              "skipped": 1, "errors": 0}
+    over, skipped, under = doc["tests"]
+    assert (skipped["outcome"], skipped["error"], skipped["measurements"]) == ("skipped", "", [])
     assert over["nodeid"].endswith("::test_over") and over["outcome"] == "failed"
     assert over["budget"] == {"limits": {"max_mflops": 1.0}, "device": "npu",
                               "dtype": "int8", "options": {}}
@@ -342,6 +366,41 @@ def test_plain():
     assert [row["name"] for row in m["layers"]] == [""]
     assert under["outcome"] == "passed"
     assert [p.name for p in out.parent.iterdir()] == ["flop.json"]  # no temp file left
+
+
+def test_a_report_that_cannot_be_written_is_one_clear_error(project, tmp_path):
+    blocked = tmp_path / "reports"
+    blocked.write_text("a file where a directory should be")
+    project.makepyfile(LINEAR + """
+@pytest.mark.flop_budget(max_mflops=3)
+def test_under(flop_budget):
+    flop_budget(big(), x())
+""")
+    result = project.runpytest(f"--flop-json={blocked / 'flop.json'}",
+                               f"--flop-markdown={blocked / 'flop.md'}")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    # both writers report, each naming its file; the second still ran after the first failed
+    result.stdout.fnmatch_lines([f"could not write {blocked}/flop.json: File exists: {blocked}",
+                                 f"could not write {blocked}/flop.md: File exists: {blocked}"])
+
+
+def test_session_devices_do_not_outlive_the_session(project):
+    from pytest_flopbudget import get_device
+    from pytest_flopbudget.devices import DeviceError
+
+    project.makefile(".toml", pyproject="[tool.flopbudget.devices.edge]\nbase = 'npu'\n")
+    project.makepyfile("""
+from pytest_flopbudget import get_device
+
+def test_sees_the_config_device():
+    assert get_device("edge").name == "edge"
+""")
+    project.runpytest().assert_outcomes(passed=1)
+    with pytest.raises(DeviceError, match="unknown device 'edge'"):
+        get_device("edge")
 
 
 def test_strict_markers_and_alias_import(project):
