@@ -30,23 +30,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 from zoo import zoo  # noqa: E402
 
 from pytest_flopbudget import profile  # noqa: E402
-from pytest_flopbudget.calibrate import (  # noqa: E402
-    DEFAULT_PATH,
-    GEMM_N,
-    Timer,
-    Timing,
-    calibrate,
-    gemm_flops,
-    load_host,
-)
-from pytest_flopbudget.devices import Catalog, Device  # noqa: E402
+from pytest_flopbudget.calibrate import calibrate, gemm_flops  # noqa: E402
+from pytest_flopbudget.device_file import DEFAULT_PATH, load_host_device  # noqa: E402
+from pytest_flopbudget.microbench import GEMM_N, gemm  # noqa: E402
+from pytest_flopbudget.timing import Timer, Timing  # noqa: E402
 
 
 def measure(model: torch.nn.Module, inputs: tuple, repeats: int,
             timer: Timer) -> Timing:
     """Median over ``repeats`` undisturbed samples of the seconds of one forward, after 3
     warm-ups; a sample is the mean of as many forwards as last 50 ms. Samples other
-    processes disturbed are dropped and taken again (see ``calibrate.Timer``)."""
+    processes disturbed are dropped and taken again (see ``timing.Timer``)."""
     with torch.inference_mode():
         return timer(lambda: model(*inputs), repeats, warmup=3, min_sample_s=0.05)
 
@@ -54,15 +48,8 @@ def measure(model: torch.nn.Module, inputs: tuple, repeats: int,
 def gemm_speed(timer: Timer) -> float:
     """FLOP/s of the calibration's 2048x2048 GEMM now: how fast the machine is at the moment
     compared with when it was calibrated (shared machines drift)."""
-    a, b = torch.randn(GEMM_N, GEMM_N), torch.randn(GEMM_N, GEMM_N)
     with torch.inference_mode():
-        return gemm_flops(GEMM_N) / timer(lambda: torch.mm(a, b), 5).seconds
-
-
-def uncalibrated(host: Device) -> Device:
-    """``host`` with its measured peak and bandwidth only: efficiency 1.0, overhead 0."""
-    return Device("host-uncalibrated", host.peak_flops, host.bandwidth,
-                  default_dtype=host.default_dtype, onchip_bytes=host.onchip_bytes)
+        return gemm_flops(GEMM_N) / timer(gemm(GEMM_N), 5).seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         calibrate(args.host, quick=args.quick)
         print(f"calibration took {time.perf_counter() - t0:.1f} s")
-    host = Catalog({}, {}).with_tables(load_host(args.host), str(args.host)).get("host")
-    bare = uncalibrated(host)
+    host = load_host_device(args.host)
+    bare = host.bare()  # measured peak and bandwidth only: efficiency 1.0, overhead 0
     print(f"host: {host.peak() / 1e9:.1f} GFLOP/s fp32, {host.bandwidth / 1e9:.1f} GB/s, "
-          f"overhead {host.overhead * 1e6:.2f} us/op, on-chip {host.onchip_bytes >> 20} MiB")
+          f"overhead {host.overheads_text()}, on-chip {host.onchip_bytes >> 20} MiB")
     print("efficiency: " + ", ".join(f"{k} {v:.3f}" for k, v in host.efficiency.items()))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average at start {os.getloadavg()[0]:.2f}")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import DEFAULT_PATH, calibrate
+    from .calibrate import calibrate
+    from .device_file import DEFAULT_PATH
 
     out = Path(args.out) if args.out is not None else DEFAULT_PATH
     print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out}",
@@ -27,7 +28,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         return 2
     print()
     print(f"device {device.name!r}: {device.peak() / 1e9:.1f} GFLOP/s fp32, "
-          f"{device.bandwidth / 1e9:.1f} GB/s, {device.overhead * 1e6:.2f} us per operator, "
+          f"{device.bandwidth / 1e9:.1f} GB/s, {device.overheads_text()}, "
           f"on-chip {device.onchip_bytes / 2**20:.1f} MiB")
     print(f"written to {out.resolve()}")
     return 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .budget import KNOWN, BudgetError, check_arguments, suggest
+from .device_file import DEFAULT_PATH, load_host
 from .devices import Catalog, DeviceError
 
 if sys.version_info >= (3, 11):
@@ -45,7 +46,6 @@ SETTINGS: dict[str, str] = {
     "baseline": "baseline file for --flop-baseline (path)",
 }
 
-DEFAULT_HOST_FILE = ".flopbudget/host.toml"
 
 
 class ConfigError(ValueError):
@@ -62,7 +62,7 @@ class Config:
     hotspots: int = 5
     settings: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-    host_path: Path = Path(DEFAULT_HOST_FILE)  # where the calibrated host device is read/written
+    host_path: Path = DEFAULT_PATH  # where the calibrated host device is read/written
     error: str | None = None
 
     def layers_for(self, nodeid: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -88,7 +88,7 @@ def load(rootdir: Path, host_file: Path | None = None) -> Config:
     """Read ``rootdir/pyproject.toml``; errors are kept in ``Config.error``, not raised."""
     path = rootdir / "pyproject.toml"
     config = Config(path=path if path.is_file() else None,
-                    host_path=host_file or rootdir / DEFAULT_HOST_FILE)
+                    host_path=host_file or rootdir / DEFAULT_PATH)
     try:
         section: Mapping[str, Any] = {}
         if config.path is not None:
@@ -133,15 +133,13 @@ def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
         if not isinstance(args, Mapping):
             raise ConfigError(f"{where} must be a table of budget arguments")
         config.tests[pattern] = check_arguments(args, where)
-    host_setting = section.get("host_file", DEFAULT_HOST_FILE)
+    host_setting = section.get("host_file", str(DEFAULT_PATH))
     if not isinstance(host_setting, str) or not host_setting.strip():
         raise ConfigError(f"{config.where()}: host_file must be a file path (a string), "
                           f"got {host_setting!r}")
     config.host_path = host = host_file or rootdir / host_setting
     catalog = Catalog.builtin()
     if host.is_file():
-        from .calibrate import load_host
-
         catalog = catalog.with_tables(load_host(host), str(host))
     devices = section.get("devices", {})
     if devices:

@@ -12,7 +12,7 @@ import functools
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,18 @@ class Device:
         ``overheads[op_class]``, else ``overhead``."""
         table = self.overheads
         return float(table.get(op, table.get(op_class, self.overhead)))
+
+    def overheads_text(self) -> str:
+        """The per-operator overheads in words: ``"5 us per operator"``, with the per-class
+        or per-operator entries that differ (``"; depthwise_conv 95 us, aten.gru 13 us"``)."""
+        text = f"{self.overhead * 1e6:g} us per operator"
+        special = ", ".join(f"{k} {v * 1e6:.3g} us" for k, v in sorted(self.overheads.items()))
+        return f"{text} ({special})" if special else text
+
+    def bare(self) -> Device:
+        """This device with its roofs only (peak and bandwidth): efficiency 1, no overhead."""
+        return replace(self, name=f"{self.name}-bare", efficiency={}, overhead=0.0,
+                       overheads={})
 
     def efficiency_of(self, op_class: str) -> float:
         """Fraction of the roofline an operator class attains (1.0 when not given)."""

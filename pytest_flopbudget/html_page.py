@@ -169,8 +169,8 @@ def roofline_caption(m: dict[str, Any], device: Device | None, plotted: int, fla
             f"kind; the {labels} slowest layers are named.")
     if device is not None:
         eff = ", ".join(f"{k} {v:g}" for k, v in sorted(device.efficiency.items()))
-        text += (f" Points sit below the roof by the device's {device.overhead * 1e6:g} us per "
-                 f"operator" + (f", its efficiency factors ({eff})" if eff else "")
+        text += (f" Points sit below the roof by the device's {device.overheads_text()}"
+                 + (f", its efficiency factors ({eff})" if eff else "")
                  + " and where a layer mixes memory- and compute-bound operators.")
     else:
         text += f" Device {m['device']!r} is not in this session's catalog: no roof drawn."

@@ -15,25 +15,20 @@ from pathlib import Path
 import pytest
 
 from pytest_flopbudget.calibrate import (
-    HOST,
-    bandwidth_from,
     calibrate,
-    contention,
     copy_bytes,
-    cpu_model,
-    device_toml,
     efficiency_from,
     gemm_flops,
     geometric_mean,
-    largest_cache,
-    load_host,
-    mem_total,
     overhead_from,
-    parse_size,
-    roofline_seconds,
+    overheads_by_key,
+    rate,
 )
 from pytest_flopbudget.costs import OP_CLASSES
+from pytest_flopbudget.device_file import HOST, device_toml, load_host, load_host_device
 from pytest_flopbudget.devices import Catalog, Device, DeviceError
+from pytest_flopbudget.hostinfo import cpu_model, largest_cache, mem_total, parse_size
+from pytest_flopbudget.timing import contention
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,17 +51,10 @@ def test_gemm_flops_is_2n3() -> None:
 def test_bandwidth_is_bytes_over_seconds() -> None:
     # a 128 MiB copy reads and writes 128 MiB: 256 MiB moved
     assert copy_bytes(128 << 20) == 256 << 20
-    assert bandwidth_from(copy_bytes(128 << 20), 0.0125) == pytest.approx(21_474_836_480)
-    assert bandwidth_from(2e9, 0.1) == pytest.approx(2e10)
+    assert rate(copy_bytes(128 << 20), 0.0125) == pytest.approx(21_474_836_480)
+    assert rate(2e9, 0.1) == pytest.approx(2e10)
     with pytest.raises(ValueError):
-        bandwidth_from(1e9, 0.0)
-
-
-def test_roofline_seconds_is_the_larger_bound() -> None:
-    # 1 GFLOP at 100 GFLOP/s: 10 ms; 1 MB at 10 GB/s: 0.1 ms -> compute bound
-    assert roofline_seconds(1e9, 1e6, 1e11, 1e10) == pytest.approx(0.01)
-    # 1 MFLOP: 10 us; 100 MB: 10 ms -> memory bound
-    assert roofline_seconds(1e6, 1e8, 1e11, 1e10) == pytest.approx(0.01)
+        rate(1e9, 0.0)
 
 
 def test_efficiency_is_roofline_over_measured_clamped_to_one() -> None:
@@ -262,7 +250,7 @@ def test_cli_calibrate_quick_writes_the_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert out.is_file()
     assert "GFLOP/s" in result.stdout and str(out.resolve()) in result.stdout
-    device = Catalog({}, {}).with_tables(load_host(out), str(out)).get(HOST)
+    device = load_host_device(out)
     assert device.peak() > 0
 
 
@@ -282,7 +270,6 @@ def test_cli_needs_a_command(tmp_path: Path) -> None:
 
 
 def test_overheads_by_key_medians_per_class_and_for_recurrent() -> None:
-    from pytest_flopbudget.calibrate import overheads_by_key
 
     default, table = overheads_by_key([
         ("elementwise", 1e-6), ("elementwise", 3e-6), ("conv", 20e-6),

@@ -173,3 +173,16 @@ def test_device_table_errors_name_the_key(table, message):
 def test_inheritance_loop():
     with pytest.raises(DeviceError, match="inheritance loops: a -> b -> a"):
         Catalog.builtin().with_tables({"a": {"base": "b"}, "b": {"base": "a"}}, "cfg")
+
+
+def test_overheads_in_words_and_the_bare_device():
+    dev = Device(name="d", peak_flops=1e10, bandwidth=1e9, overhead=5e-6,
+                 overheads={"depthwise_conv": 95e-6, "aten.gru": 1.3e-5},
+                 efficiency={"conv": 0.5})
+    assert dev.overheads_text() == "5 us per operator (aten.gru 13 us, depthwise_conv 95 us)"
+    assert Device(name="e", peak_flops=1e10, bandwidth=1e9).overheads_text() == \
+        "0 us per operator"
+    bare = dev.bare()
+    assert (bare.peak(), bare.bandwidth) == (1e10, 1e9)
+    assert (bare.efficiency, bare.overhead, bare.overheads) == ({}, 0.0, {})
+    assert bare.overhead_for("aten.gru", "recurrent") == 0.0
