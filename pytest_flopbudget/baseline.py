@@ -42,339 +42,33 @@ The comparison runs in the test (on the xdist worker), so the regressed test its
 its result travels to the controller in ``record["baseline"]``. The controller writes the
 terminal summary, the Markdown (``--flop-markdown``, ``$GITHUB_STEP_SUMMARY``) and the saved
 baseline from the collected records, so serial and xdist runs write the same bytes.
+
+This module holds the options, the terminal text and the plugin feature (:class:`Gate`); growth
+specs are in :mod:`~pytest_flopbudget.growth`, the file in
+:mod:`~pytest_flopbudget.baseline_file`, the comparison in :mod:`~pytest_flopbudget.comparison`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .budget import METRICS, suggest
+from .baseline_file import Baseline, BaselineError, baseline_document, dumps
+from .comparison import RunComparison, compare_test
 from .files import append_text, atomic_write, option_path
+from .growth import GROWTH_METRICS, GrowthError, Limit, growth_option, resolve_growth
 from .report import layer_label, table
-from .results import values_of
-
-SCHEMA = "pytest-flopbudget-baseline/1"
-REPORT_SCHEMA = "pytest-flopbudget/1"  # the --flop-json report, a common wrong file
-
-#: Metrics compared, in display order (keys of ``results.values_of``).
-GROWTH_METRICS: tuple[str, ...] = tuple(METRICS)
-
-#: Per-layer figures kept in a baseline: figure -> layer row key (``results.layer_rows``).
-LAYER_FIGURES: dict[str, str] = {"flops": "flops", "macs": "macs", "params": "params",
-                                 "access": "bytes", "written": "bytes_written",
-                                 "latency": "seconds"}
-
-#: The layer figure that explains a regressed metric (weight is parameters at a dtype).
-LAYER_RANK: dict[str, str] = {"flops": "flops", "macs": "macs", "params": "params",
-                              "weight": "params", "access": "access",
-                              "activation": "written", "latency": "latency"}
 
 #: Display label of a metric with its unit in tables.
 LABELS: dict[str, str] = {"flops": "flops", "macs": "macs", "params": "params",
                           "weight": "weight B", "access": "access B",
                           "activation": "activation B", "latency": "latency ms",
                           "written": "written B"}
-
-#: One growth limit: (allowed growth as a fraction, where it was written).
-Limit = tuple[Fraction, str]
-
-
-# -- growth specs ------------------------------------------------------------------------
-class GrowthError(ValueError):
-    """A growth spec is malformed; callers prefix where it was written."""
-
-
-_PERCENT = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)%")
-_EXAMPLE = "e.g. '5%' or 'flops:2%,latency:10%'"
-
-
-def parse_percent(text: str) -> Fraction:
-    """``"2.5%"`` -> ``Fraction(1, 40)``: a non-negative percentage as an exact fraction."""
-    text = text.strip()
-    if _PERCENT.fullmatch(text):
-        return Fraction(text[:-1]) / 100
-    if text.startswith("-"):
-        raise GrowthError(f"growth limit must not be negative, got {text!r}")
-    if re.fullmatch(r"(?:\d+(?:\.\d*)?|\.\d+)", text):
-        raise GrowthError(f"growth limit needs a '%' sign, got {text!r} (write {text}%)")
-    raise GrowthError(f"expected a percentage such as '5%', got {text!r}")
-
-
-def parse_growth(spec: Any) -> dict[str, Fraction]:
-    """Parse a growth spec into ``{metric: allowed growth as a fraction}``.
-
-    ``"5%"`` sets every metric in :data:`GROWTH_METRICS`; ``"flops:2%,latency:10%"`` sets
-    those; a bare percentage and ``metric:percent`` entries mix, the entries winning. Raises
-    :class:`GrowthError` for anything else (no ``%``, negative, unknown or repeated metric).
-    """
-    if not isinstance(spec, str):
-        raise GrowthError(f"expected a string, {_EXAMPLE}, got {spec!r}")
-    if not spec.strip():
-        raise GrowthError(f"empty growth spec; {_EXAMPLE}")
-    every: Fraction | None = None
-    limits: dict[str, Fraction] = {}
-    for item in spec.split(","):
-        metric, colon, percent = item.rpartition(":")
-        metric = metric.strip()
-        if not item.strip():
-            raise GrowthError(f"empty entry in {spec!r}; {_EXAMPLE}")
-        if not colon:
-            if every is not None:
-                raise GrowthError(f"two limits for every metric in {spec!r}")
-            every = parse_percent(percent)
-        elif metric not in GROWTH_METRICS:
-            raise GrowthError(f"unknown metric {metric!r}{suggest(metric, GROWTH_METRICS)}; "
-                              f"known: {', '.join(GROWTH_METRICS)}")
-        elif metric in limits:
-            raise GrowthError(f"metric {metric!r} given twice in {spec!r}")
-        else:
-            limits[metric] = parse_percent(percent)
-    base = dict.fromkeys(GROWTH_METRICS, every) if every is not None else {}
-    return {**base, **limits}
-
-
-def growth_option(text: str) -> dict[str, Fraction]:
-    """argparse ``type=`` for ``--flop-max-growth``."""
-    try:
-        return parse_growth(text)
-    except GrowthError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def resolve_growth(layers: Iterable[tuple[str, Any]]) -> dict[str, Limit]:
-    """Lay growth specs ``[(where, spec or parsed dict or None), ...]`` over one another,
-    most general first; each metric keeps the last value. Errors name ``where``."""
-    limits: dict[str, Limit] = {}
-    for where, spec in layers:
-        if spec is None:
-            continue
-        try:
-            parsed = spec if isinstance(spec, dict) else parse_growth(spec)
-        except GrowthError as exc:
-            raise GrowthError(f"{where}: max_growth: {exc}") from None
-        limits.update((metric, (value, where)) for metric, value in parsed.items())
-    return limits
-
-
-def percent_text(fraction: Fraction) -> str:
-    """``Fraction(1, 20)`` -> ``"5%"``."""
-    return f"{float(fraction * 100):g}%"
-
-
-def over_limit(old: float, new: float, limit: Fraction) -> bool:
-    """``new > old * (1 + limit)``, exactly (floats are converted without rounding)."""
-    return Fraction(new) > Fraction(old) * (1 + limit)
-
-
-# -- baseline files ----------------------------------------------------------------------
-class BaselineError(ValueError):
-    """A baseline file is missing, corrupt or foreign; the message names it."""
-
-
-def layer_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{module path: {figure: value}}`` from measurement layer rows (zero rows dropped)."""
-    layers: dict[str, dict[str, float]] = {}
-    for row in rows:
-        figures = layers.setdefault(row["name"], dict.fromkeys(LAYER_FIGURES, 0))
-        for figure, key in LAYER_FIGURES.items():
-            figures[figure] += row[key]
-    return {name: figs for name, figs in layers.items() if any(figs.values())}
-
-
-def profile_entry(measurement: Mapping[str, Any]) -> dict[str, Any]:
-    """One model's baseline entry from a measurement dict (``Measurement.to_dict``)."""
-    return {"device": measurement["device"], "dtype": measurement["dtype"],
-            **values_of(measurement), "layers": layer_figures(measurement["layers"])}
-
-
-def baseline_document(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The baseline of a run: every test that profiled at least one model."""
-    tests = {r["nodeid"]: {m["name"]: profile_entry(m) for m in r["measurements"]}
-             for r in records if r["measurements"]}
-    return {"schema": SCHEMA, "tests": tests}
-
-
-def dumps(document: Mapping[str, Any]) -> str:
-    """Deterministic JSON text: sorted keys, one value per line."""
-    return json.dumps(document, indent=1, sort_keys=True) + "\n"
-
-
-def _number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value >= 0)
-
-
-def _check_entry(entry: Any, where: str) -> None:
-    if not isinstance(entry, dict):
-        raise BaselineError(f"{where} must be an object of metrics")
-    for metric in GROWTH_METRICS:
-        if not _number(entry.get(metric)):
-            raise BaselineError(f"{where}: {metric!r} must be a non-negative number, "
-                                f"got {entry.get(metric)!r}")
-    for key in ("device", "dtype"):
-        if not isinstance(entry.get(key), str):
-            raise BaselineError(f"{where}: {key!r} must be a name (a string), "
-                                f"got {entry.get(key)!r}")
-    layers = entry.get("layers")
-    if not isinstance(layers, dict):
-        raise BaselineError(f"{where}: 'layers' must be an object, got {layers!r}")
-    for path, figures in layers.items():
-        if not isinstance(figures, dict) or not all(_number(v) for v in figures.values()):
-            raise BaselineError(f"{where}: layer {path!r} must map figures to numbers")
-
-
-def parse_baseline(text: str, name: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{node id: {model: entry}}`` from a baseline file's text; ``name`` is used in errors."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"{name} is not valid JSON (truncated or corrupt?): {exc}") from None
-    schema = doc.get("schema") if isinstance(doc, dict) else None
-    if schema != SCHEMA:
-        if schema == REPORT_SCHEMA:
-            why = "it is a --flop-json report"
-        elif isinstance(schema, str) and schema.startswith(SCHEMA.split("/")[0] + "/"):
-            why = f"it has schema {schema!r}, which this version does not read"
-        else:
-            why = (f"its schema is {schema!r}" if schema is not None
-                   else "it has no \"schema\" key")
-        raise BaselineError(f"{name} is not a pytest-flopbudget baseline ({why}; expected "
-                            f"\"schema\": \"{SCHEMA}\"); save one with --flop-save-baseline")
-    tests = doc.get("tests")
-    if not isinstance(tests, dict):
-        raise BaselineError(f"{name}: 'tests' must be an object of node ids")
-    for nodeid, models in tests.items():
-        if not isinstance(models, dict):
-            raise BaselineError(f"{name}: tests[{nodeid!r}] must be an object of models")
-        for model, entry in models.items():
-            _check_entry(entry, f"{name}: tests[{nodeid!r}][{model!r}]")
-    return tests
-
-
-@dataclass
-class Baseline:
-    """A loaded baseline: ``tests`` as in the file, ``shown`` the path as the user wrote it."""
-
-    shown: str
-    tests: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path, shown: str, origin: str) -> Baseline:
-        """Read and validate; raises :class:`BaselineError` naming ``origin`` and the file."""
-        name = f"{origin}: baseline file {shown}"
-        if shown != str(path):
-            name += f" ({path})"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise BaselineError(f"{name} does not exist; save one with "
-                                f"--flop-save-baseline={shown}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BaselineError(f"{name} cannot be read: {exc}") from None
-        return cls(shown, parse_baseline(text, name))
-
-
-# -- comparison --------------------------------------------------------------------------
-def _layer_growth(old: Mapping[str, Mapping[str, float]], new_rows: Sequence[Mapping[str, Any]],
-                  figure: str, n: int) -> list[dict[str, Any]]:
-    """The ``n`` layers whose ``figure`` grew most (absolute), by module path."""
-    new = layer_figures(new_rows)
-    kinds = {row["name"]: row["kind"] for row in new_rows}
-    rows = []
-    for path in sorted(set(old) | set(new)):
-        before = old.get(path, {}).get(figure, 0)
-        after = new.get(path, {}).get(figure, 0)
-        if after > before:
-            rows.append({"name": path, "kind": kinds.get(path, "-"), "old": before,
-                         "new": after})
-    rows.sort(key=lambda r: r["new"] - r["old"], reverse=True)  # stable: ties by path
-    return rows[:n]
-
-
-def compare_model(measurement: Mapping[str, Any], old: Mapping[str, Any] | None,
-                  limits: Mapping[str, Limit] | None, n_layers: int) -> dict[str, Any]:
-    """Compare one measurement dict with its baseline entry (``None``: a new model).
-
-    ``limits`` is ``{metric: (growth, where)}``; ``None`` when unknown (the test failed before
-    its check), which compares without a verdict. Returns a JSON-able dict.
-    """
-    result: dict[str, Any] = {"name": measurement["name"], "status": "new"}
-    values = values_of(measurement)
-    if old is None:
-        result["values"] = values
-        return result
-    rows = []
-    for metric in GROWTH_METRICS:
-        limit = (limits or {}).get(metric)
-        rows.append({"metric": metric, "old": old[metric], "new": values[metric],
-                     "limit": percent_text(limit[0]) if limit else None,
-                     "where": limit[1] if limit else None,
-                     "over": bool(limit) and over_limit(old[metric], values[metric], limit[0])})
-    over = [r["metric"] for r in rows if r["over"]]
-    result.update(status="regressed" if over else "ok", metrics=rows, checked=limits is not None)
-    if (old["device"], old["dtype"]) != (measurement["device"], measurement["dtype"]):
-        result["device_change"] = (f"{old['device']} {old['dtype']} -> "
-                                   f"{measurement['device']} {measurement['dtype']}")
-    new_paths = set(layer_figures(measurement["layers"]))
-    gone, added = sorted(set(old["layers"]) - new_paths), sorted(new_paths - set(old["layers"]))
-    if gone or added:
-        result["renamed_layers"] = {"gone": gone, "added": added}
-    if over:
-        figure = LAYER_RANK[over[0]]
-        result["layers"] = {"metric": over[0], "figure": figure,
-                            "rows": _layer_growth(old["layers"], measurement["layers"],
-                                                  figure, n_layers)}
-    return result
-
-
-def compare_test(measurements: Sequence[Mapping[str, Any]],
-                 old: Mapping[str, Mapping[str, Any]] | None,
-                 limits: Mapping[str, Limit] | None, n_layers: int) -> dict[str, Any]:
-    """Compare a test's measurement dicts with its baseline models (``None``: a new test)."""
-    known = old is not None
-    old = dict(old or {})
-    models = []
-    pair_renamed = len(measurements) == 1 and len(old) == 1
-    for m in measurements:
-        name = m["name"] if m["name"] in old or not pair_renamed else next(iter(old))
-        result = compare_model(m, old.pop(name, None), limits, n_layers)
-        if name != m["name"]:
-            result["was"] = name
-        models.append(result)
-    models.extend({"name": name, "status": "missing"} for name in sorted(old))
-    statuses = {m["status"] for m in models}
-    status = "new" if not known else "regressed" if "regressed" in statuses else "ok"
-    return {"status": status, "models": models}
-
-
-@dataclass
-class RunComparison:
-    """The comparison of a whole run: per-test results (sorted by node id) and the baseline
-    tests that profiled nothing in this run."""
-
-    source: str
-    tests: list[tuple[str, dict[str, Any]]]
-    missing: list[str]
-
-    def count(self, status: str) -> int:
-        return len(self.missing) if status == "missing" else \
-            sum(1 for _, t in self.tests if t["status"] == status)
-
-    def headline(self) -> str:
-        """``"1 regressed, 2 within limits, 1 new, 0 missing"``."""
-        return (f"{self.count('regressed')} regressed, {self.count('ok')} within limits, "
-                f"{self.count('new')} new, {self.count('missing')} missing")
 
 
 # -- text --------------------------------------------------------------------------------
@@ -537,6 +231,7 @@ class Gate:
         self.markdown_to = option_path(config, "flop_markdown")
         self.messages: list[str] = []
         self.baseline: Baseline | None = None
+        self._run: RunComparison | None = None
         source = option_path(config, "flop_baseline")
         origin = "--flop-baseline"
         configured = settings.settings.get("baseline")
@@ -580,18 +275,19 @@ class Gate:
     # controller side
     def comparison(self, records: Sequence[Mapping[str, Any]]) -> RunComparison:
         """The run's comparison from the collected records (a test whose check did not run,
-        because it failed first, is compared without limits)."""
-        assert self.baseline is not None
-        old = self.baseline.tests
-        tests = []
-        for r in records:
-            if not r["measurements"]:
-                continue
-            result = r.get("baseline") or compare_test(r["measurements"], old.get(r["nodeid"]),
-                                                       None, self.manager.hotspots)
-            tests.append((r["nodeid"], result))
-        measured = {nodeid for nodeid, _ in tests}
-        return RunComparison(self.baseline.shown, tests, sorted(set(old) - measured))
+        because it failed first, is compared without limits); without a baseline every
+        profiled test is new. Computed once per session (the Markdown and the terminal
+        summary show the same one)."""
+        if self._run is None:
+            old = self.baseline.tests if self.baseline is not None else {}
+            layers = self.manager.hotspots if self.baseline is not None else 0
+            tests = [(r["nodeid"], r.get("baseline") or compare_test(
+                r["measurements"], old.get(r["nodeid"]), None, layers))
+                for r in records if r["measurements"]]
+            measured = {nodeid for nodeid, _ in tests}
+            shown = self.baseline.shown if self.baseline is not None else ""
+            self._run = RunComparison(shown, tests, sorted(set(old) - measured))
+        return self._run
 
     def finish(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
         if self.save_to is not None:
@@ -601,10 +297,7 @@ class Gate:
             return
         from .markdown import markdown
 
-        run = self.comparison(records) if self.baseline else \
-            RunComparison("", [(r["nodeid"], compare_test(r["measurements"], None, None, 0))
-                               for r in records if r["measurements"]], [])
-        text = markdown(run)
+        text = markdown(self.comparison(records))
         if self.markdown_to is not None:
             atomic_write(self.markdown_to[0], text)
         if step_summary:  # other steps of the job append to the same file

@@ -101,7 +101,7 @@ def check_arguments(args: Mapping[str, Any], where: str) -> dict[str, Any]:
             check_max_order(value, where)
             checked[key] = dict(value)
         elif key == "max_growth":
-            from .baseline import GrowthError, parse_growth
+            from .growth import GrowthError, parse_growth
 
             try:
                 parse_growth(value)

@@ -13,7 +13,6 @@ from typing import Any
 
 from .baseline import (
     LABELS,
-    RunComparison,
     change_text,
     figures_text,
     fmt_metric,
@@ -21,6 +20,7 @@ from .baseline import (
     shown_metrics,
     verdict,
 )
+from .comparison import RunComparison
 from .report import layer_label
 
 

@@ -20,15 +20,13 @@ from fractions import Fraction
 
 import pytest
 
-from pytest_flopbudget.baseline import (
+from pytest_flopbudget.baseline import change_text
+from pytest_flopbudget.baseline_file import SCHEMA, BaselineError, parse_baseline
+from pytest_flopbudget.growth import (
     GROWTH_METRICS,
-    SCHEMA,
-    BaselineError,
     GrowthError,
-    change_text,
     growth_option,
     over_limit,
-    parse_baseline,
     parse_growth,
     percent_text,
     resolve_growth,
