@@ -31,8 +31,9 @@ def test_linear_backward_is_twice_its_forward_macs():
     assert backward["2"] == (2 * forward["2"][0], 2 * 256 + 8)
     # layer "0" sees an input that needs no gradient: only grad weight (256 MACs), bias 32
     assert backward["0"] == (256, 2 * 256 + 32)
-    # ReLU backward: x > 0 ? g : 0, 2 per element of the 2x16 gradient
-    assert backward["1"] == (0, 64)
+    # ReLU backward: x > 0 ? g : 0, 1 per element of the 2x16 gradient (the compare; a select
+    # is free, as in the forward table)
+    assert backward["1"] == (0, 32)
     assert p.phases == ["forward", "backward"]
     assert p.flops == p.phase("forward").flops + p.phase("backward").flops
 

@@ -35,17 +35,18 @@ from .elementwise import per_element
 from .pooling import INTERPOLATION, _expand, adaptive_window_sum
 from .recurrent import _MKLDNN_MODES, _steps_rows, stage_work
 
-#: ``{aten backward operator: (FLOPs per gradient element, formula)}``.
+#: ``{aten backward operator: (FLOPs per gradient element, formula)}``, with the forward
+#: table's convention: each ``+ - x /``, compare and transcendental is 1, a select is free.
 BACKWARD_PER_ELEMENT: dict[str, tuple[int, str]] = {
-    "threshold_backward": (2, "x > t ? g : 0"),
-    "hardtanh_backward": (3, "lo < x < hi ? g : 0"),
-    "leaky_relu_backward": (3, "x > 0 ? g : a*g"),
+    "threshold_backward": (1, "x > t ? g : 0"),
+    "hardtanh_backward": (2, "lo < x < hi ? g : 0"),
+    "leaky_relu_backward": (2, "x > 0 ? g : a*g"),
     "sigmoid_backward": (3, "g * y * (1 - y)"),
     "tanh_backward": (3, "g * (1 - y*y)"),
     "silu_backward": (9, "g * s * (1 + x*(1 - s)), s = sigmoid(x) (4)"),
     "hardsigmoid_backward": (3, "-3 < x < 3 ? g/6 : 0"),
     "hardswish_backward": (6, "x < -3 ? 0 : x <= 3 ? g*(2x + 3)/6 : g"),
-    "elu_backward": (4, "x > 0 ? g : g*(y + a)"),
+    "elu_backward": (3, "x > 0 ? g : g*(y + a)"),
     "softplus_backward": (5, "g * sigmoid(x)"),
     "_softmax_backward_data": (4, "y * (g - sum(g*y))"),
     "_log_softmax_backward_data": (4, "g - exp(y) * sum(g)"),
