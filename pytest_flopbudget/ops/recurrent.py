@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
-from ..costs import TensorMeta, Work
+from ..costs import TensorMeta, Work, outputs
 from ..registry import register
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -143,7 +144,9 @@ def _cell(kind: str):  # type: ignore[no-untyped-def]
         rows = math.prod(x.shape[:-1]) if x.ndim > 1 else 1
         has_bias = b_ih is not None
         weights = [w_ih, w_hh, b_ih, b_hh] if has_bias else [w_ih, w_hh]
-        return [stage_work(kind, 1, rows, x, weights, has_bias, "cell")]  # type: ignore[list-item]
+        stage = stage_work(kind, 1, rows, x, weights, has_bias, "cell")  # type: ignore[arg-type]
+        # a cell writes only its results (h', and c' for LSTM), not a sequence and a state
+        return [replace(stage, writes=outputs(out))]
 
     return formula
 
