@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .costs import OP_CLASSES
+from .classes import OP_CLASSES
 from .device_file import DEFAULT_PATH, HOST, device_toml, host_device
 from .devices import Device
 from .files import atomic_write

@@ -10,19 +10,6 @@ import torch
 
 from .dtypes import is_repriced, itemsize
 
-#: Operator classes. A device can give each its own efficiency factor (see ``devices``).
-OP_CLASSES: tuple[str, ...] = (
-    "conv",
-    "depthwise_conv",
-    "matmul",
-    "recurrent",
-    "attention",
-    "elementwise",
-    "norm",
-    "pooling",
-    "data",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class TensorMeta:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .costs import OP_CLASSES
+from .classes import OP_CLASSES
 from .dtypes import DEPLOY_DTYPES, parse_dtype
 
 if sys.version_info >= (3, 11):

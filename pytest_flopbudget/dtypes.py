@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported only where tensors are: the plugin starts without it
+    import torch
 
 #: Bytes per element of each deployment precision a profile can be re-priced at.
 DEPLOY_DTYPES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
@@ -25,7 +28,7 @@ def parse_dtype(name: str | None) -> str | None:
     """
     if name is None:
         return None
-    if isinstance(name, torch.dtype):
+    if type(name).__module__ == "torch" and type(name).__name__ == "dtype":  # torch.float16
         name = str(name).removeprefix("torch.")
     if not isinstance(name, str):
         raise ValueError(f"dtype must be a string, got {type(name).__name__}: {name!r}")

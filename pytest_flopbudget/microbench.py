@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .costs import OP_CLASSES
+from .classes import OP_CLASSES
 
 GEMM_N = 2048
 

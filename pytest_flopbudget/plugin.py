@@ -17,7 +17,7 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,9 +26,11 @@ from .budget import LIMITS, OPTIONS, Budget, BudgetError
 from .config import Config, load
 from .devices import DeviceError, set_default_catalog
 from .files import atomic_write, option_path
-from .fixture import FlopBudget
 from .report import failing_summary, failure_message, report_table, unsupported_summary
 from .results import TestRecord, outcome_counts
+
+if TYPE_CHECKING:  # the fixture imports torch: only a budgeted test's setup loads it
+    from .fixture import FlopBudget
 
 JSON_SCHEMA = "pytest-flopbudget/1"
 MARKER = "flop_budget"
@@ -183,6 +185,8 @@ class FlopBudgetPlugin:
                 record.outcome = "error"
                 record.error = f"{budget.origin.get('device', item.nodeid)}: {exc}"
             else:
+                from .fixture import FlopBudget
+
                 record.budget = budget
                 state.fixture = FlopBudget(record, budget, device)
         if record.outcome == "error":

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from .costs import OP_CLASSES, Work
+from .classes import OP_CLASSES
+from .costs import Work
 
 F = TypeVar("F", bound=Callable[..., Any])
 

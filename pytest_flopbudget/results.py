@@ -9,12 +9,14 @@ controller, what the JSON report holds, and what baselines compare.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budget import Budget, Violation, check, usage
 from .devices import Device
-from .profile import ModelProfile
-from .roofline import Latency
+
+if TYPE_CHECKING:
+    from .profile import ModelProfile
+    from .roofline import Latency
 
 
 def layer_rows(prof: ModelProfile, lat: Latency) -> list[dict[str, Any]]:

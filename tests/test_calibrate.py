@@ -24,7 +24,7 @@ from pytest_flopbudget.calibrate import (
     overheads_by_key,
     rate,
 )
-from pytest_flopbudget.costs import OP_CLASSES
+from pytest_flopbudget.classes import OP_CLASSES
 from pytest_flopbudget.device_file import HOST, device_toml, load_host, load_host_device
 from pytest_flopbudget.devices import Catalog, Device, DeviceError
 from pytest_flopbudget.hostinfo import cpu_model, largest_cache, mem_total, parse_size

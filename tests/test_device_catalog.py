@@ -12,7 +12,7 @@ import torch
 from reference_models import VibrationClassifier
 
 from pytest_flopbudget import profile
-from pytest_flopbudget.costs import OP_CLASSES
+from pytest_flopbudget.classes import OP_CLASSES
 from pytest_flopbudget.devices import CATALOG_FILE, KEYS, Catalog
 from pytest_flopbudget.dtypes import DEPLOY_DTYPES
 

@@ -420,6 +420,19 @@ def test_markers_are_documented(project):
                                  "device=..., dtype=...*): fail the test when*"])
 
 
+def test_a_session_without_budgets_does_not_import_torch(pytester):
+    # the plugin is loaded in every pytest session of the environment; torch (seconds to
+    # import) is loaded by the first budgeted test, not by the plugin
+    pytester.makepyfile("""
+import sys
+
+def test_plain():
+    assert "pytest_flopbudget.plugin" in sys.modules
+    assert "torch" not in sys.modules
+""")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 def test_tests_without_budgets_record_nothing(project, tmp_path):
     out = tmp_path / "flop.json"
     project.makepyfile("def test_a():\n    pass\n")
