@@ -242,7 +242,7 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
         # peak: a large square GEMM
         timing = timer(gemm(GEMM_N), plan.gemm_repeats, warmup=min(plan.warmup, 2))
         peak = rate(gemm_flops(GEMM_N), timing.seconds)
-        sources["peak_flops"] = source("peak_flops", f"{GEMM_N}x{GEMM_N} fp32 GEMM (torch.mm, "
+        sources["peak_flops.fp32"] = source("peak_flops", f"{GEMM_N}x{GEMM_N} fp32 GEMM (torch.mm, "
                                        f"2n^3 FLOPs)", [timing])
         log(f"peak fp32      {peak / 1e9:10.1f} GFLOP/s   ({GEMM_N}x{GEMM_N} GEMM)")
 
@@ -269,13 +269,21 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
         per_kind.append((key, overhead_from(timing.seconds, bare, paid), tiny.what))
     overhead, overheads = overheads_by_key([(k, t) for k, t, _ in per_kind])
     overheads = {k: float(f"{v:.4g}") for k, v in sorted(overheads.items())}
+
+    def measured(kinds: list[tuple[str, float, str]]) -> str:
+        listed = ", ".join(f"{what} {t * 1e6:.1f} us" for _, t, what in kinds)
+        return (f"(time - bare roofline) per operator (per step for recurrent operators) of "
+                f"chains of {TINY_CHAIN} tiny operators ({listed})")
+
     kinds = ", ".join(f"{what} {t * 1e6:.1f} us" for _, t, what in per_kind)
-    what = (f"(time - bare roofline) per operator (per step for recurrent operators) of "
-            f"chains of {TINY_CHAIN} tiny operators ({kinds})")
-    sources["overhead"] = source("overhead", f"median over kinds of {what}", timings)
-    for key in overheads:
-        sources[f"overheads.{key}"] = source(f"overheads.{key}", f"median of its kinds of "
-                                             f"{what}", timings)
+    sources["overhead"] = source("overhead", f"median over kinds of {measured(per_kind)}",
+                                 timings)
+    for key in overheads:  # each entry's source names only the runs behind it
+        mine = [i for i, (k, _, _) in enumerate(per_kind)
+                if k == key or (key == "recurrent" and k.startswith("aten."))]
+        sources[f"overheads.{key}"] = source(
+            f"overheads.{key}", f"median of {measured([per_kind[i] for i in mine])}",
+            [timings[i] for i in mine])
     log(f"overhead       {overhead * 1e6:10.2f} us/op      (median of {kinds})")
     timed = Device("timed", peak, bandwidth, overhead=overhead, overheads=overheads)
 
@@ -323,7 +331,7 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
     table["peak_flops"] = {"fp32": float(f"{peak:.4g}")}
     table["efficiency"] = efficiency
     table["sources"] = {k: sources[k] for k in (
-        "peak_flops", "bandwidth", "overhead", *(f"overheads.{k}" for k in overheads),
+        "peak_flops.fp32", "bandwidth", "overhead", *(f"overheads.{k}" for k in overheads),
         *(f"efficiency.{c}" for c in OP_CLASSES),
         "onchip_bytes", "memory_bytes") if k in sources}
     elapsed = time.perf_counter() - started

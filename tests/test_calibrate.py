@@ -36,7 +36,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SOURCE_PREFIXES = ("measured", "derived", "read from")
-FIGURES = ("peak_flops", "bandwidth", "overhead", "onchip_bytes", "memory_bytes",
+FIGURES = ("peak_flops.fp32", "bandwidth", "overhead", "onchip_bytes", "memory_bytes",
            *(f"efficiency.{c}" for c in OP_CLASSES))
 
 
@@ -207,8 +207,12 @@ def test_every_figure_has_a_source(calibrated: tuple[Path, Device, list[str]]) -
             continue
         source = device.sources[figure]
         assert source.startswith(SOURCE_PREFIXES), (figure, source)
-    assert "median of" in device.sources["peak_flops"]
-    assert "2048x2048" in device.sources["peak_flops"]
+    assert "median of" in device.sources["peak_flops.fp32"]
+    assert "2048x2048" in device.sources["peak_flops.fp32"]
+    # each overheads entry names the runs behind it, and only those
+    conv, recurrent = device.sources["overheads.conv"], device.sources["overheads.recurrent"]
+    assert "conv2d 3x3 4->4" in conv and "relu" not in conv and "lstm" not in conv
+    assert "lstm 4->4" in recurrent and "gru 4->4" in recurrent and "conv2d" not in recurrent
 
 
 def test_calibrated_host_predicts_a_latency(calibrated: tuple[Path, Device, list[str]]) -> None:
