@@ -62,9 +62,6 @@ class Access:
             self.fixed_bytes + other.fixed_bytes,
         )
 
-    def scaled(self, k: int) -> Access:
-        return Access(self.float_elems * k, self.float_bytes * k, self.fixed_bytes * k)
-
     def bytes(self, dtype: str | None = None) -> int:
         """Bytes at the tensors' own dtypes (``dtype=None``) or at a deployment precision."""
         if dtype is None:

@@ -63,7 +63,7 @@ def step_records(optimizer: torch.optim.Optimizer,
                 flops, states = per_element(optimizer, group)
             except LookupError:
                 return [], f"{op} (step not counted)"
-            meta = TensorMeta(tuple(p.shape), p.dtype)
+            meta = TensorMeta.of(p)
             read = Access.of([meta] * (2 + states))
             written = Access.of([meta] * (1 + states))
             records.append(OpRecord(op, owner[id(p)], "elementwise", 0, flops * meta.numel,

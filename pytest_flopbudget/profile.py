@@ -132,7 +132,7 @@ class ParamLayout:
         names = {
             n
             for p, held in self.owned.items()
-            if _under(p, path)
+            if under(p, path)
             for n in held
         }
         return sum(self.numel[n] for n in names)
@@ -146,7 +146,7 @@ class ParamLayout:
                    for n in self.numel)
 
 
-def _under(path: str, root: str) -> bool:
+def under(path: str, root: str) -> bool:
     return root == ROOT or path == root or path.startswith(root + ".")
 
 
@@ -263,7 +263,9 @@ class ModelProfile:
                 rows.append(self._row(path, None, ()))
         return rows
 
-    def _row(self, path: str, call: ModuleCall | None, ops: Sequence[OpRecord]) -> LayerProfile:
+    def _row(self, path: str, call: ModuleCall | None, ops: Sequence[OpRecord],
+             params: int | None = None) -> LayerProfile:
+        """One row of ``ops`` (``params``: the module's own, unless given)."""
         flops, macs, read, written = _sum_ops(ops, self.dtype)
         return LayerProfile(
             name=path,
@@ -271,7 +273,7 @@ class ModelProfile:
             calls=call.calls if call else 0,
             flops=flops,
             macs=macs,
-            params=self.layout.own_params(path),
+            params=self.layout.own_params(path) if params is None else params,
             bytes_read=read,
             bytes_written=written,
             input_shapes=list(call.input_shapes) if call else [],
@@ -289,23 +291,8 @@ class ModelProfile:
             close = [p for p in self.layout.kinds if p and (name in p or p in name)][:5]
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise KeyError(f"no module {name!r} in {self.model}{hint}")
-        ops = tuple(r for r in self.records if _under(r.module, name))
-        flops, macs, read, written = _sum_ops(ops, self.dtype)
-        call = self.calls.get(name)
-        return LayerProfile(
-            name=name,
-            kind=self.layout.kinds[name],
-            calls=call.calls if call else 0,
-            flops=flops,
-            macs=macs,
-            params=self.layout.subtree_params(name),
-            bytes_read=read,
-            bytes_written=written,
-            input_shapes=list(call.input_shapes) if call else [],
-            output_shapes=list(call.output_shapes) if call else [],
-            unsupported=dict(Counter(r.op for r in ops if not r.supported)),
-            ops=ops,
-        )
+        ops = tuple(r for r in self.records if under(r.module, name))
+        return self._row(name, self.calls.get(name), ops, self.layout.subtree_params(name))
 
     # -- training phases -----------------------------------------------------------------
     @property

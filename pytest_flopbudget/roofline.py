@@ -127,8 +127,9 @@ class Latency:
 
     def layer(self, name: str) -> LayerLatency:
         """The module at ``name`` with all its children (``""``: the whole model)."""
-        inside = [t for t in self.ops
-                  if not name or t.module == name or t.module.startswith(name + ".")]
+        from .profile import under
+
+        inside = [t for t in self.ops if under(t.module, name)]
         kind = next((row.kind for row in self.layers if row.name == name), "?")
         return _aggregate(name, kind, inside, self.seconds)
 

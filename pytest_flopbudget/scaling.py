@@ -88,7 +88,7 @@ class Scaling:
     @classmethod
     def fit(cls, sizes: Sequence[int], measurements: Sequence[Any]) -> Scaling:
         """Fit orders from one Measurement per size (same model, growing input)."""
-        metrics = [m for m in ORDER_METRICS]
+        metrics = list(ORDER_METRICS)
         values = {k: [float(m.values[k]) for m in measurements] for k in metrics}
         orders = {k: fit_order(sizes, v) for k, v in values.items()}
         layers: dict[str, dict[str, float]] = {}

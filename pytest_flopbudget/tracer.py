@@ -204,7 +204,6 @@ class CountingMode(TorchDispatchMode):
         self.real_scalars = real_scalars
         self.stack: list[str] = [ROOT]
         self.records: list[OpRecord] = []
-        self.unsupported: Counter[str] = Counter()
         self.activations = _Activations()
         self.phase = "forward"
         self.suppress = False
@@ -286,7 +285,6 @@ class CountingMode(TorchDispatchMode):
             except Exception as exc:  # a formula bug must never hide the op
                 name = f"{name} (formula failed: {type(exc).__name__}: {exc})"
         if works is None:
-            self.unsupported[name] += 1
             self.records.append(OpRecord(name, module, "elementwise", 0, 0, default_read,
                                          default_written, supported=False, phase=self.phase))
         else:
@@ -449,7 +447,6 @@ def _backward(mode: CountingMode, model: nn.Module, out: Any, args: Any, step: T
         records, unknown = step_records(step.optimizer, model)
         mode.records.extend(records)
         if unknown:  # listed by name like any operator without a formula
-            mode.unsupported[unknown] += 1
             mode.records.append(OpRecord(unknown, ROOT, "elementwise", 0, 0, ZERO_ACCESS,
                                          ZERO_ACCESS, supported=False, phase="optimizer"))
     mode.phase = "forward"
@@ -561,5 +558,6 @@ def _short(exc: BaseException) -> str:
 
 def _finish(mode: CountingMode, records: list[OpRecord], calls: dict[str, ModuleCall],
             how: str, reason: str) -> Trace:
-    return Trace(records, calls, mode.unsupported, dict(mode.activations.peak),
+    unsupported = Counter(r.op for r in records if not r.supported)
+    return Trace(records, calls, unsupported, dict(mode.activations.peak),
                  mode.activations.peak_module, how, reason)
