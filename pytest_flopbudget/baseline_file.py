@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .growth import GROWTH_METRICS
-from .results import values_of
+from .results import REPORT_SCHEMA, values_of  # a --flop-json report: a common wrong file
 
 SCHEMA = "pytest-flopbudget-baseline/1"
-REPORT_SCHEMA = "pytest-flopbudget/1"  # the --flop-json report, a common wrong file
 
 #: Per-layer figures kept in a baseline: figure -> layer row key (``results.layer_rows``).
 LAYER_FIGURES: dict[str, str] = {"flops": "flops", "macs": "macs", "params": "params",

@@ -27,12 +27,11 @@ from .config import Config, load
 from .devices import DeviceError, set_default_catalog
 from .files import atomic_write, option_path
 from .report import failing_summary, failure_message, report_table, unsupported_summary
-from .results import TestRecord, outcome_counts
+from .results import REPORT_SCHEMA, TestRecord, outcome_counts
 
 if TYPE_CHECKING:  # the fixture imports torch: only a budgeted test's setup loads it
     from .fixture import FlopBudget
 
-JSON_SCHEMA = "pytest-flopbudget/1"
 MARKER = "flop_budget"
 
 
@@ -313,7 +312,7 @@ def json_document(records: list[dict[str, Any]]) -> dict[str, Any]:
     from . import __version__
 
     return {
-        "schema": JSON_SCHEMA,
+        "schema": REPORT_SCHEMA,
         "version": __version__,
         "summary": outcome_counts(records),
         "tests": records,

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .profile import ModelProfile
     from .roofline import Latency
 
+#: Schema of the ``--flop-json`` report document.
+REPORT_SCHEMA = "pytest-flopbudget/1"
+
 
 def layer_rows(prof: ModelProfile, lat: Latency) -> list[dict[str, Any]]:
     """Per-layer rows (own work) with their roofline figures, in execution order."""
