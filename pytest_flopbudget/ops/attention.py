@@ -25,11 +25,9 @@ import torch
 
 from ..costs import TensorMeta, Work
 from ..registry import register
-from .elementwise import PER_ELEMENT
+from .elementwise import GELU, RELU, SOFTMAX
 from .linear_algebra import linear
 from .normalization import norm_work
-
-SOFTMAX = PER_ELEMENT["softmax"][0]
 
 
 def sdpa_work(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None,
@@ -191,7 +189,7 @@ def transformer_encoder_layer(src: TensorMeta, embed_dim: int, num_heads: int,
     attention = mha_stages(x, x, x, num_heads, qkv_w, qkv_b, proj_w, proj_b, mask, False, False)
     residual = _pointwise_stage(1, x, x)
     hidden = TensorMeta((*x.shape[:-1], ffn_w1.shape[0]), x.dtype)
-    activation = _pointwise_stage(5 if use_gelu else 1, hidden)
+    activation = _pointwise_stage(GELU if use_gelu else RELU, hidden)
     feed_forward = [_linear_stage(x, ffn_w1, ffn_b1), activation,
                     _linear_stage(hidden, ffn_w2, ffn_b2)]
     stages = [*attention, residual, norm1, *feed_forward, residual, norm2]

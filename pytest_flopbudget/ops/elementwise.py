@@ -118,6 +118,13 @@ PER_ELEMENT: dict[str, tuple[int, str]] = {
     "log_softmax": (5, "x - max - log(sum(exp(x - max))): max, sub, exp, sum, sub"),
 }
 
+#: GELU per element: exact ``0.5*x*(1 + erf(x/sqrt(2)))`` and the tanh approximation.
+GELU, GELU_TANH = 5, 9
+#: Softmax per element (``exp(x - max) / sum``), shared by the masked and fused forms.
+SOFTMAX = PER_ELEMENT["softmax"][0]
+#: ReLU per element.
+RELU = PER_ELEMENT["relu"][0]
+
 #: Operators whose cost depends on an argument: documented here, formulas below.
 SPECIAL_ELEMENTWISE: dict[str, str] = {
     "gelu": "5 (exact: 0.5*x*(1 + erf(x/sqrt(2)))) or 9 (approximate='tanh')",
@@ -144,7 +151,7 @@ for _name, (_cost, _) in PER_ELEMENT.items():
 
 @register("gelu", "gelu_", op_class="elementwise")
 def gelu(x: TensorMeta, approximate: str = "none", *, out: TensorMeta) -> Work:
-    per = 9 if approximate == "tanh" else 5
+    per = GELU_TANH if approximate == "tanh" else GELU
     return Work(elementwise=per * out.numel)
 
 
@@ -156,12 +163,12 @@ def clamp(x: TensorMeta, min: object = None, max: object = None, *, out: TensorM
 
 @register("glu", op_class="elementwise")
 def glu(x: TensorMeta, dim: int = -1, *, out: TensorMeta) -> Work:
-    return Work(elementwise=5 * out.numel)
+    return Work(elementwise=(PER_ELEMENT["sigmoid"][0] + 1) * out.numel)  # sigmoid(b) * a
 
 
 @register("_masked_softmax", op_class="elementwise")
 def masked_softmax(x: TensorMeta, mask: object = None, *args: object, out: TensorMeta) -> Work:
-    return Work(elementwise=5 * out.numel)
+    return Work(elementwise=SOFTMAX * out.numel)
 
 
 @register("dropout", "dropout_", "feature_dropout", "alpha_dropout", op_class="elementwise")
