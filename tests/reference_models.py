@@ -291,3 +291,14 @@ class Decoder(nn.Module):
         for layer in self.layers:
             x = layer(x, cos, sin)
         return self.lm_head(self.norm(x))
+
+
+class Fn(nn.Module):
+    """Wraps a function so it can be profiled as a model (the tests' one-operator models)."""
+
+    def __init__(self, fn):  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):  # type: ignore[no-untyped-def]
+        return self.fn(*xs)

@@ -14,18 +14,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_models import Fn
 from torch import nn
 
 from pytest_flopbudget import profile
-
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def record(p, op, phase=None):

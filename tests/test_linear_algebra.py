@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import torch
+from reference_models import Fn
 from torch import nn
 
 from pytest_flopbudget import profile
 from pytest_flopbudget.ops.linear_algebra import matmul_macs
-
-
-class Fn(nn.Module):
-    """Wraps a function so it can be profiled as a model."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def test_linear_with_and_without_bias():

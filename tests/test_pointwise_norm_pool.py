@@ -5,21 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_models import Fn
 from torch import nn
 
 from pytest_flopbudget import profile
 from pytest_flopbudget.ops.elementwise import PER_ELEMENT
 from pytest_flopbudget.ops.pooling import adaptive_window_sum
-
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
-
 
 N = 2 * 8 * 6 * 6  # elements of the 2x8x6x6 test input: 576
 

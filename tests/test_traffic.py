@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference_models import Fn
 from torch import nn
 
 from pytest_flopbudget import profile
@@ -113,15 +114,6 @@ def test_embedding_reads_only_the_rows_it_gathers():
     p = profile(nn.Embedding(1000, 64), torch.randint(0, 1000, (1, 5)))
     assert p.bytes_read == 40 + 1_280
     assert p.bytes_written == 1_280
-
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 IDX = torch.tensor([[0, 1, 2], [3, 0, 1]])  # a 2x3 index into the rows of a 4x6 tensor
