@@ -134,8 +134,8 @@ class Device:
         return float(table.get(op, table.get(op_class, self.overhead)))
 
     def overheads_text(self) -> str:
-        """The per-operator overheads in words: ``"5 us per operator"``, with the per-class
-        or per-operator entries that differ (``"; depthwise_conv 95 us, aten.gru 13 us"``)."""
+        """The per-operator overheads in words: ``"5 us per operator"``, followed by the
+        per-class or per-operator entries (``" (aten.gru 13 us, depthwise_conv 95 us)"``)."""
         text = f"{self.overhead * 1e6:g} us per operator"
         special = ", ".join(f"{k} {v * 1e6:.3g} us" for k, v in sorted(self.overheads.items()))
         return f"{text} ({special})" if special else text

@@ -39,11 +39,11 @@ def require_matplotlib() -> None:
 
 def install(manager: Any) -> None:
     """Register the HTML writer with the plugin manager (controller only)."""
-    path = manager.config.getoption("flop_html")
-    if not path or manager.is_worker:
+    option = option_path(manager.config, "flop_html")
+    if option is None or manager.is_worker:
         return
     require_matplotlib()
-    target = option_path(manager.config, "flop_html")[0]
+    target = option[0]
     written: list[Path] = []
 
     def device_of(name: str) -> Device | None:
