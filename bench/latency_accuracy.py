@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from zoo import zoo  # noqa: E402
 
 from pytest_flopbudget import profile  # noqa: E402
-from pytest_flopbudget.calibrate import calibrate, gemm_flops  # noqa: E402
-from pytest_flopbudget.device_file import DEFAULT_PATH, load_host_device  # noqa: E402
-from pytest_flopbudget.microbench import GEMM_N, gemm  # noqa: E402
-from pytest_flopbudget.timing import Timer, Timing  # noqa: E402
+from pytest_flopbudget.calibration.calibrate import calibrate, gemm_flops  # noqa: E402
+from pytest_flopbudget.devices.device_file import DEFAULT_PATH, load_host_device  # noqa: E402
+from pytest_flopbudget.calibration.microbench import GEMM_N, gemm  # noqa: E402
+from pytest_flopbudget.calibration.timing import Timer, Timing  # noqa: E402
 
 
 def measure(model: torch.nn.Module, inputs: tuple, repeats: int,

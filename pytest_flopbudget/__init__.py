@@ -14,27 +14,28 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-__version__ = "0.1.0"
+from .core.version import VERSION as __version__
 
 #: ``@flop_budget(max_mflops=50, device="npu")`` is ``@pytest.mark.flop_budget(...)``.
 flop_budget = pytest.mark.flop_budget
 
 #: public name -> the module that defines it
 _LAZY = {
-    "Device": "devices",
-    "get_device": "devices",
-    "LayerProfile": "profile",
-    "ModelProfile": "profile",
-    "profile": "profile",
-    "Latency": "roofline",
-    "TraceError": "tracer",
+    "Device": "devices.device",
+    "get_device": "devices.catalog",
+    "LayerProfile": "counting.profile",
+    "ModelProfile": "counting.profile",
+    "profile": "counting.profile",
+    "Latency": "devices.roofline",
+    "TraceError": "counting.tracer",
 }
 
 if TYPE_CHECKING:
-    from .devices import Device, get_device
-    from .profile import LayerProfile, ModelProfile, profile
-    from .roofline import Latency
-    from .tracer import TraceError
+    from .counting.profile import LayerProfile, ModelProfile, profile
+    from .counting.tracer import TraceError
+    from .devices.catalog import get_device
+    from .devices.device import Device
+    from .devices.roofline import Latency
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@
 Commands:
 
 * ``calibrate [--out PATH] [--quick]``: measure this machine and write it as device ``host``
-  (default ``.flopbudget/host.toml``); see :mod:`pytest_flopbudget.calibrate`.
+  (default ``.flopbudget/host.toml``); see :mod:`pytest_flopbudget.calibration.calibrate`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import calibrate
-    from .device_file import DEFAULT_PATH
+    from .calibration.calibrate import calibrate
+    from .devices.device_file import DEFAULT_PATH
 
     out = Path(args.out) if args.out is not None else DEFAULT_PATH
     print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out}",

@@ -17,7 +17,7 @@ from torch import nn
 
 def _warm_up() -> None:
     from pytest_flopbudget import profile
-    from pytest_flopbudget.tracer import trace
+    from pytest_flopbudget.counting.tracer import trace
 
     class Warm(nn.Module):
         def __init__(self) -> None:
@@ -40,7 +40,7 @@ def _warm_up() -> None:
     trace(model, (x,), grad=True)
     profile(NeedsData(), torch.randn(4))
     try:  # matplotlib's submodules, for tests that draw the HTML report's charts
-        from pytest_flopbudget import charts
+        from pytest_flopbudget.reporting import charts
     except ImportError:
         return
     point = charts.Point("fc", "Linear", 100, 1.0, 1e-6, 1.0)

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from pytest_flopbudget import profile
-from pytest_flopbudget.tracer import trace
+from pytest_flopbudget.counting.tracer import trace
 
 
 class SDPA(nn.Module):
@@ -166,8 +166,8 @@ def test_sdpa_backward_by_hand_and_every_kernel_alike():
     # (2 * 128 = 256), P = exp(S - lse) 2 per score (64), D = rowsum(dO * O) 2 per output
     # element (128), dS = P * (dP - D) 2 per score (64) = 512; a mask +1 per score (32);
     # dropout +2 per score (64)
-    from pytest_flopbudget.costs import TensorMeta
-    from pytest_flopbudget.registry import lookup
+    from pytest_flopbudget.counting.costs import TensorMeta
+    from pytest_flopbudget.counting.registry import lookup
 
     class Attend(nn.Module):
         def __init__(self, **kw):

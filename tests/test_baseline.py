@@ -1,4 +1,4 @@
-"""Baselines, growth limits and the pull-request report (``pytest_flopbudget.baseline``).
+"""Baselines, growth limits and the pull-request report (``pytest_flopbudget.pytest_plugin.baseline_gate``).
 
 Exact figures used below (fp32 on the default ``cpu`` device, one input row):
 
@@ -20,9 +20,9 @@ from fractions import Fraction
 
 import pytest
 
-from pytest_flopbudget.baseline import change_text
-from pytest_flopbudget.baseline_file import SCHEMA, BaselineError, parse_baseline
-from pytest_flopbudget.growth import (
+from pytest_flopbudget.reporting.baseline_text import change_text
+from pytest_flopbudget.ci.baseline_file import SCHEMA, BaselineError, parse_baseline
+from pytest_flopbudget.budgets.growth import (
     GROWTH_METRICS,
     GrowthError,
     growth_option,

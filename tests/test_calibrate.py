@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_flopbudget.calibrate import (
+from pytest_flopbudget.calibration.calibrate import (
     calibrate,
     copy_bytes,
     efficiency_from,
@@ -24,11 +24,12 @@ from pytest_flopbudget.calibrate import (
     overheads_by_key,
     rate,
 )
-from pytest_flopbudget.classes import OP_CLASSES
-from pytest_flopbudget.device_file import HOST, device_toml, load_host, load_host_device
-from pytest_flopbudget.devices import Catalog, Device, DeviceError
-from pytest_flopbudget.hostinfo import cpu_model, largest_cache, mem_total, parse_size
-from pytest_flopbudget.timing import contention
+from pytest_flopbudget.core.op_classes import OP_CLASSES
+from pytest_flopbudget.devices.device_file import HOST, device_toml, load_host, load_host_device
+from pytest_flopbudget.devices.catalog import Catalog
+from pytest_flopbudget.devices.device import Device, DeviceError
+from pytest_flopbudget.calibration.hostinfo import cpu_model, largest_cache, mem_total, parse_size
+from pytest_flopbudget.calibration.timing import contention
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -150,7 +151,7 @@ def test_device_toml_round_trips(tmp_path: Path) -> None:
 
 
 def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
-    from pytest_flopbudget.files import atomic_write
+    from pytest_flopbudget.core.files import atomic_write
 
     path = tmp_path / "out.toml"
     path.write_text("old")
@@ -287,7 +288,7 @@ def test_overheads_by_key_medians_per_class_and_for_recurrent() -> None:
 
 
 def test_flop_calibrate_option_writes_host_and_the_session_uses_it(pytester, monkeypatch):
-    import pytest_flopbudget.calibrate as calibrate_module
+    import pytest_flopbudget.calibration.calibrate as calibrate_module
 
     full = calibrate_module.calibrate
     monkeypatch.setattr(calibrate_module, "calibrate",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_flopbudget.config import load
+from pytest_flopbudget.budgets.config import load
 
 
 def test_invalid_toml_is_kept_as_an_error_not_raised(tmp_path):

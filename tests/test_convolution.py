@@ -127,7 +127,7 @@ def test_same_padding_string():
 @pytest.mark.parametrize("grad", [False, True])
 def test_functional_conv_counts_the_same_in_both_dispatch_paths(grad):
     # inference sees aten.conv2d whole; with autograd on it sees aten.convolution
-    from pytest_flopbudget.tracer import trace
+    from pytest_flopbudget.counting.tracer import trace
 
     conv = nn.Conv2d(3, 4, 3, padding=1)
     t = trace(conv, (torch.randn(1, 3, 6, 6),), grad=grad)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pytest_flopbudget import profile
-from pytest_flopbudget.ops.elementwise import PER_ELEMENT, SPECIAL_ELEMENTWISE
+from pytest_flopbudget.counting.ops.elementwise import PER_ELEMENT, SPECIAL_ELEMENTWISE
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from pytest_flopbudget.devices import get_device
+from pytest_flopbudget.devices.catalog import get_device
 
 TESTS_DIR = Path(__file__).parent
 CONFTEST = f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})\n"
@@ -253,7 +253,7 @@ def test_the_file_loads_nothing_from_outside(report):
 
 
 def test_a_device_missing_from_the_catalog_is_plotted_without_a_roof(report):
-    from pytest_flopbudget.html_page import page
+    from pytest_flopbudget.reporting.html_page import page
 
     doc = parse(page(report["json"]["tests"], lambda name: None))
     vib = sections(doc)["test_vibration"]
@@ -415,7 +415,7 @@ def test_without_matplotlib_the_option_is_a_usage_error_naming_the_extra(project
 
 
 def test_a_long_model_keeps_the_slowest_bars_and_sums_the_rest():
-    from pytest_flopbudget import charts
+    from pytest_flopbudget.reporting import charts
 
     # 45 layers taking 1..45 us: the 40 slowest are drawn, the 5 fastest (1+2+3+4+5 = 15 us)
     # are one grey bar, 15 / 1,035 us in all = 1%

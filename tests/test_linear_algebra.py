@@ -7,7 +7,7 @@ from reference_models import Fn
 from torch import nn
 
 from pytest_flopbudget import profile
-from pytest_flopbudget.ops.linear_algebra import matmul_macs
+from pytest_flopbudget.counting.ops.linear_algebra import matmul_macs
 
 
 def test_linear_with_and_without_bias():

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from pytest_flopbudget import profile
-from pytest_flopbudget.ops.backward import BACKWARD_PER_ELEMENT
-from pytest_flopbudget.ops.elementwise import PER_ELEMENT
-from pytest_flopbudget.ops.reductions import PER_INPUT
+from pytest_flopbudget.counting.ops.backward import BACKWARD_PER_ELEMENT
+from pytest_flopbudget.counting.ops.elementwise import PER_ELEMENT
+from pytest_flopbudget.counting.ops.reductions import PER_INPUT
 
 SHAPE = (2, 3, 4)
 N = 24

@@ -389,7 +389,7 @@ def test_under(flop_budget):
 
 def test_session_devices_do_not_outlive_the_session(project):
     from pytest_flopbudget import get_device
-    from pytest_flopbudget.devices import DeviceError
+    from pytest_flopbudget.devices.device import DeviceError
 
     project.makefile(".toml", pyproject="[tool.flopbudget.devices.edge]\nbase = 'npu'\n")
     project.makepyfile("""
@@ -427,7 +427,7 @@ def test_a_session_without_budgets_does_not_import_torch(pytester):
 import sys
 
 def test_plain():
-    assert "pytest_flopbudget.plugin" in sys.modules
+    assert "pytest_flopbudget.pytest_plugin.hooks" in sys.modules
     assert "torch" not in sys.modules
 """)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -9,8 +9,8 @@ from reference_models import Fn
 from torch import nn
 
 from pytest_flopbudget import profile
-from pytest_flopbudget.ops.elementwise import PER_ELEMENT
-from pytest_flopbudget.ops.pooling import adaptive_window_sum
+from pytest_flopbudget.counting.ops.elementwise import PER_ELEMENT
+from pytest_flopbudget.counting.ops.pooling import adaptive_window_sum
 
 N = 2 * 8 * 6 * 6  # elements of the 2x8x6x6 test input: 576
 

@@ -12,7 +12,7 @@ from reference_models import VibrationClassifier
 from torch import nn
 
 from pytest_flopbudget import profile
-from pytest_flopbudget.tracer import trace
+from pytest_flopbudget.counting.tracer import trace
 
 
 def test_single_layer_lstm():

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from pytest_flopbudget import Device, get_device, profile
-from pytest_flopbudget.devices import Catalog, DeviceError
+from pytest_flopbudget.devices.catalog import Catalog
+from pytest_flopbudget.devices.device import DeviceError
 
 TOY = Device(name="toy", peak_flops=1e10, bandwidth=1e9)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_flopbudget.budget import BudgetError
-from pytest_flopbudget.scaling import check_max_order, fit_order
+from pytest_flopbudget.budgets.limits import BudgetError
+from pytest_flopbudget.budgets.limits import check_max_order
+from pytest_flopbudget.budgets.scaling import fit_order
 
 TESTS_DIR = Path(__file__).parent
 

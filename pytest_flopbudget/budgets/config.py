@@ -1,0 +1,152 @@
+"""``[tool.flopbudget]`` in ``pyproject.toml``: defaults, devices and per-test budgets.
+
+    [tool.flopbudget]
+    device = "npu"            # default device for every test
+    dtype = "int8"            # default deployment precision
+    max_mflops = 500          # a default limit for every budgeted test
+    hotspots = 5              # layers listed per failing test
+
+    [tool.flopbudget.devices.my-npu]
+    base = "npu"
+    bandwidth = 8e9
+
+    [tool.flopbudget.tests."tests/test_models.py::test_backbone"]   # fnmatch on the node id
+    max_gmacs = 0.35
+
+A broken section never aborts the session: the error is kept and reported by every budgeted
+test (tests without budgets still run).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.text import suggest
+from ..core.tomlio import TomlError, read_toml
+from ..devices.catalog import Catalog
+from ..devices.device import DeviceError
+from ..devices.device_file import DEFAULT_PATH, load_host
+from .limits import KNOWN, BudgetError, check_arguments
+
+SECTION = "[tool.flopbudget]"
+
+#: Top-level keys of the section besides budget arguments.
+SETTINGS: dict[str, str] = {
+    "devices": "table of device tables (see devices.KEYS)",
+    "tests": "table: node id pattern -> budget arguments for matching tests",
+    "hotspots": "number of layers listed per failing test (default 5)",
+    "host_file": "calibrated host device file (default .flopbudget/host.toml)",
+    "baseline": "baseline file for --flop-baseline (path)",
+}
+
+
+
+class ConfigError(ValueError):
+    """``[tool.flopbudget]`` is malformed; the message names the key."""
+
+
+@dataclass
+class Config:
+    """What ``[tool.flopbudget]`` says, validated."""
+
+    defaults: dict[str, Any] = field(default_factory=dict)
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=Catalog.builtin)
+    hotspots: int = 5
+    settings: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    host_path: Path = DEFAULT_PATH  # where the calibrated host device is read/written
+    error: str | None = None
+
+    def layers_for(self, nodeid: str) -> list[tuple[str, Mapping[str, Any]]]:
+        """Budget argument layers that apply to a test, most general first."""
+        where = self.where()
+        layers: list[tuple[str, Mapping[str, Any]]] = [(where, self.defaults)]
+        for pattern, args in self.tests.items():
+            if fnmatch.fnmatchcase(nodeid, pattern) or nodeid.endswith(pattern):
+                layers.append((f"{self.where('tests')}.{_quote(pattern)}", args))
+        return layers
+
+    def where(self, *keys: str) -> str:
+        name = self.path.name if self.path else "pyproject.toml"
+        inner = ".".join(("tool", "flopbudget", *keys))
+        return f"{name} [{inner}]"
+
+
+def _quote(key: str) -> str:
+    return key if key.replace("-", "").replace("_", "").isalnum() else f'"{key}"'
+
+
+def load(rootdir: Path, host_file: Path | None = None) -> Config:
+    """Read ``rootdir/pyproject.toml``; errors are kept in ``Config.error``, not raised."""
+    path = rootdir / "pyproject.toml"
+    config = Config(path=path if path.is_file() else None,
+                    host_path=host_file or rootdir / DEFAULT_PATH)
+    try:
+        section: Mapping[str, Any] = {}
+        if config.path is not None:
+            try:
+                data = read_toml(path, path.name)
+            except TomlError as exc:
+                raise ConfigError(str(exc)) from None
+            section = data.get("tool", {}).get("flopbudget", {})
+        parse(section, config, rootdir, host_file)
+    except (ConfigError, BudgetError, DeviceError) as exc:
+        config.error = str(exc)
+    return config
+
+
+def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
+          host_file: Path | None = None) -> Config:
+    """Fill ``config`` from a ``[tool.flopbudget]`` table (raises on the first error)."""
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{config.where()} must be a table")
+    budget_args = {}
+    for key, value in section.items():
+        if key in SETTINGS:
+            config.settings[key] = value
+        elif key in KNOWN:
+            budget_args[key] = value
+        else:
+            raise ConfigError(f"{config.where()}: unknown key {key!r}"
+                              f"{suggest(key, (*KNOWN, *SETTINGS))}; known keys: "
+                              f"{', '.join((*KNOWN, *SETTINGS))}")
+    config.defaults = check_arguments(budget_args, config.where())
+    hotspots = section.get("hotspots", 5)
+    if isinstance(hotspots, bool) or not isinstance(hotspots, int) or hotspots < 1:
+        raise ConfigError(f"{config.where()}: hotspots must be a positive integer, "
+                          f"got {hotspots!r}")
+    config.hotspots = hotspots
+    tests = section.get("tests", {})
+    if not isinstance(tests, Mapping):
+        raise ConfigError(f"{config.where('tests')} must be a table")
+    for pattern, args in tests.items():
+        where = f"{config.where('tests')}.{_quote(pattern)}"
+        if not isinstance(args, Mapping):
+            raise ConfigError(f"{where} must be a table of budget arguments")
+        config.tests[pattern] = check_arguments(args, where)
+    host_setting = section.get("host_file", str(DEFAULT_PATH))
+    if not isinstance(host_setting, str) or not host_setting.strip():
+        raise ConfigError(f"{config.where()}: host_file must be a file path (a string), "
+                          f"got {host_setting!r}")
+    config.host_path = host = host_file or rootdir / host_setting
+    catalog = Catalog.builtin()
+    if host.is_file():
+        catalog = catalog.with_tables(load_host(host), str(host))
+    devices = section.get("devices", {})
+    if devices:
+        catalog = catalog.with_tables(devices, config.where("devices"))
+    config.catalog = catalog
+    for where, args in [(config.where(), config.defaults),
+                        *[(f"{config.where('tests')}.{_quote(p)}", a)
+                          for p, a in config.tests.items()]]:
+        if "device" in args:
+            try:
+                catalog.get(args["device"])
+            except DeviceError as exc:
+                raise ConfigError(f"{where}: device: {exc}") from None
+    return config

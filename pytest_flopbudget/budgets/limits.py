@@ -1,0 +1,208 @@
+"""Budgets: which limits a test sets, checked against what a profile measured.
+
+A budget comes from three layers, later ones winning: ``[tool.flopbudget]`` defaults, a
+per-test table in ``[tool.flopbudget.tests]``, and the ``flop_budget`` marker's arguments.
+Every value is validated where it is written, so an error names the marker or config key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.dtypes import parse_dtype
+from ..core.metrics import METRICS
+from ..core.text import fmt_value, suggest
+from .growth import GrowthError, parse_growth
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit a user can set: the metric it bounds, the unit it is written in."""
+
+    metric: str  # a metric name (core.metrics.METRICS)
+    scale: float  # metric value / scale = value in the limit's unit
+    unit: str
+    doc: str
+
+
+#: Every limit a marker or the config may set. MB means 10^6 bytes.
+LIMITS: dict[str, Limit] = {
+    "max_mflops": Limit("flops", 1e6, "MFLOPs", "FLOPs per forward, in millions"),
+    "max_gflops": Limit("flops", 1e9, "GFLOPs", "FLOPs per forward, in billions"),
+    "max_mmacs": Limit("macs", 1e6, "MMACs", "multiply-accumulates, in millions"),
+    "max_gmacs": Limit("macs", 1e9, "GMACs", "multiply-accumulates, in billions"),
+    "max_params": Limit("params", 1, "params", "parameters (elements)"),
+    "max_weight_mb": Limit("weight", 1e6, "MB", "parameter bytes at the deployment dtype"),
+    "max_access_mb": Limit("access", 1e6, "MB", "memory traffic per forward"),
+    "max_activation_mb": Limit("activation", 1e6, "MB", "peak live activation memory"),
+    "max_latency_ms": Limit("latency", 1e-3, "ms", "roofline-predicted time on the device"),
+}
+
+#: Marker/config arguments that are not limits.
+OPTIONS: dict[str, str] = {
+    "device": "device name for the roofline (built-in or [tool.flopbudget.devices])",
+    "dtype": "deployment precision: fp32, fp16, bf16 or int8",
+    "max_growth": "allowed growth over the baseline, e.g. '5%' or 'flops:2%,latency:10%'",
+    "max_order": "largest allowed scaling exponent per metric, e.g. {'flops': 1.0}",
+}
+
+KNOWN = (*LIMITS, *OPTIONS)
+
+
+class BudgetError(ValueError):
+    """A budget argument is wrong; the message names where it was written."""
+
+
+def check_limit(key: str, value: Any, where: str) -> float:
+    """Validate one limit value (a positive finite number) and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BudgetError(f"{where}: {key} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise BudgetError(f"{where}: {key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+#: Default slack on a fitted scaling exponent: ``max_order + 0.05`` still passes.
+TOLERANCE = 0.05
+
+
+def check_max_order(spec: Any, where: str) -> tuple[dict[str, float], float]:
+    """Validate a ``max_order`` argument: ``({metric: order}, tolerance)``."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise BudgetError(f"{where}: max_order must be a table such as "
+                          f"{{'flops': 1.0, 'activation': 1.0}}, got {spec!r}")
+    orders: dict[str, float] = {}
+    tolerance = TOLERANCE
+    for key, value in spec.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+                not math.isfinite(value):
+            raise BudgetError(f"{where}: max_order[{key!r}] must be a number >= 0, "
+                              f"got {value!r}")
+        if key == "tolerance":
+            tolerance = float(value)
+        elif key in METRICS:
+            orders[key] = float(value)
+        else:
+            raise BudgetError(f"{where}: max_order has unknown metric {key!r}; known: "
+                              f"{', '.join(METRICS)} (and 'tolerance')")
+    return orders, tolerance
+
+
+
+def check_arguments(args: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate marker or config arguments; return them normalised (limits as floats, dtype
+    canonical). Device names are checked later against the catalog."""
+    checked: dict[str, Any] = {}
+    for key, value in args.items():
+        if key in LIMITS:
+            checked[key] = check_limit(key, value, where)
+        elif key == "dtype":
+            try:
+                checked[key] = parse_dtype(value)
+            except ValueError as exc:
+                raise BudgetError(f"{where}: {exc}") from None
+        elif key == "device":
+            if not isinstance(value, str) or not value:
+                raise BudgetError(f"{where}: device must be a device name, got {value!r}")
+            checked[key] = value
+        elif key == "max_order":
+            check_max_order(value, where)
+            checked[key] = dict(value)
+        elif key == "max_growth":
+            try:
+                parse_growth(value)
+            except GrowthError as exc:
+                raise BudgetError(f"{where}: max_growth: {exc}") from None
+            checked[key] = value
+        elif key in OPTIONS:
+            checked[key] = value
+        else:
+            raise BudgetError(f"{where}: unknown argument {key!r}{suggest(key, KNOWN)}; "
+                              f"known: {', '.join(KNOWN)}")
+    return checked
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The limits one test is held to, and where the roofline runs.
+
+    ``limits``: ``{limit name: value in its unit}``; ``origin``: ``{argument: where it was
+    set}``; ``dtype``: deployment precision or ``None`` (the device's default).
+    """
+
+    limits: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_layers(cls, layers: list[tuple[str, Mapping[str, Any]]],
+                    device_override: str | None = None) -> Budget:
+        """Merge argument layers ``[(where, args), ...]``, later winning; each checked."""
+        merged: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for where, args in layers:
+            for key, value in check_arguments(args, where).items():
+                merged[key] = value
+                origin[key] = where
+        if device_override:
+            merged["device"] = device_override
+            origin["device"] = "--flop-device"
+        limits = {k: v for k, v in merged.items() if k in LIMITS}
+        options = {k: v for k, v in merged.items() if k in OPTIONS and
+                   k not in ("device", "dtype")}
+        return cls(limits, merged.get("device", "cpu"), merged.get("dtype"), options, origin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"limits": dict(self.limits), "device": self.device, "dtype": self.dtype,
+                "options": {k: v for k, v in self.options.items()
+                            if isinstance(v, (str, int, float, dict))}}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One exceeded limit: measured and allowed values in the limit's unit."""
+
+    limit: str
+    metric: str
+    measured: float
+    allowed: float
+    unit: str
+
+    @property
+    def over(self) -> float:
+        """How far over the limit, as a fraction (0.25 = 25% over)."""
+        return self.measured / self.allowed - 1
+
+    @property
+    def text(self) -> str:
+        """``"112.4 MFLOPs > 50 MFLOPs (+125%)"``."""
+        pct = self.over * 100
+        pct_text = f"{pct:.1f}" if pct < 1 else f"{pct:.0f}"
+        return (f"{fmt_value(self.measured, self.unit)} {self.unit} > "
+                f"{fmt_value(self.allowed, self.unit)} {self.unit} (+{pct_text}%)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"limit": self.limit, "metric": self.metric, "measured": self.measured,
+                "allowed": self.allowed, "unit": self.unit, "text": self.text}
+
+
+def check(values: Mapping[str, float], limits: Mapping[str, float]) -> list[Violation]:
+    """Every limit that ``values`` (``{metric: value in base units}``) exceeds."""
+    violations = []
+    for key, allowed in limits.items():
+        limit = LIMITS[key]
+        measured = values[limit.metric] / limit.scale
+        if measured > allowed:
+            violations.append(Violation(key, limit.metric, measured, allowed, limit.unit))
+    return violations
+
+
+def usage(values: Mapping[str, float], limits: Mapping[str, float]) -> dict[str, float]:
+    """``{limit: fraction of it used}`` (1.0 = exactly at the limit)."""
+    return {key: values[LIMITS[key].metric] / LIMITS[key].scale / allowed
+            for key, allowed in limits.items()}

@@ -1,0 +1,102 @@
+"""Comparing a run with its baseline: per model, per metric, and the layers that grew."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..budgets.growth import Limit, over_limit, percent_text
+from ..core.metrics import METRICS, values_of
+from .baseline_file import layer_figures
+
+
+def _layer_growth(old: Mapping[str, Mapping[str, float]], new_rows: Sequence[Mapping[str, Any]],
+                  figure: str, n: int) -> list[dict[str, Any]]:
+    """The ``n`` layers whose ``figure`` grew most (absolute), by module path."""
+    new = layer_figures(new_rows)
+    kinds = {row["name"]: row["kind"] for row in new_rows}
+    rows = []
+    for path in sorted(set(old) | set(new)):
+        before = old.get(path, {}).get(figure, 0)
+        after = new.get(path, {}).get(figure, 0)
+        if after > before:
+            rows.append({"name": path, "kind": kinds.get(path, "-"), "old": before,
+                         "new": after})
+    rows.sort(key=lambda r: r["new"] - r["old"], reverse=True)  # stable: ties by path
+    return rows[:n]
+
+
+def compare_model(measurement: Mapping[str, Any], old: Mapping[str, Any] | None,
+                  limits: Mapping[str, Limit] | None, n_layers: int) -> dict[str, Any]:
+    """Compare one measurement dict with its baseline entry (``None``: a new model).
+
+    ``limits`` is ``{metric: (growth, where)}``; ``None`` when unknown (the test failed before
+    its check), which compares without a verdict. Returns a JSON-able dict.
+    """
+    result: dict[str, Any] = {"name": measurement["name"], "status": "new"}
+    values = values_of(measurement)
+    if old is None:
+        result["values"] = values
+        return result
+    rows = []
+    for metric in METRICS:
+        limit = (limits or {}).get(metric)
+        rows.append({"metric": metric, "old": old[metric], "new": values[metric],
+                     "limit": percent_text(limit[0]) if limit else None,
+                     "where": limit[1] if limit else None,
+                     "over": bool(limit) and over_limit(old[metric], values[metric], limit[0])})
+    over = [r["metric"] for r in rows if r["over"]]
+    result.update(status="regressed" if over else "ok", metrics=rows, checked=limits is not None)
+    if (old["device"], old["dtype"]) != (measurement["device"], measurement["dtype"]):
+        result["device_change"] = (f"{old['device']} {old['dtype']} -> "
+                                   f"{measurement['device']} {measurement['dtype']}")
+    new_paths = set(layer_figures(measurement["layers"]))
+    gone, added = sorted(set(old["layers"]) - new_paths), sorted(new_paths - set(old["layers"]))
+    if gone or added:
+        result["renamed_layers"] = {"gone": gone, "added": added}
+    if over:
+        figure = METRICS[over[0]].figure.name
+        result["layers"] = {"metric": over[0], "figure": figure,
+                            "rows": _layer_growth(old["layers"], measurement["layers"],
+                                                  figure, n_layers)}
+    return result
+
+
+def compare_test(measurements: Sequence[Mapping[str, Any]],
+                 old: Mapping[str, Mapping[str, Any]] | None,
+                 limits: Mapping[str, Limit] | None, n_layers: int) -> dict[str, Any]:
+    """Compare a test's measurement dicts with its baseline models (``None``: a new test)."""
+    known = old is not None
+    old = dict(old or {})
+    models = []
+    pair_renamed = len(measurements) == 1 and len(old) == 1
+    for m in measurements:
+        name = m["name"] if m["name"] in old or not pair_renamed else next(iter(old))
+        result = compare_model(m, old.pop(name, None), limits, n_layers)
+        if name != m["name"]:
+            result["was"] = name
+        models.append(result)
+    models.extend({"name": name, "status": "missing"} for name in sorted(old))
+    statuses = {m["status"] for m in models}
+    status = "new" if not known else "regressed" if "regressed" in statuses else "ok"
+    return {"status": status, "models": models}
+
+
+@dataclass
+class RunComparison:
+    """The comparison of a whole run: per-test results (sorted by node id) and the baseline
+    tests that profiled nothing in this run."""
+
+    source: str
+    tests: list[tuple[str, dict[str, Any]]]
+    missing: list[str]
+
+    def count(self, status: str) -> int:
+        return len(self.missing) if status == "missing" else \
+            sum(1 for _, t in self.tests if t["status"] == status)
+
+    def headline(self) -> str:
+        """``"1 regressed, 2 within limits, 1 new, 0 missing"``."""
+        return (f"{self.count('regressed')} regressed, {self.count('ok')} within limits, "
+                f"{self.count('new')} new, {self.count('missing')} missing")

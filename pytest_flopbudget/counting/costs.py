@@ -1,0 +1,69 @@
+"""The value types every formula speaks: tensor shapes in, work out.
+
+Traffic is priced by :class:`~pytest_flopbudget.core.access.Access` (the one re-pricing rule).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True, slots=True)
+class TensorMeta:
+    """What a formula may know about a tensor: its shape and dtype, never its values."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+
+    @property
+    def numel(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @classmethod
+    def of(cls, t: torch.Tensor) -> TensorMeta:
+        return cls(tuple(int(s) for s in t.shape), t.dtype)
+
+
+def outputs(out: object) -> tuple[TensorMeta, ...]:
+    """The tensors among an operator's outputs (``out`` is one TensorMeta or a tuple), in
+    schema order: a formula's ``out[0]`` is the primary result, later ones are saved buffers,
+    indices or masks."""
+    if isinstance(out, TensorMeta):
+        return (out,)
+    if isinstance(out, (tuple, list)):
+        return tuple(o for o in out if isinstance(o, TensorMeta))
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What one operator (or one stage of a fused operator) costs.
+
+    ``macs`` are multiply-accumulates of conv/linear/matmul/attention/recurrent products;
+    ``elementwise`` are all other floating-point operations. ``flops`` is ``2 * macs +
+    elementwise``. ``reads``/``writes`` override the default traffic (every input read once,
+    every output written once). ``steps`` > 1 marks sequential dependent steps (a recurrent
+    layer's time steps); ``step_reads`` are tensors each step reads again (its weights) when
+    they do not stay on chip.
+    """
+
+    macs: int = 0
+    elementwise: int = 0
+    op_class: str | None = None
+    reads: tuple[TensorMeta, ...] | None = None
+    writes: tuple[TensorMeta, ...] | None = None
+    steps: int = 1
+    step_reads: tuple[TensorMeta, ...] = field(default=())
+    label: str = ""
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.elementwise

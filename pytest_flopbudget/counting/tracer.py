@@ -1,0 +1,531 @@
+"""Run a model's forward once and record what every aten operator costs, per module.
+
+The forward runs under a ``TorchDispatchMode`` that sees every aten operator, including the
+functional ones a ``forward`` calls directly (``torch.bmm``, ``x @ w``). By default it runs on
+fake tensors: shapes propagate, no arithmetic happens, and the cost of counting depends on the
+number of operators, not on FLOPs or input size. Every real (or meta) tensor an operator
+receives, the model's weights and buffers included, is swapped for a fake twin first, so an
+in-place write (a BatchNorm running-stat update) lands on the twin and never on the model.
+
+When the forward needs real values (``.item()``, data-dependent shapes), the trace falls back to
+one real forward; writes to the model's buffers then go to private copies.
+
+The forward runs under ``torch.inference_mode()``: composite operators (``linear``, ``lstm``,
+``scaled_dot_product_attention``) then reach the mode whole, and are counted by their own
+formula whatever kernel would run them. A composite without a formula is decomposed and its
+parts are counted. Modules are tracked with global forward hooks installed for the trace only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensor,
+    FakeTensorMode,
+    UnsupportedOperatorException,
+)
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_flatten, tree_map
+
+from ..core.access import ZERO_ACCESS, Access
+from ..core.dtypes import DEPLOY_DTYPES
+from ..core.paths import ROOT
+from . import ops as _ops  # noqa: F401  (registers the formulas)
+from .costs import TensorMeta, Work
+from .model_guard import ModelState, model_tensors, preserved
+from .optimizers import step_records
+from .records import OpRecord
+from .registry import is_free, lookup
+
+
+@dataclass
+class ModuleCall:
+    """How one module (by path) was called during the trace."""
+
+    path: str
+    kind: str
+    calls: int = 0
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    output_shapes: list[tuple[int, ...]] = field(default_factory=list)
+
+
+@dataclass
+class Trace:
+    """Everything one traced forward produced."""
+
+    records: list[OpRecord]
+    modules: dict[str, ModuleCall]  # in first-call order
+    unsupported: Counter[str]
+    peak_activation: dict[str, int]  # "native" and each deployment dtype -> bytes
+    peak_module: str
+    mode: str  # "fake" or "real"
+    fallback_reason: str = ""
+
+
+class TraceError(RuntimeError):
+    """The model could not be traced (the message says why and what to do)."""
+
+
+def _shapes(obj: Any) -> list[tuple[int, ...]]:
+    leaves, _ = tree_flatten(obj)
+    return [tuple(int(s) for s in t.shape) for t in leaves if isinstance(t, torch.Tensor)]
+
+
+@functools.cache
+def _is_view(func: Any) -> bool:
+    """True when every output of ``func`` aliases an input without writing it (a view)."""
+    rets = func._schema.returns
+    return bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
+
+
+@functools.cache
+def _writes_input(func: Any) -> bool:
+    """True when ``func`` writes into one of its arguments (an in-place or ``out=`` op)."""
+    return any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments)
+
+
+@functools.cache
+def _out_arguments(func: Any) -> frozenset[str]:
+    """Names of ``func``'s keyword-only destination arguments (``out=``): written, not read,
+    and not passed to formulas, whose own ``out`` is the operator's result."""
+    return frozenset(a.name for a in func._schema.arguments
+                     if a.kwarg_only and a.alias_info is not None and a.alias_info.is_write)
+
+
+@functools.cache
+def _is_composite(func: Any) -> bool:
+    return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
+
+
+def _is_real(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and not isinstance(t, FakeTensor) and not t.is_meta
+
+
+def _unique_tensors(obj: Any) -> list[torch.Tensor]:
+    leaves, _ = tree_flatten(obj)
+    seen: dict[int, torch.Tensor] = {}
+    for t in leaves:
+        if isinstance(t, torch.Tensor):
+            seen.setdefault(id(t), t)
+    return list(seen.values())
+
+
+def _meta(obj: Any) -> Any:
+    return tree_map(lambda t: TensorMeta.of(t) if isinstance(t, torch.Tensor) else t, obj)
+
+
+class _Activations:
+    """Live bytes of the tensors operators create, and their peak at every precision."""
+
+    def __init__(self) -> None:
+        self.live: dict[int, Access] = {}
+        self.total = ZERO_ACCESS
+        self.peak: dict[str, int] = {"native": 0, **{d: 0 for d in DEPLOY_DTYPES}}
+        self.peak_module = ROOT
+        self.active = True
+
+    def add(self, tensors: list[torch.Tensor], module: str) -> None:
+        for t in tensors:
+            storage = t.untyped_storage()
+            key = id(storage)
+            if key in self.live:
+                continue
+            nbytes = storage.nbytes()
+            entry = Access.sized(nbytes // t.dtype.itemsize, nbytes, t.dtype)
+            self.live[key] = entry
+            self.total = self.total + entry
+            weakref.finalize(storage, self._free, key)
+        native = self.total.bytes()
+        if native > self.peak["native"]:
+            self.peak["native"] = native
+            self.peak_module = module
+        for name in DEPLOY_DTYPES:
+            self.peak[name] = max(self.peak[name], self.total.bytes(name))
+
+    def _free(self, key: int) -> None:
+        entry = self.live.pop(key, None)
+        if entry is not None and self.active:
+            self.total = self.total - entry
+
+
+_SCALAR_READS = (torch.ops.aten._local_scalar_dense, torch.ops.aten.item)
+
+
+class CountingMode(TorchDispatchMode):
+    """Counts every aten operator it sees and attributes it to the running module."""
+
+    def __init__(self, convert: Callable[[torch.Tensor, bool], torch.Tensor],
+                 real_scalars: bool) -> None:
+        super().__init__()
+        self.convert = convert
+        self.real_scalars = real_scalars
+        self.stack: list[str] = [ROOT]
+        self.records: list[OpRecord] = []
+        self.activations = _Activations()
+        self.phase = "forward"
+        self.suppress = False
+        # autograd node -> module path whose forward created it (for backward attribution)
+        self.node_modules: dict[Any, str] = {}
+
+    def claim(self, outputs: Any, path: str) -> None:
+        """Attribute the autograd nodes behind ``outputs`` not yet claimed by an inner module
+        to ``path`` (forward hooks fire innermost first)."""
+        leaves, _ = tree_flatten(outputs)
+        todo = [t.grad_fn for t in leaves if isinstance(t, torch.Tensor) and t.grad_fn]
+        while todo:
+            node = todo.pop()
+            if node is None or node in self.node_modules:
+                continue
+            self.node_modules[node] = path
+            todo.extend(fn for fn, _ in node.next_functions if fn is not None)
+
+    def _module(self) -> str:
+        if self.phase == "backward":
+            node = torch._C._current_autograd_node()
+            return self.node_modules.get(node, ROOT) if node is not None else ROOT
+        return self.stack[-1]
+
+    # -- argument conversion -------------------------------------------------------------
+    def _convert_args(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        writes = _writes_input(func)
+        conv = self.convert
+
+        def one(x: Any) -> Any:
+            if isinstance(x, torch.Tensor):
+                return conv(x, writes)
+            if isinstance(x, (list, tuple)):
+                return type(x)(one(y) for y in x) if x else x
+            return x
+
+        return tuple(one(a) for a in args), {k: one(v) for k, v in kwargs.items()}
+
+    # -- dispatch ------------------------------------------------------------------------
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        packet = func._overloadpacket
+        # .item() on a tensor that is not fake (a model constant): read it for real.
+        if self.real_scalars and packet in _SCALAR_READS and _is_real(args[0]):
+            with _disable_current_modes():
+                return func(*args, **kwargs)
+        args, kwargs = self._convert_args(func, args, kwargs)
+        if self.suppress or is_free(packet):
+            return func(*args, **kwargs)
+        formula = lookup(packet)
+        if formula is None:
+            if _is_composite(func):
+                with self:
+                    result = func.decompose(*args, **kwargs)
+                if result is not NotImplemented:
+                    return result
+            if _is_view(func):
+                return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        self._record(func, formula, args, kwargs, out)
+        return out
+
+    def _record(self, func: Any, formula: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        name = str(func._overloadpacket)
+        module = self._module()
+        if _writes_input(func):
+            dest = _out_arguments(func)
+            kwargs = {k: v for k, v in kwargs.items() if k not in dest}
+        inputs = _unique_tensors((args, kwargs))
+        outputs = _unique_tensors(out)
+        default_read = Access.of(TensorMeta.of(t) for t in inputs)
+        default_written = Access.of(TensorMeta.of(t) for t in outputs)
+        works: list[Work] | None = None
+        if formula is not None:
+            try:
+                result = formula.fn(*_meta(args), out=_meta(out), **_meta(kwargs))
+                works = result if isinstance(result, list) else [result]
+            except Exception as exc:  # a formula bug must never hide the op
+                name = f"{name} (formula failed: {type(exc).__name__}: {exc})"
+        if works is None:
+            self.records.append(OpRecord(name, module, "elementwise", 0, 0, default_read,
+                                         default_written, supported=False, phase=self.phase))
+        else:
+            for w in works:
+                self.records.append(OpRecord(
+                    op=name,
+                    module=module,
+                    op_class=w.op_class or formula.op_class,
+                    macs=w.macs,
+                    flops=w.flops,
+                    read=default_read if w.reads is None else Access.of(w.reads),
+                    written=default_written if w.writes is None else Access.of(w.writes),
+                    steps=w.steps,
+                    step_read=Access.of(w.step_reads) if w.step_reads else ZERO_ACCESS,
+                    label=w.label,
+                    phase=self.phase,
+                ))
+        if not _writes_input(func):
+            input_ids = {id(t) for t in inputs}
+            self.activations.add([t for t in outputs if id(t) not in input_ids], module)
+
+
+@contextmanager
+def _module_tracking(mode: CountingMode, paths: dict[int, str],
+                     calls: dict[str, ModuleCall]) -> Iterator[None]:
+    """Push/pop module paths on the mode's stack with global forward hooks (removed after)."""
+
+    def pre(module: nn.Module, args: Any) -> None:
+        path = paths.get(id(module))
+        if path is None:
+            return
+        if torch.is_grad_enabled():
+            # autograd history of the inputs not yet claimed was made by the running module
+            mode.claim(args, mode.stack[-1])
+        mode.stack.append(path)
+        call = calls.get(path)
+        if call is None:
+            call = calls[path] = ModuleCall(path, type(module).__name__,
+                                            input_shapes=_shapes(args))
+        call.calls += 1
+
+    def post(module: nn.Module, args: Any, output: Any) -> None:
+        path = paths.get(id(module))
+        if path is None:
+            return
+        if len(mode.stack) > 1 and mode.stack[-1] == path:
+            mode.stack.pop()
+        if torch.is_grad_enabled():
+            mode.claim(output, path)
+        call = calls[path]
+        if call.calls == 1 and not call.output_shapes:
+            call.output_shapes = _shapes(output)
+
+    h1 = nn.modules.module.register_module_forward_pre_hook(pre)
+    h2 = nn.modules.module.register_module_forward_hook(post, always_call=True)
+    try:
+        yield
+    finally:
+        h1.remove()
+        h2.remove()
+
+
+def _fake_converter(fake_mode: FakeTensorMode) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    converter = fake_mode.fake_tensor_converter
+
+    def convert(t: torch.Tensor, _writes: bool) -> torch.Tensor:
+        if isinstance(t, FakeTensor):
+            return t
+        hit = memo.get(id(t))
+        if hit is None:
+            if t.is_meta:
+                fake = converter.from_meta_and_device(fake_mode, t, torch.device("cpu"))
+            else:
+                fake = fake_mode.from_tensor(t)
+            hit = memo[id(t)] = (fake, t)  # keep t alive so its id stays unique
+        return hit[0]
+
+    return convert
+
+
+def _copy_on_write(model: nn.Module) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    """Real-run converter: the model's buffers (and any parameter an op writes) are replaced
+    by private copies, so the forward cannot change the model's data."""
+    params, buffers = model_tensors(model)
+    memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def convert(t: torch.Tensor, writes: bool) -> torch.Tensor:
+        key = id(t)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit[0]
+        if key in buffers or (writes and key in params):
+            with torch._C._DisableTorchDispatch():
+                copy = t.detach().clone()
+            memo[key] = (copy, t)
+            return copy
+        return t
+
+    return convert
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """What a training step adds to the forward: a backward from ``loss(output)`` (default:
+    a gradient of ones on every output that requires grad) and, optionally, an optimizer
+    step."""
+
+    loss: Callable[[Any], Any] | None = None
+    optimizer: Any = None
+
+
+def _fake_leaves(model: nn.Module, convert: Callable[[torch.Tensor, bool], torch.Tensor]
+                 ) -> dict[str, torch.Tensor]:
+    """Fake twins of the model's parameters and buffers, as autograd leaves (parameters keep
+    their ``requires_grad``), for ``functional_call``."""
+    leaves: dict[str, torch.Tensor] = {}
+    twins: dict[int, torch.Tensor] = {}  # one twin per parameter, so tied weights stay tied
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) not in twins:
+            twin = convert(p, False)
+            if twin.requires_grad != p.requires_grad:
+                twin.requires_grad_(p.requires_grad)
+            twins[id(p)] = twin
+        leaves[name] = twins[id(p)]
+    for name, b in model.named_buffers(remove_duplicate=False):
+        leaves[name] = convert(b, False)
+    return leaves
+
+
+def _forward(model: nn.Module, args: Any, kw: Any, leaves: dict[str, torch.Tensor] | None
+             ) -> Any:
+    if leaves is None:
+        return model(*args, **kw)
+    return torch.func.functional_call(model, leaves, args, kw, tie_weights=True)
+
+
+def _backward(mode: CountingMode, model: nn.Module, out: Any, args: Any, step: TrainStep,
+              leaves: dict[str, torch.Tensor] | None) -> None:
+    """Run the backward of ``out`` (and the optimizer step) with the phases recorded."""
+    target = step.loss(out) if step.loss is not None else out
+    mode.claim(target, ROOT)
+    outs = [t for t in tree_flatten(target)[0]
+            if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    wrt = [leaves[n] for n, _ in named] if leaves is not None else [p for _, p in named]
+    wrt += [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not outs or not wrt:
+        raise TraceError(f"{type(model).__name__}: nothing to train (no output depends on a "
+                         "parameter or input that requires grad)")
+    mode.suppress = True  # the seed gradient is not part of the step's cost
+    grad_outputs = [torch.ones_like(t) for t in outs]
+    mode.suppress = False
+    mode.phase = "backward"
+    torch.autograd.grad(outs, wrt, grad_outputs, allow_unused=True)
+    mode.phase = "optimizer"
+    if step.optimizer is not None:
+        records, unknown = step_records(step.optimizer, model)
+        mode.records.extend(records)
+        if unknown:  # listed by name like any operator without a formula
+            mode.records.append(OpRecord(unknown, ROOT, "elementwise", 0, 0, ZERO_ACCESS,
+                                         ZERO_ACCESS, supported=False, phase="optimizer"))
+    mode.phase = "forward"
+
+
+def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
+         paths: dict[int, str], prepare: Callable[[Any], Any], grad: bool,
+         step: TrainStep | None = None,
+         leaves: dict[str, torch.Tensor] | None = None) -> tuple[list[OpRecord], Any]:
+    calls: dict[str, ModuleCall] = {}
+    grad_mode = torch.enable_grad() if grad or step else torch.inference_mode()
+    with grad_mode, _module_tracking(mode, paths, calls), warnings.catch_warnings():
+        # fake weights are never one contiguous chunk; the RNN's warning about it is noise here
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
+        with mode:
+            args = tree_map(prepare, inputs)
+            kw = tree_map(prepare, kwargs)
+            calls[ROOT] = ModuleCall(ROOT, type(model).__name__, input_shapes=_shapes(args))
+            mode.stack = [ROOT]
+            out = _forward(model, args, kw, leaves)
+            if step is not None:
+                _backward(mode, model, out, args, step, leaves)
+        calls[ROOT].calls = 1
+        calls[ROOT].output_shapes = _shapes(out)
+    mode.activations.active = False
+    return mode.records, calls
+
+
+def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
+          how: str = "auto", *, grad: bool = False, step: TrainStep | None = None) -> Trace:
+    """Trace one forward of ``model(*inputs, **kwargs)`` (and a training step's backward and
+    optimizer step when ``step`` is given).
+
+    ``how``: ``"fake"`` (shapes only; error if the model needs real values), ``"real"`` (one
+    real forward), or ``"auto"`` (fake, falling back to real when the model needs real data).
+    ``grad=False`` runs under ``inference_mode`` (composites arrive whole, fused inference
+    kernels may run); ``grad=True`` runs with autograd on, as a training step does.
+    """
+    if how not in ("auto", "fake", "real"):
+        raise ValueError(f"trace must be 'auto', 'fake' or 'real', got {how!r}")
+    kwargs = kwargs or {}
+    # The root is tracked separately: a module's own forward hooks fire for the root too.
+    paths = {id(m): name for name, m in model.named_modules() if name}
+    on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+    with preserved(model) as state:
+        return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step, state)
+
+
+def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[int, str],
+           on_meta: bool, grad: bool, step: TrainStep | None, state: ModelState) -> Trace:
+    fallback_reason = ""
+    if how in ("auto", "fake"):
+        fake_mode = FakeTensorMode()
+        convert = _fake_converter(fake_mode)
+        mode = CountingMode(convert, real_scalars=True)
+        try:
+            with fake_mode, _quiet(logging.getLogger("torch._subclasses.fake_tensor")):
+                leaves = _fake_leaves(model, convert) if step is not None else None
+                records, calls = _run(model, inputs, kwargs, mode, paths,
+                                      lambda x: convert(x, False)
+                                      if isinstance(x, torch.Tensor) else x, grad, step, leaves)
+            return _finish(mode, records, calls, "fake", "")
+        except TraceError:
+            raise
+        except Exception as exc:
+            if how == "fake" or on_meta:
+                where = "on the meta device " if on_meta else ""
+                raise TraceError(
+                    f"{type(model).__name__} cannot be traced on fake tensors {where}"
+                    f"because {_why_real(exc)}"
+                    + ("; build it on a real device to profile it with one real forward"
+                       if on_meta else "; profile it with trace='auto' or 'real'")
+                ) from exc
+            fallback_reason = _why_real(exc)
+            state.restore()  # the real run must not see what the fake attempt left behind
+    mode = CountingMode(_copy_on_write(model), real_scalars=False)
+    records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad, step)
+    return _finish(mode, records, calls, "real", fallback_reason)
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Silence a logger that reports the failures a fake trace is allowed to have."""
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _why_real(exc: BaseException) -> str:
+    """Why a fake trace failed, in words a model author recognises."""
+    func = getattr(exc, "func", None)
+    if isinstance(exc, DataDependentOutputException):
+        return f"the forward reads tensor values ({func}: .item(), .tolist(), bool(tensor))"
+    if isinstance(exc, DynamicOutputShapeException):
+        return f"an output shape depends on tensor values ({func}: nonzero, x[mask], unique)"
+    if isinstance(exc, UnsupportedOperatorException):
+        return f"{func} has no fake-tensor implementation"
+    return f"{type(exc).__name__}: {_short(exc)}"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+def _finish(mode: CountingMode, records: list[OpRecord], calls: dict[str, ModuleCall],
+            how: str, reason: str) -> Trace:
+    unsupported = Counter(r.op for r in records if not r.supported)
+    return Trace(records, calls, unsupported, dict(mode.activations.peak),
+                 mode.activations.peak_module, how, reason)

@@ -1,0 +1,169 @@
+"""The device catalog: built-in devices, devices a project declares, and name lookup.
+
+Built-in devices live in ``devices.toml`` beside this module, every figure with its source.
+Projects declare their own under ``[tool.flopbudget.devices.NAME]`` in ``pyproject.toml``,
+optionally inheriting from another device with ``base = "npu"`` and overriding single figures.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..core.text import suggest
+from ..core.tomlio import read_toml
+from .device import KEYS, REQUIRED, Device, DeviceError
+
+CATALOG_FILE = Path(__file__).with_name("devices.toml")
+
+
+def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
+    for key in table:
+        if key not in KEYS:
+            raise DeviceError(f"{where}: unknown key {key!r}{suggest(key, KEYS)}; known keys: "
+                              f"{', '.join(KEYS)}")
+    for key in ("efficiency", "sources", "overheads"):
+        if key in table and not isinstance(table[key], Mapping):
+            raise DeviceError(f"{where}: {key} must be a table")
+
+
+@functools.cache
+def _builtin_tables() -> dict[str, Any]:
+    """``devices.toml``'s device tables, read once per process (catalogs copy, never
+    change them)."""
+    return read_toml(CATALOG_FILE).get("devices", {})
+
+
+class Catalog:
+    """Named device tables, resolved on demand (inheritance included) into :class:`Device`."""
+
+    def __init__(self, tables: Mapping[str, Mapping[str, Any]], origin: Mapping[str, str]):
+        self._tables = dict(tables)
+        self._origin = dict(origin)  # name -> where it was declared (for error messages)
+
+    @classmethod
+    def builtin(cls) -> Catalog:
+        """The devices shipped in ``devices.toml``."""
+        tables = _builtin_tables()
+        return cls(tables, {n: f"devices.toml [devices.{n}]" for n in tables})
+
+    def with_tables(self, tables: Mapping[str, Any], where: str) -> Catalog:
+        """A catalog with more device tables (from ``[tool.flopbudget.devices]``); they may
+        override built-in names. Each table is checked now, so errors name the file."""
+        if not isinstance(tables, Mapping):
+            raise DeviceError(f"{where} must be a table of device tables")
+        merged = dict(self._tables)
+        origin = dict(self._origin)
+        for name, table in tables.items():
+            here = f"{where}.{name}"
+            if not isinstance(table, Mapping):
+                raise DeviceError(f"{here} must be a table")
+            _check_keys(name, table, here)
+            merged[name] = table
+            origin[name] = here
+        catalog = Catalog(merged, origin)
+        for name in tables:
+            catalog.get(name)  # resolve now: inheritance and figures are checked up front
+        return catalog
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._tables)
+
+    def _resolve(self, name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        if name in chain:
+            raise DeviceError(f"device inheritance loops: {' -> '.join((*chain, name))}")
+        if name not in self._tables:
+            raise DeviceError(self._unknown(name, chain[-1] if chain else None))
+        table = dict(self._tables[name])
+        base = table.pop("base", None)
+        if base is None:
+            return table
+        if not isinstance(base, str):
+            raise DeviceError(f"{self._origin[name]}: base must be a device name")
+        merged = self._resolve(base, (*chain, name))
+        merged.pop("description", None)
+        sources = dict(merged.get("sources", {}))
+        own_sources = table.get("sources", {})
+        for key, value in table.items():
+            if key == "sources":
+                continue
+            extends = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
+            if not extends:  # the base's figures under this key are gone, and their sources
+                sources = {f: s for f, s in sources.items() if not f.startswith(f"{key}.")}
+            figures = [f"{key}.{k}" for k in value] if isinstance(value, Mapping) else [key]
+            for figure in figures:
+                # an overridden figure must not keep the base's source for another number
+                if figure not in own_sources:
+                    sources[figure] = f"set in {self._origin[name]} (no source given)"
+            merged[key] = {**merged[key], **value} if extends else value
+        merged["sources"] = {**sources, **own_sources}
+        return merged
+
+    def _unknown(self, name: str, referrer: str | None) -> str:
+        close = difflib.get_close_matches(name, self._tables, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        where = f" ({self._origin[referrer]}: base)" if referrer else ""
+        return (f"unknown device {name!r}{where}.{hint} Known devices: "
+                f"{', '.join(self.names)}")
+
+    def get(self, name: str) -> Device:
+        """The device called ``name``; ``DeviceError`` lists the known names otherwise."""
+        if not isinstance(name, str):
+            raise DeviceError(f"a device name must be a string, got {name!r}")
+        table = self._resolve(name, ())
+        where = self._origin.get(name, name)
+        _check_keys(name, table, where)
+        for key in REQUIRED:
+            if key not in table:
+                raise DeviceError(f"{where}: missing required figure {key!r} "
+                                  f"({KEYS[key]})")
+        try:
+            return Device(
+                name=name,
+                peak_flops=table["peak_flops"],
+                bandwidth=table["bandwidth"],
+                default_dtype=table.get("default_dtype", "fp32"),
+                efficiency=dict(table.get("efficiency", {})),
+                overhead=table.get("overhead", 0.0),
+                overheads=dict(table.get("overheads", {})),
+                onchip_bytes=table.get("onchip_bytes", 0),
+                memory_bytes=table.get("memory_bytes"),
+                description=table.get("description", ""),
+                sources=dict(table.get("sources", {})),
+            )
+        except DeviceError as exc:
+            raise DeviceError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
+        except (TypeError, ValueError) as exc:
+            raise DeviceError(f"{where}: {exc}") from None
+
+
+_default_catalog: Catalog | None = None
+
+
+def default_catalog() -> Catalog:
+    """The catalog :func:`get_device` uses: built-ins, plus the devices of the current pytest
+    session's ``[tool.flopbudget]`` once the plugin has loaded them."""
+    global _default_catalog
+    if _default_catalog is None:
+        _default_catalog = Catalog.builtin()
+    return _default_catalog
+
+
+def set_default_catalog(catalog: Catalog | None) -> None:
+    """Make ``catalog`` what :func:`get_device` resolves names with (``None``: built-ins)."""
+    global _default_catalog
+    _default_catalog = catalog
+
+
+def get_device(name: str | Device, catalog: Catalog | None = None) -> Device:
+    """A device by name (built-in or declared in config), or ``name`` itself if a Device."""
+    if isinstance(name, Device):
+        return name
+    return (catalog or default_catalog()).get(name)
+
+
+__all__ = ["CATALOG_FILE", "Catalog", "default_catalog", "get_device", "set_default_catalog"]

@@ -1,0 +1,321 @@
+"""pytest hooks: the ``flop_budget`` marker and fixture, failure hotspots, reports.
+
+Only ``pytest_addoption``, ``pytest_configure`` and the fixture live at module level;
+``pytest_configure`` registers one :class:`FlopBudgetPlugin` whose methods are the remaining
+hooks. The logic lives in plain modules (budget, config, results, report); features such as
+baselines and the HTML report plug into the manager through ``add_check``, ``add_summary`` and
+``add_finish``.
+
+Per-test data travels on the test report (``report.flopbudget``, a plain dict), so a serial run
+and an xdist run take the same path: workers attach it, the controller collects it in
+``pytest_runtest_logreport``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..budgets.config import Config, load
+from ..budgets.limits import LIMITS, OPTIONS, Budget, BudgetError
+from ..budgets.measurement import REPORT_SCHEMA, TestRecord, outcome_counts
+from ..core.files import atomic_write
+from ..core.metrics import METRICS
+from ..core.version import VERSION
+from ..devices.catalog import set_default_catalog
+from ..devices.device import DeviceError
+from ..reporting.text import failing_summary, failure_message, report_table, unsupported_summary
+from . import baseline_gate, complexity, html_output
+from .options import option_path, positive_int
+
+if TYPE_CHECKING:  # the fixture imports torch: only a budgeted test's setup loads it
+    from .fixture import FlopBudget
+
+MARKER = "flop_budget"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("flopbudget", "model complexity budgets (pytest-flopbudget)")
+    group.addoption("--flop-report", action="store_true", default=False,
+                    help="print a table of every profiled test: FLOPs, MACs, params, access, "
+                         "intensity, predicted latency, budget use")
+    group.addoption("--flop-json", metavar="PATH", default=None,
+                    help="write every profile, budget and verdict as JSON to PATH")
+    group.addoption("--flop-device", metavar="NAME", default=None,
+                    help="run every test's roofline on device NAME (overrides markers)")
+    group.addoption("--flop-hotspots", metavar="N", type=positive_int, default=None,
+                    help="layers listed per test over budget (default 5, or "
+                         "[tool.flopbudget] hotspots)")
+    group.addoption("--flop-calibrate", action="store_true", default=False,
+                    help="measure this machine and write the 'host' device "
+                         "(.flopbudget/host.toml) before running the tests")
+    baseline_gate.add_options(group)
+    html_output.add_options(group)
+
+
+def marker_help() -> str:
+    """The ``markers`` ini line, generated from the argument tables so it cannot drift."""
+    args = ", ".join(f"{k}=..." for k in (*LIMITS, *OPTIONS))
+    return (f"{MARKER}({args}): fail the test when a model profiled with the flop_budget "
+            f"fixture exceeds a limit (MB = 10^6 bytes)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", marker_help())
+    manager = FlopBudgetPlugin(config)
+    config.stash[MANAGER] = manager
+    config.pluginmanager.register(manager, "flopbudget-manager")
+    complexity.install(manager)
+    baseline_gate.install(manager)
+    html_output.install(manager)
+
+
+@dataclass
+class TestState:
+    """Per-test state kept on the item between setup and the report."""
+
+    record: TestRecord
+    marked: bool
+    fixture: FlopBudget | None = None
+
+
+STATE = pytest.StashKey[TestState]()
+Check = Callable[[TestRecord, pytest.Item], list[str]]
+Summary = Callable[[Any, list[dict[str, Any]]], None]
+Finish = Callable[[list[dict[str, Any]], pytest.Session], None]
+
+
+class FlopBudgetPlugin:
+    """Collects budgeted tests' records and reports them."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        self.settings: Config = load(config.rootpath)
+        set_default_catalog(self.settings.catalog)
+        self.records: dict[str, dict[str, Any]] = {}
+        self.checks: list[Check] = []
+        self.summaries: list[Summary] = []
+        self.finishers: list[Finish] = []
+        self.write_errors: list[str] = []
+        self.device_override = config.getoption("flop_device")
+        self.hotspots = config.getoption("flop_hotspots") or self.settings.hotspots
+        self.calibrating = config.getoption("flop_calibrate") and not self.is_worker
+        if not self.calibrating:
+            self._check_device_override()
+
+    def _check_device_override(self) -> None:
+        if self.device_override and not self.settings.error:
+            try:
+                self.settings.catalog.get(self.device_override)
+            except DeviceError as exc:
+                raise pytest.UsageError(f"--flop-device: {exc}") from None
+
+    # -- extension points ----------------------------------------------------------------
+    def add_check(self, check: Check) -> None:
+        """``check(record, item) -> failure lines`` runs on the worker when a budgeted test
+        ends; any line fails the test. It may add figures to ``record.extra``."""
+        self.checks.append(check)
+
+    def add_summary(self, summary: Summary) -> None:
+        """``summary(terminalreporter, records)`` writes to the terminal summary."""
+        self.summaries.append(summary)
+
+    def add_finish(self, finish: Finish) -> None:
+        """``finish(records, session)`` runs once at the end of the session on the
+        controller; a file it cannot write (``OSError``) is reported, not raised."""
+        self.finishers.append(finish)
+
+    def sorted_records(self) -> list[dict[str, Any]]:
+        return [self.records[k] for k in sorted(self.records)]
+
+    # -- calibration ---------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)  # before xdist starts workers, which read the host file
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.calibrating:
+            self._calibrate()
+            self._check_device_override()
+
+    def _calibrate(self) -> None:
+        from ..calibration.calibrate import calibrate  # torch: only when asked to calibrate
+
+        path = self.settings.host_path
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+
+        def log(line: str) -> None:
+            if reporter is not None:
+                reporter.write_line(f"flop-calibrate: {line}")
+
+        calibrate(path, log=log)
+        self.settings = load(self.config.rootpath)
+        set_default_catalog(self.settings.catalog)
+
+    # -- per test ------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        marker = item.get_closest_marker(MARKER)
+        uses_fixture = MARKER in getattr(item, "fixturenames", ())
+        if marker is None and not uses_fixture:
+            return
+        record = TestRecord(item.nodeid, None)
+        state = item.stash[STATE] = TestState(record, marker is not None)
+        try:
+            budget = self._budget(item, marker)
+        except BudgetError as exc:
+            record.outcome, record.error = "error", str(exc)
+        else:
+            try:
+                device = self.settings.catalog.get(budget.device)
+                device.peak(budget.dtype)
+            except DeviceError as exc:
+                record.outcome = "error"
+                record.error = f"{budget.origin.get('device', item.nodeid)}: {exc}"
+            else:
+                from .fixture import FlopBudget
+
+                record.budget = budget
+                state.fixture = FlopBudget(record, budget, device)
+        if record.outcome == "error":
+            pytest.fail(f"flop budget: {record.error}", pytrace=False)
+
+    def _budget(self, item: pytest.Item, marker: pytest.Mark | None) -> Budget:
+        if self.settings.error:
+            raise BudgetError(self.settings.error)
+        layers = self.settings.layers_for(item.nodeid)
+        if marker is not None:
+            where = f"@flop_budget on {item.nodeid}"
+            if marker.args:
+                raise BudgetError(f"{where}: takes keyword arguments only, got positional "
+                                  f"{marker.args!r}")
+            layers.append((where, marker.kwargs))
+        return Budget.from_layers(layers, self.device_override)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        report = outcome.get_result()
+        state = item.stash.get(STATE, None)
+        if state is None:
+            return
+        record = state.record
+        if call.when == "setup" and report.failed:
+            if record.outcome != "error":
+                record.outcome, record.error = "error", "the test's setup failed"
+            report.flopbudget = record.to_dict()
+        elif call.when == "call":
+            self._verdict(state, item, report)
+            report.flopbudget = record.to_dict()
+            # JUnit XML (--junitxml) takes these from the teardown report
+            item.user_properties.extend(
+                (f"flopbudget.{m['name']}.{key}", m[key])
+                for m in report.flopbudget["measurements"]
+                for key in (metric.field for metric in METRICS.values()))
+
+    def _verdict(self, state: TestState, item: pytest.Item, report: pytest.TestReport) -> None:
+        record = state.record
+        if report.failed:
+            record.outcome, record.error = "failed", "the test failed before its budget was checked"
+            return
+        if report.skipped:  # pytest.skip() in the body, or an xfail
+            record.outcome, record.error = "skipped", ""
+            return
+        lines: list[str] = []
+        if state.marked and not record.measurements:
+            lines.append(f"{item.nodeid} has a @flop_budget marker but measured nothing: call "
+                         f"the flop_budget fixture, e.g. flop_budget(model, example_input)")
+        elif record.violations:
+            lines.append(failure_message(record.to_dict()))
+        for check in self.checks:
+            lines.extend(check(record, item))
+        if lines:
+            record.outcome = "failed"
+            record.error = "\n".join(lines)
+            report.outcome = "failed"
+            report.longrepr = record.error
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "flopbudget", None)
+        if data is not None:
+            self.records[report.nodeid] = data
+
+    # -- session end ---------------------------------------------------------------------
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker:
+            return
+        records = self.sorted_records()
+        tr = terminalreporter
+        lines = []
+        if self.settings.error:
+            lines.append(f"configuration error: {self.settings.error}")
+        lines.extend(self.write_errors)
+        lines.extend(failing_summary(records, self.hotspots))
+        lines.extend(f"error: {r['error']}" if r["nodeid"] in r["error"]
+                     else f"{r['nodeid']}: error: {r['error']}" for r in records
+                     if r["outcome"] == "error" and r["error"] != self.settings.error)
+        unsupported = unsupported_summary(records)
+        if unsupported:
+            lines.append("operators without a formula (their FLOPs are not counted):")
+            lines.extend(unsupported)
+        if lines:
+            tr.write_sep("=", "flop budget")
+            for line in lines:
+                tr.write_line(line)
+        if self.config.getoption("flop_report"):
+            tr.write_sep("=", "flop budget report")
+            if any(r["measurements"] for r in records):
+                for line in report_table(records):
+                    tr.write_line(line)
+            else:
+                tr.write_line("no test profiled a model (use the flop_budget fixture)")
+        for summary in self.summaries:
+            summary(tr, records)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker:
+            return
+        records = self.sorted_records()
+        for finish in (self._write_json, *self.finishers):
+            try:
+                finish(records, session)
+            except OSError as exc:
+                self.write_errors.append(f"could not write {exc.filename or 'a report'}: "
+                                         f"{exc.strerror or exc}")
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def _write_json(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
+        target = option_path(self.config, "flop_json")
+        if target is not None:
+            atomic_write(target[0], json.dumps(json_document(records), indent=1) + "\n")
+
+    def pytest_unconfigure(self) -> None:
+        set_default_catalog(None)  # get_device() outside this session sees built-ins again
+
+
+MANAGER = pytest.StashKey[FlopBudgetPlugin]()
+
+
+def json_document(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``--flop-json`` document: schema-versioned, exact integer counts, per-layer rows."""
+    return {
+        "schema": REPORT_SCHEMA,
+        "version": VERSION,
+        "summary": outcome_counts(records),
+        "tests": records,
+    }
+
+
+@pytest.fixture
+def flop_budget(request: pytest.FixtureRequest) -> FlopBudget:
+    """Profile models under the test's budget: ``flop_budget(model, *inputs)`` returns the
+    ModelProfile; every profile is checked against the ``@flop_budget`` limits when the test
+    ends."""
+    state = request.node.stash.get(STATE, None)
+    if state is None or state.fixture is None:  # pragma: no cover - setup hook always runs
+        pytest.fail("flop_budget fixture used outside a test", pytrace=False)
+    return state.fixture
+
