@@ -31,9 +31,9 @@ from zoo import zoo  # noqa: E402
 
 from pytest_flopbudget import profile  # noqa: E402
 from pytest_flopbudget.calibration.calibrate import calibrate, gemm_flops  # noqa: E402
-from pytest_flopbudget.devices.device_file import DEFAULT_PATH, load_host_device  # noqa: E402
 from pytest_flopbudget.calibration.microbench import GEMM_N, gemm  # noqa: E402
 from pytest_flopbudget.calibration.timing import Timer, Timing  # noqa: E402
+from pytest_flopbudget.devices.device_file import DEFAULT_PATH, load_host_device  # noqa: E402
 
 
 def measure(model: torch.nn.Module, inputs: tuple, repeats: int,

@@ -1,4 +1,4 @@
-"""Baselines, growth limits and the pull-request report (``pytest_flopbudget.pytest_plugin.baseline_gate``).
+"""Baselines, growth limits and the pull-request report (``pytest_plugin.baseline_gate``).
 
 Exact figures used below (fp32 on the default ``cpu`` device, one input row):
 
@@ -20,8 +20,6 @@ from fractions import Fraction
 
 import pytest
 
-from pytest_flopbudget.reporting.baseline_text import change_text
-from pytest_flopbudget.ci.baseline_file import SCHEMA, BaselineError, parse_baseline
 from pytest_flopbudget.budgets.growth import (
     GROWTH_METRICS,
     GrowthError,
@@ -31,6 +29,8 @@ from pytest_flopbudget.budgets.growth import (
     percent_text,
     resolve_growth,
 )
+from pytest_flopbudget.ci.baseline_file import SCHEMA, BaselineError, parse_baseline
+from pytest_flopbudget.reporting.baseline_text import change_text
 
 ALL = ("flops", "macs", "params", "weight", "access", "activation", "latency")
 

@@ -24,12 +24,12 @@ from pytest_flopbudget.calibration.calibrate import (
     overheads_by_key,
     rate,
 )
-from pytest_flopbudget.core.op_classes import OP_CLASSES
-from pytest_flopbudget.devices.device_file import HOST, device_toml, load_host, load_host_device
-from pytest_flopbudget.devices.catalog import Catalog
-from pytest_flopbudget.devices.device import Device, DeviceError
 from pytest_flopbudget.calibration.hostinfo import cpu_model, largest_cache, mem_total, parse_size
 from pytest_flopbudget.calibration.timing import contention
+from pytest_flopbudget.core.op_classes import OP_CLASSES
+from pytest_flopbudget.devices.catalog import Catalog
+from pytest_flopbudget.devices.device import Device, DeviceError
+from pytest_flopbudget.devices.device_file import HOST, device_toml, load_host, load_host_device
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -12,10 +12,10 @@ import torch
 from reference_models import VibrationClassifier
 
 from pytest_flopbudget import profile
+from pytest_flopbudget.core.dtypes import DEPLOY_DTYPES
 from pytest_flopbudget.core.op_classes import OP_CLASSES
 from pytest_flopbudget.devices.catalog import CATALOG_FILE, Catalog
 from pytest_flopbudget.devices.device import KEYS
-from pytest_flopbudget.core.dtypes import DEPLOY_DTYPES
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_flopbudget.budgets.limits import BudgetError
-from pytest_flopbudget.budgets.limits import check_max_order
+from pytest_flopbudget.budgets.limits import BudgetError, check_max_order
 from pytest_flopbudget.budgets.scaling import fit_order
 
 TESTS_DIR = Path(__file__).parent

@@ -257,7 +257,7 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
     for key, tiny in overhead_benches():
         records = _counted(tiny)
         with torch.inference_mode():
-            timing = timer(lambda tiny=tiny: tiny.module(*tiny.inputs), plan.repeats,
+            timing = timer(tiny.run, plan.repeats,
                            warmup=plan.warmup, min_sample_s=plan.min_sample_s)
         timings.append(timing)
         bare = _bare_seconds(records, peak, bandwidth, onchip)
@@ -296,7 +296,7 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
                                    f"operator (it ran {sorted({r.op for r in records})})")
             others = [r for r in records if r.op_class != cls]
             with torch.inference_mode():
-                timing = timer(lambda bench=bench: bench.module(*bench.inputs), plan.repeats,
+                timing = timer(bench.run, plan.repeats,
                                warmup=plan.warmup, min_sample_s=plan.min_sample_s)
             timings.append(timing)
             # what the roofline charges besides this class's own time: the per-operator

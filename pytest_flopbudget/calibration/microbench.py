@@ -42,6 +42,10 @@ class Bench:
     module: nn.Module
     inputs: tuple[torch.Tensor, ...]
 
+    def run(self) -> object:
+        """One forward of the benchmark (what a timer calls)."""
+        return self.module(*self.inputs)
+
 
 def _g() -> torch.Generator:
     return torch.Generator().manual_seed(0)

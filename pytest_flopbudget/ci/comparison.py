@@ -45,7 +45,8 @@ def compare_model(measurement: Mapping[str, Any], old: Mapping[str, Any] | None,
         rows.append({"metric": metric, "old": old[metric], "new": values[metric],
                      "limit": percent_text(limit[0]) if limit else None,
                      "where": limit[1] if limit else None,
-                     "over": bool(limit) and over_limit(old[metric], values[metric], limit[0])})
+                     "over": limit is not None and over_limit(old[metric], values[metric],
+                                                              limit[0])})
     over = [r["metric"] for r in rows if r["over"]]
     result.update(status="regressed" if over else "ok", metrics=rows, checked=limits is not None)
     if (old["device"], old["dtype"]) != (measurement["device"], measurement["dtype"]):

@@ -70,12 +70,13 @@ class Device:
         object.__setattr__(self, "default_dtype", default)
         peaks = self.peak_flops
         if isinstance(peaks, Mapping):
-            table = {}
+            table: dict[str, float] = {}
             for key, value in peaks.items():
                 try:
                     dtype = parse_dtype(key)
                 except ValueError as exc:
                     raise DeviceError(f"{where}: peak_flops.{key}: {exc}") from None
+                assert dtype is not None
                 table[dtype] = _positive(value, f"{where}: peak_flops.{key}")
             if not table:
                 raise DeviceError(f"{where}: peak_flops is empty")

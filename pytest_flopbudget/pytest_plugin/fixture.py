@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..budgets import scaling
 from ..budgets.limits import Budget
@@ -13,6 +11,9 @@ from ..budgets.measurement import Measurement, TestRecord
 from ..budgets.scaling import Scaling
 from ..counting.profile import ModelProfile, profile
 from ..devices.device import Device
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class FlopBudget:

@@ -16,6 +16,7 @@ import pytest
 
 from ..core.files import atomic_write
 from ..devices.device import Device, DeviceError
+from ..reporting import charts
 from ..reporting.html_page import page
 from .options import option_path
 
@@ -33,10 +34,9 @@ def add_options(group: Any) -> None:
 
 def require_matplotlib() -> None:
     """Raise ``pytest.UsageError`` naming the extra when matplotlib cannot be imported."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise pytest.UsageError(f"{INSTALL_HINT} ({exc})") from None
+    missing = charts.missing()
+    if missing:
+        raise pytest.UsageError(f"{INSTALL_HINT} ({missing})")
 
 
 def install(manager: Any) -> None:

@@ -108,7 +108,7 @@ def regression_message(nodeid: str, result: Mapping[str, Any], source: str) -> s
 def summary_lines(run: RunComparison) -> list[str]:
     """The terminal summary: a block per compared test, then new and missing tests."""
     lines = [f"compared with {run.source}: {run.headline()}"]
-    new = []
+    new: list[tuple[str, Mapping[str, Any]]] = []
     for nodeid, result in run.tests:
         if result["status"] == "new":
             new.extend((nodeid, m) for m in result["models"])

@@ -15,7 +15,7 @@ import html
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -25,7 +25,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
            "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
 
-RC = {"svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans",
+RC: dict[Any, Any] = {"svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans",
       "axes.spines.top": False, "axes.spines.right": False}
 
 
@@ -69,6 +69,16 @@ class Point:
     def on_roofline(self) -> bool:
         """Whether it can sit on a log-log roofline (it does FLOPs and moves bytes)."""
         return self.seconds > 0 and self.flops > 0 and self.intensity > 0
+
+
+def missing() -> str:
+    """Why the charts cannot be drawn (matplotlib, an optional extra, does not import), or
+    ``""`` when they can."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    return ""
 
 
 def colours(kinds: Sequence[str]) -> dict[str, str]:

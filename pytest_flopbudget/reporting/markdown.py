@@ -40,7 +40,11 @@ def markdown(run: RunComparison) -> str:
         lines = ["### flop budget: no baseline to compare with", ""]
     else:
         lines = [f"### flop budget: compared with {code(run.source)}", "", run.headline(), ""]
-    rows, grown, remarks, new, missing = [], [], [], [], [f"- {code(t)}" for t in run.missing]
+    rows: list[list[str]] = []
+    grown: list[str] = []
+    remarks: list[str] = []
+    new: list[str] = []
+    missing = [f"- {code(t)}" for t in run.missing]
     for nodeid, result in run.tests:
         for model in result["models"]:
             name = model["name"]
