@@ -11,10 +11,17 @@ from ..core.access import ZERO_ACCESS, Access
 class OpRecord:
     """One counted operator (or one stage of a multi-stage operator) at one call site.
 
-    ``flops`` includes ``2 * macs``. ``read``/``written`` are the bytes it moves. ``steps`` > 1
-    marks sequential steps (a recurrent layer); ``step_read`` is what each step reads again when
-    it does not stay on chip. ``supported`` is False for an operator without a formula: its
+    ``flops`` includes ``2 * macs``. ``read``/``written`` are the bytes it moves, ``weights``
+    the part of ``read`` that is the model's parameters and buffers. ``steps`` > 1 marks
+    sequential steps (a recurrent layer); ``step_read`` is what each step reads again when it
+    does not stay on chip. ``supported`` is False for an operator without a formula: its
     traffic is counted, its FLOPs are unknown (0) and it is listed by name.
+
+    The data flow, for a device model that fuses operators: ``call`` numbers the operator
+    calls of a trace (the stages of one call share it) and ``inputs`` are the calls whose
+    results this one reads (views looked through; weights and model inputs have none).
+    ``kind`` is a finer operator kind within ``op_class`` (``core.op_classes.KINDS``) and
+    ``mac_dims`` the ``(reduced, output)`` channels of a product, for MAC-array utilisation.
     """
 
     op: str
@@ -29,3 +36,8 @@ class OpRecord:
     label: str = ""
     supported: bool = True
     phase: str = "forward"
+    weights: Access = ZERO_ACCESS
+    call: int = -1
+    inputs: tuple[int, ...] = ()
+    kind: str = ""
+    mac_dims: tuple[int, int] | None = None

@@ -19,13 +19,16 @@ from .device import KEYS, REQUIRED, Device, DeviceError
 
 CATALOG_FILE = Path(__file__).with_name("devices.toml")
 
+#: Table keys that are Device fields (``base`` is resolved by the catalog).
+FIGURES = tuple(key for key in KEYS if key != "base")
+
 
 def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
     for key in table:
         if key not in KEYS:
             raise DeviceError(f"{where}: unknown key {key!r}{suggest(key, KEYS)}; known keys: "
                               f"{', '.join(KEYS)}")
-    for key in ("efficiency", "sources", "overheads"):
+    for key in ("efficiency", "sources", "overheads", "tile"):
         if key in table and not isinstance(table[key], Mapping):
             raise DeviceError(f"{where}: {key} must be a table")
 
@@ -121,20 +124,9 @@ class Catalog:
             if key not in table:
                 raise DeviceError(f"{where}: missing required figure {key!r} "
                                   f"({KEYS[key]})")
+        figures = {key: table[key] for key in FIGURES if key in table}
         try:
-            return Device(
-                name=name,
-                peak_flops=table["peak_flops"],
-                bandwidth=table["bandwidth"],
-                default_dtype=table.get("default_dtype", "fp32"),
-                efficiency=dict(table.get("efficiency", {})),
-                overhead=table.get("overhead", 0.0),
-                overheads=dict(table.get("overheads", {})),
-                onchip_bytes=table.get("onchip_bytes", 0),
-                memory_bytes=table.get("memory_bytes"),
-                description=table.get("description", ""),
-                sources=dict(table.get("sources", {})),
-            )
+            return Device(name=name, **figures)
         except DeviceError as exc:
             raise DeviceError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
         except (TypeError, ValueError) as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.dtypes import parse_dtype
-from ..core.op_classes import OP_CLASSES
+from ..core.op_classes import KINDS, OP_CLASSES, lookup_keys
 
 #: Keys a device table may hold, and what each means.
 KEYS: dict[str, str] = {
@@ -24,17 +24,38 @@ KEYS: dict[str, str] = {
                   "table per dtype (fp32, fp16, bf16, int8)",
     "bandwidth": "memory bandwidth in bytes/s (the memory that holds weights and activations)",
     "default_dtype": "precision the device runs at when a profile names none",
-    "efficiency": "table of per-operator-class factors in (0, 1]: the fraction of the roofline "
-                  "an operator class attains (1.0 when absent)",
+    "efficiency": "table of factors in (0, 1]: the fraction of the roofline an operator class, "
+                  "kind or aten operator attains (1.0 when absent)",
     "overhead": "fixed seconds per operator (dispatch, launch)",
-    "overheads": "table: operator class or aten operator (e.g. 'aten.gru') -> seconds per "
-                 "operator, overriding overhead for those operators",
+    "overheads": "table: operator class, kind or aten operator (e.g. 'aten.gru') -> seconds "
+                 "per operator, overriding overhead for those operators",
     "onchip_bytes": "on-chip memory (SRAM, cache) in bytes: recurrent weights that fit are not "
-                    "re-read every step",
+                    "re-read every step; with onchip_bandwidth, an operator whose activations "
+                    "fit is served at that bandwidth",
+    "onchip_bandwidth": "bytes/s of the on-chip memory (cache, SRAM) for activations that fit "
+                        "in onchip_bytes (absent: all traffic at bandwidth)",
+    "weight_cache_bytes": "bytes of on-chip memory that keep weights between inferences: the "
+                          "first weights in execution order that fit are read on chip",
+    "link_bandwidth": "bytes/s of the host link (USB, PCIe) that weights beyond "
+                      "weight_cache_bytes stream over at every inference, after the compute "
+                      "(absent: they come from memory at bandwidth)",
+    "fusion": "what the deployment runtime fuses: 'none' (every aten operator runs on its "
+              "own, as eager PyTorch) or 'epilogue' (BatchNorm folded into the convolution, "
+              "activations and elementwise epilogues fused into their producer, layout copies "
+              "free)",
+    "tile": "table {reduce = N, out = M}: channels are padded to multiples of the MAC array's "
+            "(or vector unit's) width along the reduced and the output dimension",
+    "cores": "compute units the peak covers (NPU cores, engines)",
+    "cores_used": "compute units the runtime runs one inference on (default: all)",
+    "pipeline_latency_factor": "for a dataflow device whose figures describe a filled "
+                               "pipeline: one inference's latency is this many times the "
+                               "per-frame time (absent: no pipeline)",
     "memory_bytes": "memory capacity in bytes",
     "sources": "table: figure -> where it comes from (datasheet, page title, or 'measured')",
 }
 REQUIRED = ("peak_flops", "bandwidth")
+FUSIONS = ("none", "epilogue")
+TILE_KEYS = ("reduce", "out")
 
 
 class DeviceError(ValueError):
@@ -43,12 +64,18 @@ class DeviceError(ValueError):
 
 @dataclass(frozen=True)
 class Device:
-    """A target for the roofline: peak compute, memory bandwidth and what limits them.
+    """A target for the roofline: peak compute, memory and what limits them.
 
     ``peak_flops``: FLOP/s, a number (the peak at ``default_dtype``) or ``{dtype: FLOP/s}``;
-    ``bandwidth``: bytes/s; ``efficiency``: ``{op class: fraction of the roofline attained}``;
-    ``overhead``: seconds added per operator; ``onchip_bytes``: on-chip memory in bytes;
-    ``memory_bytes``: capacity in bytes; ``sources``: ``{figure: source}``.
+    ``bandwidth``: bytes/s of the memory that holds weights and activations; ``efficiency``:
+    ``{op class, kind or aten operator: fraction of the roofline attained}``; ``overhead``:
+    seconds added per operator; ``onchip_bytes``: on-chip memory in bytes, served at
+    ``onchip_bandwidth`` bytes/s when given; ``weight_cache_bytes``: on-chip bytes that keep
+    weights between inferences, the rest streaming over ``link_bandwidth`` bytes/s when
+    given; ``fusion``: what the runtime fuses; ``tile``: MAC-array widths channels are padded
+    to; ``cores``/``cores_used``: compute units the peak covers and the runtime uses;
+    ``pipeline_latency_factor``: latency over the per-frame time of a filled dataflow
+    pipeline; ``memory_bytes``: capacity in bytes; ``sources``: ``{figure: source}``.
     """
 
     name: str
@@ -59,6 +86,14 @@ class Device:
     overhead: float = 0.0
     overheads: Mapping[str, float] = field(default_factory=dict)
     onchip_bytes: int = 0
+    onchip_bandwidth: float | None = None
+    weight_cache_bytes: int = 0
+    link_bandwidth: float | None = None
+    fusion: str = "none"
+    tile: Mapping[str, int] = field(default_factory=dict)
+    cores: int = 1
+    cores_used: int | None = None
+    pipeline_latency_factor: float | None = None
     memory_bytes: int | None = None
     description: str = ""
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -87,28 +122,54 @@ class Device:
             raise DeviceError(f"{where}: default_dtype {default!r} has no peak_flops entry "
                               f"(peaks given for {', '.join(table)})")
         object.__setattr__(self, "bandwidth", _positive(self.bandwidth, f"{where}: bandwidth"))
-        for cls, factor in self.efficiency.items():
-            if cls not in OP_CLASSES:
-                raise DeviceError(f"{where}: efficiency.{cls}: unknown operator class; "
-                                  f"expected one of {', '.join(OP_CLASSES)}")
-            value = _positive(factor, f"{where}: efficiency.{cls}")
+        for key, factor in self.efficiency.items():
+            _check_operator_key(key, f"{where}: efficiency.{key}", "unknown operator class; ")
+            value = _positive(factor, f"{where}: efficiency.{key}")
             if value > 1:
-                raise DeviceError(f"{where}: efficiency.{cls} = {value} is above 1")
+                raise DeviceError(f"{where}: efficiency.{key} = {value} is above 1")
         object.__setattr__(self, "overhead", _non_negative(self.overhead, f"{where}: overhead"))
         for key, seconds in self.overheads.items():
-            if key not in OP_CLASSES and not key.startswith(("aten.", "optimizer.")):
-                raise DeviceError(f"{where}: overheads.{key}: expected an operator class "
-                                  f"({', '.join(OP_CLASSES)}) or an aten operator name such "
-                                  f"as 'aten.gru'")
+            _check_operator_key(key, f"{where}: overheads.{key}")
             _non_negative(seconds, f"{where}: overheads.{key}")
         object.__setattr__(self, "onchip_bytes",
                            _byte_count(self.onchip_bytes, f"{where}: onchip_bytes", zero=True))
+        object.__setattr__(self, "weight_cache_bytes",
+                           _byte_count(self.weight_cache_bytes, f"{where}: weight_cache_bytes",
+                                       zero=True))
+        for key in ("onchip_bandwidth", "link_bandwidth"):
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, _positive(value, f"{where}: {key}"))
+        if self.fusion not in FUSIONS:
+            raise DeviceError(f"{where}: fusion must be one of "
+                              f"{', '.join(repr(f) for f in FUSIONS)}, got {self.fusion!r}")
+        for key, width in self.tile.items():
+            if key not in TILE_KEYS:
+                raise DeviceError(f"{where}: tile.{key}: unknown dimension; expected "
+                                  f"{' or '.join(TILE_KEYS)}")
+            object.__setattr__(self, "tile", {**self.tile, key: _whole(width, f"{where}: "
+                                                                        f"tile.{key}")})
+        object.__setattr__(self, "cores", _whole(self.cores, f"{where}: cores"))
+        if self.cores_used is not None:
+            used = _whole(self.cores_used, f"{where}: cores_used")
+            if used > self.cores:
+                raise DeviceError(f"{where}: cores_used = {used} is more than cores = "
+                                  f"{self.cores}")
+            object.__setattr__(self, "cores_used", used)
+        if self.pipeline_latency_factor is not None:
+            factor = _positive(self.pipeline_latency_factor,
+                               f"{where}: pipeline_latency_factor")
+            if factor < 1:
+                raise DeviceError(f"{where}: pipeline_latency_factor = {factor} is below 1 "
+                                  f"(a pipeline's latency is at least its per-frame time)")
+            object.__setattr__(self, "pipeline_latency_factor", factor)
         if self.memory_bytes is not None:
             object.__setattr__(self, "memory_bytes",
                                _byte_count(self.memory_bytes, f"{where}: memory_bytes"))
 
     def peak(self, dtype: str | None = None) -> float:
-        """Peak FLOP/s at ``dtype`` (default: the device's ``default_dtype``)."""
+        """Peak FLOP/s at ``dtype`` (default: the device's ``default_dtype``) of the whole
+        device (all ``cores``)."""
         dtype = parse_dtype(dtype) or self.default_dtype
         peaks: Mapping[str, float] = self.peak_flops  # type: ignore[assignment]
         if dtype not in peaks:
@@ -118,11 +179,15 @@ class Device:
             )
         return peaks[dtype]
 
-    def overhead_for(self, op: str, op_class: str) -> float:
-        """Fixed seconds one call of ``op`` (of ``op_class``) costs: ``overheads[op]``, else
-        ``overheads[op_class]``, else ``overhead``."""
-        table = self.overheads
-        return float(table.get(op, table.get(op_class, self.overhead)))
+    def usable_peak(self, dtype: str | None = None) -> float:
+        """Peak FLOP/s one inference can use: ``peak`` x ``cores_used / cores``."""
+        used = self.cores if self.cores_used is None else self.cores_used
+        return self.peak(dtype) * used / self.cores
+
+    def overhead_for(self, op: str, op_class: str, kind: str = "") -> float:
+        """Fixed seconds one call of ``op`` costs: the most specific ``overheads`` entry
+        (the aten operator, its kind, its class), else ``overhead``."""
+        return float(_lookup(self.overheads, lookup_keys(op, kind, op_class), self.overhead))
 
     def overheads_text(self) -> str:
         """The per-operator overheads in words: ``"5 us per operator"``, followed by the
@@ -136,9 +201,23 @@ class Device:
         return replace(self, name=f"{self.name}-bare", efficiency={}, overhead=0.0,
                        overheads={})
 
-    def efficiency_of(self, op_class: str) -> float:
-        """Fraction of the roofline an operator class attains (1.0 when not given)."""
-        return self.efficiency.get(op_class, 1.0)
+    def efficiency_of(self, op_class: str, op: str = "", kind: str = "") -> float:
+        """Fraction of the roofline an operator attains: the most specific ``efficiency``
+        entry (the aten operator, its kind, its class), else 1.0."""
+        return float(_lookup(self.efficiency, lookup_keys(op, kind, op_class), 1.0))
+
+    def utilisation(self, mac_dims: tuple[int, int] | None) -> float:
+        """Fraction of the MAC array a product of ``(reduced, output)`` channels keeps busy
+        when each is padded to a multiple of ``tile``: ``c / (ceil(c / w) * w)`` per
+        dimension (1.0 without a tile or for work that is not a product)."""
+        if not mac_dims or not self.tile:
+            return 1.0
+        used = 1.0
+        for key, channels in zip(TILE_KEYS, mac_dims, strict=True):
+            width = self.tile.get(key)
+            if width and channels > 0:
+                used *= channels / (math.ceil(channels / width) * width)
+        return used
 
     def ridge(self, dtype: str | None = None) -> float:
         """Arithmetic intensity (FLOP/byte) where the bandwidth slope meets the compute roof."""
@@ -155,9 +234,40 @@ class Device:
             "overhead": self.overhead,
             "overheads": dict(self.overheads),
             "onchip_bytes": self.onchip_bytes,
+            "onchip_bandwidth": self.onchip_bandwidth,
+            "weight_cache_bytes": self.weight_cache_bytes,
+            "link_bandwidth": self.link_bandwidth,
+            "fusion": self.fusion,
+            "tile": dict(self.tile),
+            "cores": self.cores,
+            "cores_used": self.cores_used,
+            "pipeline_latency_factor": self.pipeline_latency_factor,
             "memory_bytes": self.memory_bytes,
             "sources": dict(self.sources),
         }
+
+
+def _lookup(table: Mapping[str, float], keys: tuple[str, ...], default: float) -> float:
+    for key in keys:
+        if key in table:
+            return table[key]
+    return default
+
+
+def _check_operator_key(key: str, what: str, unknown: str = "") -> None:
+    if key in OP_CLASSES or key in KINDS or key.startswith(("aten.", "quantized.",
+                                                            "optimizer.")):
+        return
+    raise DeviceError(f"{what}: {unknown}expected an operator class ({', '.join(OP_CLASSES)}), "
+                      f"a kind ({', '.join(KINDS)}) or an aten operator name such as "
+                      f"'aten.gru'")
+
+
+def _whole(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value != int(value) or value < 1:
+        raise DeviceError(f"{what} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def _positive(value: Any, what: str) -> float:

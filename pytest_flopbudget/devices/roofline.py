@@ -1,51 +1,42 @@
-"""Roofline latency: each operator takes ``max(F / peak, B / bandwidth)`` on a device.
+"""Roofline latency: each kernel takes ``max(F / peak, B / bandwidth)`` on a device.
 
-Seed 003's model, applied per operator and summed (layers alternate between compute- and
-memory-bound, so one max over the whole model would be wrong):
+Seed 003's model, applied per kernel and summed (layers alternate between compute- and
+memory-bound, so one max over the whole model would be wrong). A *kernel* is what the device's
+runtime executes (:mod:`.fusion`): one counted operator for eager PyTorch, a fused group for a
+compiling runtime. For one kernel::
 
-    t_op = max(flops / peak[dtype], bytes / bandwidth) / efficiency[op class] + overhead
+    t = max(flops / (usable_peak[dtype] * utilisation), memory_seconds) / efficiency
+        + overhead * steps + link_seconds
 
-``overhead`` is the device's ``overheads`` entry for the operator (``"aten.gru"``) or its
-class (``"depthwise_conv"``), else its ``overhead``.
-
-* ``dtype`` is the profile's deployment precision, else the device's ``default_dtype``; bytes
-  are priced at it and ``peak`` is the device's peak for it.
-* A recurrent operator runs ``T`` dependent steps: each is its own small kernel (``overhead``
-  is paid ``T`` times) and re-reads its recurrent weights unless they fit in ``onchip_bytes``.
-* An operator that moves and computes nothing (an eval-mode dropout) takes no time.
+* ``usable_peak`` is the device's peak at the profile's precision (else its
+  ``default_dtype``) times ``cores_used / cores``; ``utilisation`` is the fraction of the MAC
+  array a product's channels keep busy once padded to the device's ``tile``.
+* ``memory_seconds``: activations (what the kernel reads and writes besides weights) at
+  ``onchip_bandwidth`` when they fit in ``onchip_bytes``, else at ``bandwidth``; weights held
+  in the ``weight_cache_bytes`` (the first weights in execution order that fit) at the
+  on-chip bandwidth, the others at ``bandwidth``, or, when the device names a
+  ``link_bandwidth``, streamed over that link after the compute (``link_seconds``). A device
+  without these figures prices every byte at ``bandwidth``.
+* ``efficiency`` and ``overhead`` are the device's entries for the kernel's aten operator,
+  kind or class (most specific first); ``overhead`` is paid once per recurrent step.
+* A recurrent operator runs ``T`` dependent steps and re-reads its recurrent weights at every
+  step unless they fit in ``onchip_bytes``.
+* A kernel that moves and computes nothing (an eval-mode dropout) takes no time.
+* On a device with a ``pipeline_latency_factor`` (a dataflow pipeline) the sum is the
+  per-frame time of the filled pipeline; one inference's latency is that factor times it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..core.access import Access
+from ..core.op_classes import lookup_keys
 from ..core.paths import under
 from .catalog import get_device
 from .device import Device
-
-
-class OpRecord(Protocol):
-    """What the roofline reads of a counted operator (``counting.records.OpRecord``)."""
-
-    @property
-    def op(self) -> str: ...
-    @property
-    def module(self) -> str: ...
-    @property
-    def op_class(self) -> str: ...
-    @property
-    def flops(self) -> int: ...
-    @property
-    def read(self) -> Access: ...
-    @property
-    def written(self) -> Access: ...
-    @property
-    def steps(self) -> int: ...
-    @property
-    def step_read(self) -> Access: ...
+from .fusion import Record, Unit, units
 
 
 class LayerRow(Protocol):
@@ -61,7 +52,7 @@ class Profile(Protocol):
     """What the roofline reads of a profile (``counting.profile.ModelProfile``)."""
 
     @property
-    def records(self) -> Sequence[OpRecord]: ...
+    def records(self) -> Sequence[Record]: ...
     @property
     def layers(self) -> Sequence[LayerRow]: ...
     @property
@@ -70,46 +61,121 @@ class Profile(Protocol):
 
 @dataclass(frozen=True)
 class OpTime:
-    """Predicted time of one counted operator, in seconds, and what bounds it."""
+    """Predicted time of one kernel (a counted operator or a fused group), in seconds.
+
+    ``op``/``module``/``op_class``: its (first) operator; ``ops``: every aten operator it
+    runs, ``modules`` the modules they belong to (more than one when fused); ``bytes``: its
+    traffic at the device dtype, recurrent re-reads included. The terms: ``compute_seconds``
+    and ``memory_seconds`` (each already divided by ``efficiency``), ``overhead_seconds``,
+    ``link_seconds`` (weights streamed over the host link). ``bare_seconds`` is the larger
+    of the two roofline terms before ``efficiency``; ``launches`` is how many overheads it
+    pays; ``efficiency_key``/``overhead_key`` are the device table entries that priced it (for
+    fitting a device to measurements).
+    """
 
     op: str
     module: str
     op_class: str
     flops: int
-    bytes: int  # traffic at the device dtype, recurrent re-reads included
-    compute_seconds: float  # flops / (peak * efficiency)
-    memory_seconds: float  # bytes / (bandwidth * efficiency)
+    bytes: int
+    compute_seconds: float
+    memory_seconds: float
     overhead_seconds: float
     seconds: float
+    ops: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    link_seconds: float = 0.0
+    bare_seconds: float = 0.0
+    efficiency: float = 1.0
+    launches: int = 0
+    efficiency_key: str = ""
+    overhead_key: str = ""
 
     @property
     def bound(self) -> str:
         return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
 
+    @property
+    def fused(self) -> bool:
+        """True for a group of several operators run as one kernel."""
+        return len(self.ops) > 1
 
-def op_time(record: OpRecord, device: Device, dtype: str) -> OpTime:
-    """Roofline time of one operator record on ``device`` at precision ``dtype``."""
-    nbytes = record.read.bytes(dtype) + record.written.bytes(dtype)
-    if record.steps > 1:
-        weights = record.step_read.bytes(dtype)
-        if weights > device.onchip_bytes:
-            nbytes += (record.steps - 1) * weights
-    eff = device.efficiency_of(record.op_class)
-    compute = record.flops / (device.peak(dtype) * eff)
-    memory = nbytes / (device.bandwidth * eff)
-    moves = record.flops or nbytes
-    overhead = device.overhead_for(record.op, record.op_class) * record.steps if moves else 0.0
-    return OpTime(record.op, record.module, record.op_class, record.flops, nbytes, compute,
-                  memory, overhead, max(compute, memory) + overhead)
+
+def _key(table: object, keys: tuple[str, ...], fallback: str) -> str:
+    return next((k for k in keys if k in table), fallback)  # type: ignore[operator]
+
+
+@dataclass
+class _Placement:
+    """Where weights live: the cache fills in execution order."""
+
+    cache_left: int
+
+    def take(self, weight_bytes: int) -> int:
+        """Bytes of ``weight_bytes`` that fit in what is left of the weight cache."""
+        cached = min(weight_bytes, max(self.cache_left, 0))
+        self.cache_left -= weight_bytes
+        return cached
+
+
+def unit_time(unit: Unit, device: Device, dtype: str,
+              placement: _Placement | None = None) -> OpTime:
+    """Roofline time of one kernel on ``device`` at precision ``dtype``."""
+    r = unit.anchor
+    weights = unit.weights.bytes(dtype)
+    activations = unit.read.bytes(dtype) + unit.written.bytes(dtype) - weights
+    nbytes = activations + weights
+    onchip_bw = device.onchip_bandwidth
+    act_bw = onchip_bw if onchip_bw and activations <= device.onchip_bytes else device.bandwidth
+    cached = placement.take(weights) if placement is not None else 0
+    streamed = weights - cached
+    memory = activations / act_bw + cached / (onchip_bw or device.bandwidth)
+    link = 0.0
+    if device.link_bandwidth is not None:
+        link = streamed / device.link_bandwidth
+    else:
+        memory += streamed / device.bandwidth
+    if r.steps > 1:
+        rereads = r.step_read.bytes(dtype)
+        if rereads > device.onchip_bytes:
+            nbytes += (r.steps - 1) * rereads
+            memory += (r.steps - 1) * rereads / device.bandwidth
+    keys = lookup_keys(r.op, r.kind, r.op_class)
+    eff = device.efficiency_of(r.op_class, r.op, r.kind)
+    peak = device.usable_peak(dtype) * device.utilisation(r.mac_dims)
+    compute = unit.flops / peak
+    if unit.free:
+        compute = memory = link = 0.0
+    moves = unit.flops or nbytes
+    launches = r.steps if moves and not unit.free else 0
+    overhead = device.overhead_for(r.op, r.op_class, r.kind) * launches
+    bare = max(compute, memory)
+    return OpTime(
+        op=r.op, module=r.module, op_class=r.op_class, flops=unit.flops, bytes=nbytes,
+        compute_seconds=compute / eff, memory_seconds=memory / eff,
+        overhead_seconds=overhead, seconds=bare / eff + overhead + link,
+        ops=unit.ops, modules=unit.modules, link_seconds=link, bare_seconds=bare,
+        efficiency=eff, launches=launches,
+        efficiency_key=_key(device.efficiency, keys, r.op_class),
+        overhead_key=_key(device.overheads, keys, "overhead"),
+    )
+
+
+def op_time(record: Record, device: Device, dtype: str) -> OpTime:
+    """Roofline time of one counted operator on its own on ``device`` at ``dtype`` (all its
+    weights read from memory)."""
+    return unit_time(Unit.of(record), device, dtype)
 
 
 @dataclass(frozen=True)
 class LayerLatency:
     """Predicted time of one layer row (its own operators), in seconds.
 
-    ``bound``: ``"compute"`` when its compute-bound operators take at least as long as its
+    ``bound``: ``"compute"`` when its compute-bound kernels take at least as long as its
     memory-bound ones; ``intensity``: FLOP per byte at the device dtype; ``share``: fraction of
-    the model's total time.
+    the model's total time. A kernel fused across layers counts at its anchor's layer: the
+    others list it in ``fused_into`` (the anchor's path) and take no time of their own;
+    ``fused`` lists the fused kernels the layer runs, as their operator names.
     """
 
     name: str
@@ -123,9 +189,13 @@ class LayerLatency:
     share: float
     flops: int
     bytes: int
+    link_seconds: float = 0.0
+    fused_into: str = ""
+    fused: tuple[tuple[str, ...], ...] = field(default=())
 
 
-def _aggregate(name: str, kind: str, times: Iterable[OpTime], total: float) -> LayerLatency:
+def _aggregate(name: str, kind: str, times: Iterable[OpTime], total: float,
+               fused_into: str = "") -> LayerLatency:
     times = list(times)
     seconds = sum(t.seconds for t in times)
     compute_bound = sum(t.seconds for t in times if t.bound == "compute")
@@ -143,6 +213,9 @@ def _aggregate(name: str, kind: str, times: Iterable[OpTime], total: float) -> L
         share=seconds / total if total else 0.0,
         flops=flops,
         bytes=nbytes,
+        link_seconds=sum(t.link_seconds for t in times),
+        fused_into=fused_into,
+        fused=tuple(t.ops for t in times if t.fused),
     )
 
 
@@ -150,8 +223,11 @@ def _aggregate(name: str, kind: str, times: Iterable[OpTime], total: float) -> L
 class Latency:
     """Roofline prediction of one forward on one device.
 
-    ``seconds``: total predicted time; ``layers``: one :class:`LayerLatency` per row of the
-    profile's ``layers``, in the same order; ``ops``: every operator's :class:`OpTime`.
+    ``seconds``: predicted latency of one inference; ``layers``: one :class:`LayerLatency`
+    per row of the profile's ``layers``, in the same order; ``ops``: every kernel's
+    :class:`OpTime` (one per counted operator unless the device's runtime fuses);
+    ``frame_seconds``: the sum of the kernels, which is the latency except on a pipelined
+    device, where it is the per-frame time of the filled pipeline.
     """
 
     device: Device
@@ -159,33 +235,54 @@ class Latency:
     seconds: float
     layers: list[LayerLatency]
     ops: list[OpTime]
+    frame_seconds: float = 0.0
 
     @property
     def ms(self) -> float:
         """Total predicted time in milliseconds."""
         return self.seconds * 1e3
 
+    @property
+    def groups(self) -> list[OpTime]:
+        """The fused kernels: each runs several aten operators (``.ops``) as one."""
+        return [t for t in self.ops if t.fused]
+
     def layer(self, name: str) -> LayerLatency:
         """The module at ``name`` with all its children (``""``: the whole model)."""
         inside = [t for t in self.ops if under(t.module, name)]
         kind = next((row.kind for row in self.layers if row.name == name), "?")
-        return _aggregate(name, kind, inside, self.seconds)
+        return _aggregate(name, kind, inside, self.frame_seconds or self.seconds)
 
     def top(self, n: int = 5) -> list[LayerLatency]:
         """The ``n`` slowest layer rows, slowest first."""
         return sorted(self.layers, key=lambda r: r.seconds, reverse=True)[:n]
 
 
+def price(profile: Profile, device: Device) -> tuple[str, list[OpTime]]:
+    """``(dtype, every kernel's time)`` of ``profile`` on ``device``."""
+    dtype = profile.dtype or device.default_dtype
+    device.peak(dtype)  # a clear error now if the device has no peak at this precision
+    placement = _Placement(device.weight_cache_bytes)
+    kernels = units(profile.records, device.fusion)
+    return dtype, [unit_time(u, device, dtype, placement) for u in kernels]
+
+
 def predict(profile: Profile, device: Device | str) -> Latency:
     """Predict the latency of ``profile`` on ``device`` (a Device or a catalog name)."""
     dev = get_device(device)
-    dtype = profile.dtype or dev.default_dtype
-    dev.peak(dtype)  # a clear error now if the device has no peak at this precision
-    times = [op_time(r, dev, dtype) for r in profile.records]
-    total = sum(t.seconds for t in times)
+    dtype, times = price(profile, dev)
+    frame = sum(t.seconds for t in times)
     by_module: dict[str, list[OpTime]] = {}
+    fused_into: dict[str, str] = {}
     for t in times:
         by_module.setdefault(t.module, []).append(t)
-    rows = [_aggregate(row.name, row.kind, by_module.get(row.name, ()), total)
+        for other in t.modules[1:]:
+            fused_into.setdefault(other, t.module)
+    rows = [_aggregate(row.name, row.kind, by_module.get(row.name, ()), frame,
+                       fused_into.get(row.name, "") if row.name not in by_module else "")
             for row in profile.layers]
-    return Latency(dev, dtype, total, rows, times)
+    factor = dev.pipeline_latency_factor or 1.0
+    return Latency(dev, dtype, frame * factor, rows, times, frame)
+
+
+__all__ = ["Latency", "LayerLatency", "OpTime", "op_time", "predict", "price"]

@@ -1,0 +1,179 @@
+"""What a deployment runtime executes: counted operators grouped into the kernels it runs.
+
+Eager PyTorch runs every aten operator on its own (``fusion = "none"``): one unit per counted
+operator, exactly the eager profile. Deployment runtimes (TensorRT, TFLite and the Edge TPU
+compiler, RKNN, ncnn, ONNX Runtime, X-CUBE-AI) compile the graph first (``fusion =
+"epilogue"``):
+
+* a convolution or matrix product (the *anchor*) absorbs the chain of operators that consume
+  its result and nothing else: an eval-mode batch norm (folded into the weights: its
+  statistics are never read), an activation, an elementwise add/sub/mul/div with another
+  tensor (a residual, a bias, a squeeze-excitation scale), each in turn;
+* copies that only change layout (``contiguous``, a reshape that copies) are free;
+* everything else runs as it is.
+
+A fused group is one kernel: one launch, one read of what comes from outside the group (the
+anchor's input and weights, each epilogue's other operand) and one write of its last result.
+Its FLOPs are the sum of its operators': fusion changes traffic and launches, never counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..core.access import ZERO_ACCESS, Access
+
+#: Operator classes that anchor a fused group.
+ANCHORS = ("conv", "depthwise_conv", "matmul")
+
+#: Elementwise operators a runtime fuses into the kernel that produced their input.
+EPILOGUE_OPS = frozenset(f"aten.{name}" for name in (
+    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "threshold",
+    "clamp", "clamp_", "clamp_min", "clamp_max", "silu", "silu_", "gelu", "gelu_", "sigmoid",
+    "sigmoid_", "tanh", "tanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_",
+    "elu", "elu_", "mish", "mish_", "_prelu_kernel", "prelu",
+    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_",
+))
+
+#: Kinds a runtime folds into the preceding product (their parameters are never read).
+FOLDED_KINDS = frozenset({"channel_affine"})
+
+#: Kinds that cost nothing in a compiled graph.
+FREE_KINDS = frozenset({"layout"})
+
+
+class Record(Protocol):
+    """What fusion reads of a counted operator (``counting.records.OpRecord``)."""
+
+    @property
+    def op(self) -> str: ...
+    @property
+    def module(self) -> str: ...
+    @property
+    def op_class(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def flops(self) -> int: ...
+    @property
+    def macs(self) -> int: ...
+    @property
+    def read(self) -> Access: ...
+    @property
+    def written(self) -> Access: ...
+    @property
+    def weights(self) -> Access: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def step_read(self) -> Access: ...
+    @property
+    def call(self) -> int: ...
+    @property
+    def inputs(self) -> tuple[int, ...]: ...
+    @property
+    def mac_dims(self) -> tuple[int, int] | None: ...
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One kernel the device runs: a counted operator, or a fused group (anchor first).
+
+    ``read``/``written``: bytes from and to memory of the whole unit; ``weights``: the part
+    of ``read`` that is model parameters; ``free``: runs at no cost (a layout copy in a
+    compiled graph).
+    """
+
+    members: tuple[Record, ...]
+    flops: int
+    read: Access
+    written: Access
+    weights: Access
+    free: bool = False
+
+    @property
+    def anchor(self) -> Record:
+        return self.members[0]
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The aten operators the unit runs, in order."""
+        return tuple(m.op for m in self.members)
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules whose operators the unit runs (the anchor's first)."""
+        return tuple(dict.fromkeys(m.module for m in self.members))
+
+    @classmethod
+    def of(cls, record: Record, free: bool = False) -> Unit:
+        return cls((record,), record.flops, record.read, record.written, record.weights, free)
+
+
+def units(records: Sequence[Record], fusion: str) -> list[Unit]:
+    """The kernels a runtime with ``fusion`` runs for ``records`` (in execution order)."""
+    if fusion == "none":
+        return [Unit.of(r) for r in records]
+    by_call: dict[int, list[Record]] = {}
+    for r in records:
+        by_call.setdefault(r.call, []).append(r)
+    consumers: dict[int, list[int]] = {}
+    for call, stages in by_call.items():
+        for source in dict.fromkeys(i for r in stages for i in r.inputs):
+            consumers.setdefault(source, []).append(call)
+    absorbed: set[int] = set()
+    out: list[Unit] = []
+    for r in records:
+        if r.call in absorbed and r.call >= 0:
+            continue
+        if r.kind in FREE_KINDS:
+            out.append(Unit.of(r, free=True))
+        elif r.op_class in ANCHORS and len(by_call.get(r.call, ())) == 1 and r.call >= 0:
+            chain = _epilogue(r, by_call, consumers)
+            absorbed.update(m.call for m in chain[1:])
+            out.append(_group(chain))
+        else:
+            out.append(Unit.of(r))
+    return out
+
+
+def _epilogue(anchor: Record, by_call: dict[int, list[Record]],
+              consumers: dict[int, list[int]]) -> list[Record]:
+    """The anchor and the operators that consume only its (fused) result, in turn."""
+    chain = [anchor]
+    tail = anchor.call
+    while True:
+        after = consumers.get(tail, [])
+        if len(after) != 1 or len(by_call[after[0]]) != 1:
+            return chain
+        nxt = by_call[after[0]][0]
+        if not (nxt.op in EPILOGUE_OPS or nxt.kind in FOLDED_KINDS) or nxt.steps != 1:
+            return chain
+        chain.append(nxt)
+        tail = nxt.call
+
+
+def _group(chain: list[Record]) -> Unit:
+    if len(chain) == 1:
+        return Unit.of(chain[0])
+    anchor = chain[0]
+    read, weights = anchor.read, anchor.weights
+    for before, member in itertools.pairwise(chain):
+        # the member's input from the chain stays in the kernel; a folded norm's
+        # parameters are baked into the anchor's weights
+        own = member.read - before.written
+        if member.kind in FOLDED_KINDS:
+            own = own - member.weights
+        else:
+            weights = weights + member.weights
+        read = read + _clamp(own)
+    return Unit(tuple(chain), sum(m.flops for m in chain), read, chain[-1].written, weights)
+
+
+def _clamp(access: Access) -> Access:
+    """No negative byte counts (a member that read less than its producer wrote: a view)."""
+    return Access(max(access.float_elems, 0), max(access.float_bytes, 0),
+                  max(access.fixed_bytes, 0)) if access != ZERO_ACCESS else access
