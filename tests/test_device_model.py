@@ -1,0 +1,194 @@
+"""The device model's features, each priced by hand on operator records built by hand.
+
+Records here are what the tracer produces (``counting.records.OpRecord``), written out so every
+byte and FLOP is visible: fp32 tensors unless said otherwise, so N elements are 4N bytes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_flopbudget.core.access import Access
+from pytest_flopbudget.counting.records import OpRecord
+from pytest_flopbudget.devices.device import Device, DeviceError
+from pytest_flopbudget.devices.fusion import units
+from pytest_flopbudget.devices.roofline import predict
+
+
+def fp32(elements: int) -> Access:
+    return Access(elements, 4 * elements, 0)
+
+
+class Prof:
+    """A profile as the roofline reads it: records, one layer row per module, a dtype."""
+
+    def __init__(self, records: list[OpRecord], dtype: str | None = "fp32") -> None:
+        self.records = records
+        self.dtype = dtype
+        names = list(dict.fromkeys(r.module for r in records))
+        self.layers = [type("Row", (), {"name": n, "kind": n.title()})() for n in names]
+
+
+# A residual block's tail, as the tracer records it:
+#   call 0  conv   reads x (1,000) + weight (9,000), writes y (1,000), 18,000 MACs
+#   call 1  bn     eval: reads y + 4 x 10 statistics, writes (1,000)          kind channel_affine
+#   call 2  add    reads bn's result and the residual r (1,000), writes (1,000)
+#   call 3  relu   reads the sum, writes (1,000); its result feeds two later operators
+#   call 4  conv   reads relu's result + weight (9,000)
+#   call 5  add    reads relu's result and call 4's result
+CONV = OpRecord("aten.convolution", "conv1", "conv", 18_000, 36_000, fp32(10_000),
+                fp32(1_000), weights=fp32(9_000), call=0, inputs=(), kind="conv2d",
+                mac_dims=(90, 10))
+BN = OpRecord("aten.batch_norm", "bn1", "norm", 0, 4_000, fp32(1_040), fp32(1_000),
+              weights=fp32(40), call=1, inputs=(0,), kind="channel_affine")
+ADD = OpRecord("aten.add", "block", "elementwise", 0, 1_000, fp32(2_000), fp32(1_000),
+               call=2, inputs=(1,), kind="arithmetic")
+RELU = OpRecord("aten.relu", "relu", "elementwise", 0, 1_000, fp32(1_000), fp32(1_000),
+                call=3, inputs=(2,), kind="arithmetic")
+CONV2 = OpRecord("aten.convolution", "conv2", "conv", 18_000, 36_000, fp32(10_000),
+                 fp32(1_000), weights=fp32(9_000), call=4, inputs=(3,), kind="conv2d",
+                 mac_dims=(90, 10))
+ADD2 = OpRecord("aten.add", "block", "elementwise", 0, 1_000, fp32(2_000), fp32(1_000),
+                call=5, inputs=(3, 4), kind="arithmetic")
+BLOCK = [CONV, BN, ADD, RELU, CONV2, ADD2]
+
+
+def test_without_fusion_every_operator_is_a_kernel():
+    kernels = units(BLOCK, "none")
+    assert [k.ops for k in kernels] == [(r.op,) for r in BLOCK]
+    assert kernels[1].read == fp32(1_040)
+
+
+def test_epilogue_fusion_folds_the_norm_and_fuses_the_chain():
+    first, second = units(BLOCK, "epilogue")
+    # conv -> bn -> add -> relu is one kernel: relu's result has two consumers, so the chain
+    # ends there; conv2's result feeds add2 (an epilogue), which has no consumer
+    assert first.ops == ("aten.convolution", "aten.batch_norm", "aten.add", "aten.relu")
+    assert first.modules == ("conv1", "bn1", "block", "relu")
+    # FLOPs stay: 36,000 + 4,000 + 1,000 + 1,000
+    assert first.flops == 42_000
+    # reads: conv's x and weight (10,000 elements); bn's statistics are folded (0); the add's
+    # residual (1,000); relu reads nothing from outside. Writes: relu's result only.
+    assert first.read == fp32(11_000)
+    assert first.written == fp32(1_000)
+    assert first.weights == fp32(9_000)
+    assert second.ops == ("aten.convolution", "aten.add")
+    # conv2: x + weight 10,000; add2: the other operand (relu's result) 1,000
+    assert second.read == fp32(11_000) and second.flops == 37_000
+
+
+def test_fusion_changes_traffic_and_launches_not_flops():
+    dev = Device("d", 1e9, 1e9, overhead=1e-6, fusion="epilogue")
+    eager = Device("d", 1e9, 1e9, overhead=1e-6)
+    fused, plain = predict(Prof(BLOCK), dev), predict(Prof(BLOCK), eager)
+    # 36,000 + 4,000 + 1,000 + 1,000 + 36,000 + 1,000
+    assert sum(t.flops for t in fused.ops) == sum(t.flops for t in plain.ops) == 79_000
+    # eager: 6 launches; fused: 2
+    assert sum(t.overhead_seconds for t in plain.ops) == pytest.approx(6e-6)
+    assert sum(t.overhead_seconds for t in fused.ops) == pytest.approx(2e-6)
+    # fused kernel 1 moves 11,000 + 1,000 elements = 48,000 bytes: 48 us at 1 GB/s, over
+    # its 42,000 FLOPs at 1 GFLOP/s (42 us); + 1 us launch
+    assert fused.ops[0].seconds == pytest.approx(49e-6)
+    # the layer rows: conv1 holds the kernel; bn1 and relu were fused into it
+    rows = {r.name: r for r in fused.layers}
+    assert rows["conv1"].fused == (("aten.convolution", "aten.batch_norm", "aten.add",
+                                    "aten.relu"),)
+    assert rows["bn1"].seconds == 0 and rows["bn1"].fused_into == "conv1"
+    assert [g.ops[0] for g in fused.groups] == ["aten.convolution", "aten.convolution"]
+
+
+def test_layout_copies_are_free_in_a_compiled_graph():
+    copy = OpRecord("aten.clone", "flat", "data", 0, 0, fp32(1_000), fp32(1_000), call=0,
+                    kind="layout")
+    compiled = Device("d", 1e9, 1e9, overhead=1e-6, fusion="epilogue")
+    eager = Device("d", 1e9, 1e9, overhead=1e-6)
+    assert predict(Prof([copy]), compiled).seconds == 0
+    # eager: 8,000 bytes at 1 GB/s + 1 us
+    assert predict(Prof([copy]), eager).seconds == pytest.approx(9e-6)
+
+
+def test_activations_that_fit_on_chip_use_the_onchip_bandwidth():
+    relu = OpRecord("aten.relu", "r", "elementwise", 0, 1_000, fp32(1_000), fp32(1_000))
+    big = OpRecord("aten.relu", "r", "elementwise", 0, 100_000, fp32(100_000),
+                   fp32(100_000))
+    dev = Device("d", 1e15, 1e9, onchip_bytes=65_536, onchip_bandwidth=1e10)
+    # 8,000 bytes fit in 64 KiB: 8,000 / 1e10 = 0.8 us; 800,000 bytes do not: 800 us
+    assert predict(Prof([relu]), dev).seconds == pytest.approx(0.8e-6)
+    assert predict(Prof([big]), dev).seconds == pytest.approx(800e-6)
+
+
+def test_weights_beyond_the_cache_stream_over_the_link():
+    # two layers of 800 int8 weight bytes each and 100 activation bytes in and out
+    def layer(call: int, name: str) -> OpRecord:
+        return OpRecord("aten.convolution", name, "conv", 0, 0, Access(900, 900, 0),
+                        Access(100, 100, 0), weights=Access(800, 800, 0), call=call,
+                        kind="conv2d")
+
+    dev = Device("d", {"int8": 1e15}, 1e9, weight_cache_bytes=1_000, onchip_bandwidth=1e10,
+                 link_bandwidth=1e8, default_dtype="int8")
+    lat = predict(Prof([layer(0, "a"), layer(1, "b")], dtype="int8"), dev)
+    a, b = lat.ops
+    # a: its 800 weight bytes are cached (read at 10 GB/s: 0.08 us); activations 100 + 100
+    # bytes at 1 GB/s (they do not fit: no onchip_bytes): 0.2 us
+    assert a.seconds == pytest.approx(0.28e-6) and a.link_seconds == 0
+    # b: 200 of its bytes are still cached (0.02 us), 600 stream at 0.1 GB/s (6 us) after
+    # the compute; activations 0.2 us
+    assert b.link_seconds == pytest.approx(6e-6)
+    assert b.seconds == pytest.approx(0.22e-6 + 6e-6)
+
+
+def test_channels_are_padded_to_the_tile():
+    # 3 reduced channels on an 8-wide tile, 10 outputs on 8: 3/8 x 10/16 = 0.234375
+    dev = Device("d", 1e9, 1e15, tile={"reduce": 8, "out": 8})
+    assert dev.utilisation((3, 10)) == 0.234375
+    assert dev.utilisation((64, 64)) == 1.0
+    assert dev.utilisation(None) == 1.0
+    conv = OpRecord("aten.convolution", "c", "conv", 500, 1_000, fp32(1), fp32(1),
+                    mac_dims=(3, 10))
+    # 1,000 FLOPs at 1e9 x 0.234375 = 4.2667 us
+    assert predict(Prof([conv]), dev).seconds == pytest.approx(1_000 / (1e9 * 0.234375))
+
+
+def test_a_runtime_on_one_core_of_three_gets_a_third_of_the_peak():
+    dev = Device("rk", {"int8": 6e12}, 1e15, default_dtype="int8", cores=3, cores_used=1)
+    assert dev.usable_peak("int8") == 2e12
+    conv = OpRecord("aten.convolution", "c", "conv", 1_000_000, 2_000_000, Access(1, 1, 0),
+                    Access(1, 1, 0))
+    assert predict(Prof([conv], "int8"), dev).seconds == pytest.approx(1e-6)
+
+
+def test_a_dataflow_pipeline_reports_latency_not_frame_time():
+    relu = OpRecord("aten.relu", "r", "elementwise", 0, 0, fp32(250), fp32(250))
+    dev = Device("h", 1e12, 1e9, pipeline_latency_factor=4.0)
+    lat = predict(Prof([relu]), dev)
+    # 2,000 bytes at 1 GB/s = 2 us per frame; one inference waits 4 x 2 us
+    assert lat.frame_seconds == pytest.approx(2e-6)
+    assert lat.seconds == pytest.approx(8e-6)
+    assert lat.layers[0].share == pytest.approx(1.0)
+
+
+def test_efficiency_and_overhead_by_operator_then_kind_then_class():
+    dev = Device("d", 1e9, 1e9, overhead=1.0,
+                 efficiency={"aten.gelu": 0.1, "transcendental": 0.2, "elementwise": 0.5},
+                 overheads={"transcendental": 2.0})
+    assert dev.efficiency_of("elementwise", "aten.gelu", "transcendental") == 0.1
+    assert dev.efficiency_of("elementwise", "aten.exp", "transcendental") == 0.2
+    assert dev.efficiency_of("elementwise", "aten.add", "arithmetic") == 0.5
+    assert dev.efficiency_of("conv", "aten.convolution", "conv3d") == 1.0
+    assert dev.overhead_for("aten.exp", "elementwise", "transcendental") == 2.0
+    assert dev.overhead_for("aten.add", "elementwise", "arithmetic") == 1.0
+
+
+@pytest.mark.parametrize("figures,message", [
+    ({"fusion": "all"}, "fusion must be one of 'none', 'epilogue', got 'all'"),
+    ({"tile": {"rows": 8}}, "tile.rows: unknown dimension"),
+    ({"tile": {"out": 0}}, "tile.out must be a whole number >= 1, got 0"),
+    ({"cores": 3, "cores_used": 4}, "cores_used = 4 is more than cores = 3"),
+    ({"pipeline_latency_factor": 0.5}, "pipeline_latency_factor = 0.5 is below 1"),
+    ({"link_bandwidth": -1.0}, "link_bandwidth must be positive, got -1.0"),
+    ({"weight_cache_bytes": 1.5}, "weight_cache_bytes must be a whole number of bytes"),
+    ({"efficiency": {"conv4d": 0.5}}, "efficiency.conv4d: unknown operator class"),
+])
+def test_new_figures_are_checked(figures, message):
+    with pytest.raises(DeviceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Device("d", 1e9, 1e9, **figures)
