@@ -192,3 +192,53 @@ def test_efficiency_and_overhead_by_operator_then_kind_then_class():
 def test_new_figures_are_checked(figures, message):
     with pytest.raises(DeviceError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Device("d", 1e9, 1e9, **figures)
+
+
+# --- fitting ------------------------------------------------------------------------------
+def test_fit_recovers_the_figures_that_made_the_measurements():
+    from pytest_flopbudget.devices.fit import Row, Term, fit
+
+    # two models on a device whose convolutions reach half the roofline and which pays
+    # 10 us per launch: A = 1 ms / 0.5 + 10 x 10 us = 2.1 ms; B = 2 ms / 0.5 + 40 x 10 us
+    # = 4.4 ms; C adds an elementwise term the fit leaves alone (efficiency 1, 1 launch):
+    # 1 ms / 0.5 + 0.5 ms + 20 x 10 us = 2.7 ms
+    conv = ("aten.convolution", "conv2d", "conv")
+    rows = [
+        Row("A", (Term(*conv, 1e-3, 10),), 2.1e-3),
+        Row("B", (Term(*conv, 2e-3, 40),), 4.4e-3),
+        Row("C", (Term(*conv, 1e-3, 19), Term("aten.relu", "arithmetic", "elementwise",
+                                              0.5e-3, 1)), 2.7e-3),
+    ]
+    device = Device("board", 1e12, 1e10)
+    result = fit(device, rows, ["efficiency.conv", "overhead"], cite="our logs")
+    assert result.figures["efficiency.conv"] == pytest.approx(0.5, rel=1e-4)
+    assert result.figures["overhead"] == pytest.approx(10e-6, rel=1e-4)
+    assert result.device.efficiency["conv"] == 0.5
+    assert result.device.overhead == pytest.approx(1e-5)
+    assert result.summary() == pytest.approx((0.0, 0.0), abs=1e-4)
+    # before: efficiency 1 and no overhead: A predicted 1 ms against 2.1 ms
+    assert result.rows[0][1] == pytest.approx(1e-3)
+    assert result.device.sources["efficiency.conv"].startswith(
+        "fitted to rows A, B, C of our logs")
+
+
+def test_fitted_figures_stay_physical():
+    from pytest_flopbudget.devices.fit import Row, Term, fit
+
+    # measured faster than the bare roofline: the efficiency stops at 1, never above
+    rows = [Row("fast", (Term("aten.mm", "", "matmul", 2e-3, 0),), 1e-3)]
+    result = fit(Device("d", 1e12, 1e10), rows, ["efficiency.matmul"])
+    assert result.figures["efficiency.matmul"] == pytest.approx(1.0)
+    assert result.errors() == [pytest.approx(1.0)]  # 2 ms predicted for 1 ms measured
+
+
+def test_fit_refuses_what_it_cannot_fit():
+    from pytest_flopbudget.devices.fit import Row, Term, fit
+
+    row = Row("r", (Term("aten.mm", "", "matmul", 1e-3, 0),), 1e-3)
+    with pytest.raises(DeviceError, match="cannot fit 'peak_flops'"):
+        fit(Device("d", 1e12, 1e10), [row], ["peak_flops"])
+    with pytest.raises(DeviceError, match="has no link_bandwidth"):
+        fit(Device("d", 1e12, 1e10), [row], ["link_bandwidth"])
+    with pytest.raises(DeviceError, match="measured latency must be a positive number"):
+        fit(Device("d", 1e12, 1e10), [Row("r", row.terms, 0.0)], ["overhead"])

@@ -90,6 +90,7 @@ class OpTime:
     launches: int = 0
     efficiency_key: str = ""
     overhead_key: str = ""
+    kind: str = ""
 
     @property
     def bound(self) -> str:
@@ -158,6 +159,7 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         efficiency=eff, launches=launches,
         efficiency_key=_key(device.efficiency, keys, r.op_class),
         overhead_key=_key(device.overheads, keys, "overhead"),
+        kind=r.kind,
     )
 
 

@@ -1,0 +1,252 @@
+"""Fitting a device's free figures to measured latencies.
+
+The roofline already splits a prediction into terms that do not depend on the figures being
+fitted (:class:`Term`): per kernel, its bare roofline seconds (``max(compute, memory)`` with
+efficiency 1, on the device's structural figures: peak, bandwidths, tiles, cores, fusion), the
+overheads it pays and the seconds its weights spend on a host link. A measured row's
+prediction is then linear in the free figures::
+
+    t = factor * (sum_k bare_k / efficiency_k + sum_j launches_j * overhead_j
+                  + link_seconds * datasheet_link / link_bandwidth)
+
+:func:`fit` finds the free figures by robust least squares on the relative error
+(``log(predicted / measured)``, soft-L1 loss, so one odd row cannot pull every figure), within
+physical bounds: an efficiency in ``(0, 1]``, an overhead ``>= 0``, a link no faster than its
+datasheet. Free figures are named as in a device table: ``efficiency.conv``,
+``efficiency.aten.gelu``, ``overheads.depthwise_conv``, ``overhead``, ``link_bandwidth``.
+
+scipy is an optional extra (``pip install 'pytest-flopbudget[fit]'``); nothing else in the
+package needs it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..core.op_classes import lookup_keys
+from .device import Device, DeviceError
+from .roofline import Latency
+
+INSTALL_HINT = "fitting a device needs scipy: pip install 'pytest-flopbudget[fit]'"
+
+
+@dataclass(frozen=True)
+class Term:
+    """The part of a prediction one kind of kernel contributes, before the free figures.
+
+    ``op``/``kind``/``op_class``: which table entries may price it; ``bare_seconds``: its
+    roofline seconds at efficiency 1; ``launches``: overheads it pays; ``link_seconds``: its
+    weights' time on the host link at the device's link bandwidth.
+    """
+
+    op: str
+    kind: str
+    op_class: str
+    bare_seconds: float
+    launches: int
+    link_seconds: float = 0.0
+
+    def to_list(self) -> list[Any]:
+        return [self.op, self.kind, self.op_class, self.bare_seconds, self.launches,
+                self.link_seconds]
+
+    @classmethod
+    def from_list(cls, item: Sequence[Any]) -> Term:
+        op, kind, op_class, bare, launches, link = item
+        return cls(str(op), str(kind), str(op_class), float(bare), int(launches), float(link))
+
+
+def terms(latency: Latency) -> list[Term]:
+    """The terms of a prediction, one per (operator, kind, class), summed over its kernels."""
+    summed: dict[tuple[str, str, str], list[float]] = {}
+    for t in latency.ops:
+        acc = summed.setdefault((t.op, t.kind, t.op_class), [0.0, 0, 0.0])
+        acc[0] += t.bare_seconds
+        acc[1] += t.launches
+        acc[2] += t.link_seconds
+    return [Term(op, kind, cls, bare, int(launches), link)
+            for (op, kind, cls), (bare, launches, link) in summed.items()]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured latency: a name (calibration-set row or test id), the prediction's terms
+    on the device, and the measured seconds."""
+
+    name: str
+    terms: tuple[Term, ...]
+    measured: float
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted device: ``device`` with the free figures set, the ``figures`` found, and per
+    row the prediction before and after (seconds) and the measured value."""
+
+    device: Device
+    figures: dict[str, float]
+    rows: list[tuple[str, float, float, float]]  # (name, before, after, measured)
+
+    def errors(self, after: bool = True) -> list[float]:
+        """Relative errors ``predicted / measured - 1`` per row."""
+        return [(a if after else b) / m - 1 for _, b, a, m in self.rows]
+
+    def summary(self, after: bool = True) -> tuple[float, float]:
+        """``(median, worst)`` of ``|predicted / measured - 1|``."""
+        errs = [abs(e) for e in self.errors(after)]
+        return statistics.median(errs), max(errs)
+
+
+class _Model:
+    """The linear model of one device's rows in its free figures."""
+
+    def __init__(self, device: Device, free: Sequence[str]) -> None:
+        self.device = device
+        self.free = list(free)
+        for name in self.free:
+            _check_free(name, device)
+        self.eff_keys = [n.split(".", 1)[1] for n in self.free if n.startswith("efficiency.")]
+        self.ovh_keys = [n.split(".", 1)[1] for n in self.free if n.startswith("overheads.")]
+        self.eff_table = {**device.efficiency, **dict.fromkeys(self.eff_keys, 1.0)}
+        self.ovh_table = {**device.overheads, **dict.fromkeys(self.ovh_keys, 0.0)}
+
+    def eff_key(self, term: Term) -> str:
+        keys = lookup_keys(term.op, term.kind, term.op_class)
+        return next((k for k in keys if k in self.eff_table), term.op_class)
+
+    def ovh_key(self, term: Term) -> str:
+        keys = lookup_keys(term.op, term.kind, term.op_class)
+        return next((k for k in keys if k in self.ovh_table), "overhead")
+
+    def predict(self, row: Row, values: Mapping[str, float]) -> float:
+        """Seconds predicted for ``row`` with ``values`` for the free figures (the device's
+        own figures for the others)."""
+        total = 0.0
+        for term in row.terms:
+            key = self.eff_key(term)
+            eff = values.get(f"efficiency.{key}", self.eff_table.get(key, 1.0))
+            okey = self.ovh_key(term)
+            if okey == "overhead":
+                ovh = values.get("overhead", self.device.overhead)
+            else:
+                ovh = values.get(f"overheads.{okey}", self.ovh_table[okey])
+            link_scale = 1.0
+            if "link_bandwidth" in values and self.device.link_bandwidth:
+                link_scale = self.device.link_bandwidth / values["link_bandwidth"]
+            total += term.bare_seconds / eff + term.launches * ovh + \
+                term.link_seconds * link_scale
+        return total * (self.device.pipeline_latency_factor or 1.0)
+
+    def device_with(self, values: Mapping[str, float], sources: Mapping[str, str]) -> Device:
+        efficiency = dict(self.device.efficiency)
+        overheads = dict(self.device.overheads)
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            group, _, key = name.partition(".")
+            if group == "efficiency":
+                efficiency[key] = value
+            elif group == "overheads":
+                overheads[key] = value
+            else:
+                changes[name] = value
+        return replace(self.device, efficiency=efficiency, overheads=overheads,
+                       sources={**self.device.sources, **sources}, **changes)
+
+
+def _check_free(name: str, device: Device) -> None:
+    group, _, key = name.partition(".")
+    if group in ("efficiency", "overheads") and key:
+        return
+    if name == "overhead":
+        return
+    if name == "link_bandwidth":
+        if device.link_bandwidth is None:
+            raise DeviceError(f"device {device.name!r}: link_bandwidth is free in the fit but "
+                              f"the device has no link_bandwidth to bound it")
+        return
+    raise DeviceError(f"cannot fit {name!r}: free figures are efficiency.KEY, overheads.KEY, "
+                      f"overhead and link_bandwidth")
+
+
+def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
+        cite: str = "") -> Fit:
+    """Fit ``free`` figures of ``device`` to ``rows`` (robust least squares on the relative
+    error, bounded to physical values) and return the fitted device and per-row figures.
+
+    ``cite`` names where the rows come from; each fitted figure's source becomes
+    ``"fitted to rows A, B, C of <cite> ..."``.
+    """
+    if not rows:
+        raise DeviceError(f"device {device.name!r}: no measured rows to fit")
+    if not free:
+        raise DeviceError(f"device {device.name!r}: no free figures to fit")
+    try:
+        from scipy.optimize import least_squares
+    except ImportError as exc:
+        raise ImportError(f"{INSTALL_HINT} ({exc})") from None
+    model = _Model(device, free)
+    for row in rows:
+        if not (row.measured > 0 and math.isfinite(row.measured)):
+            raise DeviceError(f"row {row.name!r}: measured latency must be a positive number "
+                              f"of seconds, got {row.measured!r}")
+    # parameters: log(1/efficiency) >= 0, overhead in seconds >= 0 (scaled to us),
+    # log(datasheet link / link) >= 0
+    lower, upper, start = [], [], []
+    for name in model.free:
+        if name.startswith("efficiency."):
+            lower.append(0.0)
+            upper.append(math.log(1e4))
+            current = model.eff_table.get(name.split(".", 1)[1], 1.0)
+            start.append(-math.log(current))
+        elif name == "link_bandwidth":
+            lower.append(0.0)
+            upper.append(math.log(1e3))
+            start.append(0.0)
+        else:
+            lower.append(0.0)
+            upper.append(1e6)  # one second, in microseconds
+            start.append(1.0)
+
+    def values_of(x: Sequence[float]) -> dict[str, float]:
+        out = {}
+        for name, v in zip(model.free, x, strict=True):
+            if name.startswith("efficiency."):
+                out[name] = math.exp(-v)
+            elif name == "link_bandwidth":
+                out[name] = (device.link_bandwidth or 1.0) * math.exp(-v)
+            else:
+                out[name] = v * 1e-6
+        return out
+
+    def residuals(x: Sequence[float]) -> list[float]:
+        values = values_of(x)
+        return [math.log(max(model.predict(r, values), 1e-15) / r.measured) for r in rows]
+
+    start = [min(max(s, lo), hi) for s, lo, hi in zip(start, lower, upper, strict=True)]
+    result = least_squares(residuals, start, bounds=(lower, upper), loss="soft_l1",
+                           f_scale=0.1)
+    values = values_of(result.x)
+    names = ", ".join(r.name for r in rows)
+    where = f" of {cite}" if cite else ""
+    sources = {name: f"fitted to rows {names}{where} (robust least squares on the relative "
+                     f"error of {len(rows)} rows, {len(model.free)} free figures)"
+               for name in model.free}
+    fitted = model.device_with(_rounded(values), sources)
+    before = {r.name: model.predict(r, {}) for r in rows}
+    refit = _Model(fitted, [])
+    table = [(r.name, before[r.name], refit.predict(r, {}), r.measured) for r in rows]
+    return Fit(fitted, values, table)
+
+
+def _rounded(values: Mapping[str, float]) -> dict[str, float]:
+    """Fitted figures to 4 significant digits (what a device file shows)."""
+    return {k: float(f"{v:.4g}") for k, v in values.items()}
+
+
+def rows_from(pairs: Iterable[tuple[str, Latency, float]]) -> list[Row]:
+    """Rows from ``(name, predicted latency on the device, measured seconds)``."""
+    return [Row(name, tuple(terms(lat)), seconds) for name, lat, seconds in pairs]
