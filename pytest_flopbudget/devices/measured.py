@@ -1,0 +1,101 @@
+"""Measured latencies from the logs teams already have, keyed by test id.
+
+A *measured file* is a CSV with one row per test: ``test id, value``. The value is a latency in
+milliseconds (``4.21``), or the path of a benchmark log (relative to the CSV) to read it from,
+optionally ``path#name`` for a log that holds several models (benchncnn). Supported logs:
+
+* TensorRT ``trtexec``: the median of ``Latency: min = ..., median = X ms`` (older versions:
+  ``median: X ms``);
+* TensorFlow Lite ``benchmark_model``: ``Inference (avg): X`` microseconds;
+* ncnn ``benchncnn``: ``NAME  min = a  max = b  avg = X`` milliseconds;
+* HailoRT ``hailortcli benchmark``: ``Latency (hw) = X ms``.
+
+Every parsing failure is a :class:`MeasuredError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+_TRTEXEC = re.compile(r"Latency:.*?median\s*=\s*([0-9.eE+-]+)\s*ms")
+_TRTEXEC_OLD = re.compile(r"\bmedian:\s*([0-9.eE+-]+)\s*ms")
+_TFLITE = re.compile(r"Inference \(avg\):\s*([0-9.eE+-]+)")
+_NCNN = re.compile(r"^\s*(\S+)\s+min\s*=\s*[0-9.]+\s+max\s*=\s*[0-9.]+\s+avg\s*=\s*([0-9.]+)")
+_HAILO = re.compile(r"Latency \(hw\)\s*=\s*([0-9.eE+-]+)\s*ms")
+
+
+class MeasuredError(ValueError):
+    """A measured file or benchmark log cannot be read; the message names it."""
+
+
+def latency_from_log(text: str, where: str, name: str | None = None) -> float:
+    """Milliseconds of one inference from a benchmark log's text (see the module docstring);
+    ``name`` picks a model in a benchncnn log."""
+    if name is not None:
+        for line in text.splitlines():
+            m = _NCNN.match(line)
+            if m and m.group(1) == name:
+                return _ms(m.group(2), where)
+        raise MeasuredError(f"{where}: no benchncnn line for model {name!r}")
+    for pattern, scale in ((_TRTEXEC, 1.0), (_TRTEXEC_OLD, 1.0), (_HAILO, 1.0),
+                           (_TFLITE, 1e-3)):
+        found = pattern.findall(text)
+        if found:
+            return _ms(found[-1], where) * scale
+    if any(_NCNN.match(line) for line in text.splitlines()):
+        raise MeasuredError(f"{where}: a benchncnn log holds several models; name one as "
+                            f"'{where}#MODEL'")
+    raise MeasuredError(f"{where}: no latency found (expected a trtexec, benchmark_model, "
+                        f"benchncnn or hailortcli log)")
+
+
+def _ms(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise MeasuredError(f"{where}: {text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise MeasuredError(f"{where}: latency must be a positive number, got {text}")
+    return value
+
+
+def read_measured(path: Path | str) -> dict[str, float]:
+    """``{test id: measured seconds}`` from a measured CSV (see the module docstring)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MeasuredError(f"{path}: cannot be read: {exc}") from None
+    out: dict[str, float] = {}
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        if len(row) != 2:
+            raise MeasuredError(f"{where}: expected 'test id, milliseconds or log path', "
+                                f"got {len(row)} fields")
+        test, value = row[0].strip(), row[1].strip()
+        if number == 1 and test.lower() in ("test", "test id", "nodeid"):
+            continue  # a header
+        if test in out:
+            raise MeasuredError(f"{where}: test {test!r} measured twice")
+        try:
+            ms = float(value)
+        except ValueError:
+            log, _, name = value.partition("#")
+            log_path = path.parent / log
+            try:
+                log_text = log_path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise MeasuredError(f"{where}: cannot read log {log}: "
+                                    f"{exc.strerror or exc}") from None
+            ms = latency_from_log(log_text, str(log_path), name or None)
+        else:
+            ms = _ms(value, where)
+        out[test] = ms * 1e-3
+    if not out:
+        raise MeasuredError(f"{path}: no measured rows")
+    return out
