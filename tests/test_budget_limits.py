@@ -186,12 +186,10 @@ def test_violation_to_dict_carries_its_text():
                            "allowed": 50, "unit": "MFLOPs", "text": "75 MFLOPs > 50 MFLOPs (+50%)"}
 
 
-@pytest.mark.xfail(strict=True, reason="Violation.text rounds a violation under 0.05% to "
-                   "'(+0.0%)': one FLOP over 50 MFLOPs reads '50 MFLOPs > 50 MFLOPs (+0.0%)', "
-                   "a failure that says it is not over")
 def test_a_violation_never_reads_as_zero_percent_over():
+    # one FLOP over 50 MFLOPs: 1 / 50,000,000 = 2e-08 = +2e-06 %
     [violation] = check(dict(VALUES, flops=50_000_001), {"max_mflops": 50})
-    assert "(+0.0%)" not in violation.text
+    assert violation.text == "50.000001 MFLOPs > 50 MFLOPs (+2e-06%)"
 
 
 # --- check_arguments ----------------------------------------------------------------------

@@ -114,10 +114,6 @@ def test_percent(fraction, text):
     assert percent(fraction) == text
 
 
-@pytest.mark.xfail(strict=True, reason="percent() promises one decimal 'where rounding would "
-                   "hide which side of 100% it is', but within 0.05% of 100% one decimal "
-                   "still reads '100.0%' (0.9996 and 1.0004 both do): a budget use just "
-                   "over its limit reads like one just under it")
 @pytest.mark.parametrize("fraction", [0.9996, 0.99999, 1.00001, 1.0004])
 def test_percent_near_100_always_shows_the_side(fraction):
     shown = float(percent(fraction).rstrip("%"))

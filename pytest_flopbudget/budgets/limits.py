@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.dtypes import parse_dtype
 from ..core.metrics import METRICS
-from ..core.text import fmt_value, suggest
+from ..core.text import distinct, fmt_value, suggest
 from .growth import GrowthError, parse_growth
 
 
@@ -180,10 +180,11 @@ class Violation:
 
     @property
     def text(self) -> str:
-        """``"112.4 MFLOPs > 50 MFLOPs (+125%)"``."""
+        """``"112.4 MFLOPs > 50 MFLOPs (+125%)"``; a violation too small for one decimal
+        shows the digits that tell (``"50.000001 MFLOPs > 50 MFLOPs (+2e-06%)"``)."""
         pct = self.over * 100
-        pct_text = f"{pct:.1f}" if pct < 1 else f"{pct:.0f}"
-        return (f"{fmt_value(self.measured, self.unit)} {self.unit} > "
+        pct_text = f"{pct:.0f}" if pct >= 1 else f"{pct:.1f}" if pct >= 0.05 else f"{pct:.2g}"
+        return (f"{distinct(self.measured, self.allowed, self.unit)} {self.unit} > "
                 f"{fmt_value(self.allowed, self.unit)} {self.unit} (+{pct_text}%)")
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,9 +33,25 @@ def fmt_value(value: float, unit: str) -> str:
 
 
 def percent(fraction: float) -> str:
-    """``91%``; one decimal where rounding would hide which side of 100% it is."""
+    """``91%``; as many decimals as it takes to show which side of 100% it is
+    (``99.96%``, ``100.001%``), ``100%`` only when exactly at it."""
     text = f"{fraction:.0%}"
-    return f"{fraction:.1%}" if text == "100%" and fraction != 1 else text
+    decimals = 1
+    while fraction != 1 and float(text[:-1]) == 100 and decimals <= 12:
+        text = f"{fraction:.{decimals}%}"
+        decimals += 1
+    return text
+
+
+def distinct(value: float, other: float, unit: str) -> str:
+    """``value`` formatted as :func:`fmt_value` does, with more significant digits when that
+    would read the same as ``other`` (``50.000001`` next to ``50``)."""
+    text, reference = fmt_value(value, unit), fmt_value(other, unit)
+    digits = 4
+    while text == reference and value != other and digits <= 15:
+        text = f"{value:,.{digits}g}"
+        digits += 1
+    return text
 
 
 def layer_label(name: str) -> str:
