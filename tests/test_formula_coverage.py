@@ -73,6 +73,18 @@ def test_native_dropout_is_compare_and_scale(train):
     assert (rec.read.bytes(), rec.written.bytes()) == (192, 192 + 48)
 
 
+def test_tanhshrink_is_counted_as_tanh_and_sub():
+    # this torch has no aten.tanhshrink: F.tanhshrink runs x - tanh(x), two table operators
+    # of 1 FLOP per element each: tanh 576 + sub 576 = 1,152 FLOPs.
+    # tanh reads x (576 floats = 2,304 B) and writes 2,304 B; sub reads x and tanh(x)
+    # (4,608 B) and writes 2,304 B
+    p = profile(nn.Tanhshrink(), x4())
+    assert p.unsupported == {}
+    assert [(r.op, r.flops) for r in p.records] == [("aten.tanh", N), ("aten.sub", N)]
+    assert p.flops == 2 * N == 1_152
+    assert (p.bytes_read, p.bytes_written) == (2_304 + 4_608, 2 * 2_304)
+
+
 # --- linear algebra ------------------------------------------------------------------------
 
 

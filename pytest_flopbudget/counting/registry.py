@@ -12,6 +12,8 @@ decorated function::
 
 Operators named in :func:`register_free` cost nothing (views, shape queries, allocation
 without initialisation). Every other operator is *unsupported*: the profile lists it by name.
+A name that matches no operator of this torch is remembered (:func:`unresolved`), never
+silently dropped.
 """
 
 from __future__ import annotations
@@ -41,17 +43,27 @@ class Formula:
 
 _FORMULAS: dict[_OpKey, Formula] = {}
 _FREE: set[_OpKey] = set()
+_UNRESOLVED: list[str] = []
 
 
 def _packets(names: tuple[str, ...]) -> list[_OpKey]:
-    """Resolve ``"conv2d"`` or ``"prim.device"`` to operator packets; skip ones this torch lacks."""
+    """Resolve ``"conv2d"`` or ``"prim.device"`` to operator packets; a name this torch lacks
+    is remembered in :func:`unresolved`."""
     found = []
     for name in names:
         ns, _, op = name.rpartition(".")
         namespace = getattr(torch.ops, ns or "aten")
         if hasattr(namespace, op):
             found.append(getattr(namespace, op))
+        else:
+            _UNRESOLVED.append(name)
     return found
+
+
+def with_in_place(name: str) -> tuple[str, ...]:
+    """``name`` and its in-place form ``name_`` where torch has one (for the cost tables,
+    whose entries are named once for both)."""
+    return (name, name + "_") if hasattr(torch.ops.aten, name + "_") else (name,)
 
 
 def register(*names: str, op_class: str) -> Callable[[F], F]:
@@ -90,3 +102,9 @@ def is_free(packet: _OpKey) -> bool:
 def registered_ops() -> dict[str, str]:
     """``{operator name: op class}`` for every operator with a formula (for docs and tests)."""
     return {f.name: f.op_class for f in _FORMULAS.values()}
+
+
+def unresolved() -> tuple[str, ...]:
+    """Names given to :func:`register` or :func:`register_free` that match no operator of
+    this torch (a renamed or removed operator, or a typo)."""
+    return tuple(_UNRESOLVED)

@@ -33,7 +33,6 @@ from ..registry import register, register_free
     "repeat_interleave", "_copy_from", "_copy_from_and_resize", "unfold_copy",
     # backward of views: a zero gradient of the input's shape with the output's copied in
     "select_backward", "slice_backward", "diagonal_backward", "unfold_backward",
-    "as_strided_backward",
     op_class="data",
 )
 def copy_like(*args: object, out: object, **kwargs: object) -> Work:
@@ -138,7 +137,7 @@ register_free(
     "is_same_size", "_assert_async", "_assert_tensor_metadata", "_assert_scalar",
     "sym_constrain_range", "sym_constrain_range_for_size", "_functional_sym_constrain_range",
     "lift_fresh", "set_", "record_stream", "_has_compatible_shallow_copy_type",
-    "result_type", "_nested_tensor_size", "_unsafe_set_version_counter",
+    "result_type", "_nested_tensor_size",
     # in-place ops that change only a tensor's metadata
     "transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "swapdims_", "swapaxes_",
     "detach_", "resize_as_sparse_",

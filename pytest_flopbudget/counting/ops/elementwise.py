@@ -9,7 +9,7 @@ primitives of its defining formula, written next to it.
 from __future__ import annotations
 
 from ..costs import TensorMeta, Work, outputs
-from ..registry import register
+from ..registry import register, with_in_place
 
 #: ``{aten operator: (FLOPs per output element, defining formula)}``. In-place variants
 #: (``relu_``) cost the same.
@@ -109,7 +109,6 @@ PER_ELEMENT: dict[str, tuple[int, str]] = {
     "selu": (5, "s * (x > 0 ? x : a*(exp(x) - 1))"),
     "hardshrink": (2, "|x| > l ? x : 0"),
     "softshrink": (3, "x - l*sign(x) if |x| > l"),
-    "tanhshrink": (2, "x - tanh(x)"),
     # softmax family, per element of the input
     "_softmax": (5, "exp(x - max) / sum: max, sub, exp, sum, div"),
     "softmax": (5, "exp(x - max) / sum: max, sub, exp, sum, div"),
@@ -146,7 +145,7 @@ def per_element(cost: int):  # type: ignore[no-untyped-def]
 
 
 for _name, (_cost, _) in PER_ELEMENT.items():
-    register(_name, _name + "_", op_class="elementwise")(per_element(_cost))
+    register(*with_in_place(_name), op_class="elementwise")(per_element(_cost))
 
 
 @register("gelu", "gelu_", op_class="elementwise")

@@ -37,7 +37,9 @@ def _pool(rank: int):  # type: ignore[no-untyped-def]
 
 for _rank in (1, 2, 3):
     register(f"max_pool{_rank}d", f"max_pool{_rank}d_with_indices", f"avg_pool{_rank}d",
-             f"mkldnn_max_pool{_rank}d", op_class="pooling")(_pool(_rank))
+             op_class="pooling")(_pool(_rank))
+for _rank in (2, 3):
+    register(f"mkldnn_max_pool{_rank}d", op_class="pooling")(_pool(_rank))
 
 
 def adaptive_window_sum(size_in: int, size_out: int) -> int:
@@ -62,8 +64,10 @@ def _adaptive(rank: int):  # type: ignore[no-untyped-def]
 
 
 for _rank in (1, 2, 3):
-    register(f"adaptive_avg_pool{_rank}d", f"_adaptive_avg_pool{_rank}d",
-             f"adaptive_max_pool{_rank}d", op_class="pooling")(_adaptive(_rank))
+    register(f"adaptive_avg_pool{_rank}d", f"adaptive_max_pool{_rank}d",
+             op_class="pooling")(_adaptive(_rank))
+for _rank in (2, 3):
+    register(f"_adaptive_avg_pool{_rank}d", op_class="pooling")(_adaptive(_rank))
 register("mkldnn_adaptive_avg_pool2d", op_class="pooling")(_adaptive(2))
 
 #: FLOPs per output element of each interpolation mode.

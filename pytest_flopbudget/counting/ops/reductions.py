@@ -9,7 +9,7 @@ mean, the square root of a std and similar per-output work are not counted.
 from __future__ import annotations
 
 from ..costs import TensorMeta, Work, outputs
-from ..registry import register
+from ..registry import register, with_in_place
 
 #: FLOPs per input element of each reduction.
 PER_INPUT: dict[str, int] = {
@@ -47,7 +47,7 @@ def _reduction(per_input: int):  # type: ignore[no-untyped-def]
 
 
 for _name, _per in PER_INPUT.items():
-    register(_name, _name + "_", op_class="elementwise")(_reduction(_per))
+    register(*with_in_place(_name), op_class="elementwise")(_reduction(_per))
 
 
 @register("max", "min", op_class="elementwise")
