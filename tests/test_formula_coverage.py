@@ -142,6 +142,35 @@ def test_batch_norm_without_statistics(op):
     assert rec.read.bytes() == 4 * (N + 4 * C) == 2_432
 
 
+@pytest.mark.parametrize("op,call", [
+    ("batch_norm", lambda x, training: torch.ops.aten.batch_norm(
+        x, W8, B8, MEAN8.clone(), VAR8.clone(), training, 0.1, 1e-5, False)),
+    ("native_batch_norm", lambda x, training: torch.ops.aten.native_batch_norm(
+        x, W8, B8, MEAN8.clone(), VAR8.clone(), training, 0.1, 1e-5)[0]),
+    ("_native_batch_norm_legit", lambda x, training: torch.ops.aten._native_batch_norm_legit(
+        x, W8, B8, MEAN8.clone(), VAR8.clone(), training, 0.1, 1e-5)[0]),
+])
+@pytest.mark.parametrize("training,per", [(True, 8), (False, 4)])
+def test_batch_norm_reads_its_training_flag(op, call, training, per):
+    # training: statistics 4 + normalise 2 + weight 1 + bias 1 = 8 per element (4,608);
+    # eval: 2 + 1 + 1 = 4 (2,304). Reads x 576 + weight, bias, mean, var 4*8 = 608 floats
+    rec = record(profile(Fn(lambda x: call(x, training)), x4()), op)
+    assert (rec.macs, rec.flops) == (0, per * N)
+    assert rec.read.bytes() == 4 * (N + 4 * C) == 2_432
+
+
+def test_batch_norm_without_running_statistics_reads_its_training_flag():
+    # _native_batch_norm_legit.no_stats(input, weight, bias, training, momentum, eps): the
+    # flag sits at another position than in the overload with running statistics.
+    # training: 8 per element = 4,608 FLOPs; reads x 576 + weight, bias 2*8 = 592 floats
+    def fn(x):
+        return torch.ops.aten._native_batch_norm_legit.no_stats(x, W8, B8, True, 0.1, 1e-5)[0]
+
+    rec = record(profile(Fn(fn), x4()), "_native_batch_norm_legit")
+    assert (rec.macs, rec.flops) == (0, 8 * N) == (0, 4_608)
+    assert rec.read.bytes() == 4 * (N + 2 * C) == 2_368
+
+
 def test_batch_norm_with_update_computes_statistics():
     # train: statistics 4 + normalise 2 + weight 1 + bias 1 = 8 per element: 4,608 FLOPs
     def fn(x):

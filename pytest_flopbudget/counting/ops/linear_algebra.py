@@ -14,71 +14,66 @@ from .elementwise import GELU, RELU
 
 
 @register("mm", op_class="matmul")
-def mm(a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta) -> Work:
+def mm(self: TensorMeta, mat2: TensorMeta, **_: object) -> Work:
     # [n, k] @ [k, m]: n * m * k
-    n, k = a.shape
-    m = b.shape[1]
+    n, k = self.shape
+    m = mat2.shape[1]
     return Work(macs=n * m * k)
 
 
 @register("bmm", op_class="matmul")
-def bmm(a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta) -> Work:
+def bmm(self: TensorMeta, mat2: TensorMeta, **_: object) -> Work:
     # [B, n, k] @ [B, k, m]: B * n * m * k
-    batch, n, k = a.shape
-    m = b.shape[2]
+    batch, n, k = self.shape
+    m = mat2.shape[2]
     return Work(macs=batch * n * m * k)
 
 
 @register("addmm", op_class="matmul")
-def addmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
-          **kwargs: object) -> Work:
-    n, k = a.shape
-    m = b.shape[1]
+def addmm(mat1: TensorMeta, mat2: TensorMeta, **_: object) -> Work:
+    n, k = mat1.shape
+    m = mat2.shape[1]
     return Work(macs=n * m * k, elementwise=n * m)
 
 
 @register("_addmm_activation", op_class="matmul")
-def addmm_activation(bias: TensorMeta, a: TensorMeta, b: TensorMeta, beta: float = 1,
-                     alpha: float = 1, use_gelu: bool = False, *, out: TensorMeta) -> Work:
-    n, k = a.shape
-    m = b.shape[1]
+def addmm_activation(mat1: TensorMeta, mat2: TensorMeta, use_gelu: bool, **_: object) -> Work:
+    n, k = mat1.shape
+    m = mat2.shape[1]
     activation = GELU if use_gelu else RELU  # the epilogue, as in the elementwise table
     return Work(macs=n * m * k, elementwise=n * m * (1 + activation))
 
 
 @register("baddbmm", op_class="matmul")
-def baddbmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
-            **kwargs: object) -> Work:
-    batch, n, k = a.shape
-    m = b.shape[2]
+def baddbmm(batch1: TensorMeta, batch2: TensorMeta, **_: object) -> Work:
+    batch, n, k = batch1.shape
+    m = batch2.shape[2]
     return Work(macs=batch * n * m * k, elementwise=batch * n * m)
 
 
 @register("addbmm", op_class="matmul")
-def addbmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
-           **kwargs: object) -> Work:
+def addbmm(batch1: TensorMeta, batch2: TensorMeta, **_: object) -> Work:
     # sum over the batch of [n, k] @ [k, m], added to bias: B*n*m*k MACs, n*m bias adds
-    batch, n, k = a.shape
-    m = b.shape[2]
+    batch, n, k = batch1.shape
+    m = batch2.shape[2]
     return Work(macs=batch * n * m * k, elementwise=n * m)
 
 
 @register("mv", op_class="matmul")
-def mv(a: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta) -> Work:
-    n, k = a.shape
+def mv(self: TensorMeta, **_: object) -> Work:
+    n, k = self.shape
     return Work(macs=n * k)
 
 
 @register("addmv", op_class="matmul")
-def addmv(bias: TensorMeta, a: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta,
-          **kwargs: object) -> Work:
-    n, k = a.shape
+def addmv(mat: TensorMeta, **_: object) -> Work:
+    n, k = mat.shape
     return Work(macs=n * k, elementwise=n)
 
 
 @register("dot", "vdot", op_class="matmul")
-def dot(a: TensorMeta, b: TensorMeta, *, out: TensorMeta) -> Work:
-    return Work(macs=a.numel)
+def dot(self: TensorMeta, **_: object) -> Work:
+    return Work(macs=self.numel)
 
 
 def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
@@ -98,30 +93,28 @@ def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
 
 
 @register("matmul", op_class="matmul")
-def matmul(a: TensorMeta, b: TensorMeta, *, out: TensorMeta) -> Work:
-    return Work(macs=matmul_macs(a.shape, b.shape))
+def matmul(self: TensorMeta, other: TensorMeta, **_: object) -> Work:
+    return Work(macs=matmul_macs(self.shape, other.shape))
 
 
 @register("linear", op_class="matmul")
-def linear(x: TensorMeta, w: TensorMeta, b: TensorMeta | None = None, *,
-           out: TensorMeta) -> Work:
+def linear(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None = None,
+           **_: object) -> Work:
     # x [..., in] @ w.T [in, out]: rows * out * in MACs; bias: rows * out adds
-    rows = x.numel // x.shape[-1] if x.shape else 1
-    n_out, n_in = (w.shape[0], w.shape[1]) if w.ndim == 2 else (1, w.shape[0])
-    return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if b is not None else 0)
+    rows = input.numel // input.shape[-1] if input.shape else 1
+    n_out, n_in = (weight.shape[0], weight.shape[1]) if weight.ndim == 2 else (1, weight.shape[0])
+    return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if bias is not None else 0)
 
 
 @register("addr", op_class="elementwise")
-def addr(bias: TensorMeta, u: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta,
-         **kwargs: object) -> Work:
+def addr(*, result: TensorMeta, **_: object) -> Work:
     # outer product (one multiply per element, nothing accumulated) plus the add
-    return Work(elementwise=2 * out.numel)
+    return Work(elementwise=2 * result.numel)
 
 
 @register("_trilinear", op_class="matmul")
 def trilinear(i1: TensorMeta, i2: TensorMeta, i3: TensorMeta, expand1: list[int],
-              expand2: list[int], expand3: list[int], sumdim: list[int], *args: object,
-              out: TensorMeta) -> Work:
+              expand2: list[int], expand3: list[int], **_: object) -> Work:
     # sum over ``sumdim`` of i1 * i2 * i3 after unsqueezing each at its ``expand`` dims (what
     # nn.Bilinear runs). Every point of the broadcast space is one multiply-accumulate plus
     # one more multiply for the third factor: rows * out * in1 * in2 MACs for nn.Bilinear.

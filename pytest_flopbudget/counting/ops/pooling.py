@@ -14,21 +14,20 @@ import math
 from collections.abc import Sequence
 
 from ..costs import TensorMeta, Work, outputs
-from ..registry import register
+from ..registry import FormulaFn, register
 
 
-def _expand(value: object, rank: int) -> tuple[int, ...]:
+def _expand(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
     if isinstance(value, Sequence):
         vals = tuple(int(v) for v in value)
         return vals * rank if len(vals) == 1 else vals
-    return (int(value),) * rank  # type: ignore[call-overload]
+    return (int(value),) * rank
 
 
-def _pool(rank: int):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, kernel_size: object, *args: object, out: object,
-                **kwargs: object) -> Work:
+def _pool(rank: int) -> FormulaFn:
+    def formula(kernel_size: int | Sequence[int], *, result: object, **_: object) -> Work:
         window = math.prod(_expand(kernel_size, rank))
-        y = outputs(out)[0]
+        y = outputs(result)[0]
         # max pooling's indices (when returned) are written too: default traffic counts them
         return Work(elementwise=window * y.numel)
 
@@ -49,12 +48,12 @@ def adaptive_window_sum(size_in: int, size_out: int) -> int:
     )
 
 
-def _adaptive(rank: int):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, output_size: object, *args: object, out: object) -> Work:
-        y = outputs(out)[0]
-        spatial_in = x.shape[-rank:]
+def _adaptive(rank: int) -> FormulaFn:
+    def formula(self: TensorMeta, *, result: object, **_: object) -> Work:
+        y = outputs(result)[0]
+        spatial_in = self.shape[-rank:]
         spatial_out = y.shape[-rank:]
-        planes = x.numel // math.prod(spatial_in)
+        planes = self.numel // math.prod(spatial_in)
         window_total = math.prod(
             adaptive_window_sum(i, o) for i, o in zip(spatial_in, spatial_out, strict=True)
         )
@@ -87,9 +86,9 @@ INTERPOLATION: dict[str, int] = {
 }
 
 
-def _interpolate(per_output: int):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, *args: object, out: TensorMeta, **kwargs: object) -> Work:
-        return Work(elementwise=per_output * out.numel,
+def _interpolate(per_output: int) -> FormulaFn:
+    def formula(*, result: TensorMeta, **_: object) -> Work:
+        return Work(elementwise=per_output * result.numel,
                     op_class="data" if per_output == 0 else "elementwise")
 
     return formula
