@@ -88,6 +88,19 @@ def test_tanhshrink_is_counted_as_tanh_and_sub():
 # --- linear algebra ------------------------------------------------------------------------
 
 
+def test_vdot():
+    # [9] . [9]: 9 MACs, nothing added: 18 FLOPs
+    rec = record(profile(Fn(torch.vdot), torch.randn(9), torch.randn(9)), "vdot")
+    assert (rec.macs, rec.flops) == (9, 18)
+
+
+def test_matmul_with_a_broadcast_first_operand():
+    # [3,4] @ [2,4,5]: the [3,4] matrix broadcasts over the batch of 2: 2*3*5*4 = 120 MACs
+    rec = record(profile(Fn(torch.ops.aten.matmul), torch.randn(3, 4), torch.randn(2, 4, 5)),
+                 "matmul")
+    assert (rec.macs, rec.flops) == (120, 240)
+
+
 @pytest.mark.parametrize("use_gelu,flops", [
     # [4,6] @ [6,5]: 4*5*6 = 120 MACs; per output (20): bias add 1 + relu 1 = 40 -> 280
     (False, 2 * 120 + 20 * 2),

@@ -46,7 +46,8 @@ def outputs(result: object) -> tuple[TensorMeta, ...]:
 def one_of(*alternatives: TensorMeta | None) -> TensorMeta:
     """The one tensor given among ``alternatives``: an operand that the operators (or
     overloads) sharing a formula name differently (``input`` in ``lstm``, ``data`` in its
-    packed overload) arrives under one of those names, the others are ``None``."""
+    packed overload; ``mat2`` in ``mm``, ``vec`` in ``mv``) arrives under one of those names,
+    the others are ``None``."""
     [given] = [t for t in alternatives if t is not None]
     return given
 

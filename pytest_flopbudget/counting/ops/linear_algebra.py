@@ -1,79 +1,21 @@
-"""Matrix products: linear, mm, bmm, addmm, baddbmm, matmul, mv, dot.
+"""Matrix products: linear, the matmul family (mm, bmm, mv, dot, vdot, matmul) and its
+``add*`` forms (addmm, _addmm_activation, baddbmm, addbmm, addmv), addr, _trilinear.
 
-MACs are the multiply-accumulates of the product; a bias or ``input`` term adds one FLOP per
-output element (``elementwise``).
+The matmul family is one idea in two formulas: :func:`product`, the MACs of the product of
+two operands (:func:`matmul_macs`: 1-D operands and broadcast batches included), and
+:func:`product_plus_term`, the same product plus one FLOP per output element for the added
+``self`` term (and the activation epilogue of ``_addmm_activation``, priced as the elementwise
+table's GELU or ReLU). ``addbmm`` sums its batch of products into one matrix: the batch is in
+the MACs, not in the output.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..costs import TensorMeta, Work
+from ..costs import TensorMeta, Work, one_of, outputs
 from ..registry import register
 from .elementwise import GELU, RELU
-
-
-@register("mm", op_class="matmul")
-def mm(self: TensorMeta, mat2: TensorMeta, **_: object) -> Work:
-    # [n, k] @ [k, m]: n * m * k
-    n, k = self.shape
-    m = mat2.shape[1]
-    return Work(macs=n * m * k)
-
-
-@register("bmm", op_class="matmul")
-def bmm(self: TensorMeta, mat2: TensorMeta, **_: object) -> Work:
-    # [B, n, k] @ [B, k, m]: B * n * m * k
-    batch, n, k = self.shape
-    m = mat2.shape[2]
-    return Work(macs=batch * n * m * k)
-
-
-@register("addmm", op_class="matmul")
-def addmm(mat1: TensorMeta, mat2: TensorMeta, **_: object) -> Work:
-    n, k = mat1.shape
-    m = mat2.shape[1]
-    return Work(macs=n * m * k, elementwise=n * m)
-
-
-@register("_addmm_activation", op_class="matmul")
-def addmm_activation(mat1: TensorMeta, mat2: TensorMeta, use_gelu: bool, **_: object) -> Work:
-    n, k = mat1.shape
-    m = mat2.shape[1]
-    activation = GELU if use_gelu else RELU  # the epilogue, as in the elementwise table
-    return Work(macs=n * m * k, elementwise=n * m * (1 + activation))
-
-
-@register("baddbmm", op_class="matmul")
-def baddbmm(batch1: TensorMeta, batch2: TensorMeta, **_: object) -> Work:
-    batch, n, k = batch1.shape
-    m = batch2.shape[2]
-    return Work(macs=batch * n * m * k, elementwise=batch * n * m)
-
-
-@register("addbmm", op_class="matmul")
-def addbmm(batch1: TensorMeta, batch2: TensorMeta, **_: object) -> Work:
-    # sum over the batch of [n, k] @ [k, m], added to bias: B*n*m*k MACs, n*m bias adds
-    batch, n, k = batch1.shape
-    m = batch2.shape[2]
-    return Work(macs=batch * n * m * k, elementwise=n * m)
-
-
-@register("mv", op_class="matmul")
-def mv(self: TensorMeta, **_: object) -> Work:
-    n, k = self.shape
-    return Work(macs=n * k)
-
-
-@register("addmv", op_class="matmul")
-def addmv(mat: TensorMeta, **_: object) -> Work:
-    n, k = mat.shape
-    return Work(macs=n * k, elementwise=n)
-
-
-@register("dot", "vdot", op_class="matmul")
-def dot(self: TensorMeta, **_: object) -> Work:
-    return Work(macs=self.numel)
 
 
 def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
@@ -92,9 +34,29 @@ def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return batch * n * k * m
 
 
-@register("matmul", op_class="matmul")
-def matmul(self: TensorMeta, other: TensorMeta, **_: object) -> Work:
-    return Work(macs=matmul_macs(self.shape, other.shape))
+@register("mm", "bmm", "mv", "dot", "vdot", "matmul", op_class="matmul")
+def product(self: TensorMeta, mat2: TensorMeta | None = None, vec: TensorMeta | None = None,
+            tensor: TensorMeta | None = None, other: TensorMeta | None = None, *,
+            result: object, **_: object) -> Work:
+    # self @ the second operand: mat2 (mm [n,k]@[k,m], bmm [B,n,k]@[B,k,m]), vec (mv [n,k]@[k]),
+    # tensor (dot [k].[k]) or other (vdot, matmul)
+    return Work(macs=matmul_macs(self.shape, one_of(mat2, vec, tensor, other).shape))
+
+
+@register("addmm", "_addmm_activation", "baddbmm", "addbmm", "addmv", op_class="matmul")
+def product_plus_term(mat1: TensorMeta | None = None, mat2: TensorMeta | None = None,
+                      batch1: TensorMeta | None = None, batch2: TensorMeta | None = None,
+                      mat: TensorMeta | None = None, vec: TensorMeta | None = None,
+                      use_gelu: bool | None = None, *, result: object, **_: object) -> Work:
+    # beta * self + alpha * (a @ b): the product of mat1 @ mat2 (addmm, _addmm_activation),
+    # batch1 @ batch2 (baddbmm; addbmm sums the batch), mat @ vec (addmv); one add per output
+    # element for the self term, and _addmm_activation's epilogue (use_gelu) on each output
+    a, b = one_of(mat1, batch1, mat), one_of(mat2, batch2, vec)
+    per_output = 1
+    if use_gelu is not None:
+        per_output += GELU if use_gelu else RELU
+    return Work(macs=matmul_macs(a.shape, b.shape),
+                elementwise=per_output * outputs(result)[0].numel)
 
 
 @register("linear", op_class="matmul")
