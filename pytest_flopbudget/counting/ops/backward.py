@@ -32,7 +32,7 @@ from ..costs import TensorMeta, Work
 from ..registry import FormulaFn, register
 from .convolution import conv_work
 from .elementwise import per_element
-from .pooling import INTERPOLATION, _expand, adaptive_window_sum
+from .pooling import INTERPOLATION, adaptive_pool_work, window_area
 from .recurrent import _MKLDNN_MODES, _steps_rows, stage_work
 
 #: ``{aten backward operator: (FLOPs per gradient element, formula)}``, with the forward
@@ -128,7 +128,7 @@ def _avg_pool_backward(rank: int) -> FormulaFn:
     def formula(grad_output: TensorMeta, kernel_size: int | Sequence[int],
                 **_: object) -> Work:
         # every output gradient is spread over its window
-        return Work(elementwise=grad_output.numel * math.prod(_expand(kernel_size, rank)))
+        return Work(elementwise=grad_output.numel * window_area(kernel_size, rank))
 
     return formula
 
@@ -139,10 +139,8 @@ for _rank in (2, 3):
 
 def _adaptive_avg_pool_backward(rank: int) -> FormulaFn:
     def formula(grad_output: TensorMeta, self: TensorMeta, **_: object) -> Work:
-        spatial_in, spatial_out = self.shape[-rank:], grad_output.shape[-rank:]
-        planes = self.numel // math.prod(spatial_in)
-        return Work(elementwise=planes * math.prod(
-            adaptive_window_sum(i, o) for i, o in zip(spatial_in, spatial_out, strict=True)))
+        # the forward's exact windows: input ``self``, output the gradient's spatial shape
+        return adaptive_pool_work(self, grad_output.shape[-rank:])
 
     return formula
 
