@@ -32,15 +32,24 @@ class TensorMeta:
         return cls(tuple(int(s) for s in t.shape), t.dtype)
 
 
-def outputs(out: object) -> tuple[TensorMeta, ...]:
-    """The tensors among an operator's outputs (``out`` is one TensorMeta or a tuple), in
-    schema order: a formula's ``out[0]`` is the primary result, later ones are saved buffers,
-    indices or masks."""
-    if isinstance(out, TensorMeta):
-        return (out,)
-    if isinstance(out, (tuple, list)):
-        return tuple(o for o in out if isinstance(o, TensorMeta))
+def outputs(result: object) -> tuple[TensorMeta, ...]:
+    """The tensors among an operator's outputs (a formula's ``result``: one TensorMeta or a
+    tuple), in schema order: ``outputs(result)[0]`` is the primary result, later ones are saved
+    buffers, indices or masks."""
+    if isinstance(result, TensorMeta):
+        return (result,)
+    if isinstance(result, (tuple, list)):
+        return tuple(o for o in result if isinstance(o, TensorMeta))
     return ()
+
+
+def one_of(*alternatives: TensorMeta | None) -> TensorMeta:
+    """The one tensor given among ``alternatives``: an operand that the operators (or
+    overloads) sharing a formula name differently (``input`` in ``lstm``, ``data`` in its
+    packed overload; ``mat2`` in ``mm``, ``vec`` in ``mv``) arrives under one of those names,
+    the others are ``None``."""
+    [given] = [t for t in alternatives if t is not None]
+    return given
 
 
 @dataclass(frozen=True, slots=True)

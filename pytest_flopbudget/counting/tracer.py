@@ -14,6 +14,10 @@ The forward runs under ``torch.inference_mode()``: composite operators (``linear
 ``scaled_dot_product_attention``) then reach the mode whole, and are counted by their own
 formula whatever kernel would run them. A composite without a formula is decomposed and its
 parts are counted. Modules are tracked with global forward hooks installed for the trace only.
+
+A formula receives each call bound to its operator's schema (:func:`.registry.bind`: every
+argument by name, defaults filled in), tensors as shapes; a formula that fails lists its
+operator as unsupported, with the error, instead of hiding it.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from .costs import TensorMeta, Work
 from .model_guard import ModelState, model_tensors, preserved
 from .optimizers import step_records
 from .records import OpRecord
-from .registry import is_free, lookup
+from .registry import Formula, bind, destinations, is_free, lookup
 
 
 @dataclass
@@ -95,14 +99,6 @@ def _is_view(func: Any) -> bool:
 def _writes_input(func: Any) -> bool:
     """True when ``func`` writes into one of its arguments (an in-place or ``out=`` op)."""
     return any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments)
-
-
-@functools.cache
-def _out_arguments(func: Any) -> frozenset[str]:
-    """Names of ``func``'s keyword-only destination arguments (``out=``): written, not read,
-    and not passed to formulas, whose own ``out`` is the operator's result."""
-    return frozenset(a.name for a in func._schema.arguments
-                     if a.kwarg_only and a.alias_info is not None and a.alias_info.is_write)
 
 
 @functools.cache
@@ -237,21 +233,23 @@ class CountingMode(TorchDispatchMode):
         self._record(func, formula, args, kwargs, out)
         return out
 
-    def _record(self, func: Any, formula: Any, args: tuple, kwargs: dict, out: Any) -> None:
+    def _record(self, func: Any, formula: Formula | None, args: tuple, kwargs: dict,
+                out: Any) -> None:
         name = str(func._overloadpacket)
         module = self._module()
         if _writes_input(func):
-            dest = _out_arguments(func)
+            dest = destinations(func)
             kwargs = {k: v for k, v in kwargs.items() if k not in dest}
         inputs = _unique_tensors((args, kwargs))
         outputs = _unique_tensors(out)
         default_read = Access.of(TensorMeta.of(t) for t in inputs)
         default_written = Access.of(TensorMeta.of(t) for t in outputs)
         works: list[Work] | None = None
+        op_class = formula.op_class if formula is not None else "elementwise"
         if formula is not None:
             try:
-                result = formula.fn(*_meta(args), out=_meta(out), **_meta(kwargs))
-                works = result if isinstance(result, list) else [result]
+                cost = formula.fn(**_meta(bind(func, args, kwargs)), result=_meta(out))
+                works = cost if isinstance(cost, list) else [cost]
             except Exception as exc:  # a formula bug must never hide the op
                 name = f"{name} (formula failed: {type(exc).__name__}: {exc})"
         if works is None:
@@ -262,7 +260,7 @@ class CountingMode(TorchDispatchMode):
                 self.records.append(OpRecord(
                     op=name,
                     module=module,
-                    op_class=w.op_class or formula.op_class,
+                    op_class=w.op_class or op_class,
                     macs=w.macs,
                     flops=w.flops,
                     read=default_read if w.reads is None else Access.of(w.reads),
