@@ -1,7 +1,8 @@
 """Reductions, counted per element of the input.
 
 sum, mean, max, min, amax, amin, argmax, argmin, prod, any, all, cumsum, cumprod: 1;
-aminmax, vector norms (abs or square, add): 2; var, std and their ``_mean`` forms (mean: add;
+aminmax, vector norms (abs or square, add), nansum (NaN compare, add): 2; nanmean (compare,
+add, count): 3; var, std and their ``_mean`` forms (mean: add;
 then subtract, square, add): 4; logsumexp (max, subtract, exp, add): 4. The final division of a
 mean, the square root of a std and similar per-output work are not counted.
 """
@@ -14,9 +15,9 @@ from ..registry import FormulaFn, register, with_in_place
 #: FLOPs per input element of each reduction.
 PER_INPUT: dict[str, int] = {
     "sum": 1,
-    "nansum": 1,
+    "nansum": 2,  # a NaN compare and the add
     "mean": 1,
-    "nanmean": 1,
+    "nanmean": 3,  # a NaN compare, the add, and an add to count the values
     "amax": 1,
     "amin": 1,
     "argmax": 1,
