@@ -59,9 +59,13 @@ class Work:
     ``macs`` are multiply-accumulates of conv/linear/matmul/attention/recurrent products;
     ``elementwise`` are all other floating-point operations. ``flops`` is ``2 * macs +
     elementwise``. ``reads``/``writes`` override the default traffic (every input read once,
-    every output written once). ``steps`` > 1 marks sequential dependent steps (a recurrent
-    layer's time steps); ``step_reads`` are tensors each step reads again (its weights) when
-    they do not stay on chip.
+    every output written once); ``weights`` says which of ``reads`` are model weights when a
+    formula lists them itself (default: the inputs that are the model's parameters and
+    buffers). ``steps`` > 1 marks sequential dependent steps (a recurrent layer's time steps);
+    ``step_reads`` are tensors each step reads again (its weights) when they do not stay on
+    chip. ``kind`` is a finer operator kind for a device's tables (``core.op_classes.KINDS``)
+    and ``mac_dims`` the ``(reduced, output)`` channels of a product (MAC-array
+    utilisation).
     """
 
     macs: int = 0
@@ -72,6 +76,9 @@ class Work:
     steps: int = 1
     step_reads: tuple[TensorMeta, ...] = field(default=())
     label: str = ""
+    weights: tuple[TensorMeta, ...] | None = None
+    kind: str = ""
+    mac_dims: tuple[int, int] | None = None
 
     @property
     def flops(self) -> int:

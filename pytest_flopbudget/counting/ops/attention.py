@@ -8,8 +8,9 @@ kernels), ``dropout_p`` and ``is_causal`` by name, wherever each kernel's schema
 
 * MACs: ``BH * L * S * (E + Ev)`` (scores ``q @ k^T`` and values ``P @ v``);
 * scaling ``q`` and ``k`` by ``sqrt(scale)``: ``numel(q) + numel(k)`` FLOPs;
-* a mask: one add per score, plus one ``where`` per mask element to turn a boolean mask into
-  an additive one (``is_causal`` builds an ``L x S`` boolean mask);
+* a mask (``is_causal`` or ``attn_mask``): one add per score; turning a boolean mask into an
+  additive one is a select per mask element, and a select is free (the elementwise table's
+  convention: ``where`` costs 0);
 * softmax: 5 per score; dropout (``dropout_p > 0``): 2 per score.
 
 A fused kernel reads ``q``, ``k``, ``v`` (and the mask) and writes the output: the score
@@ -22,8 +23,6 @@ formulas (their FLOPs and MACs equal the slow path's exactly; a test checks it).
 from __future__ import annotations
 
 import math
-
-import torch
 
 from ..costs import TensorMeta, Work
 from ..registry import register
@@ -42,11 +41,7 @@ def sdpa_work(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | No
     macs = scores * (dim + dim_v)
     # sqrt(scale) is applied to q and to k (after GQA repetition, k has one copy per q head)
     elementwise = q.numel + batch_heads * source * dim
-    if is_causal:
-        elementwise += length * source + scores
-    elif mask is not None:
-        if mask.dtype == torch.bool:
-            elementwise += mask.numel
+    if is_causal or mask is not None:
         elementwise += scores
     elementwise += SOFTMAX * scores
     if dropout_p > 0:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from ..costs import TensorMeta, Work
 from ..registry import FormulaFn, register
 from .convolution import conv_work
-from .elementwise import per_element
+from .elementwise import kind_of, per_element
 from .pooling import INTERPOLATION, adaptive_pool_work, window_area
 from .recurrent import _MKLDNN_MODES, _steps_rows, stage_work
 
@@ -56,7 +56,7 @@ BACKWARD_PER_ELEMENT: dict[str, tuple[int, str]] = {
 
 
 for _name, (_cost, _) in BACKWARD_PER_ELEMENT.items():
-    register(_name, op_class="elementwise")(per_element(_cost))
+    register(_name, op_class="elementwise")(per_element(_cost, kind_of(_name)))
 
 
 @register("gelu_backward", op_class="elementwise")

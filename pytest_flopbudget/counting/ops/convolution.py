@@ -30,11 +30,26 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
     # the MACs one position costs.
     macs = batch * positions * w.numel
     depthwise = groups > 1 and groups == c_in and not transposed
+    c_out = out.shape[1] if batched else out.shape[0]
     return Work(
         macs=macs,
         elementwise=out.numel if bias else 0,
         op_class="depthwise_conv" if depthwise else "conv",
+        kind=conv_kind(spatial, depthwise, transposed, w.shape[2:]),
+        mac_dims=(c_in // groups, c_out),
     )
+
+
+def conv_kind(spatial: int, depthwise: bool, transposed: bool, kernel: tuple[int, ...]) -> str:
+    """The kernel family a convolution runs in (``core.op_classes.KINDS``): depthwise by rank,
+    transposed, 1x1 ("pointwise", a matrix product), or dense by rank."""
+    if depthwise:
+        return f"depthwise_conv{spatial}d"
+    if transposed:
+        return "transposed_conv"
+    if all(k == 1 for k in kernel):
+        return "pointwise_conv"
+    return f"conv{spatial}d"
 
 
 @register("convolution", "_convolution", op_class="conv")

@@ -19,16 +19,27 @@ import torch
 from ..costs import TensorMeta, Work, outputs
 from ..registry import register, register_free
 
+#: Copies that only change memory layout (``contiguous()``, a reshape or permute that
+#: copies, a broadcast made real): kind ``"layout"``, which a compiling runtime never runs.
+LAYOUT_COPIES = ("clone", "lift_fresh_copy", "alias_copy", "view_copy", "permute_copy",
+                 "expand_copy", "t_copy", "transpose_copy", "unsqueeze_copy", "squeeze_copy",
+                 "detach_copy")
+
+
+@register(*LAYOUT_COPIES, op_class="data")
+def layout_copy(**_: object) -> Work:
+    """Reads its input and writes its copy (the default traffic), computes nothing."""
+    return Work(op_class="data", kind="layout")
+
 
 @register(
-    "clone", "_to_copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d",
+    "_to_copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d",
     "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
     "replication_pad3d", "flip", "roll", "repeat", "tril", "triu", "narrow_copy",
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "im2col",
-    "col2im", "lift_fresh_copy", "alias_copy", "view_copy", "permute_copy", "expand_copy",
-    "t_copy", "transpose_copy", "unsqueeze_copy", "squeeze_copy", "slice_copy", "select_copy",
-    "detach_copy", "slice_scatter", "select_scatter", "diagonal_scatter", "as_strided_scatter",
-    "masked_scatter", "index_copy", "index_copy_", "index_fill", "index_fill_",
+    "col2im", "slice_copy", "select_copy", "slice_scatter", "select_scatter",
+    "diagonal_scatter", "as_strided_scatter", "masked_scatter", "index_copy", "index_copy_",
+    "index_fill", "index_fill_",
     "_local_scalar_dense", "is_nonzero",
     "repeat_interleave", "_copy_from", "_copy_from_and_resize", "unfold_copy",
     # backward of views: a zero gradient of the input's shape with the output's copied in

@@ -134,40 +134,60 @@ SPECIAL_ELEMENTWISE: dict[str, str] = {
 }
 
 
-def per_element(cost: int) -> FormulaFn:
+#: Operators built of transcendental primitives (exp, log, tanh, erf, ...): runtimes run them
+#: through slower kernels than ``+ - x /`` (kind ``"transcendental"``; the others are
+#: ``"arithmetic"``).
+TRANSCENDENTAL = frozenset({
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos",
+    "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "erf", "erfc", "erfinv",
+    "pow", "xlogy", "sigmoid", "log_sigmoid_forward", "silu", "mish", "softplus", "elu", "celu",
+    "selu", "_softmax", "softmax", "_safe_softmax", "_log_softmax", "log_softmax", "gelu",
+    "glu", "_masked_softmax", "gelu_backward", "silu_backward", "softplus_backward",
+    "_log_softmax_backward_data",
+})
+
+
+def kind_of(name: str) -> str:
+    """``"transcendental"`` or ``"arithmetic"`` for an elementwise operator name."""
+    return "transcendental" if name.rstrip("_") in TRANSCENDENTAL else "arithmetic"
+
+
+def per_element(cost: int, kind: str = "arithmetic") -> FormulaFn:
     """A formula costing ``cost`` operations per element of the operator's primary output
     (a second output, such as log_sigmoid's saved buffer, is traffic, not work)."""
 
     def formula(*, result: object, **_: object) -> Work:
-        return Work(elementwise=cost * outputs(result)[0].numel)
+        return Work(elementwise=cost * outputs(result)[0].numel, kind=kind)
 
     return formula
 
 
 for _name, (_cost, _) in PER_ELEMENT.items():
-    register(*with_in_place(_name), op_class="elementwise")(per_element(_cost))
+    register(*with_in_place(_name), op_class="elementwise")(per_element(_cost, kind_of(_name)))
 
 
 @register("gelu", "gelu_", op_class="elementwise")
 def gelu(approximate: str = "none", *, result: TensorMeta, **_: object) -> Work:
     per = GELU_TANH if approximate == "tanh" else GELU
-    return Work(elementwise=per * result.numel)
+    return Work(elementwise=per * result.numel, kind="transcendental")
 
 
 @register("clamp", "clamp_", op_class="elementwise")
 def clamp(min: object = None, max: object = None, *, result: TensorMeta, **_: object) -> Work:
     bounds = (min is not None) + (max is not None)
-    return Work(elementwise=bounds * result.numel)
+    return Work(elementwise=bounds * result.numel, kind="arithmetic")
 
 
 @register("glu", op_class="elementwise")
 def glu(*, result: TensorMeta, **_: object) -> Work:
-    return Work(elementwise=(PER_ELEMENT["sigmoid"][0] + 1) * result.numel)  # sigmoid(b) * a
+    # sigmoid(b) * a
+    return Work(elementwise=(PER_ELEMENT["sigmoid"][0] + 1) * result.numel,
+                kind="transcendental")
 
 
 @register("_masked_softmax", op_class="elementwise")
 def masked_softmax(*, result: TensorMeta, **_: object) -> Work:
-    return Work(elementwise=SOFTMAX * result.numel)
+    return Work(elementwise=SOFTMAX * result.numel, kind="transcendental")
 
 
 @register("dropout", "dropout_", "feature_dropout", "alpha_dropout", op_class="elementwise")
@@ -175,10 +195,10 @@ def dropout(p: float, train: bool, *, result: TensorMeta, **_: object) -> Work:
     if not train or p == 0:
         # Eval-mode dropout returns its input: no work, no traffic.
         return Work(reads=(), writes=())
-    return Work(elementwise=2 * result.numel)
+    return Work(elementwise=2 * result.numel, kind="arithmetic")
 
 
 @register("native_dropout", op_class="elementwise")
 def native_dropout(input: TensorMeta, *, result: object, **_: object) -> Work:
     # result = (output, mask); the mask is written too (default traffic counts it).
-    return Work(elementwise=2 * input.numel)
+    return Work(elementwise=2 * input.numel, kind="arithmetic")

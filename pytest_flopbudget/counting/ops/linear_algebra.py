@@ -18,10 +18,12 @@ from ..registry import register
 from .elementwise import GELU, RELU
 
 
-def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    """MACs of ``torch.matmul`` for operand shapes ``a`` and ``b`` (1-D and broadcast rules)."""
+def matmul_dims(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(rows, k, m)`` of ``torch.matmul`` for operand shapes ``a`` and ``b`` (1-D and
+    broadcast rules): ``rows`` output rows over every batch, ``k`` the reduced length, ``m``
+    output columns."""
     if len(a) == 1 and len(b) == 1:
-        return a[0]
+        return 1, a[0], 1
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
     n, k = a2[-2], a2[-1]
@@ -31,7 +33,22 @@ def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     batch_a = (1,) * (width - len(batch_a)) + batch_a
     batch_b = (1,) * (width - len(batch_b)) + batch_b
     batch = math.prod(max(x, y) for x, y in zip(batch_a, batch_b, strict=True))
-    return batch * n * k * m
+    return batch * n, k, m
+
+
+def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """MACs of ``torch.matmul`` for operand shapes ``a`` and ``b`` (1-D and broadcast rules)."""
+    rows, k, m = matmul_dims(a, b)
+    return rows * k * m
+
+
+def product_work(a: tuple[int, ...], b: tuple[int, ...], elementwise: int = 0) -> Work:
+    """A product's MACs, its kind (one output row or column: a matrix-vector product) and its
+    MAC-array dims (the reduced length and the larger output dimension)."""
+    rows, k, m = matmul_dims(a, b)
+    return Work(macs=rows * k * m, elementwise=elementwise,
+                kind="matrix_vector" if min(rows, m) == 1 else "",
+                mac_dims=(k, max(rows, m) if min(rows, m) == 1 else m))
 
 
 @register("mm", "bmm", "mv", "dot", "vdot", "matmul", op_class="matmul")
@@ -40,7 +57,7 @@ def product(self: TensorMeta, mat2: TensorMeta | None = None, vec: TensorMeta | 
             result: object, **_: object) -> Work:
     # self @ the second operand: mat2 (mm [n,k]@[k,m], bmm [B,n,k]@[B,k,m]), vec (mv [n,k]@[k]),
     # tensor (dot [k].[k]) or other (vdot, matmul)
-    return Work(macs=matmul_macs(self.shape, one_of(mat2, vec, tensor, other).shape))
+    return product_work(self.shape, one_of(mat2, vec, tensor, other).shape)
 
 
 @register("addmm", "_addmm_activation", "baddbmm", "addbmm", "addmv", op_class="matmul")
@@ -55,8 +72,7 @@ def product_plus_term(mat1: TensorMeta | None = None, mat2: TensorMeta | None = 
     per_output = 1
     if use_gelu is not None:
         per_output += GELU if use_gelu else RELU
-    return Work(macs=matmul_macs(a.shape, b.shape),
-                elementwise=per_output * outputs(result)[0].numel)
+    return product_work(a.shape, b.shape, per_output * outputs(result)[0].numel)
 
 
 @register("linear", op_class="matmul")
@@ -65,7 +81,8 @@ def linear(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None = None
     # x [..., in] @ w.T [in, out]: rows * out * in MACs; bias: rows * out adds
     rows = input.numel // input.shape[-1] if input.shape else 1
     n_out, n_in = (weight.shape[0], weight.shape[1]) if weight.ndim == 2 else (1, weight.shape[0])
-    return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if bias is not None else 0)
+    return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if bias is not None else 0,
+                kind="matrix_vector" if rows == 1 else "", mac_dims=(n_in, n_out))
 
 
 @register("addr", op_class="elementwise")

@@ -28,11 +28,15 @@ RMS_NORMALIZE = 1
 RMS_STATISTICS = 2
 
 
-def norm_work(x: TensorMeta, stats: bool, weight: object, bias: object) -> Work:
-    """Work of a mean/variance normalisation of ``x``."""
+def norm_work(x: TensorMeta, stats: bool, weight: object, bias: object,
+              per_channel: bool = False) -> Work:
+    """Work of a mean/variance normalisation of ``x``; ``per_channel``: with fixed per-channel
+    statistics (eval-mode batch norm) it is a per-channel scale and shift, kind
+    ``"channel_affine"``, which a compiling runtime folds into the product before it."""
     per = NORMALIZE + (STATISTICS if stats else 0)
     per += (weight is not None) + (bias is not None)
-    return Work(elementwise=per * x.numel)
+    return Work(elementwise=per * x.numel, kind="channel_affine" if per_channel and not stats
+                else "")
 
 
 @register("batch_norm", "native_batch_norm", "_native_batch_norm_legit", "cudnn_batch_norm",
@@ -41,13 +45,13 @@ def batch_norm(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | 
                training: bool, **_: object) -> Work:
     # statistics are computed in training; every overload of these operators (with or without
     # running statistics) names the flag ``training``
-    return norm_work(input, training, weight, bias)
+    return norm_work(input, training, weight, bias, per_channel=True)
 
 
 @register("_native_batch_norm_legit_no_training", "_batch_norm_no_update", op_class="norm")
 def batch_norm_eval(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None,
                     **_: object) -> Work:
-    return norm_work(input, False, weight, bias)
+    return norm_work(input, False, weight, bias, per_channel=True)
 
 
 @register("_batch_norm_with_update", op_class="norm")

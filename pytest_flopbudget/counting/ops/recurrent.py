@@ -70,6 +70,8 @@ def stage_work(kind: str, steps: int, rows: int, x: TensorMeta, weights: Sequenc
         steps=steps,
         step_reads=tuple(step_reads),
         label=label,
+        weights=tuple(weights),
+        mac_dims=(width_in, gates * hidden),
     )
 
 
