@@ -1,4 +1,5 @@
-"""The networks of the edge calibration set (``bench/edge/networks.py``) are the published ones.
+"""The networks of the edge calibration set (``bench/edge/networks.py``) are the published ones,
+and its rows (``bench/edge/calibration_set.toml``) are well formed.
 
 Every builder's parameter count is compared with the published count of the architecture it
 rebuilds, written here by hand with where it comes from. Where the published figure is rounded,
@@ -20,6 +21,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.edge import networks as N
+from bench.edge.rows import load, load_rows
 from pytest_flopbudget import profile
 
 
@@ -243,3 +245,48 @@ def test_macs_match_the_published_figure(name: str, side: int, exact: int, publi
     assert macs == exact
     scale = 2 if "GFLOPs (2 x MACs)" in source else 1
     assert round(scale * macs / 1e9, digits) == published, source
+
+
+# --- the rows file ---------------------------------------------------------------------------
+def test_rows_are_well_formed_and_build() -> None:
+    data = load()
+    rows = data.rows
+    assert len(rows) == 45
+    assert set(data.sources) == {"coral", "t2t", "idein", "ncnn4", "ncnn5", "rknn", "mlp07",
+                                 "mlp11", "hmz", "tiny", "stzoo", "et"}
+    for row in rows:
+        assert row.builder in N.BUILDERS, row.id
+        assert row.precision in ("int8", "fp16", "fp32"), row.id
+        assert row.published_ms > 0 and row.predicted_ms_8c8bd81 > 0, row.id
+        model, x = row.build()
+        assert x.shape == row.input and x.device.type == "meta", row.id
+        assert next(model.parameters()).device.type == "meta", row.id
+
+
+def test_clock_notes() -> None:
+    rows = {r.id: r for r in load_rows()}
+    # STM32H7A3 at 280 MHz and STM32H747 at 400 MHz vs the catalog's 480 MHz: compare cycles
+    assert rows["h7a3-kws"].clock_scale == pytest.approx(480 / 280)
+    assert rows["h747-sq-224"].clock_scale == pytest.approx(480 / 400)
+    # the Raspberry Pi 4 ran at 1.8 GHz (catalog 1.5 GHz): recorded, not scaled
+    assert (rows["rpi4-alexnet"].board_mhz, rows["rpi4-alexnet"].catalog_mhz) == (1800, 1500)
+    assert rows["rpi4-alexnet"].clock_scale == 1.0
+    assert sum(r.compare_cycles for r in rows.values()) == 8
+
+
+def test_holdout_split_is_spread_over_devices() -> None:
+    rows = load_rows()
+    holdout = load_rows(split="holdout")
+    assert len(holdout) == 15 and len(load_rows(split="calibration")) == 30
+    by_device: dict[str, list[str]] = {}
+    for r in rows:
+        by_device.setdefault(r.device, []).append(r.split)
+    for device, splits in by_device.items():
+        if len(splits) >= 3:  # tested on rows it was not fitted on, fitted on most
+            assert 0 < splits.count("holdout") < splits.count("calibration"), device
+        else:  # single-row devices stay fittable
+            assert "calibration" in splits, device
+    assert {r.precision for r in holdout} == {"int8", "fp16", "fp32"}
+    assert load_rows(devices=("rk3588-npu",), split="holdout")[0].id == "rk-yolov5s_relu"
+    with pytest.raises(ValueError, match="split"):
+        load_rows(split="test")
