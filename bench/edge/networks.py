@@ -90,6 +90,12 @@ def conv_bias(c_in: int, c_out: int, k: Kernel = 1, s: int = 1, p: Kernel | None
     return conv(c_in, c_out, k, s, p, groups=groups, bias=True, bn=False, act=act)
 
 
+def caffe_pool(k: int = 3, s: int = 2) -> nn.MaxPool2d:
+    """Max pooling whose output size rounds up, as Caffe's (and torchvision's GoogLeNet and
+    SqueezeNet, and ncnn's default ``Pooling``) does."""
+    return nn.MaxPool2d(k, s, ceil_mode=True)
+
+
 def make_divisible(v: float, divisor: int = 8) -> int:
     """torchvision's ``_make_divisible`` (and TF's ``round_filters``): nearest multiple of
     ``divisor``, never 10% below ``v``."""
@@ -239,13 +245,12 @@ def googlenet(num_classes: int = 1000) -> nn.Module:
         return conv(c_in, c_out, k, eps=1e-3)
 
     inc = {name: _inception(*cfg, unit=unit, k5=3) for name, cfg in GOOGLENET.items()}
-    pool = dict(kernel_size=3, stride=2, ceil_mode=True)
     return nn.Sequential(
-        conv(3, 64, 7, 2, eps=1e-3), nn.MaxPool2d(**pool),
-        conv(64, 64, 1, eps=1e-3), conv(64, 192, 3, eps=1e-3), nn.MaxPool2d(**pool),
-        inc["3a"], inc["3b"], nn.MaxPool2d(**pool),
+        conv(3, 64, 7, 2, eps=1e-3), caffe_pool(),
+        conv(64, 64, 1, eps=1e-3), conv(64, 192, 3, eps=1e-3), caffe_pool(),
+        inc["3a"], inc["3b"], caffe_pool(),
         inc["4a"], inc["4b"], inc["4c"], inc["4d"], inc["4e"],
-        nn.MaxPool2d(2, 2, ceil_mode=True), inc["5a"], inc["5b"],
+        caffe_pool(2), inc["5a"], inc["5b"],
         Classifier(1024, num_classes, dropout=0.2),
     )
 
@@ -317,11 +322,10 @@ class SqueezeNet11(nn.Module):
     def __init__(self, num_classes: int = 1000, conv10_padding: int = 0,
                  softmax: bool = False) -> None:
         super().__init__()
-        pool = dict(kernel_size=3, stride=2, ceil_mode=True)
         self.features = nn.Sequential(
-            conv_bias(3, 64, 3, 2, 0), nn.MaxPool2d(**pool),
-            _fire(64, 16, 64, 64), _fire(128, 16, 64, 64), nn.MaxPool2d(**pool),
-            _fire(128, 32, 128, 128), _fire(256, 32, 128, 128), nn.MaxPool2d(**pool),
+            conv_bias(3, 64, 3, 2, 0), caffe_pool(),
+            _fire(64, 16, 64, 64), _fire(128, 16, 64, 64), caffe_pool(),
+            _fire(128, 32, 128, 128), _fire(256, 32, 128, 128), caffe_pool(),
             _fire(256, 48, 192, 192), _fire(384, 48, 192, 192),
             _fire(384, 64, 256, 256), _fire(512, 64, 256, 256),
         )
@@ -637,12 +641,11 @@ def ncnn_alexnet() -> nn.Module:
     def lrn() -> nn.Module:
         return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75)
 
-    pool = dict(kernel_size=3, stride=2, ceil_mode=True)
     return _ncnn(
-        conv_bias(3, 96, 11, 4, 0), lrn(), nn.MaxPool2d(**pool),
-        conv_bias(96, 256, 5, groups=2), lrn(), nn.MaxPool2d(**pool),
+        conv_bias(3, 96, 11, 4, 0), lrn(), caffe_pool(),
+        conv_bias(96, 256, 5, groups=2), lrn(), caffe_pool(),
         conv_bias(256, 384, 3), conv_bias(384, 384, 3, groups=2),
-        conv_bias(384, 256, 3, groups=2), nn.MaxPool2d(**pool), nn.Flatten(),
+        conv_bias(384, 256, 3, groups=2), caffe_pool(), nn.Flatten(),
         nn.Linear(9216, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
         nn.Linear(4096, 1000),
     )
@@ -653,16 +656,15 @@ def ncnn_googlenet() -> nn.Module:
     BatchNorm, true 5x5 branches, local response normalisation after ``pool1`` and
     ``conv2/3x3``, Caffe pooling, 7x7 average pool, dropout, ``loss3/classifier``."""
     inc = {name: _inception(*cfg, unit=conv_bias, k5=5) for name, cfg in GOOGLENET.items()}
-    pool = dict(kernel_size=3, stride=2, ceil_mode=True)
 
     def lrn() -> nn.Module:
         return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75)
 
     return _ncnn(
-        conv_bias(3, 64, 7, 2), nn.MaxPool2d(**pool), lrn(),
-        conv_bias(64, 64, 1), conv_bias(64, 192, 3), lrn(), nn.MaxPool2d(**pool),
-        inc["3a"], inc["3b"], nn.MaxPool2d(**pool),
-        inc["4a"], inc["4b"], inc["4c"], inc["4d"], inc["4e"], nn.MaxPool2d(**pool),
+        conv_bias(3, 64, 7, 2), caffe_pool(), lrn(),
+        conv_bias(64, 64, 1), conv_bias(64, 192, 3), lrn(), caffe_pool(),
+        inc["3a"], inc["3b"], caffe_pool(),
+        inc["4a"], inc["4b"], inc["4c"], inc["4d"], inc["4e"], caffe_pool(),
         inc["5a"], inc["5b"], nn.AvgPool2d(7), nn.Flatten(), nn.Linear(1024, 1000),
     )
 
@@ -682,7 +684,7 @@ class CaffeResNet(nn.Module):
     def __init__(self, bottleneck: bool, layers: Sequence[int]) -> None:
         super().__init__()
         expansion = 4 if bottleneck else 1
-        stem = [conv_bias(3, 64, 7, 2), nn.MaxPool2d(3, 2, ceil_mode=True)]
+        stem = [conv_bias(3, 64, 7, 2), caffe_pool()]
         blocks: list[nn.Module] = []
         c_in = 64
         for i, (c, n) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
@@ -762,7 +764,7 @@ class ShuffleUnit(nn.Module):
 def ncnn_shufflenet_v2() -> nn.Module:
     """ncnn ``shufflenet_v2.param`` (ShuffleNet v2 1.0x, Caffe): 24-116-232-464-1024
     channels, units (4, 8, 4), folded BatchNorm, Caffe max pooling."""
-    layers: list[nn.Module] = [conv_bias(3, 24, 3, 2), nn.MaxPool2d(3, 2, ceil_mode=True)]
+    layers: list[nn.Module] = [conv_bias(3, 24, 3, 2), caffe_pool()]
     c_in = 24
     for c, n in ((116, 4), (232, 8), (464, 4)):
         for i in range(n):
