@@ -654,7 +654,8 @@ def ncnn_alexnet() -> nn.Module:
 def ncnn_googlenet() -> nn.Module:
     """ncnn ``googlenet.param`` (BVLC GoogLeNet, Caffe): convolutions with biases and no
     BatchNorm, true 5x5 branches, local response normalisation after ``pool1`` and
-    ``conv2/3x3``, Caffe pooling, 7x7 average pool, dropout, ``loss3/classifier``."""
+    ``conv2/3x3``, Caffe pooling, 7x7 average pool, ``loss3/classifier`` (the graph has no
+    dropout layer): 6,998,552 parameters."""
     inc = {name: _inception(*cfg, unit=conv_bias, k5=5) for name, cfg in GOOGLENET.items()}
 
     def lrn() -> nn.Module:
@@ -775,8 +776,9 @@ def ncnn_shufflenet_v2() -> nn.Module:
 
 
 def ncnn_efficientnet_b0() -> nn.Module:
-    """ncnn ``efficientnet_b0.param`` (EfficientNet-B0 exported from PyTorch through ONNX):
-    torchvision's efficientnet_b0 with BatchNorm folded into the convolution biases."""
+    """ncnn ``efficientnet_b0.param`` (an ONNX export of EfficientNet-B0): the layers of
+    torchvision's efficientnet_b0 with each BatchNorm folded into its convolution's bias, SE
+    as InnerProduct layers (rebuilt as the equivalent 1x1 convolutions on the pooled map)."""
     return nn.Sequential(EfficientNet(EFFICIENTNET_B0, se_ratio=0.25, bn=False), nn.Softmax(1))
 
 
@@ -818,8 +820,9 @@ class RegNetBlock(nn.Module):
 
 
 def ncnn_regnety_400m() -> nn.Module:
-    """ncnn ``regnety_400m.param`` (torchvision ``regnet_y_400mf`` exported through ONNX):
-    widths (48, 104, 208, 440), depths (1, 3, 6, 6), folded BatchNorm."""
+    """ncnn ``regnety_400m.param`` (an ONNX export of RegNetY-400MF, torchvision
+    ``regnet_y_400mf``'s layers): widths (48, 104, 208, 440), depths (1, 3, 6, 6), group
+    width 8, folded BatchNorm."""
     layers: list[nn.Module] = [conv_bias(3, 32, 3, 2)]
     c_in = 32
     for c, n in ((48, 1), (104, 3), (208, 6), (440, 6)):
