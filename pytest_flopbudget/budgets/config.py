@@ -28,8 +28,8 @@ from typing import Any
 from ..core.text import suggest
 from ..core.tomlio import TomlError, read_toml
 from ..devices.catalog import Catalog
-from ..devices.device import DeviceError
-from ..devices.device_file import DEFAULT_PATH, load_host
+from ..devices.device import Device, DeviceError
+from ..devices.device_file import DEFAULT_PATH, HOST, load_host
 from .limits import KNOWN, BudgetError, check_arguments
 
 SECTION = "[tool.flopbudget]"
@@ -70,6 +70,16 @@ class Config:
             if fnmatch.fnmatchcase(nodeid, pattern) or nodeid.endswith(pattern):
                 layers.append((f"{self.where('tests')}.{_quote(pattern)}", args))
         return layers
+
+    def device(self, name: str) -> Device:
+        """The device called ``name`` from the session's catalog; ``host`` without a
+        calibration file says how to make one."""
+        if name == HOST and HOST not in self.catalog.names:
+            raise DeviceError(f"device 'host' is this machine once calibrated, and there is "
+                              f"no calibration file at {self.host_path}: run 'pytest "
+                              f"--flop-calibrate' or 'python -m pytest_flopbudget calibrate' "
+                              f"to measure this machine and write it")
+        return self.catalog.get(name)
 
     def where(self, *keys: str) -> str:
         name = self.path.name if self.path else "pyproject.toml"
@@ -146,7 +156,7 @@ def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
                           for p, a in config.tests.items()]]:
         if "device" in args:
             try:
-                catalog.get(args["device"])
+                config.device(args["device"])
             except DeviceError as exc:
                 raise ConfigError(f"{where}: device: {exc}") from None
     return config

@@ -64,6 +64,7 @@ from ..ci.comparison import RunComparison, compare_test
 from ..core.files import append_text, atomic_write
 from ..reporting.baseline_text import regression_message, summary_lines
 from ..reporting.markdown import markdown
+from . import ini
 from .options import option_path
 
 
@@ -99,7 +100,9 @@ class Gate:
         self.manager = manager
         config = manager.config
         settings = manager.settings
-        self.cli_growth: dict[str, Fraction] | None = config.getoption("flop_max_growth")
+        growth = ini.setting(config, "flop_max_growth", ini.growth)
+        self.cli_growth: dict[str, Fraction] | None = growth[0] if growth else None
+        self.growth_origin = growth[1] if growth else "--flop-max-growth"
         self.save_to = option_path(config, "flop_save_baseline")
         self.markdown_to = option_path(config, "flop_markdown")
         self.messages: list[str] = []
@@ -108,7 +111,10 @@ class Gate:
         source = option_path(config, "flop_baseline")
         origin = "--flop-baseline"
         configured = settings.settings.get("baseline")
-        if source is None and configured is not None and self.save_to is None:
+        from_ini = ini.ini_value(config, "flop_baseline")
+        if source is None and from_ini is not None and self.save_to is None:
+            source, origin = ini.ini_path(config, from_ini), ini.where("flop_baseline")
+        elif source is None and configured is not None and self.save_to is None:
             origin = f"{settings.where()} baseline"
             if not isinstance(configured, str) or not configured:
                 raise pytest.UsageError(f"{origin} must be a file path, got {configured!r}")
@@ -123,7 +129,7 @@ class Gate:
         """The growth limits of one test, laid over from general to specific."""
         config_layers = self.manager.settings.layers_for(item.nodeid)
         layers = [(where, args.get("max_growth")) for where, args in config_layers]
-        layers.insert(1, ("--flop-max-growth", self.cli_growth))
+        layers.insert(1, (self.growth_origin, self.cli_growth))
         marker = item.get_closest_marker("flop_budget")
         if marker is not None:
             layers.append((f"@flop_budget on {item.nodeid}", marker.kwargs.get("max_growth")))
