@@ -59,7 +59,8 @@ from typing import Any
 import pytest
 
 from ..budgets.growth import GROWTH_METRICS, GrowthError, Limit, growth_option, resolve_growth
-from ..ci.baseline_file import Baseline, BaselineError, baseline_document, dumps
+from ..budgets.measurement import over_budget
+from ..ci.baseline_file import Baseline, BaselineError, baseline_document, dumps, merge
 from ..ci.comparison import RunComparison, compare_test
 from ..core.files import append_text, atomic_write
 from ..reporting.baseline_text import regression_message, summary_lines
@@ -91,6 +92,43 @@ def install(manager: Any) -> None:
     manager.add_check(gate.check)
     manager.add_summary(gate.summary)
     manager.add_finish(gate.finish)
+    if gate.save_to is not None:  # which tests exist: kept or dropped from the saved file
+        manager.config.pluginmanager.register(Collected(manager.config),
+                                              "flopbudget-collected")
+
+
+#: Key of the collected node ids in an xdist worker's output.
+COLLECTED = "flopbudget_collected"
+
+
+class Collected:
+    """The node ids this session collected, before ``-k``, ``-m``, ``--deselect`` or
+    ``--lf`` deselect any (on the controller, gathered from every xdist worker). Saving a
+    baseline keeps the entries of tests not run now, and drops those of tests that no longer
+    exist: a test whose file was collected but which is not in it any more, or whose file is
+    gone."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.nodeids: set[str] = set()
+
+    @pytest.hookimpl(tryfirst=True)  # before deselection
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.nodeids.update(item.nodeid for item in items)
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:
+            output[COLLECTED] = sorted(self.nodeids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.nodeids.update(getattr(node, "workeroutput", {}).get(COLLECTED, ()))
+
+    def gone(self, nodeid: str) -> bool:
+        """True when the test ``nodeid`` no longer exists."""
+        file = nodeid.split("::", 1)[0]
+        files = {n.split("::", 1)[0] for n in self.nodeids}
+        return (not (self.config.rootpath / file).exists()
+                or (file in files and nodeid not in self.nodeids))
 
 
 class Gate:
@@ -172,9 +210,11 @@ class Gate:
         if self.save_to is not None:
             self._save(records, session)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if self.markdown_to is None and not (self.baseline and step_summary):
+        failures = [(r["nodeid"], r["error"]) for r in records
+                    if r["outcome"] == "failed" and over_budget(r)]
+        if self.markdown_to is None and not ((self.baseline or failures) and step_summary):
             return
-        text = markdown(self.comparison(records))
+        text = markdown(self.comparison(records), failures)
         if self.markdown_to is not None:
             atomic_write(self.markdown_to[0], text)
         if step_summary:  # other steps of the job append to the same file
@@ -189,21 +229,33 @@ class Gate:
         document = baseline_document(records)
         if not document["tests"]:
             why = "no test profiled a model"
+        old: dict[str, Any] = {}
+        if not why and path.exists():
+            try:
+                old = Baseline.load(path, shown, "--flop-save-baseline").tests
+            except BaselineError as exc:
+                why = f"{exc}; delete it or save elsewhere"
         if why:
             self.messages.append(f"baseline NOT saved to {shown}: {why}; the file is left "
                                  f"as it was")
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
+        collected = self.manager.config.pluginmanager.get_plugin("flopbudget-collected")
+        document, kept, dropped = merge(old, document, collected.gone)
         atomic_write(path, dumps(document))
         models = sum(len(t) for t in document["tests"].values())
+        extra = [f"{len(kept)} kept from the file (not profiled in this run)" if kept else "",
+                 f"{len(dropped)} dropped (no longer collected): {', '.join(dropped)}"
+                 if dropped else ""]
+        extra_text = "; ".join(e for e in extra if e)
         self.messages.append(f"baseline saved to {shown}: {len(document['tests'])} tests, "
-                             f"{models} models")
+                             f"{models} models" + (f" ({extra_text})" if extra_text else ""))
 
     def summary(self, tr: Any, records: list[dict[str, Any]]) -> None:
         lines = []
         if self.baseline is not None:
-            lines.extend(summary_lines(self.comparison(records)))
+            lines.extend(summary_lines(self.comparison(records), self.manager.verbosity))
         elif self.cli_growth is not None:
             lines.append("--flop-max-growth given without a baseline (--flop-baseline or "
                          "[tool.flopbudget] baseline): nothing compared")
