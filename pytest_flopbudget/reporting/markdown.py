@@ -93,7 +93,8 @@ def markdown(run: RunComparison, failures: Sequence[tuple[str, str]] = (),
     table = md_table(header, [], right={3, 4, 5, 6})
     regressed = Section("Regressed", table, noun=("regressed test", "regressed tests"))
     changed = Section("Changed", table, noun=("changed test", "changed tests"))
-    grown = Section("Layers that grew most", [], noun=("layer table", "layer tables"), blank_after=False)
+    grown = Section("Layers that grew most", [], noun=("layer table", "layer tables"),
+                    blank_after=False)
     over = Section("Over budget", [], noun=("test over budget", "tests over budget"))
     remarks = Section("Notes", [], noun=("note", "notes"))
     new = Section("New tests (not in the baseline)" if run.source else "Profiled tests", [],
