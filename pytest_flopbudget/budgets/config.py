@@ -110,6 +110,34 @@ def load(rootdir: Path, host_file: Path | None = None) -> Config:
     return config
 
 
+def host_file_setting(start: Path) -> tuple[Path, str]:
+    """Where the calibrated ``host`` device is written and read, for ``python -m
+    pytest_flopbudget calibrate`` run in ``start``: ``host_file`` of the nearest
+    ``pyproject.toml`` (``start`` or a parent) with a ``[tool.flopbudget]`` table, relative
+    to that file's directory (default ``.flopbudget/host.toml`` there); without one,
+    ``.flopbudget/host.toml`` under ``start``. Returns ``(path, why that path)``; a bad
+    ``host_file`` raises :class:`ConfigError` naming the key."""
+    for folder in (start, *start.parents):
+        path = folder / "pyproject.toml"
+        if not path.is_file():
+            continue
+        try:
+            data = read_toml(path, str(path))
+        except TomlError as exc:
+            raise ConfigError(str(exc)) from None
+        section = data.get("tool", {}).get("flopbudget")
+        if not isinstance(section, Mapping):
+            continue
+        setting = section.get("host_file")
+        if setting is None:
+            return folder / DEFAULT_PATH, f"the default next to {path}"
+        if not isinstance(setting, str) or not setting.strip():
+            raise ConfigError(f"{path} [tool.flopbudget]: host_file must be a file path (a "
+                              f"string), got {setting!r}")
+        return folder / setting, f"{path} [tool.flopbudget] host_file"
+    return start / DEFAULT_PATH, "the default (no pyproject.toml with [tool.flopbudget])"
+
+
 def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
           host_file: Path | None = None) -> Config:
     """Fill ``config`` from a ``[tool.flopbudget]`` table (raises on the first error)."""

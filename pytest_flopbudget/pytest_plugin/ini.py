@@ -81,7 +81,7 @@ def ini_value(config: pytest.Config, name: str) -> Any:
     """The ini option's value, ``None`` when unset; a bad boolean is a usage error."""
     try:
         value = config.getini(name)
-    except ValueError as exc:
+    except (ValueError, pytest.UsageError) as exc:  # a bad boolean
         raise pytest.UsageError(f"{where(name)}: {exc}") from None
     if INI[name].type == "bool":
         return True if value else None
