@@ -40,18 +40,20 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int] 
 
 
 def _fit(widths: list[int], fixed: set[int], room: int) -> list[int]:
-    """Column widths narrowed (all but ``fixed``, widest first) to fit ``room`` columns."""
-    widths = list(widths)
-    total = sum(widths) + 2 * (len(widths) - 1)
+    """Column widths narrowed (all but ``fixed``, widest first) to fit ``room`` columns;
+    unchanged when even the narrowest table would not fit (its lines wrap anyway, and a cut
+    text would only lose what it says)."""
+    narrowed = list(widths)
+    total = sum(narrowed) + 2 * (len(narrowed) - 1)
     while total > room:
-        text = [i for i in range(len(widths)) if i not in fixed and widths[i] > MIN_COLUMN]
+        text = [i for i in range(len(narrowed)) if i not in fixed and narrowed[i] > MIN_COLUMN]
         if not text:
-            break
-        widest = max(text, key=lambda i: widths[i])
-        step = min(total - room, widths[widest] - MIN_COLUMN)
-        widths[widest] -= step
+            return list(widths)
+        widest = max(text, key=lambda i: narrowed[i])
+        step = min(total - room, narrowed[widest] - MIN_COLUMN)
+        narrowed[widest] -= step
         total -= step
-    return widths
+    return narrowed
 
 
 def _cut(cell: str, width: int) -> str:
