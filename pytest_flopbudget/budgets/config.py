@@ -5,6 +5,7 @@
     dtype = "int8"            # default deployment precision
     max_mflops = 500          # a default limit for every budgeted test
     hotspots = 5              # layers listed per failing test
+    strict = true             # the coverage gate: an operator without a formula fails
 
     [tool.flopbudget.devices.my-npu]
     base = "npu"
@@ -12,6 +13,12 @@
 
     [tool.flopbudget.tests."tests/test_models.py::test_backbone"]   # fnmatch on the node id
     max_gmacs = 0.35
+
+    [tool.flopbudget.tests."tests/test_models.py::test_edge".modules.backbone]
+    max_gmacs = 0.3           # a per-module limit (module path "backbone")
+
+The scalar settings also have pytest ini twins (``flop_device``...), which win over this
+section: see :mod:`pytest_flopbudget.pytest_plugin.ini`.
 
 A broken section never aborts the session: the error is kept and reported by every budgeted
 test (tests without budgets still run).

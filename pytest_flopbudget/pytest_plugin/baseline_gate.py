@@ -26,6 +26,16 @@ model then and one now compares them even if the class was renamed). Totals deci
 Tests not in the baseline are *new*, baseline tests that profiled nothing in this run are
 *missing*; neither fails.
 
+**Saving merges.** Over an existing baseline file, the tests profiled in this run replace
+their entries and every other entry is kept, so a ``-k`` / ``-m`` / file-selected run updates
+only what it ran; an entry is dropped only when its test no longer exists (its file was
+collected in this run, before deselection, and the test is not in it; or its file is gone).
+A file at the path that is not a baseline is never overwritten.
+
+**What is shown.** Only what changed: the changed metrics of the changed tests, and one line
+counting the unchanged ones (``-v`` lists them; ``-q`` shows only the regressed tests). The
+Markdown stays under GitHub's comment limit (:mod:`pytest_flopbudget.reporting.markdown`).
+
 **Baseline file** (JSON, ``sort_keys``, no timestamps, exact integers; latency in seconds)::
 
     {"schema": "pytest-flopbudget-baseline/1",
