@@ -62,8 +62,13 @@ def test_markdown_of_200_parametrized_tests_stays_under_the_comment_limit(pytest
     # over 5% for n = 0..9 (10 regressed: 1/19 = 5.3%, 1/20 = 5.0% is not over)
     pytester.makepyfile(test_many=MANY.format(grow=1))
     result = pytester.runpytest(f"--flop-baseline={base}", "--flop-max-growth=5%",
-                                f"--flop-markdown={md}")
+                                f"--flop-markdown={md}", "-q")
     result.assert_outcomes(passed=190, failed=10)
+    # -q: the terminal shows the regressed tests only
+    lines = section(result)
+    assert lines[0] == f"compared with {base}: 10 regressed, 190 within limits, 0 new, 0 missing"
+    assert [line for line in lines if not line.startswith(" ")] == [
+        lines[0], *(f"test_many.py::test_model[{n}]: Linear: REGRESSED" for n in range(10))]
     text = md.read_text()
     assert len(text) <= MARKDOWN_LIMIT < GITHUB_COMMENT_LIMIT == 65_536
     assert text.startswith(f"### flop budget: compared with `{base}`\n\n"

@@ -267,8 +267,8 @@ class Gate:
         if self.baseline is not None:
             lines.extend(summary_lines(self.comparison(records), self.manager.verbosity))
         elif self.cli_growth is not None:
-            lines.append("--flop-max-growth given without a baseline (--flop-baseline or "
-                         "[tool.flopbudget] baseline): nothing compared")
+            lines.append(f"{self.growth_origin} given without a baseline (--flop-baseline, "
+                         f"flop_baseline or [tool.flopbudget] baseline): nothing compared")
         lines.extend(self.messages)
         if lines:
             tr.write_sep("=", "flop budget baseline")

@@ -129,7 +129,7 @@ class FlopBudgetPlugin:
     @property
     def verbosity(self) -> int:
         """pytest's verbosity: ``-q`` is -1, ``-v`` is 1."""
-        return int(self.config.get_verbosity())
+        return int(self.config.getoption("verbose"))
 
     @property
     def width(self) -> int | None:
