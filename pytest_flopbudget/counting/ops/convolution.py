@@ -59,7 +59,7 @@ def conv_kind(spatial: int, depthwise: bool, transposed: bool, kernel: tuple[int
 
 def _all_one(value: object) -> bool:
     values = value if isinstance(value, (list, tuple)) else [value]
-    return all(int(v) == 1 for v in values)  # type: ignore[call-overload]
+    return all(int(v) == 1 for v in values)  # type: ignore[arg-type]
 
 
 @register("convolution", "_convolution", op_class="conv")
