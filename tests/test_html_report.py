@@ -218,7 +218,7 @@ def test_roofline_points_are_the_timed_layers_on_or_under_the_roof(report):
         assert p.find("title").text.startswith(p.attrs["data-layer"] or "<model>")
     svg = vib.find("figure", "roofline").find("svg")
     labels = [t.text for t in svg.iter("text")]
-    assert "lstm 97%" in labels  # the hotspot is named on the chart
+    assert "lstm 98%" in labels  # the hotspot is named on the chart (97.8% of the time)
     assert any("ridge: 400 FLOP/B" in t for t in labels)
     caption = vib.find("figure", "roofline").find("figcaption").text
     assert "its FLOPs / its predicted time" in caption and "recurrent 0.2" in caption
