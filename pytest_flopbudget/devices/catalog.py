@@ -126,7 +126,7 @@ class Catalog:
                                   f"({KEYS[key]})")
         figures = {key: table[key] for key in FIGURES if key in table}
         try:
-            return Device(name=name, **figures)
+            return Device(name=name, **figures, origin=where)
         except DeviceError as exc:
             raise DeviceError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
         except (TypeError, ValueError) as exc:

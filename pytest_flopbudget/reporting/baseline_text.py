@@ -12,6 +12,7 @@ from typing import Any
 
 from ..ci.comparison import RunComparison
 from ..core.metrics import label
+from ..core.numbers import finite
 from ..core.text import layer_label, table
 
 
@@ -20,7 +21,7 @@ def fmt_metric(metric: str, value: float) -> str:
     if metric == "latency":
         ms = value * 1e3
         return f"{ms:.4f}" if ms >= 0.01 or ms == 0 else f"{ms:.3g}"
-    return f"{int(value):,}" if value == int(value) else f"{value:,.1f}"
+    return f"{int(value):,}" if finite(value) and value == int(value) else f"{value:,.1f}"
 
 
 def change_text(old: float, new: float) -> str:
