@@ -59,11 +59,13 @@ from typing import Any
 import pytest
 
 from ..budgets.growth import GROWTH_METRICS, GrowthError, Limit, growth_option, resolve_growth
+from ..budgets.limits import BudgetError
 from ..ci.baseline_file import Baseline, BaselineError, baseline_document, dumps
 from ..ci.comparison import RunComparison, compare_test
 from ..core.files import append_text, atomic_write
 from ..reporting.baseline_text import regression_message, summary_lines
 from ..reporting.markdown import markdown
+from .markers import marker_arguments
 from .options import option_path
 
 
@@ -124,9 +126,9 @@ class Gate:
         config_layers = self.manager.settings.layers_for(item.nodeid)
         layers = [(where, args.get("max_growth")) for where, args in config_layers]
         layers.insert(1, ("--flop-max-growth", self.cli_growth))
-        marker = item.get_closest_marker("flop_budget")
-        if marker is not None:
-            layers.append((f"@flop_budget on {item.nodeid}", marker.kwargs.get("max_growth")))
+        marked = marker_arguments(item)  # stacked markers: the tightest growth per metric
+        if marked is not None:
+            layers.append((marked[0], marked[1].get("max_growth")))
         return resolve_growth(layers)
 
     # worker side: runs when a budgeted test ends
@@ -136,7 +138,7 @@ class Gate:
         measurements = [m.to_dict() for m in record.measurements]
         try:
             limits = self.limits(item)
-        except GrowthError as exc:
+        except (GrowthError, BudgetError) as exc:
             return [f"flop budget: {exc}"]
         result = compare_test(measurements, self.baseline.tests.get(record.nodeid), limits,
                               self.manager.hotspots)

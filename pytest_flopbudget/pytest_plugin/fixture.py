@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from ..budgets import scaling
 from ..budgets.limits import Budget
 from ..budgets.measurement import Measurement, TestRecord
 from ..budgets.scaling import Scaling
-from ..counting.profile import ModelProfile, profile
-from ..devices.device import Device
+from ..counting.profile import ModelProfile, check_options, profile
+from ..devices.device import Device, DeviceError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -21,7 +24,10 @@ class FlopBudget:
     the test ends.
 
     ``flop_budget(model, *inputs, **forward_kwargs)`` profiles ``model`` at the budget's dtype
-    (else the device's default) and returns the :class:`ModelProfile`.
+    (else the device's default) and returns the :class:`ModelProfile`; it takes
+    :func:`profile`'s options too (``dtype=`` prices this profile at another precision). A
+    wrong option, or a device whose figures make the prediction absurd, fails the test with
+    one line naming it.
     """
 
     def __init__(self, record: TestRecord, budget: Budget, device: Device) -> None:
@@ -34,8 +40,12 @@ class FlopBudget:
         """The deployment precision profiles are priced at."""
         return self.budget.dtype or self.device.default_dtype
 
-    def __call__(self, model: nn.Module, *inputs: Any, **kwargs: Any) -> ModelProfile:
-        prof = profile(model, *inputs, dtype=self.dtype, **kwargs)
+    def __call__(self, model: nn.Module, *inputs: Any, dtype: str | None = None,
+                 **kwargs: Any) -> ModelProfile:
+        dtype = self.dtype if dtype is None else dtype
+        with _one_line(TypeError, ValueError):
+            check_options(model, dtype, **kwargs)
+        prof = profile(model, *inputs, dtype=dtype, **kwargs)
         self.add(prof)
         return prof
 
@@ -44,10 +54,15 @@ class FlopBudget:
         """Profile ``model`` on ``make_inputs(n)`` for every ``n`` in ``sizes`` and fit how
         each metric grows (``value ~ n^order``); the marker's ``max_order`` bounds the orders.
         The largest size is recorded as the test's measurement."""
-        return scaling.run(self, model, make_inputs, sizes, **kwargs)
+        with _one_line(DeviceError):
+            return scaling.run(self, model, make_inputs, sizes, **kwargs)
 
     def add(self, prof: ModelProfile, name: str | None = None, **extra: Any) -> Measurement:
         """Record an already computed profile (extra figures go into the report as given)."""
+        with _one_line(DeviceError):
+            return self._add(prof, name, **extra)
+
+    def _add(self, prof: ModelProfile, name: str | None, **extra: Any) -> Measurement:
         name = name or prof.model
         taken = {m.name for m in self.record.measurements}
         if name in taken:
@@ -61,3 +76,17 @@ class FlopBudget:
         measurement.extra.update(extra)
         self.record.measurements.append(measurement)
         return measurement
+
+
+@contextmanager
+def _one_line(*errors: type[Exception]) -> Iterator[None]:
+    """Turn ``errors`` (a wrong option, an absurd device: the user's input, not a bug of
+    the model under test) into a test failure of one line, without a traceback into this
+    package."""
+    try:
+        yield
+    except errors as exc:
+        message = f"flop budget: {exc}"
+    else:
+        return
+    pytest.fail(message, pytrace=False)

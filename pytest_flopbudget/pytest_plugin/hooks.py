@@ -30,12 +30,11 @@ from ..devices.catalog import set_default_catalog
 from ..devices.device import DeviceError
 from ..reporting.text import failing_summary, failure_message, report_table, unsupported_summary
 from . import baseline_gate, complexity, html_output
+from .markers import MARKER, marker_arguments
 from .options import option_path, positive_int
 
 if TYPE_CHECKING:  # the fixture imports torch: only a budgeted test's setup loads it
     from .fixture import FlopBudget
-
-MARKER = "flop_budget"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,6 +83,11 @@ class TestState:
 
 
 STATE = pytest.StashKey[TestState]()
+
+
+class OverBudget(pytest.fail.Exception):  # type: ignore[name-defined]
+    """A test's body passed but its budget did not: the test fails in its call phase, where
+    pytest's outcome handling (``xfail``) applies to it as to any failure."""
 Check = Callable[[TestRecord, pytest.Item], list[str]]
 Summary = Callable[[Any, list[dict[str, Any]]], None]
 Finish = Callable[[list[dict[str, Any]], pytest.Session], None]
@@ -157,14 +161,22 @@ class FlopBudgetPlugin:
     # -- per test ------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        marker = item.get_closest_marker(MARKER)
-        uses_fixture = MARKER in getattr(item, "fixturenames", ())
-        if marker is None and not uses_fixture:
-            return
+        marked = item.get_closest_marker(MARKER) is not None
+        if marked or MARKER in getattr(item, "fixturenames", ()):
+            self.prepare(item)
+
+    def prepare(self, item: pytest.Item) -> TestState:
+        """The test's budget and fixture, made once: when the test is set up, or when it
+        asks for the fixture later (``request.getfixturevalue("flop_budget")``). A wrong
+        budget fails the test with one line."""
+        state = item.stash.get(STATE, None)
+        if state is not None:
+            return state
         record = TestRecord(item.nodeid, None)
-        state = item.stash[STATE] = TestState(record, marker is not None)
+        marked = item.get_closest_marker(MARKER) is not None
+        state = item.stash[STATE] = TestState(record, marked)
         try:
-            budget = self._budget(item, marker)
+            budget = self._budget(item)
         except BudgetError as exc:
             record.outcome, record.error = "error", str(exc)
         else:
@@ -181,18 +193,27 @@ class FlopBudgetPlugin:
                 state.fixture = FlopBudget(record, budget, device)
         if record.outcome == "error":
             pytest.fail(f"flop budget: {record.error}", pytrace=False)
+        return state
 
-    def _budget(self, item: pytest.Item, marker: pytest.Mark | None) -> Budget:
+    def _budget(self, item: pytest.Item) -> Budget:
         if self.settings.error:
             raise BudgetError(self.settings.error)
         layers = self.settings.layers_for(item.nodeid)
-        if marker is not None:
-            where = f"@flop_budget on {item.nodeid}"
-            if marker.args:
-                raise BudgetError(f"{where}: takes keyword arguments only, got positional "
-                                  f"{marker.args!r}")
-            layers.append((where, marker.kwargs))
+        marked = marker_arguments(item)
+        if marked is not None:
+            layers.append(marked)
         return Budget.from_layers(layers, self.device_override)
+
+    @pytest.hookimpl(trylast=True)  # after the test body ran (and only if it passed)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        """Check the budget as the last step of the test's call: a test over budget fails
+        in its own call, so pytest's outcome handling (``xfail``) applies as to any
+        failure."""
+        state = item.stash.get(STATE, None)
+        if state is not None:
+            lines = self._verdict(state, item)
+            if lines:
+                raise OverBudget("\n".join(lines), pytrace=False)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -207,7 +228,15 @@ class FlopBudgetPlugin:
                 record.outcome, record.error = "error", "the test's setup failed"
             report.flopbudget = record.to_dict()
         elif call.when == "call":
-            self._verdict(state, item, report)
+            if report.skipped:  # pytest.skip() in the body, or an xfail
+                record.outcome = "skipped"
+            elif report.failed and record.outcome == "passed":
+                record.outcome = "failed"
+                record.error = ("the test failed before its budget was checked"
+                                if call.excinfo is not None else
+                                "the test passed, but it is a strict xfail")
+            elif report.failed and call.excinfo and call.excinfo.errisinstance(OverBudget):
+                report.longrepr = record.error  # the message alone, as the summary shows it
             report.flopbudget = record.to_dict()
             # JUnit XML (--junitxml) takes these from the teardown report
             item.user_properties.extend(
@@ -215,14 +244,9 @@ class FlopBudgetPlugin:
                 for m in report.flopbudget["measurements"]
                 for key in (metric.field for metric in METRICS.values()))
 
-    def _verdict(self, state: TestState, item: pytest.Item, report: pytest.TestReport) -> None:
+    def _verdict(self, state: TestState, item: pytest.Item) -> list[str]:
+        """The failure lines of a test whose body passed (none: within its budget)."""
         record = state.record
-        if report.failed:
-            record.outcome, record.error = "failed", "the test failed before its budget was checked"
-            return
-        if report.skipped:  # pytest.skip() in the body, or an xfail
-            record.outcome, record.error = "skipped", ""
-            return
         lines: list[str] = []
         if state.marked and not record.measurements:
             lines.append(f"{item.nodeid} has a @flop_budget marker but measured nothing: call "
@@ -234,8 +258,7 @@ class FlopBudgetPlugin:
         if lines:
             record.outcome = "failed"
             record.error = "\n".join(lines)
-            report.outcome = "failed"
-            report.longrepr = record.error
+        return lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "flopbudget", None)
@@ -314,8 +337,7 @@ def flop_budget(request: pytest.FixtureRequest) -> FlopBudget:
     """Profile models under the test's budget: ``flop_budget(model, *inputs)`` returns the
     ModelProfile; every profile is checked against the ``@flop_budget`` limits when the test
     ends."""
-    state = request.node.stash.get(STATE, None)
-    if state is None or state.fixture is None:  # pragma: no cover - setup hook always runs
-        pytest.fail("flop_budget fixture used outside a test", pytrace=False)
+    state = request.config.stash[MANAGER].prepare(request.node)
+    assert state.fixture is not None  # prepare() fails the test otherwise
     return state.fixture
 
