@@ -54,13 +54,14 @@ def test_sdpa_cross_attention_and_value_width():
 def test_sdpa_masks():
     q, k, v = qkv()
     base = 1_600 + 160 + 250
-    # causal: builds an L x S boolean mask (25 where) and adds it to every score (50)
-    assert profile(SDPA(is_causal=True), q, k, v).flops == base + 25 + 50
+    # causal: builds an L x S boolean mask (a select per element: free) and adds it to every
+    # score (50)
+    assert profile(SDPA(is_causal=True), q, k, v).flops == base + 50
     # an additive float mask: 50 adds
     assert profile(SDPA(attn_mask=torch.randn(5, 5)), q, k, v).flops == base + 50
-    # a boolean mask: converted with one where per element (25), then 50 adds
+    # a boolean mask: converted with one where per element (a select: free), then 50 adds
     mask = torch.ones(5, 5, dtype=torch.bool).tril()
-    assert profile(SDPA(attn_mask=mask), q, k, v).flops == base + 25 + 50
+    assert profile(SDPA(attn_mask=mask), q, k, v).flops == base + 50
 
 
 @pytest.mark.parametrize("kw", [{}, {"is_causal": True}, {"attn_mask": torch.randn(5, 5)},
@@ -75,6 +76,42 @@ def test_sdpa_kernels_count_as_the_math_backend(kw):
         math_path = trace(model, args, grad=True)
     assert any(r.op == "aten.bmm" for r in math_path.records)
     assert totals(fused) == totals(math_path)
+
+
+SDPA_KERNELS = {  # (args, kwargs) at each kernel's schema positions: (mask, dropout_p, causal)
+    "_scaled_dot_product_flash_attention_for_cpu":
+        lambda q, k, v, mask, p, causal: ((q, k, v, p, causal), {"attn_mask": mask}),
+    "_scaled_dot_product_flash_attention":  # takes no mask
+        lambda q, k, v, mask, p, causal: ((q, k, v, p, causal), {}),
+    "_scaled_dot_product_efficient_attention":
+        lambda q, k, v, mask, p, causal: ((q, k, v, mask, False, p, causal), {}),
+    "_scaled_dot_product_cudnn_attention":
+        lambda q, k, v, mask, p, causal: ((q, k, v, mask, False, p, causal), {}),
+    "_scaled_dot_product_fused_attention_overrideable":
+        lambda q, k, v, mask, p, causal: ((q, k, v, mask, p, causal), {}),
+}
+
+
+@pytest.mark.parametrize("name", SDPA_KERNELS)
+def test_every_sdpa_kernel_reads_mask_dropout_and_causal_by_name(name):
+    # The GPU kernels cannot run here: their formula is called with the arguments bound to
+    # the schema by name, as the tracer binds them. B*H = 2, L = S = 5, E = Ev = 8:
+    # MACs 2*5*5*(8+8) = 800; elementwise scale q 80 + k 80 + softmax 5*50 = 410;
+    # a float mask adds 1 per score (50), is_causal builds a 5x5 mask (25) and adds it (50),
+    # dropout 2 per score (100)
+    from pytest_flopbudget.counting.costs import TensorMeta
+    from pytest_flopbudget.counting.registry import bind, lookup
+
+    t, mask = TensorMeta((1, 2, 5, 8)), TensorMeta((1, 2, 5, 5))
+    op = getattr(torch.ops.aten, name)
+    formula = lookup(op)
+    cases = [(None, 0.0, False, 0), (None, 0.0, True, 50), (None, 0.1, False, 100)]
+    if name != "_scaled_dot_product_flash_attention":
+        cases += [(mask, 0.0, False, 50), (mask, 0.1, False, 50 + 100)]
+    for m, p, causal, extra in cases:
+        args, kwargs = SDPA_KERNELS[name](t, t, t, m, p, causal)
+        w = formula.fn(**bind(op.default, args, kwargs), result=(t,))
+        assert (w.macs, w.elementwise) == (800, 410 + extra), (m, p, causal)
 
 
 def test_grouped_query_attention():
@@ -167,7 +204,7 @@ def test_sdpa_backward_by_hand_and_every_kernel_alike():
     # element (128), dS = P * (dP - D) 2 per score (64) = 512; a mask +1 per score (32);
     # dropout +2 per score (64)
     from pytest_flopbudget.counting.costs import TensorMeta
-    from pytest_flopbudget.counting.registry import lookup
+    from pytest_flopbudget.counting.registry import bind, lookup
 
     class Attend(nn.Module):
         def __init__(self, **kw):
@@ -200,7 +237,9 @@ def test_sdpa_backward_by_hand_and_every_kernel_alike():
                                none, 4, 4, p, False),
     }
     for name, args in fused.items():
-        formula = lookup(getattr(torch.ops.aten, name))
+        op = getattr(torch.ops.aten, name)
+        formula = lookup(op)
         for masked, dropout, extra in [(False, 0.0, 0), (True, 0.0, 32), (True, 0.1, 32 + 64)]:
-            w = formula.fn(*args(masked, dropout), out=(t, t, t))
+            # bound to the schema by name, as the tracer passes them
+            w = formula.fn(**bind(op.default, args(masked, dropout), {}), result=(t, t, t))
             assert (w.macs, w.elementwise) == (1_280, 512 + extra), (name, masked, dropout)

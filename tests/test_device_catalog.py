@@ -5,7 +5,6 @@ all of its time in a Bi-LSTM)."""
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 import torch
@@ -14,21 +13,17 @@ from reference_models import VibrationClassifier
 from pytest_flopbudget import profile
 from pytest_flopbudget.core.dtypes import DEPLOY_DTYPES
 from pytest_flopbudget.core.op_classes import OP_CLASSES
-from pytest_flopbudget.devices.catalog import CATALOG_FILE, Catalog
+from pytest_flopbudget.devices.catalog import Catalog, builtin_tables
 from pytest_flopbudget.devices.device import KEYS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 GENERIC = ("cpu", "gpu", "npu", "mcu")
 NOT_FIGURES = ("description", "sources", "base")  # keys that need no source
-TABLE_FIGURES = ("peak_flops", "efficiency")  # figures given per dtype / per op class
+#: figures given as tables (per dtype, per operator class or kind, per tile dimension)
+TABLE_FIGURES = ("peak_flops", "efficiency", "overheads", "tile")
 MARKED = ("assumed:", "derived:", "unconfirmed:")  # how a modelling choice must be labelled
 
-with CATALOG_FILE.open("rb") as _fh:
-    RAW: dict[str, dict] = tomllib.load(_fh)["devices"]
+#: Every built-in table as the catalog reads it: devices.toml with fitted.toml laid over it.
+RAW: dict[str, dict] = builtin_tables()
 NAMES = sorted(RAW)
 
 

@@ -242,3 +242,63 @@ def test_fit_refuses_what_it_cannot_fit():
         fit(Device("d", 1e12, 1e10), [row], ["link_bandwidth"])
     with pytest.raises(DeviceError, match="measured latency must be a positive number"):
         fit(Device("d", 1e12, 1e10), [Row("r", row.terms, 0.0)], ["overhead"])
+
+
+# --- what the tracer records for the device model --------------------------------------
+def test_the_tracer_records_data_flow_weights_and_kinds():
+    import torch
+    from torch import nn
+
+    from pytest_flopbudget import profile
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(8 * 4 * 4, 10)).eval()
+    conv, bn, relu, linear = profile(model, torch.randn(1, 3, 4, 4)).records
+    # calls in order; each reads the previous one's result (flatten is a view: looked through)
+    assert [(r.call, r.inputs) for r in (conv, bn, relu, linear)] == \
+        [(0, ()), (1, (0,)), (2, (1,)), (3, (2,))]
+    # weights: conv 8x3x3x3 + 8 = 224 floats = 896 bytes; bn's weight, bias, running mean
+    # and var 4 x 8 floats = 128 bytes; relu none; linear 10 x 128 + 10 = 1,290 floats
+    assert [r.weights.bytes() for r in (conv, bn, relu, linear)] == [896, 128, 0, 5_160]
+    assert [r.kind for r in (conv, bn, relu, linear)] == \
+        ["conv2d", "channel_affine", "arithmetic", "matrix_vector"]
+    # MAC dims: conv reduces 3 input channels into 8; linear 128 inputs into 10 outputs
+    assert (conv.mac_dims, linear.mac_dims) == ((3, 8), (128, 10))
+
+
+@pytest.mark.parametrize("layer,kind", [
+    (lambda: __import__("torch").nn.Conv1d(4, 4, 3), "conv1d"),
+    (lambda: __import__("torch").nn.Conv3d(4, 4, 3), "conv3d"),
+    (lambda: __import__("torch").nn.Conv2d(4, 8, 1), "pointwise_conv"),
+    (lambda: __import__("torch").nn.Conv2d(4, 4, 3, groups=4), "depthwise_conv2d"),
+    (lambda: __import__("torch").nn.ConvTranspose2d(4, 4, 2), "transposed_conv"),
+    (lambda: __import__("torch").nn.GELU(), "transcendental"),
+    (lambda: __import__("torch").nn.Hardswish(), "arithmetic"),
+])
+def test_operator_kinds(layer, kind):
+    import torch
+
+    from pytest_flopbudget import profile
+
+    shape = {"conv1d": (1, 4, 8), "conv3d": (1, 4, 6, 6, 6)}.get(kind, (1, 4, 6, 6))
+    [record] = profile(layer().eval(), torch.randn(*shape)).records
+    assert record.kind == kind
+
+
+def test_a_compiled_runtime_runs_conv_bn_relu_as_one_kernel():
+    import torch
+    from torch import nn
+
+    from pytest_flopbudget import profile
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()).eval()
+    p = profile(model, torch.randn(1, 3, 4, 4))
+    lat = p.latency(Device("d", 1e9, 1e9, fusion="epilogue"))
+    [kernel] = lat.ops
+    assert kernel.ops == ("aten.conv2d", "aten.batch_norm", "aten.relu")
+    # reads x (48 floats) and conv's weights (224); bn's 32 statistics are folded; writes
+    # relu's 128 floats: (48 + 224 + 128) x 4 = 1,600 bytes
+    assert kernel.bytes == 1_600
+    # FLOPs unchanged: conv 2 x 3,456 MACs + 128 bias adds; bn eval 4 x 128; relu 128
+    assert kernel.flops == p.flops == 6_912 + 128 + 512 + 128
+    assert [r.fused_into for r in lat.layers] == ["", "", "0", "0"]

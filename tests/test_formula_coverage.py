@@ -73,7 +73,32 @@ def test_native_dropout_is_compare_and_scale(train):
     assert (rec.read.bytes(), rec.written.bytes()) == (192, 192 + 48)
 
 
+def test_tanhshrink_is_counted_as_tanh_and_sub():
+    # this torch has no aten.tanhshrink: F.tanhshrink runs x - tanh(x), two table operators
+    # of 1 FLOP per element each: tanh 576 + sub 576 = 1,152 FLOPs.
+    # tanh reads x (576 floats = 2,304 B) and writes 2,304 B; sub reads x and tanh(x)
+    # (4,608 B) and writes 2,304 B
+    p = profile(nn.Tanhshrink(), x4())
+    assert p.unsupported == {}
+    assert [(r.op, r.flops) for r in p.records] == [("aten.tanh", N), ("aten.sub", N)]
+    assert p.flops == 2 * N == 1_152
+    assert (p.bytes_read, p.bytes_written) == (2_304 + 4_608, 2 * 2_304)
+
+
 # --- linear algebra ------------------------------------------------------------------------
+
+
+def test_vdot():
+    # [9] . [9]: 9 MACs, nothing added: 18 FLOPs
+    rec = record(profile(Fn(torch.vdot), torch.randn(9), torch.randn(9)), "vdot")
+    assert (rec.macs, rec.flops) == (9, 18)
+
+
+def test_matmul_with_a_broadcast_first_operand():
+    # [3,4] @ [2,4,5]: the [3,4] matrix broadcasts over the batch of 2: 2*3*5*4 = 120 MACs
+    rec = record(profile(Fn(torch.ops.aten.matmul), torch.randn(3, 4), torch.randn(2, 4, 5)),
+                 "matmul")
+    assert (rec.macs, rec.flops) == (120, 240)
 
 
 @pytest.mark.parametrize("use_gelu,flops", [
@@ -128,6 +153,35 @@ def test_batch_norm_without_statistics(op):
     rec = record(profile(fn, x4()), op)
     assert (rec.macs, rec.flops) == (0, 4 * N) == (0, 2_304)
     assert rec.read.bytes() == 4 * (N + 4 * C) == 2_432
+
+
+@pytest.mark.parametrize("op,call", [
+    ("batch_norm", lambda x, training: torch.ops.aten.batch_norm(
+        x, W8, B8, MEAN8.clone(), VAR8.clone(), training, 0.1, 1e-5, False)),
+    ("native_batch_norm", lambda x, training: torch.ops.aten.native_batch_norm(
+        x, W8, B8, MEAN8.clone(), VAR8.clone(), training, 0.1, 1e-5)[0]),
+    ("_native_batch_norm_legit", lambda x, training: torch.ops.aten._native_batch_norm_legit(
+        x, W8, B8, MEAN8.clone(), VAR8.clone(), training, 0.1, 1e-5)[0]),
+])
+@pytest.mark.parametrize("training,per", [(True, 8), (False, 4)])
+def test_batch_norm_reads_its_training_flag(op, call, training, per):
+    # training: statistics 4 + normalise 2 + weight 1 + bias 1 = 8 per element (4,608);
+    # eval: 2 + 1 + 1 = 4 (2,304). Reads x 576 + weight, bias, mean, var 4*8 = 608 floats
+    rec = record(profile(Fn(lambda x: call(x, training)), x4()), op)
+    assert (rec.macs, rec.flops) == (0, per * N)
+    assert rec.read.bytes() == 4 * (N + 4 * C) == 2_432
+
+
+def test_batch_norm_without_running_statistics_reads_its_training_flag():
+    # _native_batch_norm_legit.no_stats(input, weight, bias, training, momentum, eps): the
+    # flag sits at another position than in the overload with running statistics.
+    # training: 8 per element = 4,608 FLOPs; reads x 576 + weight, bias 2*8 = 592 floats
+    def fn(x):
+        return torch.ops.aten._native_batch_norm_legit.no_stats(x, W8, B8, True, 0.1, 1e-5)[0]
+
+    rec = record(profile(Fn(fn), x4()), "_native_batch_norm_legit")
+    assert (rec.macs, rec.flops) == (0, 8 * N) == (0, 4_608)
+    assert rec.read.bytes() == 4 * (N + 2 * C) == 2_368
 
 
 def test_batch_norm_with_update_computes_statistics():

@@ -188,21 +188,7 @@ REDUCTION_FLOPS: dict[str, int] = {
 }
 
 #: Operators whose table cost is not the cost of the table's own formula (see the reasons).
-TABLE_DISAGREES: dict[str, str] = {
-    "where": "PER_ELEMENT charges 1 per element for c ? x : y, a select, which the "
-             "convention (backward.py: 'a select is free') prices at 0",
-    "masked_fill": "PER_ELEMENT charges 1 per element for m ? v : x, a select (free: 0)",
-    "floor_divide": "PER_ELEMENT charges 1 for floor(x / y), though div and floor are 1 each "
-                    "in the same table: 2",
-    "frac": "PER_ELEMENT charges 1 for x - trunc(x), though trunc and sub are 1 each: 2",
-    "isinf": "PER_ELEMENT charges 1 for |x| == inf, though abs and eq are 1 each: 2",
-    "copysign": "PER_ELEMENT charges 1 for |x| * sign(y), though abs, sign and mul are 1 "
-                "each: 3 (or the formula should say it is one sign-bit copy)",
-    "nan_to_num": "PER_ELEMENT charges 1 for replacing nan, +inf and -inf: three compares, 3",
-    "nansum": "PER_INPUT charges 1 for a sum that skips NaNs: compare, add = 2",
-    "nanmean": "PER_INPUT charges 1 for a mean of the non-NaN values: compare, add, and an "
-               "add to count them = 3",
-}
+TABLE_DISAGREES: dict[str, str] = {}
 
 
 def argument_lists(op_name: str) -> list[tuple]:

@@ -108,9 +108,11 @@ def test_max_and_avg_pooling():
 
 def test_adaptive_pooling_sums_the_real_windows():
     # 7 -> 3: windows [0,3) [2,5) [4,7) -> 3 + 3 + 3 = 9 per dim; 81 per plane of 2 planes
-    assert adaptive_window_sum(7, 3) == 9
+    assert adaptive_window_sum((7,), (3,)) == 9
     # 10 -> 4: [0,3) [2,5) [5,8) [7,10) -> 12
-    assert adaptive_window_sum(10, 4) == 12
+    assert adaptive_window_sum((10,), (4,)) == 12
+    # the dims of a 2-D pooling multiply: 7x10 -> 3x4: 9 * 12 = 108
+    assert adaptive_window_sum((7, 10), (3, 4)) == 108
     assert profile(nn.AdaptiveAvgPool2d(3), torch.randn(1, 2, 7, 7)).flops == 2 * 81
     assert profile(nn.AdaptiveMaxPool2d((3, 4)), torch.randn(1, 2, 7, 10)).flops == 2 * 9 * 12
     # global average pool: every input element once

@@ -32,15 +32,24 @@ class TensorMeta:
         return cls(tuple(int(s) for s in t.shape), t.dtype)
 
 
-def outputs(out: object) -> tuple[TensorMeta, ...]:
-    """The tensors among an operator's outputs (``out`` is one TensorMeta or a tuple), in
-    schema order: a formula's ``out[0]`` is the primary result, later ones are saved buffers,
-    indices or masks."""
-    if isinstance(out, TensorMeta):
-        return (out,)
-    if isinstance(out, (tuple, list)):
-        return tuple(o for o in out if isinstance(o, TensorMeta))
+def outputs(result: object) -> tuple[TensorMeta, ...]:
+    """The tensors among an operator's outputs (a formula's ``result``: one TensorMeta or a
+    tuple), in schema order: ``outputs(result)[0]`` is the primary result, later ones are saved
+    buffers, indices or masks."""
+    if isinstance(result, TensorMeta):
+        return (result,)
+    if isinstance(result, (tuple, list)):
+        return tuple(o for o in result if isinstance(o, TensorMeta))
     return ()
+
+
+def one_of(*alternatives: TensorMeta | None) -> TensorMeta:
+    """The one tensor given among ``alternatives``: an operand that the operators (or
+    overloads) sharing a formula name differently (``input`` in ``lstm``, ``data`` in its
+    packed overload; ``mat2`` in ``mm``, ``vec`` in ``mv``) arrives under one of those names,
+    the others are ``None``."""
+    [given] = [t for t in alternatives if t is not None]
+    return given
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +59,13 @@ class Work:
     ``macs`` are multiply-accumulates of conv/linear/matmul/attention/recurrent products;
     ``elementwise`` are all other floating-point operations. ``flops`` is ``2 * macs +
     elementwise``. ``reads``/``writes`` override the default traffic (every input read once,
-    every output written once). ``steps`` > 1 marks sequential dependent steps (a recurrent
-    layer's time steps); ``step_reads`` are tensors each step reads again (its weights) when
-    they do not stay on chip.
+    every output written once); ``weights`` says which of ``reads`` are model weights when a
+    formula lists them itself (default: the inputs that are the model's parameters and
+    buffers). ``steps`` > 1 marks sequential dependent steps (a recurrent layer's time steps);
+    ``step_reads`` are tensors each step reads again (its weights) when they do not stay on
+    chip. ``kind`` is a finer operator kind for a device's tables (``core.op_classes.KINDS``)
+    and ``mac_dims`` the ``(reduced, output)`` channels of a product (MAC-array
+    utilisation).
     """
 
     macs: int = 0
@@ -63,6 +76,9 @@ class Work:
     steps: int = 1
     step_reads: tuple[TensorMeta, ...] = field(default=())
     label: str = ""
+    weights: tuple[TensorMeta, ...] | None = None
+    kind: str = ""
+    mac_dims: tuple[int, int] | None = None
 
     @property
     def flops(self) -> int:

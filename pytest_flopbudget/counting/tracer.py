@@ -14,6 +14,10 @@ The forward runs under ``torch.inference_mode()``: composite operators (``linear
 ``scaled_dot_product_attention``) then reach the mode whole, and are counted by their own
 formula whatever kernel would run them. A composite without a formula is decomposed and its
 parts are counted. Modules are tracked with global forward hooks installed for the trace only.
+
+A formula receives each call bound to its operator's schema (:func:`.registry.bind`: every
+argument by name, defaults filled in), tensors as shapes; a formula that fails lists its
+operator as unsupported, with the error, instead of hiding it.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from .costs import TensorMeta, Work
 from .model_guard import ModelState, model_tensors, preserved
 from .optimizers import step_records
 from .records import OpRecord
-from .registry import is_free, lookup
+from .registry import Formula, bind, destinations, is_free, lookup
 
 
 @dataclass
@@ -95,14 +99,6 @@ def _is_view(func: Any) -> bool:
 def _writes_input(func: Any) -> bool:
     """True when ``func`` writes into one of its arguments (an in-place or ``out=`` op)."""
     return any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments)
-
-
-@functools.cache
-def _out_arguments(func: Any) -> frozenset[str]:
-    """Names of ``func``'s keyword-only destination arguments (``out=``): written, not read,
-    and not passed to formulas, whose own ``out`` is the operator's result."""
-    return frozenset(a.name for a in func._schema.arguments
-                     if a.kwarg_only and a.alias_info is not None and a.alias_info.is_write)
 
 
 @functools.cache
@@ -161,6 +157,63 @@ class _Activations:
             self.total = self.total - entry
 
 
+def _storage_key(t: torch.Tensor) -> int:
+    return id(t.untyped_storage())
+
+
+class _DataFlow:
+    """Which operator call produced each tensor, and which tensors are the model's weights,
+    both by storage (a view shares its base's storage, so views are looked through; an
+    in-place operator becomes the producer of what it wrote)."""
+
+    def __init__(self, model_ids: frozenset[int]) -> None:
+        self.model_ids = model_ids
+        self.weights: set[int] = set()
+        self.producer: dict[int, int] = {}
+        self.calls = 0
+
+    def note_model_tensor(self, original: torch.Tensor, converted: torch.Tensor) -> None:
+        """Remember ``converted`` (a fake twin, a private copy or the tensor itself) as a
+        weight when ``original`` is one of the model's parameters or buffers."""
+        if id(original) in self.model_ids:
+            self.weights.add(_storage_key(converted))
+
+    def weights_of(self, convert: Callable[[torch.Tensor, bool], torch.Tensor]
+                   ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+        """``convert``, remembering what it makes of the model's tensors as weights."""
+
+        def noted(t: torch.Tensor, writes: bool) -> torch.Tensor:
+            converted = convert(t, writes)
+            self.note_model_tensor(t, converted)
+            return converted
+
+        return noted
+
+    def is_weight(self, t: torch.Tensor) -> bool:
+        return _storage_key(t) in self.weights
+
+    def call(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]
+             ) -> tuple[int, tuple[int, ...]]:
+        """Number this operator call and return ``(call, calls its inputs came from)``."""
+        call = self.calls
+        self.calls += 1
+        sources = tuple(dict.fromkeys(self.producer[k] for k in map(_storage_key, inputs)
+                                      if k in self.producer))
+        for t in outputs:
+            storage = t.untyped_storage()
+            key = id(storage)
+            if key not in self.producer:
+                weakref.finalize(storage, self.producer.pop, key, None)
+            self.producer[key] = call
+        return call, sources
+
+
+def _smaller(a: Access, b: Access) -> Access:
+    """Componentwise minimum: at most ``b`` of ``a``."""
+    return Access(min(a.float_elems, b.float_elems), min(a.float_bytes, b.float_bytes),
+                  min(a.fixed_bytes, b.fixed_bytes))
+
+
 _SCALAR_READS = (torch.ops.aten._local_scalar_dense, torch.ops.aten.item)
 
 
@@ -168,13 +221,14 @@ class CountingMode(TorchDispatchMode):
     """Counts every aten operator it sees and attributes it to the running module."""
 
     def __init__(self, convert: Callable[[torch.Tensor, bool], torch.Tensor],
-                 real_scalars: bool) -> None:
+                 real_scalars: bool, model_ids: frozenset[int] = frozenset()) -> None:
         super().__init__()
         self.convert = convert
         self.real_scalars = real_scalars
         self.stack: list[str] = [ROOT]
         self.records: list[OpRecord] = []
         self.activations = _Activations()
+        self.flow = _DataFlow(model_ids)
         self.phase = "forward"
         self.suppress = False
         # autograd node -> module path whose forward created it (for backward attribution)
@@ -205,7 +259,9 @@ class CountingMode(TorchDispatchMode):
 
         def one(x: Any) -> Any:
             if isinstance(x, torch.Tensor):
-                return conv(x, writes)
+                converted = conv(x, writes)
+                self.flow.note_model_tensor(x, converted)
+                return converted
             if isinstance(x, (list, tuple)):
                 return type(x)(one(y) for y in x) if x else x
             return x
@@ -237,40 +293,57 @@ class CountingMode(TorchDispatchMode):
         self._record(func, formula, args, kwargs, out)
         return out
 
-    def _record(self, func: Any, formula: Any, args: tuple, kwargs: dict, out: Any) -> None:
+    def _record(self, func: Any, formula: Formula | None, args: tuple, kwargs: dict,
+                out: Any) -> None:
         name = str(func._overloadpacket)
         module = self._module()
         if _writes_input(func):
-            dest = _out_arguments(func)
+            dest = destinations(func)
             kwargs = {k: v for k, v in kwargs.items() if k not in dest}
         inputs = _unique_tensors((args, kwargs))
         outputs = _unique_tensors(out)
         default_read = Access.of(TensorMeta.of(t) for t in inputs)
         default_written = Access.of(TensorMeta.of(t) for t in outputs)
+        default_weights = Access.of(TensorMeta.of(t) for t in inputs if self.flow.is_weight(t))
+        call, sources = self.flow.call(inputs, outputs)
         works: list[Work] | None = None
+        op_class = formula.op_class if formula is not None else "elementwise"
         if formula is not None:
             try:
-                result = formula.fn(*_meta(args), out=_meta(out), **_meta(kwargs))
-                works = result if isinstance(result, list) else [result]
+                cost = formula.fn(**_meta(bind(func, args, kwargs)), result=_meta(out))
+                works = cost if isinstance(cost, list) else [cost]
             except Exception as exc:  # a formula bug must never hide the op
                 name = f"{name} (formula failed: {type(exc).__name__}: {exc})"
         if works is None:
             self.records.append(OpRecord(name, module, "elementwise", 0, 0, default_read,
-                                         default_written, supported=False, phase=self.phase))
+                                         default_written, supported=False, phase=self.phase,
+                                         weights=default_weights, call=call, inputs=sources))
         else:
             for w in works:
+                read = default_read if w.reads is None else Access.of(w.reads)
+                if w.weights is not None:
+                    weights = Access.of(w.weights)
+                elif w.reads is None:
+                    weights = default_weights
+                else:  # the formula lists its reads: no more weights than it reads
+                    weights = _smaller(default_weights, read)
                 self.records.append(OpRecord(
                     op=name,
                     module=module,
-                    op_class=w.op_class or formula.op_class,
+                    op_class=w.op_class or op_class,
                     macs=w.macs,
                     flops=w.flops,
-                    read=default_read if w.reads is None else Access.of(w.reads),
+                    read=read,
                     written=default_written if w.writes is None else Access.of(w.writes),
                     steps=w.steps,
                     step_read=Access.of(w.step_reads) if w.step_reads else ZERO_ACCESS,
                     label=w.label,
                     phase=self.phase,
+                    weights=weights,
+                    call=call,
+                    inputs=sources,
+                    kind=w.kind,
+                    mac_dims=w.mac_dims,
                 ))
         if not _writes_input(func):
             input_ids = {id(t) for t in inputs}
@@ -467,13 +540,16 @@ def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
 def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[int, str],
            on_meta: bool, grad: bool, step: TrainStep | None, state: ModelState) -> Trace:
     fallback_reason = ""
+    params, others = model_tensors(model)
+    model_ids = frozenset(params | others)
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
         convert = _fake_converter(fake_mode)
-        mode = CountingMode(convert, real_scalars=True)
+        mode = CountingMode(convert, real_scalars=True, model_ids=model_ids)
         try:
             with fake_mode, _quiet(logging.getLogger("torch._subclasses.fake_tensor")):
-                leaves = _fake_leaves(model, convert) if step is not None else None
+                leaves = _fake_leaves(model, mode.flow.weights_of(convert)) \
+                    if step is not None else None
                 records, calls = _run(model, inputs, kwargs, mode, paths,
                                       lambda x: convert(x, False)
                                       if isinstance(x, torch.Tensor) else x, grad, step, leaves)
@@ -491,7 +567,7 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
                 ) from exc
             fallback_reason = _why_real(exc)
             state.restore()  # the real run must not see what the fake attempt left behind
-    mode = CountingMode(_copy_on_write(model), real_scalars=False)
+    mode = CountingMode(_copy_on_write(model), real_scalars=False, model_ids=model_ids)
     records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad, step)
     return _finish(mode, records, calls, "real", fallback_reason)
 

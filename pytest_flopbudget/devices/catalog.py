@@ -18,6 +18,9 @@ from ..core.tomlio import read_toml
 from .device import KEYS, REQUIRED, Device, DeviceError
 
 CATALOG_FILE = Path(__file__).with_name("devices.toml")
+#: Figures fitted to published measurements (written by ``bench/edge/fit_catalog.py``), laid
+#: over ``devices.toml``'s datasheet figures.
+FITTED_FILE = Path(__file__).with_name("fitted.toml")
 
 #: Table keys that are Device fields (``base`` is resolved by the catalog).
 FIGURES = tuple(key for key in KEYS if key != "base")
@@ -34,10 +37,29 @@ def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
 
 
 @functools.cache
-def _builtin_tables() -> dict[str, Any]:
-    """``devices.toml``'s device tables, read once per process (catalogs copy, never
-    change them)."""
-    return read_toml(CATALOG_FILE).get("devices", {})
+def builtin_tables() -> dict[str, Any]:
+    """``devices.toml``'s device tables with ``fitted.toml``'s figures laid over them, read
+    once per process (catalogs copy, never change them)."""
+    tables = read_toml(CATALOG_FILE).get("devices", {})
+    if FITTED_FILE.is_file():
+        for name, fitted in read_toml(FITTED_FILE).get("devices", {}).items():
+            if name not in tables:
+                raise DeviceError(f"{FITTED_FILE.name}: [devices.{name}] fits a device that "
+                                  f"{CATALOG_FILE.name} does not have")
+            tables[name] = overlay(tables[name], fitted)
+    return tables
+
+
+def overlay(table: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``table`` with ``over``'s figures: sub-tables (efficiency, overheads, sources) merged
+    key by key, other figures replaced."""
+    merged = dict(table)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 class Catalog:
@@ -49,8 +71,8 @@ class Catalog:
 
     @classmethod
     def builtin(cls) -> Catalog:
-        """The devices shipped in ``devices.toml``."""
-        tables = _builtin_tables()
+        """The devices shipped in ``devices.toml`` (with the figures of ``fitted.toml``)."""
+        tables = builtin_tables()
         return cls(tables, {n: f"devices.toml [devices.{n}]" for n in tables})
 
     def with_tables(self, tables: Mapping[str, Any], where: str) -> Catalog:
@@ -158,4 +180,5 @@ def get_device(name: str | Device, catalog: Catalog | None = None) -> Device:
     return (catalog or default_catalog()).get(name)
 
 
-__all__ = ["CATALOG_FILE", "Catalog", "default_catalog", "get_device", "set_default_catalog"]
+__all__ = ["CATALOG_FILE", "FITTED_FILE", "Catalog", "default_catalog", "get_device",
+           "set_default_catalog"]

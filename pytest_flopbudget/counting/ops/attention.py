@@ -2,12 +2,15 @@
 ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer``.
 
 Every SDPA kernel (flash, efficient, cuDNN, CPU flash) is counted as ATen's math reference
-(``_scaled_dot_product_attention_math``), so the count never depends on which kernel ran:
+(``_scaled_dot_product_attention_math``), so the count never depends on which kernel ran. One
+formula serves them all: it reads the mask (``attn_mask``, or ``attn_bias`` in the GPU
+kernels), ``dropout_p`` and ``is_causal`` by name, wherever each kernel's schema puts them.
 
 * MACs: ``BH * L * S * (E + Ev)`` (scores ``q @ k^T`` and values ``P @ v``);
 * scaling ``q`` and ``k`` by ``sqrt(scale)``: ``numel(q) + numel(k)`` FLOPs;
-* a mask: one add per score, plus one ``where`` per mask element to turn a boolean mask into
-  an additive one (``is_causal`` builds an ``L x S`` boolean mask);
+* a mask (``is_causal`` or ``attn_mask``): one add per score; turning a boolean mask into an
+  additive one is a select per mask element, and a select is free (the elementwise table's
+  convention: ``where`` costs 0);
 * softmax: 5 per score; dropout (``dropout_p > 0``): 2 per score.
 
 A fused kernel reads ``q``, ``k``, ``v`` (and the mask) and writes the output: the score
@@ -20,8 +23,6 @@ formulas (their FLOPs and MACs equal the slow path's exactly; a test checks it).
 from __future__ import annotations
 
 import math
-
-import torch
 
 from ..costs import TensorMeta, Work
 from ..registry import register
@@ -40,11 +41,7 @@ def sdpa_work(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | No
     macs = scores * (dim + dim_v)
     # sqrt(scale) is applied to q and to k (after GQA repetition, k has one copy per q head)
     elementwise = q.numel + batch_heads * source * dim
-    if is_causal:
-        elementwise += length * source + scores
-    elif mask is not None:
-        if mask.dtype == torch.bool:
-            elementwise += mask.numel
+    if is_causal or mask is not None:
         elementwise += scores
     elementwise += SOFTMAX * scores
     if dropout_p > 0:
@@ -55,46 +52,17 @@ def sdpa_work(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | No
                 writes=(out,))
 
 
-@register("scaled_dot_product_attention", op_class="attention")
-def sdpa(q: TensorMeta, k: TensorMeta, v: TensorMeta, attn_mask: TensorMeta | None = None,
-         dropout_p: float = 0.0, is_causal: bool = False, *args: object, out: object,
-         **kwargs: object) -> Work:
-    return sdpa_work(q, k, v, attn_mask, dropout_p, bool(is_causal))
-
-
-@register("_scaled_dot_product_flash_attention_for_cpu", op_class="attention")
-def sdpa_flash_cpu(q: TensorMeta, k: TensorMeta, v: TensorMeta, dropout_p: float = 0.0,
-                   is_causal: bool = False, *, attn_mask: TensorMeta | None = None,
-                   scale: object = None, out: object) -> Work:
-    return sdpa_work(q, k, v, attn_mask, dropout_p, bool(is_causal))
-
-
-@register("_scaled_dot_product_flash_attention", op_class="attention")
-def sdpa_flash(q: TensorMeta, k: TensorMeta, v: TensorMeta, dropout_p: float = 0.0,
-               is_causal: bool = False, *args: object, out: object, **kwargs: object) -> Work:
-    return sdpa_work(q, k, v, None, dropout_p, bool(is_causal))
-
-
-@register("_scaled_dot_product_efficient_attention", op_class="attention")
-def sdpa_efficient(q: TensorMeta, k: TensorMeta, v: TensorMeta, attn_bias: TensorMeta | None,
-                   compute_log_sumexp: bool, dropout_p: float = 0.0, is_causal: bool = False,
-                   *args: object, out: object, **kwargs: object) -> Work:
-    return sdpa_work(q, k, v, attn_bias, dropout_p, bool(is_causal))
-
-
-@register("_scaled_dot_product_cudnn_attention", op_class="attention")
-def sdpa_cudnn(q: TensorMeta, k: TensorMeta, v: TensorMeta, attn_bias: TensorMeta | None,
-               compute_log_sumexp: bool, dropout_p: float = 0.0, is_causal: bool = False,
-               *args: object, out: object, **kwargs: object) -> Work:
-    return sdpa_work(q, k, v, attn_bias, dropout_p, bool(is_causal))
-
-
-@register("_scaled_dot_product_fused_attention_overrideable", op_class="attention")
-def sdpa_overrideable(q: TensorMeta, k: TensorMeta, v: TensorMeta,
-                      attn_bias: TensorMeta | None = None, dropout_p: float = 0.0,
-                      is_causal: bool = False, *args: object, out: object,
-                      **kwargs: object) -> Work:
-    return sdpa_work(q, k, v, attn_bias, dropout_p, bool(is_causal))
+@register("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
+          "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+          "_scaled_dot_product_cudnn_attention",
+          "_scaled_dot_product_fused_attention_overrideable", op_class="attention")
+def sdpa(query: TensorMeta, key: TensorMeta, value: TensorMeta,
+         attn_mask: TensorMeta | None = None, attn_bias: TensorMeta | None = None,
+         dropout_p: float = 0.0, is_causal: bool = False, **_: object) -> Work:
+    # the composite and the CPU flash kernel call the mask attn_mask, the GPU kernels
+    # attn_bias (the flash kernel takes none)
+    mask = attn_mask if attn_mask is not None else attn_bias
+    return sdpa_work(query, key, value, mask, dropout_p, bool(is_causal))
 
 
 def _combine(stages: list[Work], op_class: str = "attention") -> Work:
@@ -115,7 +83,7 @@ def _combine(stages: list[Work], op_class: str = "attention") -> Work:
 
 def _linear_stage(x: TensorMeta, w: TensorMeta, b: TensorMeta | None) -> Work:
     out = TensorMeta((*x.shape[:-1], w.shape[0]), x.dtype)
-    work = linear(x, w, b, out=out)
+    work = linear(input=x, weight=w, bias=b)
     reads = (x, w) if b is None else (x, w, b)
     return Work(macs=work.macs, elementwise=work.elementwise, reads=reads, writes=(out,))
 
@@ -161,36 +129,36 @@ def mha_stages(q: TensorMeta, k: TensorMeta, v: TensorMeta, num_heads: int,
 
 
 @register("_native_multi_head_attention", op_class="attention")
-def native_mha(q: TensorMeta, k: TensorMeta, v: TensorMeta, embed_dim: int, num_heads: int,
-               qkv_w: TensorMeta, qkv_b: TensorMeta | None, proj_w: TensorMeta,
-               proj_b: TensorMeta | None, mask: TensorMeta | None = None,
+def native_mha(query: TensorMeta, key: TensorMeta, value: TensorMeta, num_head: int,
+               qkv_weight: TensorMeta, qkv_bias: TensorMeta | None, proj_weight: TensorMeta,
+               proj_bias: TensorMeta | None, mask: TensorMeta | None = None,
                need_weights: bool = True, average_attn_weights: bool = True,
-               mask_type: object = None, *, out: object) -> Work:
-    return _combine(mha_stages(q, k, v, num_heads, qkv_w, qkv_b, proj_w, proj_b, mask,
-                               bool(need_weights), bool(average_attn_weights)))
+               **_: object) -> Work:
+    return _combine(mha_stages(query, key, value, num_head, qkv_weight, qkv_bias, proj_weight,
+                               proj_bias, mask, bool(need_weights), bool(average_attn_weights)))
 
 
 @register("_transformer_encoder_layer_fwd", op_class="attention")
-def transformer_encoder_layer(src: TensorMeta, embed_dim: int, num_heads: int,
-                              qkv_w: TensorMeta, qkv_b: TensorMeta | None, proj_w: TensorMeta,
-                              proj_b: TensorMeta | None, use_gelu: bool, norm_first: bool,
-                              eps: float, norm_w1: TensorMeta | None,
-                              norm_b1: TensorMeta | None, norm_w2: TensorMeta | None,
-                              norm_b2: TensorMeta | None, ffn_w1: TensorMeta,
-                              ffn_b1: TensorMeta | None, ffn_w2: TensorMeta,
-                              ffn_b2: TensorMeta | None, mask: TensorMeta | None = None,
-                              mask_type: object = None, *, out: object) -> Work:
+def transformer_encoder_layer(src: TensorMeta, num_heads: int, qkv_weight: TensorMeta,
+                              qkv_bias: TensorMeta | None, proj_weight: TensorMeta,
+                              proj_bias: TensorMeta | None, use_gelu: bool,
+                              norm_weight_1: TensorMeta | None, norm_bias_1: TensorMeta | None,
+                              norm_weight_2: TensorMeta | None, norm_bias_2: TensorMeta | None,
+                              ffn_weight_1: TensorMeta, ffn_bias_1: TensorMeta | None,
+                              ffn_weight_2: TensorMeta, ffn_bias_2: TensorMeta | None,
+                              mask: TensorMeta | None = None, **_: object) -> Work:
     """The slow path of ``nn.TransformerEncoderLayer`` (batch first, self-attention)."""
     x = src
-    ln1 = norm_work(x, True, norm_w1, norm_b1)
-    ln2 = norm_work(x, True, norm_w2, norm_b2)
+    ln1 = norm_work(x, True, norm_weight_1, norm_bias_1)
+    ln2 = norm_work(x, True, norm_weight_2, norm_bias_2)
     norm1 = Work(elementwise=ln1.elementwise, reads=(x,), writes=(x,))
     norm2 = Work(elementwise=ln2.elementwise, reads=(x,), writes=(x,))
-    attention = mha_stages(x, x, x, num_heads, qkv_w, qkv_b, proj_w, proj_b, mask, False, False)
+    attention = mha_stages(x, x, x, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias,
+                           mask, False, False)
     residual = _pointwise_stage(1, x, x)
-    hidden = TensorMeta((*x.shape[:-1], ffn_w1.shape[0]), x.dtype)
+    hidden = TensorMeta((*x.shape[:-1], ffn_weight_1.shape[0]), x.dtype)
     activation = _pointwise_stage(GELU if use_gelu else RELU, hidden)
-    feed_forward = [_linear_stage(x, ffn_w1, ffn_b1), activation,
-                    _linear_stage(hidden, ffn_w2, ffn_b2)]
+    feed_forward = [_linear_stage(x, ffn_weight_1, ffn_bias_1), activation,
+                    _linear_stage(hidden, ffn_weight_2, ffn_bias_2)]
     stages = [*attention, residual, norm1, *feed_forward, residual, norm2]
     return _combine(stages)

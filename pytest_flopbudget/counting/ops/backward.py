@@ -29,10 +29,10 @@ import math
 from collections.abc import Sequence
 
 from ..costs import TensorMeta, Work
-from ..registry import register
+from ..registry import FormulaFn, register
 from .convolution import conv_work
-from .elementwise import per_element
-from .pooling import INTERPOLATION, _expand, adaptive_window_sum
+from .elementwise import kind_of, per_element
+from .pooling import INTERPOLATION, adaptive_pool_work, window_area
 from .recurrent import _MKLDNN_MODES, _steps_rows, stage_work
 
 #: ``{aten backward operator: (FLOPs per gradient element, formula)}``, with the forward
@@ -56,26 +56,24 @@ BACKWARD_PER_ELEMENT: dict[str, tuple[int, str]] = {
 
 
 for _name, (_cost, _) in BACKWARD_PER_ELEMENT.items():
-    register(_name, op_class="elementwise")(per_element(_cost))
+    register(_name, op_class="elementwise")(per_element(_cost, kind_of(_name)))
 
 
 @register("gelu_backward", op_class="elementwise")
-def gelu_backward(grad: TensorMeta, x: TensorMeta, approximate: str = "none", *,
-                  out: TensorMeta) -> Work:
+def gelu_backward(approximate: str = "none", *, result: TensorMeta, **_: object) -> Work:
     # exact: g * (Phi(x) + x*phi(x)): Phi 4 (div, erf, add, mul), phi 4 (mul, mul, exp, mul),
     # x*phi 1, add 1, *g 1 = 11; tanh approximation: 18 (its derivative term by term)
-    return Work(elementwise=(18 if approximate == "tanh" else 11) * out.numel)
+    return Work(elementwise=(18 if approximate == "tanh" else 11) * result.numel)
 
 
 @register("convolution_backward", op_class="conv")
-def convolution_backward(grad_out: TensorMeta, x: TensorMeta, w: TensorMeta,
-                         bias_sizes: object, stride: object, padding: object, dilation: object,
-                         transposed: bool, output_padding: object, groups: int,
-                         output_mask: Sequence[bool], *, out: object) -> Work:
-    forward = conv_work(x, w, False, bool(transposed), int(groups), grad_out)
+def convolution_backward(grad_output: TensorMeta, input: TensorMeta, weight: TensorMeta,
+                         transposed: bool, groups: int, output_mask: Sequence[bool],
+                         **_: object) -> Work:
+    forward = conv_work(input, weight, False, transposed, groups, grad_output)
     products = bool(output_mask[0]) + bool(output_mask[1])
     return Work(macs=products * forward.macs,
-                elementwise=grad_out.numel if output_mask[2] else 0,
+                elementwise=grad_output.numel if output_mask[2] else 0,
                 op_class=forward.op_class)
 
 
@@ -95,83 +93,69 @@ def norm_backward_work(x: TensorMeta, weight: object, mask: Sequence[bool],
     return Work(elementwise=per * x.numel, op_class="norm")
 
 
-@register("native_layer_norm_backward", op_class="norm")
-def layer_norm_backward(grad: TensorMeta, x: TensorMeta, normalized_shape: object,
-                        mean: TensorMeta, rstd: TensorMeta, weight: object, bias: object,
-                        output_mask: Sequence[bool], *, out: object) -> Work:
-    return norm_backward_work(x, weight, output_mask)
-
-
-@register("native_group_norm_backward", op_class="norm")
-def group_norm_backward(grad: TensorMeta, x: TensorMeta, mean: TensorMeta, rstd: TensorMeta,
-                        weight: object, n: int, c: int, hxw: int, group: int,
-                        output_mask: Sequence[bool], *, out: object) -> Work:
-    return norm_backward_work(x, weight, output_mask)
+@register("native_layer_norm_backward", "native_group_norm_backward", op_class="norm")
+def layer_group_norm_backward(input: TensorMeta, weight: TensorMeta | None,
+                              output_mask: Sequence[bool], **_: object) -> Work:
+    return norm_backward_work(input, weight, output_mask)
 
 
 @register("native_batch_norm_backward", op_class="norm")
-def batch_norm_backward(grad: TensorMeta, x: TensorMeta, weight: object, running_mean: object,
-                        running_var: object, save_mean: object, save_invstd: object,
-                        train: bool, eps: float, output_mask: Sequence[bool], *,
-                        out: object) -> Work:
-    return norm_backward_work(x, weight, output_mask, statistics=bool(train))
+def batch_norm_backward(input: TensorMeta, weight: TensorMeta | None, train: bool,
+                        output_mask: Sequence[bool], **_: object) -> Work:
+    return norm_backward_work(input, weight, output_mask, statistics=train)
 
 
 @register("batch_norm_backward", op_class="norm")
-def batch_norm_backward_update(grad: TensorMeta, x: TensorMeta, weight: object,
-                               running_mean: object, running_var: object, save_mean: object,
-                               save_var: object, update: bool, eps: float,
-                               output_mask: Sequence[bool], *args: object,
-                               out: object) -> Work:
-    return norm_backward_work(x, weight, output_mask, statistics=bool(update))
+def batch_norm_backward_update(input: TensorMeta, weight: TensorMeta | None, update: bool,
+                               output_mask: Sequence[bool], **_: object) -> Work:
+    return norm_backward_work(input, weight, output_mask, statistics=update)
 
 
 @register("embedding_dense_backward", op_class="data")
-def embedding_backward(grad: TensorMeta, indices: TensorMeta, *args: object,
-                       out: TensorMeta) -> Work:
+def embedding_backward(grad_output: TensorMeta, **_: object) -> Work:
     # every gathered row's gradient is added into the dense weight gradient
-    return Work(elementwise=grad.numel)
+    return Work(elementwise=grad_output.numel)
 
 
-def _pool_backward(rank: int):  # type: ignore[no-untyped-def]
-    def formula(grad: TensorMeta, x: TensorMeta, kernel_size: object, *args: object,
-                out: object) -> Work:
-        # max: one scatter-add per output gradient; avg: spread over the window
-        return Work(elementwise=grad.numel)
-
-    def avg(grad: TensorMeta, x: TensorMeta, kernel_size: object, *args: object,
-            out: object) -> Work:
-        return Work(elementwise=grad.numel * math.prod(_expand(kernel_size, rank)))
-
-    return formula, avg
+@register("max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward",
+          op_class="pooling")
+def max_pool_backward(grad_output: TensorMeta, **_: object) -> Work:
+    # one scatter-add per output gradient
+    return Work(elementwise=grad_output.numel)
 
 
-for _rank in (2, 3):
-    _max, _avg = _pool_backward(_rank)
-    register(f"max_pool{_rank}d_with_indices_backward", op_class="pooling")(_max)
-    register(f"avg_pool{_rank}d_backward", op_class="pooling")(_avg)
-
-
-def _adaptive_backward(rank: int):  # type: ignore[no-untyped-def]
-    def formula(grad: TensorMeta, x: TensorMeta, *args: object, out: object) -> Work:
-        spatial_in, spatial_out = x.shape[-rank:], grad.shape[-rank:]
-        planes = x.numel // math.prod(spatial_in)
-        return Work(elementwise=planes * math.prod(
-            adaptive_window_sum(i, o) for i, o in zip(spatial_in, spatial_out, strict=True)))
+def _avg_pool_backward(rank: int) -> FormulaFn:
+    def formula(grad_output: TensorMeta, kernel_size: int | Sequence[int],
+                **_: object) -> Work:
+        # every output gradient is spread over its window
+        return Work(elementwise=grad_output.numel * window_area(kernel_size, rank))
 
     return formula
 
 
 for _rank in (2, 3):
-    register(f"_adaptive_avg_pool{_rank}d_backward", op_class="pooling")(_adaptive_backward(_rank))
+    register(f"avg_pool{_rank}d_backward", op_class="pooling")(_avg_pool_backward(_rank))
 
 
-def _upsample_backward(per_output: int):  # type: ignore[no-untyped-def]
-    def formula(grad: TensorMeta, *args: object, out: object, **kwargs: object) -> Work:
+def _adaptive_avg_pool_backward(rank: int) -> FormulaFn:
+    def formula(grad_output: TensorMeta, self: TensorMeta, **_: object) -> Work:
+        # the forward's exact windows: input ``self``, output the gradient's spatial shape
+        return adaptive_pool_work(self, grad_output.shape[-rank:])
+
+    return formula
+
+
+for _rank in (2, 3):
+    register(f"_adaptive_avg_pool{_rank}d_backward",
+             op_class="pooling")(_adaptive_avg_pool_backward(_rank))
+
+
+def _upsample_backward(per_output: int) -> FormulaFn:
+    def formula(grad_output: TensorMeta, **_: object) -> Work:
         # every output gradient is added back into its taps: one add per tap for nearest,
         # a multiply and an add per tap for the linear family
         taps = 1 if per_output == 0 else (per_output + 1) // 2
-        return Work(elementwise=grad.numel * (1 if per_output == 0 else 2 * taps))
+        return Work(elementwise=grad_output.numel * (1 if per_output == 0 else 2 * taps))
 
     return formula
 
@@ -194,78 +178,45 @@ def sdpa_backward_work(q: TensorMeta, k: TensorMeta, v: TensorMeta, out: TensorM
                 op_class="attention")
 
 
-@register("_scaled_dot_product_flash_attention_for_cpu_backward", op_class="attention")
-def sdpa_flash_cpu_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
-                            out_: TensorMeta, logsumexp: TensorMeta, dropout_p: float,
-                            is_causal: bool, *, attn_mask: object = None, scale: object = None,
-                            out: object) -> Work:
-    return sdpa_backward_work(q, k, v, out_, bool(is_causal) or attn_mask is not None,
-                              dropout_p)
-
-
-# The GPU kernels' backwards: the same math, their arguments at their schema positions.
-@register("_scaled_dot_product_flash_attention_backward", op_class="attention")
-def sdpa_flash_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
-                        out_: TensorMeta, logsumexp: TensorMeta, cum_seq_q: object,
-                        cum_seq_k: object, max_q: int, max_k: int, dropout_p: float,
-                        is_causal: bool, *args: object, out: object, **kwargs: object) -> Work:
-    return sdpa_backward_work(q, k, v, out_, bool(is_causal), dropout_p)
-
-
-@register("_scaled_dot_product_efficient_attention_backward", op_class="attention")
-def sdpa_efficient_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
-                            attn_bias: TensorMeta | None, out_: TensorMeta,
-                            logsumexp: TensorMeta, philox_seed: object, philox_offset: object,
-                            dropout_p: float, grad_input_mask: object, is_causal: bool = False,
-                            *, out: object, **kwargs: object) -> Work:
-    return sdpa_backward_work(q, k, v, out_, bool(is_causal) or attn_bias is not None,
-                              dropout_p)
-
-
-@register("_scaled_dot_product_cudnn_attention_backward", op_class="attention")
-def sdpa_cudnn_backward(grad_out: TensorMeta, q: TensorMeta, k: TensorMeta, v: TensorMeta,
-                        out_: TensorMeta, logsumexp: TensorMeta, philox_seed: object,
-                        philox_offset: object, attn_bias: TensorMeta | None, cum_seq_q: object,
-                        cum_seq_k: object, max_q: int, max_k: int, dropout_p: float,
-                        is_causal: bool, *, out: object, **kwargs: object) -> Work:
-    return sdpa_backward_work(q, k, v, out_, bool(is_causal) or attn_bias is not None,
-                              dropout_p)
+@register("_scaled_dot_product_flash_attention_for_cpu_backward",
+          "_scaled_dot_product_flash_attention_backward",
+          "_scaled_dot_product_efficient_attention_backward",
+          "_scaled_dot_product_cudnn_attention_backward", op_class="attention")
+def sdpa_backward(query: TensorMeta, key: TensorMeta, value: TensorMeta, out: TensorMeta,
+                  dropout_p: float, is_causal: bool, attn_mask: TensorMeta | None = None,
+                  attn_bias: TensorMeta | None = None, **_: object) -> Work:
+    # ``out`` is the forward's output (an input here); the mask is attn_mask on CPU,
+    # attn_bias in the GPU kernels (none in flash)
+    masked = is_causal or attn_mask is not None or attn_bias is not None
+    return sdpa_backward_work(query, key, value, out, masked, dropout_p)
 
 
 @register("mkldnn_rnn_layer_backward", op_class="recurrent")
-def mkldnn_rnn_layer_backward(x: TensorMeta, w_ih: TensorMeta, w_hh: TensorMeta,
-                              b_ih: TensorMeta, b_hh: TensorMeta, hx: TensorMeta,
-                              cx: TensorMeta, output: TensorMeta, hy: TensorMeta,
-                              cy: TensorMeta, grad_output: object, grad_hy: object,
-                              grad_cy: object, reverse: bool, mode: int, hidden_size: int,
-                              num_layers: int, has_biases: bool, train: bool,
-                              bidirectional: bool, batch_sizes: object, batch_first: bool,
-                              *args: object, out: object) -> Work:
+def mkldnn_rnn_layer_backward(input: TensorMeta, weight1: TensorMeta, weight2: TensorMeta,
+                              weight3: TensorMeta, weight4: TensorMeta, mode: int,
+                              hidden_size: int, has_biases: bool, **_: object) -> Work:
     kind = _MKLDNN_MODES[int(mode)]
-    steps, rows = _steps_rows(x, batch_first=False)  # time-major, as in the forward layer
-    weights = [w_ih, w_hh, b_ih, b_hh] if has_biases else [w_ih, w_hh]
-    forward = stage_work(kind, steps, rows, x, weights, bool(has_biases), "backward")
-    hidden = int(hidden_size)
-    per_row = (23 + (4 if has_biases else 0)) * hidden
+    steps, rows = _steps_rows(input, batch_first=False)  # time-major, as in the forward layer
+    weights = [weight1, weight2, weight3, weight4] if has_biases else [weight1, weight2]
+    forward = stage_work(kind, steps, rows, input, weights, has_biases, "backward")
+    per_row = (23 + (4 if has_biases else 0)) * hidden_size
     return Work(macs=2 * forward.macs, elementwise=rows * per_row, op_class="recurrent",
                 steps=steps, step_reads=forward.step_reads)
 
 
 @register("nll_loss_forward", op_class="elementwise")
-def nll_loss_forward(x: TensorMeta, target: TensorMeta, *args: object, out: object) -> Work:
+def nll_loss_forward(target: TensorMeta, **_: object) -> Work:
     # picks one log-probability per row and averages: 1 per row
     return Work(elementwise=target.numel)
 
 
 @register("nll_loss_backward", op_class="elementwise")
-def nll_loss_backward(grad: TensorMeta, x: TensorMeta, target: TensorMeta, *args: object,
-                      out: object) -> Work:
+def nll_loss_backward(target: TensorMeta, **_: object) -> Work:
     # writes a zero gradient and scatters -g/N into one element per row
     return Work(elementwise=target.numel)
 
 
 @register("mse_loss", op_class="elementwise")
-def mse_loss(x: TensorMeta, target: TensorMeta, *args: object, out: object) -> Work:
+def mse_loss(self: TensorMeta, **_: object) -> Work:
     # (x - t)^2 summed: subtract, square, add
-    return Work(elementwise=3 * x.numel)
-
+    return Work(elementwise=3 * self.numel)

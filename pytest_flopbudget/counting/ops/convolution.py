@@ -30,43 +30,54 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
     # the MACs one position costs.
     macs = batch * positions * w.numel
     depthwise = groups > 1 and groups == c_in and not transposed
+    c_out = out.shape[1] if batched else out.shape[0]
     return Work(
         macs=macs,
         elementwise=out.numel if bias else 0,
         op_class="depthwise_conv" if depthwise else "conv",
+        kind=conv_kind(spatial, depthwise, transposed, w.shape[2:]),
+        mac_dims=(c_in // groups, c_out),
     )
 
 
+def conv_kind(spatial: int, depthwise: bool, transposed: bool, kernel: tuple[int, ...]) -> str:
+    """The kernel family a convolution runs in (``core.op_classes.KINDS``): depthwise by rank,
+    transposed, 1x1 ("pointwise", a matrix product), or dense by rank."""
+    if depthwise:
+        return f"depthwise_conv{spatial}d"
+    if transposed:
+        return "transposed_conv"
+    if all(k == 1 for k in kernel):
+        return "pointwise_conv"
+    return f"conv{spatial}d"
+
+
 @register("convolution", "_convolution", op_class="conv")
-def convolution(x: TensorMeta, w: TensorMeta, b: TensorMeta | None, stride: object,
-                padding: object, dilation: object, transposed: bool, output_padding: object,
-                groups: int, *args: object, out: TensorMeta) -> Work:
-    return conv_work(x, w, b is not None, bool(transposed), int(groups), out)
+def convolution(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None,
+                transposed: bool, groups: int, *, result: TensorMeta, **_: object) -> Work:
+    return conv_work(input, weight, bias is not None, transposed, groups, result)
 
 
 @register("conv1d", "conv2d", "conv3d", op_class="conv")
-def conv_nd(x: TensorMeta, w: TensorMeta, b: TensorMeta | None = None, stride: object = 1,
-            padding: object = 0, dilation: object = 1, groups: int = 1, *,
-            out: TensorMeta) -> Work:
-    return conv_work(x, w, b is not None, False, int(groups), out)
+def conv_nd(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None, groups: int, *,
+            result: TensorMeta, **_: object) -> Work:
+    return conv_work(input, weight, bias is not None, False, groups, result)
 
 
 @register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", op_class="conv")
-def conv_transpose_nd(x: TensorMeta, w: TensorMeta, b: TensorMeta | None = None,
-                      stride: object = 1, padding: object = 0, output_padding: object = 0,
-                      groups: int = 1, dilation: object = 1, *, out: TensorMeta) -> Work:
-    return conv_work(x, w, b is not None, True, int(groups), out)
+def conv_transpose_nd(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None,
+                      groups: int, *, result: TensorMeta, **_: object) -> Work:
+    return conv_work(input, weight, bias is not None, True, groups, result)
 
 
 @register("mkldnn_convolution", op_class="conv")
-def mkldnn_convolution(x: TensorMeta, w: TensorMeta, b: TensorMeta | None, padding: object,
-                       stride: object, dilation: object, groups: int, *,
-                       out: TensorMeta) -> Work:
-    return conv_work(x, w, b is not None, False, int(groups), out)
+def mkldnn_convolution(self: TensorMeta, weight: TensorMeta, bias: TensorMeta | None,
+                       groups: int, *, result: TensorMeta, **_: object) -> Work:
+    return conv_work(self, weight, bias is not None, False, groups, result)
 
 
 @register("_conv_depthwise2d", op_class="depthwise_conv")
-def conv_depthwise2d(x: TensorMeta, w: TensorMeta, kernel_size: object, b: TensorMeta | None,
-                     *args: object, out: TensorMeta) -> Work:
-    c_in = x.shape[1]
-    return conv_work(x, w, b is not None, False, c_in, out)
+def conv_depthwise2d(self: TensorMeta, weight: TensorMeta, bias: TensorMeta | None, *,
+                     result: TensorMeta, **_: object) -> Work:
+    c_in = self.shape[1]
+    return conv_work(self, weight, bias is not None, False, c_in, result)

@@ -19,31 +19,41 @@ import torch
 from ..costs import TensorMeta, Work, outputs
 from ..registry import register, register_free
 
+#: Copies that only change memory layout (``contiguous()``, a reshape or permute that
+#: copies, a broadcast made real): kind ``"layout"``, which a compiling runtime never runs.
+LAYOUT_COPIES = ("clone", "lift_fresh_copy", "alias_copy", "view_copy", "permute_copy",
+                 "expand_copy", "t_copy", "transpose_copy", "unsqueeze_copy", "squeeze_copy",
+                 "detach_copy")
+
+
+@register(*LAYOUT_COPIES, op_class="data")
+def layout_copy(**_: object) -> Work:
+    """Reads its input and writes its copy (the default traffic), computes nothing."""
+    return Work(op_class="data", kind="layout")
+
 
 @register(
-    "clone", "_to_copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d",
+    "_to_copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d",
     "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
     "replication_pad3d", "flip", "roll", "repeat", "tril", "triu", "narrow_copy",
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "im2col",
-    "col2im", "lift_fresh_copy", "alias_copy", "view_copy", "permute_copy", "expand_copy",
-    "t_copy", "transpose_copy", "unsqueeze_copy", "squeeze_copy", "slice_copy", "select_copy",
-    "detach_copy", "slice_scatter", "select_scatter", "diagonal_scatter", "as_strided_scatter",
-    "masked_scatter", "index_copy", "index_copy_", "index_fill", "index_fill_",
+    "col2im", "slice_copy", "select_copy", "slice_scatter", "select_scatter",
+    "diagonal_scatter", "as_strided_scatter", "masked_scatter", "index_copy", "index_copy_",
+    "index_fill", "index_fill_",
     "_local_scalar_dense", "is_nonzero",
     "repeat_interleave", "_copy_from", "_copy_from_and_resize", "unfold_copy",
     # backward of views: a zero gradient of the input's shape with the output's copied in
     "select_backward", "slice_backward", "diagonal_backward", "unfold_backward",
-    "as_strided_backward",
     op_class="data",
 )
-def copy_like(*args: object, out: object, **kwargs: object) -> Work:
+def copy_like(**_: object) -> Work:
     """Reads its inputs and writes its outputs (the default traffic), computes nothing."""
     return Work(op_class="data")
 
 
 @register("copy_", op_class="data")
-def copy_(dst: TensorMeta, src: TensorMeta, *args: object, out: object) -> Work:
-    return Work(reads=(src,), writes=(dst,))
+def copy_(self: TensorMeta, src: TensorMeta, **_: object) -> Work:
+    return Work(reads=(src,), writes=(self,))
 
 
 @register(
@@ -51,12 +61,12 @@ def copy_(dst: TensorMeta, src: TensorMeta, *args: object, out: object) -> Work:
     "zeros_like", "ones_like", "full_like", "new_zeros", "new_ones", "new_full", "rand",
     "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
     "normal_", "uniform_", "random_", "exponential_", "cauchy_", "log_normal_", "geometric_",
-    "fill", "fill_", "zero_", "bernoulli_", "bernoulli", "tensor",
+    "fill", "fill_", "zero_", "bernoulli_", "bernoulli",
     op_class="data",
 )
-def create(*args: object, out: object, **kwargs: object) -> Work:
+def create(*, result: object, **_: object) -> Work:
     """Tensor creation and filling: writes its output, reads nothing it computes from."""
-    return Work(reads=(), writes=outputs(out))
+    return Work(reads=(), writes=outputs(result))
 
 
 def _gathered(table: TensorMeta, out: TensorMeta) -> TensorMeta:
@@ -64,39 +74,34 @@ def _gathered(table: TensorMeta, out: TensorMeta) -> TensorMeta:
 
 
 @register("embedding", op_class="data")
-def embedding(weight: TensorMeta, indices: TensorMeta, *args: object, out: TensorMeta) -> Work:
+def embedding(weight: TensorMeta, indices: TensorMeta, *, result: TensorMeta,
+              **_: object) -> Work:
     # reads the indices and the rows they select, not the whole table
-    return Work(reads=(indices, _gathered(weight, out)), writes=(out,))
+    return Work(reads=(indices, _gathered(weight, result)), writes=(result,))
 
 
-@register("index_select", op_class="data")
-def index_select(x: TensorMeta, dim: int, index: TensorMeta, *, out: TensorMeta) -> Work:
-    return Work(reads=(index, _gathered(x, out)), writes=(out,))
-
-
-@register("gather", op_class="data")
-def gather(x: TensorMeta, dim: int, index: TensorMeta, *args: object, out: TensorMeta,
-           **kwargs: object) -> Work:
-    return Work(reads=(index, _gathered(x, out)), writes=(out,))
+@register("index_select", "gather", op_class="data")
+def index_select(self: TensorMeta, index: TensorMeta, *, result: TensorMeta,
+                 **_: object) -> Work:
+    return Work(reads=(index, _gathered(self, result)), writes=(result,))
 
 
 @register("index", "_unsafe_index", op_class="data")
-def index(x: TensorMeta, indices: list[TensorMeta | None], *, out: TensorMeta) -> Work:
+def index(self: TensorMeta, indices: list[TensorMeta | None], *, result: TensorMeta,
+          **_: object) -> Work:
     picked = tuple(i for i in indices if isinstance(i, TensorMeta))
-    return Work(reads=(*picked, _gathered(x, out)), writes=(out,))
+    return Work(reads=(*picked, _gathered(self, result)), writes=(result,))
 
 
 @register("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_",
           op_class="elementwise")
-def scatter_add(x: TensorMeta, dim: int, index: TensorMeta, *args: object, out: object,
-                **kwargs: object) -> Work:
+def scatter_add(index: TensorMeta, **_: object) -> Work:
     # one add (or reduce) per element of index: src values outside index's shape are unused
     return Work(elementwise=index.numel)
 
 
 @register("scatter", "scatter_", op_class="data")
-def scatter(x: TensorMeta, dim: int, index: TensorMeta, *args: object, out: object,
-            reduce: str | None = None) -> Work:
+def scatter(index: TensorMeta, reduce: str | None = None, **_: object) -> Work:
     # a copy per element of index; with reduce="add"/"multiply", also one operation each
     if reduce is None:
         return Work(op_class="data")
@@ -104,16 +109,15 @@ def scatter(x: TensorMeta, dim: int, index: TensorMeta, *args: object, out: obje
 
 
 @register("index_add", "index_add_", op_class="elementwise")
-def index_add(x: TensorMeta, dim: int, index: TensorMeta, source: TensorMeta, *args: object,
-              out: object, **kwargs: object) -> Work:
+def index_add(source: TensorMeta, **_: object) -> Work:
     # one add per element of source (index picks a slice of x for each slice of source)
     return Work(elementwise=source.numel)
 
 
 @register("index_put", "index_put_", op_class="data")
-def index_put(x: TensorMeta, indices: list[TensorMeta | None], values: TensorMeta,
-              accumulate: bool = False, *, out: object) -> Work:
-    """A copy of values into x[indices]; with ``accumulate=True`` (``index_put_(...,
+def index_put(self: TensorMeta, indices: list[TensorMeta | None], values: TensorMeta,
+              accumulate: bool, **_: object) -> Work:
+    """A copy of values into self[indices]; with ``accumulate=True`` (``index_put_(...,
     accumulate=True)``, the backward of indexing) one add per position written: the
     broadcast index shape times the dimensions no index covers. A boolean mask selects a
     number of positions only its values know; then ``values`` (one per selected position,
@@ -123,8 +127,8 @@ def index_put(x: TensorMeta, indices: list[TensorMeta | None], values: TensorMet
     picked = [i for i in indices if isinstance(i, TensorMeta)]
     if any(i.dtype == torch.bool for i in picked):
         return Work(elementwise=values.numel, op_class="elementwise")
-    free = x.shape[len(indices):] + tuple(
-        s for s, i in zip(x.shape, indices, strict=False) if i is None)
+    free = self.shape[len(indices):] + tuple(
+        s for s, i in zip(self.shape, indices, strict=False) if i is None)
     positions = math.prod(torch.broadcast_shapes(*(i.shape for i in picked))) * math.prod(free)
     return Work(elementwise=positions, op_class="elementwise")
 
@@ -138,7 +142,7 @@ register_free(
     "is_same_size", "_assert_async", "_assert_tensor_metadata", "_assert_scalar",
     "sym_constrain_range", "sym_constrain_range_for_size", "_functional_sym_constrain_range",
     "lift_fresh", "set_", "record_stream", "_has_compatible_shallow_copy_type",
-    "result_type", "_nested_tensor_size", "_unsafe_set_version_counter",
+    "result_type", "_nested_tensor_size",
     # in-place ops that change only a tensor's metadata
     "transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "swapdims_", "swapaxes_",
     "detach_", "resize_as_sparse_",

@@ -9,7 +9,7 @@ primitives of its defining formula, written next to it.
 from __future__ import annotations
 
 from ..costs import TensorMeta, Work, outputs
-from ..registry import register
+from ..registry import FormulaFn, register, with_in_place
 
 #: ``{aten operator: (FLOPs per output element, defining formula)}``. In-place variants
 #: (``relu_``) cost the same.
@@ -21,7 +21,7 @@ PER_ELEMENT: dict[str, tuple[int, str]] = {
     "mul": (1, "x * y"),
     "div": (1, "x / y"),
     "true_divide": (1, "x / y"),
-    "floor_divide": (1, "floor(x / y)"),
+    "floor_divide": (2, "floor(x / y): div, floor"),
     "remainder": (1, "x mod y"),
     "fmod": (1, "x mod y"),
     "neg": (1, "-x"),
@@ -49,17 +49,17 @@ PER_ELEMENT: dict[str, tuple[int, str]] = {
     "bitwise_or": (1, "x | y"),
     "bitwise_xor": (1, "x ^ y"),
     "bitwise_not": (1, "~x"),
-    "where": (1, "c ? x : y"),
-    "masked_fill": (1, "m ? v : x"),
+    "where": (0, "c ? x : y: a select"),
+    "masked_fill": (0, "m ? v : x: a select"),
     "isnan": (1, "x != x"),
-    "isinf": (1, "|x| == inf"),
-    "nan_to_num": (1, "replace nan/inf"),
-    "copysign": (1, "|x| * sign(y)"),
+    "isinf": (2, "|x| == inf: abs, compare"),
+    "nan_to_num": (3, "replace nan, +inf, -inf: three compares"),
+    "copysign": (3, "|x| * sign(y): abs, sign, mul"),
     "floor": (1, "floor(x)"),
     "ceil": (1, "ceil(x)"),
     "round": (1, "round(x)"),
     "trunc": (1, "trunc(x)"),
-    "frac": (1, "x - trunc(x)"),
+    "frac": (2, "x - trunc(x): trunc, sub"),
     "lerp": (3, "x + w*(y - x)"),
     "addcmul": (2, "x + a*y*z (a folded)"),
     "addcdiv": (2, "x + a*y/z (a folded)"),
@@ -109,7 +109,6 @@ PER_ELEMENT: dict[str, tuple[int, str]] = {
     "selu": (5, "s * (x > 0 ? x : a*(exp(x) - 1))"),
     "hardshrink": (2, "|x| > l ? x : 0"),
     "softshrink": (3, "x - l*sign(x) if |x| > l"),
-    "tanhshrink": (2, "x - tanh(x)"),
     # softmax family, per element of the input
     "_softmax": (5, "exp(x - max) / sum: max, sub, exp, sum, div"),
     "softmax": (5, "exp(x - max) / sum: max, sub, exp, sum, div"),
@@ -135,51 +134,71 @@ SPECIAL_ELEMENTWISE: dict[str, str] = {
 }
 
 
-def per_element(cost: int):  # type: ignore[no-untyped-def]
+#: Operators built of transcendental primitives (exp, log, tanh, erf, ...): runtimes run them
+#: through slower kernels than ``+ - x /`` (kind ``"transcendental"``; the others are
+#: ``"arithmetic"``).
+TRANSCENDENTAL = frozenset({
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos",
+    "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "erf", "erfc", "erfinv",
+    "pow", "xlogy", "sigmoid", "log_sigmoid_forward", "silu", "mish", "softplus", "elu", "celu",
+    "selu", "_softmax", "softmax", "_safe_softmax", "_log_softmax", "log_softmax", "gelu",
+    "glu", "_masked_softmax", "gelu_backward", "silu_backward", "softplus_backward",
+    "_log_softmax_backward_data",
+})
+
+
+def kind_of(name: str) -> str:
+    """``"transcendental"`` or ``"arithmetic"`` for an elementwise operator name."""
+    return "transcendental" if name.rstrip("_") in TRANSCENDENTAL else "arithmetic"
+
+
+def per_element(cost: int, kind: str = "arithmetic") -> FormulaFn:
     """A formula costing ``cost`` operations per element of the operator's primary output
     (a second output, such as log_sigmoid's saved buffer, is traffic, not work)."""
 
-    def formula(*args: object, out: object, **kwargs: object) -> Work:
-        return Work(elementwise=cost * outputs(out)[0].numel)
+    def formula(*, result: object, **_: object) -> Work:
+        return Work(elementwise=cost * outputs(result)[0].numel, kind=kind)
 
     return formula
 
 
 for _name, (_cost, _) in PER_ELEMENT.items():
-    register(_name, _name + "_", op_class="elementwise")(per_element(_cost))
+    register(*with_in_place(_name), op_class="elementwise")(per_element(_cost, kind_of(_name)))
 
 
 @register("gelu", "gelu_", op_class="elementwise")
-def gelu(x: TensorMeta, approximate: str = "none", *, out: TensorMeta) -> Work:
+def gelu(approximate: str = "none", *, result: TensorMeta, **_: object) -> Work:
     per = GELU_TANH if approximate == "tanh" else GELU
-    return Work(elementwise=per * out.numel)
+    return Work(elementwise=per * result.numel, kind="transcendental")
 
 
 @register("clamp", "clamp_", op_class="elementwise")
-def clamp(x: TensorMeta, min: object = None, max: object = None, *, out: TensorMeta) -> Work:
+def clamp(min: object = None, max: object = None, *, result: TensorMeta, **_: object) -> Work:
     bounds = (min is not None) + (max is not None)
-    return Work(elementwise=bounds * out.numel)
+    return Work(elementwise=bounds * result.numel, kind="arithmetic")
 
 
 @register("glu", op_class="elementwise")
-def glu(x: TensorMeta, dim: int = -1, *, out: TensorMeta) -> Work:
-    return Work(elementwise=(PER_ELEMENT["sigmoid"][0] + 1) * out.numel)  # sigmoid(b) * a
+def glu(*, result: TensorMeta, **_: object) -> Work:
+    # sigmoid(b) * a
+    return Work(elementwise=(PER_ELEMENT["sigmoid"][0] + 1) * result.numel,
+                kind="transcendental")
 
 
 @register("_masked_softmax", op_class="elementwise")
-def masked_softmax(x: TensorMeta, mask: object = None, *args: object, out: TensorMeta) -> Work:
-    return Work(elementwise=SOFTMAX * out.numel)
+def masked_softmax(*, result: TensorMeta, **_: object) -> Work:
+    return Work(elementwise=SOFTMAX * result.numel, kind="transcendental")
 
 
 @register("dropout", "dropout_", "feature_dropout", "alpha_dropout", op_class="elementwise")
-def dropout(x: TensorMeta, p: float, train: bool, *, out: TensorMeta) -> Work:
+def dropout(p: float, train: bool, *, result: TensorMeta, **_: object) -> Work:
     if not train or p == 0:
         # Eval-mode dropout returns its input: no work, no traffic.
         return Work(reads=(), writes=())
-    return Work(elementwise=2 * out.numel)
+    return Work(elementwise=2 * result.numel, kind="arithmetic")
 
 
 @register("native_dropout", op_class="elementwise")
-def native_dropout(x: TensorMeta, p: float, train: bool | None, *, out: object) -> Work:
-    # out = (output, mask); the mask is written too (default traffic counts it).
-    return Work(elementwise=2 * x.numel)
+def native_dropout(input: TensorMeta, *, result: object, **_: object) -> Work:
+    # result = (output, mask); the mask is written too (default traffic counts it).
+    return Work(elementwise=2 * input.numel, kind="arithmetic")

@@ -1,90 +1,29 @@
-"""Matrix products: linear, mm, bmm, addmm, baddbmm, matmul, mv, dot.
+"""Matrix products: linear, the matmul family (mm, bmm, mv, dot, vdot, matmul) and its
+``add*`` forms (addmm, _addmm_activation, baddbmm, addbmm, addmv), addr, _trilinear.
 
-MACs are the multiply-accumulates of the product; a bias or ``input`` term adds one FLOP per
-output element (``elementwise``).
+The matmul family is one idea in two formulas: :func:`product`, the MACs of the product of
+two operands (:func:`matmul_macs`: 1-D operands and broadcast batches included), and
+:func:`product_plus_term`, the same product plus one FLOP per output element for the added
+``self`` term (and the activation epilogue of ``_addmm_activation``, priced as the elementwise
+table's GELU or ReLU). ``addbmm`` sums its batch of products into one matrix: the batch is in
+the MACs, not in the output.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..costs import TensorMeta, Work
+from ..costs import TensorMeta, Work, one_of, outputs
 from ..registry import register
 from .elementwise import GELU, RELU
 
 
-@register("mm", op_class="matmul")
-def mm(a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta) -> Work:
-    # [n, k] @ [k, m]: n * m * k
-    n, k = a.shape
-    m = b.shape[1]
-    return Work(macs=n * m * k)
-
-
-@register("bmm", op_class="matmul")
-def bmm(a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta) -> Work:
-    # [B, n, k] @ [B, k, m]: B * n * m * k
-    batch, n, k = a.shape
-    m = b.shape[2]
-    return Work(macs=batch * n * m * k)
-
-
-@register("addmm", op_class="matmul")
-def addmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
-          **kwargs: object) -> Work:
-    n, k = a.shape
-    m = b.shape[1]
-    return Work(macs=n * m * k, elementwise=n * m)
-
-
-@register("_addmm_activation", op_class="matmul")
-def addmm_activation(bias: TensorMeta, a: TensorMeta, b: TensorMeta, beta: float = 1,
-                     alpha: float = 1, use_gelu: bool = False, *, out: TensorMeta) -> Work:
-    n, k = a.shape
-    m = b.shape[1]
-    activation = GELU if use_gelu else RELU  # the epilogue, as in the elementwise table
-    return Work(macs=n * m * k, elementwise=n * m * (1 + activation))
-
-
-@register("baddbmm", op_class="matmul")
-def baddbmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
-            **kwargs: object) -> Work:
-    batch, n, k = a.shape
-    m = b.shape[2]
-    return Work(macs=batch * n * m * k, elementwise=batch * n * m)
-
-
-@register("addbmm", op_class="matmul")
-def addbmm(bias: TensorMeta, a: TensorMeta, b: TensorMeta, *args: object, out: TensorMeta,
-           **kwargs: object) -> Work:
-    # sum over the batch of [n, k] @ [k, m], added to bias: B*n*m*k MACs, n*m bias adds
-    batch, n, k = a.shape
-    m = b.shape[2]
-    return Work(macs=batch * n * m * k, elementwise=n * m)
-
-
-@register("mv", op_class="matmul")
-def mv(a: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta) -> Work:
-    n, k = a.shape
-    return Work(macs=n * k)
-
-
-@register("addmv", op_class="matmul")
-def addmv(bias: TensorMeta, a: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta,
-          **kwargs: object) -> Work:
-    n, k = a.shape
-    return Work(macs=n * k, elementwise=n)
-
-
-@register("dot", "vdot", op_class="matmul")
-def dot(a: TensorMeta, b: TensorMeta, *, out: TensorMeta) -> Work:
-    return Work(macs=a.numel)
-
-
-def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    """MACs of ``torch.matmul`` for operand shapes ``a`` and ``b`` (1-D and broadcast rules)."""
+def matmul_dims(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(rows, k, m)`` of ``torch.matmul`` for operand shapes ``a`` and ``b`` (1-D and
+    broadcast rules): ``rows`` output rows over every batch, ``k`` the reduced length, ``m``
+    output columns."""
     if len(a) == 1 and len(b) == 1:
-        return a[0]
+        return 1, a[0], 1
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
     n, k = a2[-2], a2[-1]
@@ -94,34 +33,67 @@ def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     batch_a = (1,) * (width - len(batch_a)) + batch_a
     batch_b = (1,) * (width - len(batch_b)) + batch_b
     batch = math.prod(max(x, y) for x, y in zip(batch_a, batch_b, strict=True))
-    return batch * n * k * m
+    return batch * n, k, m
 
 
-@register("matmul", op_class="matmul")
-def matmul(a: TensorMeta, b: TensorMeta, *, out: TensorMeta) -> Work:
-    return Work(macs=matmul_macs(a.shape, b.shape))
+def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """MACs of ``torch.matmul`` for operand shapes ``a`` and ``b`` (1-D and broadcast rules)."""
+    rows, k, m = matmul_dims(a, b)
+    return rows * k * m
+
+
+def product_work(a: tuple[int, ...], b: tuple[int, ...], elementwise: int = 0) -> Work:
+    """A product's MACs, its kind (one output row or column: a matrix-vector product) and its
+    MAC-array dims (the reduced length and the larger output dimension)."""
+    rows, k, m = matmul_dims(a, b)
+    return Work(macs=rows * k * m, elementwise=elementwise,
+                kind="matrix_vector" if min(rows, m) == 1 else "",
+                mac_dims=(k, max(rows, m) if min(rows, m) == 1 else m))
+
+
+@register("mm", "bmm", "mv", "dot", "vdot", "matmul", op_class="matmul")
+def product(self: TensorMeta, mat2: TensorMeta | None = None, vec: TensorMeta | None = None,
+            tensor: TensorMeta | None = None, other: TensorMeta | None = None, *,
+            result: object, **_: object) -> Work:
+    # self @ the second operand: mat2 (mm [n,k]@[k,m], bmm [B,n,k]@[B,k,m]), vec (mv [n,k]@[k]),
+    # tensor (dot [k].[k]) or other (vdot, matmul)
+    return product_work(self.shape, one_of(mat2, vec, tensor, other).shape)
+
+
+@register("addmm", "_addmm_activation", "baddbmm", "addbmm", "addmv", op_class="matmul")
+def product_plus_term(mat1: TensorMeta | None = None, mat2: TensorMeta | None = None,
+                      batch1: TensorMeta | None = None, batch2: TensorMeta | None = None,
+                      mat: TensorMeta | None = None, vec: TensorMeta | None = None,
+                      use_gelu: bool | None = None, *, result: object, **_: object) -> Work:
+    # beta * self + alpha * (a @ b): the product of mat1 @ mat2 (addmm, _addmm_activation),
+    # batch1 @ batch2 (baddbmm; addbmm sums the batch), mat @ vec (addmv); one add per output
+    # element for the self term, and _addmm_activation's epilogue (use_gelu) on each output
+    a, b = one_of(mat1, batch1, mat), one_of(mat2, batch2, vec)
+    per_output = 1
+    if use_gelu is not None:
+        per_output += GELU if use_gelu else RELU
+    return product_work(a.shape, b.shape, per_output * outputs(result)[0].numel)
 
 
 @register("linear", op_class="matmul")
-def linear(x: TensorMeta, w: TensorMeta, b: TensorMeta | None = None, *,
-           out: TensorMeta) -> Work:
+def linear(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None = None,
+           **_: object) -> Work:
     # x [..., in] @ w.T [in, out]: rows * out * in MACs; bias: rows * out adds
-    rows = x.numel // x.shape[-1] if x.shape else 1
-    n_out, n_in = (w.shape[0], w.shape[1]) if w.ndim == 2 else (1, w.shape[0])
-    return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if b is not None else 0)
+    rows = input.numel // input.shape[-1] if input.shape else 1
+    n_out, n_in = (weight.shape[0], weight.shape[1]) if weight.ndim == 2 else (1, weight.shape[0])
+    return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if bias is not None else 0,
+                kind="matrix_vector" if rows == 1 else "", mac_dims=(n_in, n_out))
 
 
 @register("addr", op_class="elementwise")
-def addr(bias: TensorMeta, u: TensorMeta, v: TensorMeta, *args: object, out: TensorMeta,
-         **kwargs: object) -> Work:
+def addr(*, result: TensorMeta, **_: object) -> Work:
     # outer product (one multiply per element, nothing accumulated) plus the add
-    return Work(elementwise=2 * out.numel)
+    return Work(elementwise=2 * result.numel)
 
 
 @register("_trilinear", op_class="matmul")
 def trilinear(i1: TensorMeta, i2: TensorMeta, i3: TensorMeta, expand1: list[int],
-              expand2: list[int], expand3: list[int], sumdim: list[int], *args: object,
-              out: TensorMeta) -> Work:
+              expand2: list[int], expand3: list[int], **_: object) -> Work:
     # sum over ``sumdim`` of i1 * i2 * i3 after unsqueezing each at its ``expand`` dims (what
     # nn.Bilinear runs). Every point of the broadcast space is one multiply-accumulate plus
     # one more multiply for the third factor: rows * out * in1 * in2 MACs for nn.Bilinear.

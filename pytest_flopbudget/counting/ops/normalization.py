@@ -28,68 +28,51 @@ RMS_NORMALIZE = 1
 RMS_STATISTICS = 2
 
 
-def norm_work(x: TensorMeta, stats: bool, weight: object, bias: object) -> Work:
-    """Work of a mean/variance normalisation of ``x``."""
+def norm_work(x: TensorMeta, stats: bool, weight: object, bias: object,
+              per_channel: bool = False) -> Work:
+    """Work of a mean/variance normalisation of ``x``; ``per_channel``: with fixed per-channel
+    statistics (eval-mode batch norm) it is a per-channel scale and shift, kind
+    ``"channel_affine"``, which a compiling runtime folds into the product before it."""
     per = NORMALIZE + (STATISTICS if stats else 0)
     per += (weight is not None) + (bias is not None)
-    return Work(elementwise=per * x.numel)
-
-
-def _first_bool(args: tuple[object, ...]) -> bool:
-    for a in args:
-        if isinstance(a, bool):
-            return a
-    raise ValueError("batch norm call without a training flag")
+    return Work(elementwise=per * x.numel, kind="channel_affine" if per_channel and not stats
+                else "")
 
 
 @register("batch_norm", "native_batch_norm", "_native_batch_norm_legit", "cudnn_batch_norm",
           "miopen_batch_norm", op_class="norm")
-def batch_norm(x: TensorMeta, weight: object = None, bias: object = None, *args: object,
-               out: object) -> Work:
-    # The overloads differ in whether running statistics are passed; ``training`` is the first
-    # bool argument in all of them.
-    return norm_work(x, _first_bool(args), weight, bias)
+def batch_norm(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None,
+               training: bool, **_: object) -> Work:
+    # statistics are computed in training; every overload of these operators (with or without
+    # running statistics) names the flag ``training``
+    return norm_work(input, training, weight, bias, per_channel=True)
 
 
 @register("_native_batch_norm_legit_no_training", "_batch_norm_no_update", op_class="norm")
-def batch_norm_eval(x: TensorMeta, weight: object = None, bias: object = None, *args: object,
-                    out: object) -> Work:
-    return norm_work(x, False, weight, bias)
+def batch_norm_eval(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None,
+                    **_: object) -> Work:
+    return norm_work(input, False, weight, bias, per_channel=True)
 
 
 @register("_batch_norm_with_update", op_class="norm")
-def batch_norm_train(x: TensorMeta, weight: object = None, bias: object = None, *args: object,
-                     out: object) -> Work:
-    return norm_work(x, True, weight, bias)
+def batch_norm_train(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None,
+                     **_: object) -> Work:
+    return norm_work(input, True, weight, bias)
 
 
-@register("layer_norm", "native_layer_norm", op_class="norm")
-def layer_norm(x: TensorMeta, normalized_shape: object, weight: object = None,
-               bias: object = None, *args: object, out: object) -> Work:
-    return norm_work(x, True, weight, bias)
-
-
-@register("group_norm", op_class="norm")
-def group_norm(x: TensorMeta, num_groups: int, weight: object = None, bias: object = None,
-               *args: object, out: object) -> Work:
-    return norm_work(x, True, weight, bias)
-
-
-@register("native_group_norm", op_class="norm")
-def native_group_norm(x: TensorMeta, weight: object, bias: object, *args: object,
-                      out: object) -> Work:
-    return norm_work(x, True, weight, bias)
+@register("layer_norm", "native_layer_norm", "group_norm", "native_group_norm", op_class="norm")
+def layer_group_norm(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None,
+                     **_: object) -> Work:
+    return norm_work(input, True, weight, bias)
 
 
 @register("instance_norm", op_class="norm")
-def instance_norm(x: TensorMeta, weight: object = None, bias: object = None,
-                  running_mean: object = None, running_var: object = None,
-                  use_input_stats: bool = True, *args: object, out: object) -> Work:
-    return norm_work(x, bool(use_input_stats), weight, bias)
+def instance_norm(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None,
+                  use_input_stats: bool, **_: object) -> Work:
+    return norm_work(input, use_input_stats, weight, bias)
 
 
 @register("rms_norm", "_fused_rms_norm", op_class="norm")
-def rms_norm(x: TensorMeta, normalized_shape: object, weight: object = None, *args: object,
-             out: object) -> Work:
+def rms_norm(input: TensorMeta, weight: TensorMeta | None, **_: object) -> Work:
     per = RMS_STATISTICS + RMS_NORMALIZE + (weight is not None)
-    return Work(elementwise=per * x.numel)
+    return Work(elementwise=per * input.numel)

@@ -14,56 +14,63 @@ import math
 from collections.abc import Sequence
 
 from ..costs import TensorMeta, Work, outputs
-from ..registry import register
+from ..registry import FormulaFn, register
 
 
-def _expand(value: object, rank: int) -> tuple[int, ...]:
-    if isinstance(value, Sequence):
-        vals = tuple(int(v) for v in value)
-        return vals * rank if len(vals) == 1 else vals
-    return (int(value),) * rank  # type: ignore[call-overload]
+def window_area(kernel_size: int | Sequence[int], rank: int) -> int:
+    """Elements in a pooling window: ``kernel_size`` is one size for every one of the ``rank``
+    spatial dims, or one per dim."""
+    sizes = [int(k) for k in kernel_size] if isinstance(kernel_size, Sequence) else [kernel_size]
+    return math.prod(sizes) ** rank if len(sizes) == 1 else math.prod(sizes)
 
 
-def _pool(rank: int):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, kernel_size: object, *args: object, out: object,
-                **kwargs: object) -> Work:
-        window = math.prod(_expand(kernel_size, rank))
-        y = outputs(out)[0]
+def _pool(rank: int) -> FormulaFn:
+    def formula(kernel_size: int | Sequence[int], *, result: object, **_: object) -> Work:
+        y = outputs(result)[0]
         # max pooling's indices (when returned) are written too: default traffic counts them
-        return Work(elementwise=window * y.numel)
+        return Work(elementwise=window_area(kernel_size, rank) * y.numel)
 
     return formula
 
 
 for _rank in (1, 2, 3):
     register(f"max_pool{_rank}d", f"max_pool{_rank}d_with_indices", f"avg_pool{_rank}d",
-             f"mkldnn_max_pool{_rank}d", op_class="pooling")(_pool(_rank))
+             op_class="pooling")(_pool(_rank))
+for _rank in (2, 3):
+    register(f"mkldnn_max_pool{_rank}d", op_class="pooling")(_pool(_rank))
 
 
-def adaptive_window_sum(size_in: int, size_out: int) -> int:
-    """Sum over output positions of the adaptive window length along one dimension."""
-    return sum(
-        -((-(i + 1) * size_in) // size_out) - (i * size_in) // size_out for i in range(size_out)
+def adaptive_window_sum(size_in: Sequence[int], size_out: Sequence[int]) -> int:
+    """Elements summed by an adaptive pooling from spatial shape ``size_in`` to ``size_out``,
+    over all its windows (one plane): per dim, window ``i`` of ``Out`` runs from
+    ``floor(i*In/Out)`` to ``ceil((i+1)*In/Out)``; the dims multiply."""
+    return math.prod(
+        sum(-((-(i + 1) * n_in) // n_out) - (i * n_in) // n_out for i in range(n_out))
+        for n_in, n_out in zip(size_in, size_out, strict=True)
     )
 
 
-def _adaptive(rank: int):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, output_size: object, *args: object, out: object) -> Work:
-        y = outputs(out)[0]
-        spatial_in = x.shape[-rank:]
-        spatial_out = y.shape[-rank:]
-        planes = x.numel // math.prod(spatial_in)
-        window_total = math.prod(
-            adaptive_window_sum(i, o) for i, o in zip(spatial_in, spatial_out, strict=True)
-        )
-        return Work(elementwise=planes * window_total)
+def adaptive_pool_work(x: TensorMeta, spatial_out: Sequence[int]) -> Work:
+    """An adaptive pooling of ``x`` (planes x spatial) to ``spatial_out``, or its backward:
+    one operation per window element, summed over the windows of every plane."""
+    rank = len(spatial_out)
+    spatial_in = x.shape[-rank:]
+    planes = x.numel // math.prod(spatial_in)
+    return Work(elementwise=planes * adaptive_window_sum(spatial_in, spatial_out))
+
+
+def _adaptive(rank: int) -> FormulaFn:
+    def formula(self: TensorMeta, *, result: object, **_: object) -> Work:
+        return adaptive_pool_work(self, outputs(result)[0].shape[-rank:])
 
     return formula
 
 
 for _rank in (1, 2, 3):
-    register(f"adaptive_avg_pool{_rank}d", f"_adaptive_avg_pool{_rank}d",
-             f"adaptive_max_pool{_rank}d", op_class="pooling")(_adaptive(_rank))
+    register(f"adaptive_avg_pool{_rank}d", f"adaptive_max_pool{_rank}d",
+             op_class="pooling")(_adaptive(_rank))
+for _rank in (2, 3):
+    register(f"_adaptive_avg_pool{_rank}d", op_class="pooling")(_adaptive(_rank))
 register("mkldnn_adaptive_avg_pool2d", op_class="pooling")(_adaptive(2))
 
 #: FLOPs per output element of each interpolation mode.
@@ -83,9 +90,9 @@ INTERPOLATION: dict[str, int] = {
 }
 
 
-def _interpolate(per_output: int):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, *args: object, out: TensorMeta, **kwargs: object) -> Work:
-        return Work(elementwise=per_output * out.numel,
+def _interpolate(per_output: int) -> FormulaFn:
+    def formula(*, result: TensorMeta, **_: object) -> Work:
+        return Work(elementwise=per_output * result.numel,
                     op_class="data" if per_output == 0 else "elementwise")
 
     return formula

@@ -28,8 +28,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..costs import TensorMeta, Work, outputs
-from ..registry import register
+from ..costs import TensorMeta, Work, one_of, outputs
+from ..registry import FormulaFn, register
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 CELL_ELEMENTWISE = {"lstm": 22, "gru": 16, "rnn_tanh": 2, "rnn_relu": 2}
@@ -70,6 +70,8 @@ def stage_work(kind: str, steps: int, rows: int, x: TensorMeta, weights: Sequenc
         steps=steps,
         step_reads=tuple(step_reads),
         label=label,
+        weights=tuple(weights),
+        mac_dims=(width_in, gates * hidden),
     )
 
 
@@ -100,20 +102,19 @@ def _steps_rows(x: TensorMeta, batch_first: bool) -> tuple[int, int]:
     return steps, x.shape[0] * x.shape[1]
 
 
-def _whole(kind: str):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, *args: object, out: object) -> list[Work]:
-        if isinstance(args[2], (list, tuple)):
-            # packed: (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train,
-            # bidirectional); data is (rows, I), one step per batch_sizes entry
-            batch_sizes, _hx, params, has_biases, num_layers, _p, _train, bidir = args[:8]
+def _whole(kind: str) -> FormulaFn:
+    def formula(params: Sequence[TensorMeta], has_biases: bool, num_layers: int,
+                bidirectional: bool, input: TensorMeta | None = None,
+                data: TensorMeta | None = None, batch_sizes: TensorMeta | None = None,
+                batch_first: bool = False, **_: object) -> list[Work]:
+        # ``input`` (T, B, I), (B, T, I) with batch_first, or unbatched (T, I); or packed:
+        # ``data`` (rows, I) with one step per ``batch_sizes`` entry
+        x = one_of(input, data)
+        if batch_sizes is not None:
             steps, rows = batch_sizes.shape[0], x.shape[0]
         else:
-            # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
-            # batch_first)
-            _hx, params, has_biases, num_layers, _p, _train, bidir, batch_first = args[:8]
-            steps, rows = _steps_rows(x, bool(batch_first))
-        return rnn_stages(kind, steps, rows, x, params, bool(has_biases), int(num_layers),
-                          bool(bidir))
+            steps, rows = _steps_rows(x, batch_first)
+        return rnn_stages(kind, steps, rows, x, params, has_biases, num_layers, bidirectional)
 
     return formula
 
@@ -123,30 +124,28 @@ for _kind in GATES:
 
 
 @register("mkldnn_rnn_layer", op_class="recurrent")
-def mkldnn_rnn_layer(x: TensorMeta, w_ih: TensorMeta, w_hh: TensorMeta, b_ih: TensorMeta,
-                     b_hh: TensorMeta, hx: TensorMeta, cx: TensorMeta, reverse: bool,
-                     batch_sizes: object, mode: int, hidden_size: int, num_layers: int,
-                     has_biases: bool, bidirectional: bool, batch_first: bool, train: bool, *,
-                     out: object) -> list[Work]:
+def mkldnn_rnn_layer(input: TensorMeta, weight0: TensorMeta, weight1: TensorMeta,
+                     weight2: TensorMeta, weight3: TensorMeta, reverse: bool, mode: int,
+                     has_biases: bool, **_: object) -> list[Work]:
     kind = _MKLDNN_MODES[int(mode)]
     # ATen hands this layer a time-major input even when the module is batch_first (the flag
     # is passed along, the transpose already done)
-    steps, rows = _steps_rows(x, batch_first=False)
-    weights = [w_ih, w_hh, b_ih, b_hh] if has_biases else [w_ih, w_hh]
+    steps, rows = _steps_rows(input, batch_first=False)
+    weights = [weight0, weight1, weight2, weight3] if has_biases else [weight0, weight1]
     label = "reverse" if reverse else "forward"
-    return [stage_work(kind, steps, rows, x, weights, bool(has_biases), label)]
+    return [stage_work(kind, steps, rows, input, weights, has_biases, label)]
 
 
-def _cell(kind: str):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, hx: object, w_ih: TensorMeta, w_hh: TensorMeta,
+def _cell(kind: str) -> FormulaFn:
+    def formula(input: TensorMeta, w_ih: TensorMeta, w_hh: TensorMeta,
                 b_ih: TensorMeta | None = None, b_hh: TensorMeta | None = None, *,
-                out: object) -> list[Work]:
-        rows = math.prod(x.shape[:-1]) if x.ndim > 1 else 1
-        has_bias = b_ih is not None
-        weights = [w_ih, w_hh, b_ih, b_hh] if has_bias else [w_ih, w_hh]
-        stage = stage_work(kind, 1, rows, x, weights, has_bias, "cell")  # type: ignore[arg-type]
+                result: object, **_: object) -> list[Work]:
+        rows = math.prod(input.shape[:-1]) if input.ndim > 1 else 1
+        biases = [b for b in (b_ih, b_hh) if b is not None]
+        weights = [w_ih, w_hh, *biases]
+        stage = stage_work(kind, 1, rows, input, weights, bool(biases), "cell")
         # a cell writes only its results (h', and c' for LSTM), not a sequence and a state
-        return [replace(stage, writes=outputs(out))]
+        return [replace(stage, writes=outputs(result))]
 
     return formula
 

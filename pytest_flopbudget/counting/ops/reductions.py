@@ -1,7 +1,8 @@
 """Reductions, counted per element of the input.
 
 sum, mean, max, min, amax, amin, argmax, argmin, prod, any, all, cumsum, cumprod: 1;
-aminmax, vector norms (abs or square, add): 2; var, std and their ``_mean`` forms (mean: add;
+aminmax, vector norms (abs or square, add), nansum (NaN compare, add): 2; nanmean (compare,
+add, count): 3; var, std and their ``_mean`` forms (mean: add;
 then subtract, square, add): 4; logsumexp (max, subtract, exp, add): 4. The final division of a
 mean, the square root of a std and similar per-output work are not counted.
 """
@@ -9,14 +10,14 @@ mean, the square root of a std and similar per-output work are not counted.
 from __future__ import annotations
 
 from ..costs import TensorMeta, Work, outputs
-from ..registry import register
+from ..registry import FormulaFn, register, with_in_place
 
 #: FLOPs per input element of each reduction.
 PER_INPUT: dict[str, int] = {
     "sum": 1,
-    "nansum": 1,
+    "nansum": 2,  # a NaN compare and the add
     "mean": 1,
-    "nanmean": 1,
+    "nanmean": 3,  # a NaN compare, the add, and an add to count the values
     "amax": 1,
     "amin": 1,
     "argmax": 1,
@@ -39,21 +40,21 @@ PER_INPUT: dict[str, int] = {
 }
 
 
-def _reduction(per_input: int):  # type: ignore[no-untyped-def]
-    def formula(x: TensorMeta, *args: object, out: object, **kwargs: object) -> Work:
-        return Work(elementwise=per_input * x.numel)
+def _reduction(per_input: int) -> FormulaFn:
+    def formula(self: TensorMeta, **_: object) -> Work:
+        return Work(elementwise=per_input * self.numel)
 
     return formula
 
 
 for _name, _per in PER_INPUT.items():
-    register(_name, _name + "_", op_class="elementwise")(_reduction(_per))
+    register(*with_in_place(_name), op_class="elementwise")(_reduction(_per))
 
 
 @register("max", "min", op_class="elementwise")
-def max_min(x: TensorMeta, *args: object, out: object, **kwargs: object) -> Work:
-    # max(x, y) is elementwise (one compare per output); max(x) and max(x, dim) reduce x
-    if args and isinstance(args[0], TensorMeta):
-        y = outputs(out)[0]
-        return Work(elementwise=y.numel)
-    return Work(elementwise=x.numel)
+def max_min(self: TensorMeta, other: TensorMeta | None = None, *, result: object,
+            **_: object) -> Work:
+    # max(x, other) is elementwise (one compare per output); max(x) and max(x, dim) reduce x
+    if other is not None:
+        return Work(elementwise=outputs(result)[0].numel)
+    return Work(elementwise=self.numel)
