@@ -16,15 +16,18 @@ from pathlib import Path
 
 def _calibrate(args: argparse.Namespace) -> int:
     from .calibration.calibrate import calibrate
+    from .core.files import check_writable
     from .devices.device_file import DEFAULT_PATH
 
     out = Path(args.out) if args.out is not None else DEFAULT_PATH
-    print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out}",
-          flush=True)
     try:
+        check_writable(out)  # before measuring, not after
+        print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out}",
+              flush=True)
         device = calibrate(out, quick=args.quick, log=lambda line: print(line, flush=True))
     except OSError as exc:
-        print(f"error: cannot write the calibration to {out}: {exc}", file=sys.stderr)
+        print(f"error: cannot write the calibration to {out}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
     print()
     print(f"device {device.name!r}: {device.peak() / 1e9:.1f} GFLOP/s fp32, "

@@ -23,7 +23,7 @@ import pytest
 from ..budgets.config import Config, load
 from ..budgets.limits import LIMITS, OPTIONS, Budget, BudgetError
 from ..budgets.measurement import REPORT_SCHEMA, TestRecord, outcome_counts
-from ..core.files import atomic_write
+from ..core.files import atomic_write, check_writable
 from ..core.metrics import METRICS
 from ..core.version import VERSION
 from ..devices.catalog import set_default_catalog
@@ -145,16 +145,25 @@ class FlopBudgetPlugin:
             self._check_device_override()
 
     def _calibrate(self) -> None:
+        path = self.settings.host_path
+        try:  # before a minute of measuring, not after
+            check_writable(path)
+        except OSError as exc:
+            raise pytest.UsageError(f"--flop-calibrate: could not write {exc.filename}: "
+                                    f"{exc.strerror}") from None
         from ..calibration.calibrate import calibrate  # torch: only when asked to calibrate
 
-        path = self.settings.host_path
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
 
         def log(line: str) -> None:
             if reporter is not None:
                 reporter.write_line(f"flop-calibrate: {line}")
 
-        calibrate(path, log=log)
+        try:
+            calibrate(path, log=log)
+        except OSError as exc:
+            raise pytest.UsageError(f"--flop-calibrate: could not write {exc.filename}: "
+                                    f"{exc.strerror}") from None
         self.settings = load(self.config.rootpath)
         set_default_catalog(self.settings.catalog)
 
@@ -304,11 +313,23 @@ class FlopBudgetPlugin:
         for finish in (self._write_json, *self.finishers):
             try:
                 finish(records, session)
+            except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: stop writing, say so
+                where = getattr(exc, "filename", "the reports")
+                self.write_errors.append(
+                    f"interrupted ({getattr(exc, 'signal_name', 'SIGINT')}) while writing "
+                    f"{where}: it is left as it was, and no report after it was written")
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+                return
             except OSError as exc:
                 self.write_errors.append(f"could not write {exc.filename or 'a report'}: "
                                          f"{exc.strerror or exc}")
-                if session.exitstatus == pytest.ExitCode.OK:
-                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            except Exception as exc:  # a report that cannot be made must not lose the others
+                self.write_errors.append(f"could not write a report: {type(exc).__name__}: "
+                                         f"{exc}")
+            else:
+                continue
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def _write_json(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
         target = option_path(self.config, "flop_json")
