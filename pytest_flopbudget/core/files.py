@@ -179,3 +179,14 @@ def append_text(path: Path, text: str) -> None:
                 if tail.read(1) != b"\n":
                     fh.write(b"\n")
         fh.write(text.encode("utf-8"))
+
+
+def same_file(a: Path | str, b: Path | str) -> bool:
+    """True when ``a`` and ``b`` name one file: the same path once symbolic links, ``..``
+    and case (where the system ignores it) are resolved, or hard links to one file."""
+    if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet)
+        return False

@@ -86,12 +86,13 @@ def add_options(group: Any) -> None:
                          "(also appended to $GITHUB_STEP_SUMMARY when set)")
 
 
-def install(manager: Any) -> None:
+def install(manager: Any) -> Gate:
     """Register the baseline check, summary and file writers with the plugin manager."""
     gate = Gate(manager)
     manager.add_check(gate.check)
     manager.add_summary(gate.summary)
     manager.add_finish(gate.finish)
+    return gate
 
 
 class Gate:
@@ -106,6 +107,8 @@ class Gate:
         self.markdown_to = option_path(config, "flop_markdown")
         self.messages: list[str] = []
         self.baseline: Baseline | None = None
+        #: ``(path, where it was named)`` of the baseline this run compares with
+        self.compared: tuple[Path, str] | None = None
         self._run: RunComparison | None = None
         source = option_path(config, "flop_baseline")
         origin = "--flop-baseline"
@@ -115,7 +118,13 @@ class Gate:
             if not isinstance(configured, str) or not configured:
                 raise pytest.UsageError(f"{origin} must be a file path, got {configured!r}")
             source = config.rootpath / configured, configured
+            if not source[0].exists():  # the project has not saved its first baseline yet
+                self.messages.append(f"no baseline yet: {configured} ({origin}) does not "
+                                     f"exist; save one with --flop-save-baseline={configured}")
+                self.compared = source[0], f"{origin} {configured}"
+                return
         if source is not None:
+            self.compared = source[0], f"{origin} {source[1]}"
             try:
                 self.baseline = Baseline.load(*source, origin)
             except BaselineError as exc:
@@ -200,7 +209,7 @@ class Gate:
         lines = []
         if self.baseline is not None:
             lines.extend(summary_lines(self.comparison(records)))
-        elif self.cli_growth is not None:
+        elif self.cli_growth is not None and self.compared is None:
             lines.append("--flop-max-growth given without a baseline (--flop-baseline or "
                          "[tool.flopbudget] baseline): nothing compared")
         lines.extend(self.messages)
