@@ -29,7 +29,7 @@ from ..core.version import VERSION
 from ..devices.catalog import set_default_catalog
 from ..devices.device import DeviceError
 from ..reporting.text import failing_summary, failure_message, report_table, unsupported_summary
-from . import baseline_gate, complexity, file_options, html_output
+from . import baseline_gate, complexity, config_tables, file_options, html_output
 from .markers import MARKER, marker_arguments
 from .options import option_path, positive_int
 
@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[MANAGER] = manager
     config.pluginmanager.register(manager, "flopbudget-manager")
     complexity.install(manager)
+    config_tables.install(manager)
     gate = baseline_gate.install(manager)
     html_output.install(manager)
     if not manager.is_worker:
