@@ -81,6 +81,8 @@ def parse_baseline(text: str, name: str) -> dict[str, dict[str, dict[str, Any]]]
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{name} is not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:
+        raise BaselineError(f"{name} is not valid JSON (nested too deeply)") from None
     schema = doc.get("schema") if isinstance(doc, dict) else None
     if schema != SCHEMA:
         if schema == REPORT_SCHEMA:
