@@ -1,7 +1,8 @@
 """Every file a session writes is its own: two options never name one file, and no report
 overwrites a file the session reads (the baseline it compares with, the project's
 configuration, the calibrated host device). Either is a usage error naming both, before any
-test runs: otherwise one report silently replaces the other, or the baseline."""
+test runs: otherwise one report silently replaces the other, or the baseline. So is a
+folder given as a file."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def check(manager: Any, compared: tuple[Path, str] | None) -> None:
     """Raise ``pytest.UsageError`` naming both when two uses share one file."""
     outputs = written(manager)
     for i, (option, path, shown) in enumerate(outputs):
+        if path.is_dir():
+            raise pytest.UsageError(f"{option} names a folder ({shown}): give it a file path")
         for other, other_path, _ in outputs[i + 1:]:
             if same_file(path, other_path):
                 raise pytest.UsageError(f"{option} and {other} name the same file ({shown}): "

@@ -54,6 +54,12 @@ class FlopBudget:
         """Profile ``model`` on ``make_inputs(n)`` for every ``n`` in ``sizes`` and fit how
         each metric grows (``value ~ n^order``); the marker's ``max_order`` bounds the orders.
         The largest size is recorded as the test's measurement."""
+        with _one_line(TypeError, ValueError):
+            check_options(model, self.dtype, **kwargs)
+            scaling.check_sizes(sizes)
+            if not callable(make_inputs):
+                raise TypeError(f"make_inputs must be a function of the size n, got "
+                                f"{make_inputs!r}")
         with _one_line(DeviceError):
             return scaling.run(self, model, make_inputs, sizes, **kwargs)
 
@@ -78,15 +84,26 @@ class FlopBudget:
         return measurement
 
 
+class InvalidArgument(pytest.fail.Exception, ValueError):  # type: ignore[name-defined]
+    """A wrong value given to the fixture: a ``ValueError`` a test can catch, and shown as
+    one line (like ``pytest.fail``) when it fails the test."""
+
+    __module__ = "builtins"  # shown as 'InvalidArgument: ...', as pytest shows 'Failed: ...'
+
+
+class InvalidArgumentType(pytest.fail.Exception, TypeError):  # type: ignore[name-defined]
+    """A wrong type of argument given to the fixture: a ``TypeError``, shown as one line."""
+
+    __module__ = "builtins"
+
+
 @contextmanager
 def _one_line(*errors: type[Exception]) -> Iterator[None]:
     """Turn ``errors`` (a wrong option, an absurd device: the user's input, not a bug of
     the model under test) into a test failure of one line, without a traceback into this
-    package."""
+    package; a test can still catch them as the ``ValueError`` or ``TypeError`` they are."""
     try:
         yield
     except errors as exc:
-        message = f"flop budget: {exc}"
-    else:
-        return
-    pytest.fail(message, pytrace=False)
+        cls = InvalidArgumentType if isinstance(exc, TypeError) else InvalidArgument
+        raise cls(f"flop budget: {exc}", False) from None  # (message, pytrace)
