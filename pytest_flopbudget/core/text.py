@@ -43,6 +43,13 @@ def fmt_value(value: float, unit: str) -> str:
     return f"{value:.3g}"
 
 
+def fixed(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals (``0.2056``), or ``1.23e+15`` when it is huge."""
+    if not finite(value) or abs(value) >= HUGE:
+        return f"{value:.3g}"
+    return f"{value:.{decimals}f}"
+
+
 def percent(fraction: float) -> str:
     """``91%``; as many decimals as it takes to show which side of 100% it is
     (``99.96%``, ``100.001%``), ``100%`` only when exactly at it; ``1e+20%`` when huge."""

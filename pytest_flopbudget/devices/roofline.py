@@ -295,22 +295,27 @@ def predict(profile: Profile, device: Device | str) -> Latency:
     return Latency(dev, dtype, frame * factor, rows, times, frame)
 
 
-def _figures(device: Device, dtype: str, t: OpTime, term: str) -> list[tuple[str, float]]:
+#: A figure behind a term of a kernel's time: (name, value, +1 when a larger value makes the
+#: time longer (an overhead, a tile width), -1 when a smaller one does (a peak, a bandwidth)).
+Figure = tuple[str, float, int]
+
+
+def _figures(device: Device, dtype: str, t: OpTime, term: str) -> list[Figure]:
     """The device figures behind one term of a kernel's time."""
-    eff = [(f"efficiency.{t.efficiency_key}", t.efficiency)] if t.efficiency != 1 else []
+    eff = [(f"efficiency.{t.efficiency_key}", t.efficiency, -1)] if t.efficiency != 1 else []
     if term == "compute":
-        used = [("cores_used", device.cores_used)] if device.cores_used is not None else []
-        tile = [(f"tile.{k}", w) for k, w in device.tile.items()]
-        return [(f"peak_flops.{dtype}", device.peak(dtype)), *eff, *used, *tile]
+        used = [("cores_used", device.cores_used, -1)] if device.cores_used is not None else []
+        tile = [(f"tile.{k}", w, 1) for k, w in device.tile.items()]
+        return [(f"peak_flops.{dtype}", device.peak(dtype), -1), *eff, *used, *tile]
     if term == "memory":
         onchip = device.onchip_bandwidth
-        return [("bandwidth", device.bandwidth), *eff,
-                *([("onchip_bandwidth", onchip)] if onchip is not None else [])]
+        return [("bandwidth", device.bandwidth, -1), *eff,
+                *([("onchip_bandwidth", onchip, -1)] if onchip is not None else [])]
     if term == "overhead":
         key = t.overhead_key
         value = device.overhead if key == "overhead" else device.overheads[key]
-        return [(key if key == "overhead" else f"overheads.{key}", value)]
-    return [("link_bandwidth", device.link_bandwidth or 0.0)]
+        return [(key if key == "overhead" else f"overheads.{key}", value, 1)]
+    return [("link_bandwidth", device.link_bandwidth or 0.0, -1)]
 
 
 def check_finite(device: Device, dtype: str, times: Sequence[OpTime], frame: float,
@@ -319,8 +324,10 @@ def check_finite(device: Device, dtype: str, times: Sequence[OpTime], frame: flo
     microseconds, naming the most extreme figure of the term that overflowed."""
     terms = ("compute", "memory", "overhead", "link")
 
-    def fail(figures: list[tuple[str, float]], where: str) -> None:
-        name, value = max(figures, key=lambda f: abs(math.log10(f[1])) if f[1] > 0 else 0.0)
+    def fail(figures: list[Figure], where: str) -> None:
+        # the figure that pushes the time up the most: the smallest divisor, the largest factor
+        name, value, _ = max(figures, key=lambda f: f[2] * math.log10(f[1]) if f[1] > 0
+                             else math.inf)
         raise DeviceError(f"{device.label}: the predicted time is not a finite number of "
                           f"seconds: {name} = {value!r} is out of any sensible range "
                           f"({where})")
@@ -332,13 +339,14 @@ def check_finite(device: Device, dtype: str, times: Sequence[OpTime], frame: flo
         for term, seconds in values.items():
             sums[term] += seconds
             if not finite(seconds * 1e6):
-                fail(_figures(device, dtype, t, term), f"{t.op} in {t.module or '<model>'}")
+                fail(_figures(device, dtype, t, term),
+                     f"{t.op} in {f'layer {t.module!r}' if t.module else 'the model'}")
     if not finite(frame * 1e6):
         worst = max(terms, key=lambda term: sums[term])
         slowest = max(times, key=lambda t: getattr(t, f"{worst}_seconds"))
         fail(_figures(device, dtype, slowest, worst), "the sum over every operator")
     if not finite(total * 1e6):
-        fail([("pipeline_latency_factor", device.pipeline_latency_factor or 1.0)],
+        fail([("pipeline_latency_factor", device.pipeline_latency_factor or 1.0, 1)],
              "one inference of the filled pipeline")
 
 

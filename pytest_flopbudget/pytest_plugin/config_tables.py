@@ -3,9 +3,10 @@ warning in the terminal summary naming it: a renamed or removed test would other
 its limits applying to nothing, silently.
 
 Every collected test counts, deselected ones (``-k``, ``-m``, ``--lf``) included, so a
-selection never makes a table look unused; a run narrowed by paths on the command line
-(``pytest tests/test_kws.py``) does not see every test, so it says nothing. Under xdist the
-workers collect: each sends the patterns it matched in ``workeroutput``.
+selection never makes a table look unused. A run narrowed by paths on the command line
+(``pytest tests/test_kws.py``) does not see every test: it only speaks of tables whose key
+names a test file it collected (``"tests/test_kws.py::test_gone"``). Under xdist the workers
+collect: each sends what it matched and collected in ``workeroutput``.
 """
 
 from __future__ import annotations
@@ -26,30 +27,40 @@ class TableUse:
         self.manager = manager
         self.patterns = list(manager.settings.tests)
         self.matched: set[str] = set()
+        self.files: set[str] = set()  # test files collected
         self.collected = False
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         self.collected = True
+        self.files.add(item.nodeid.split("::", 1)[0])
         for pattern in self.patterns:
             if pattern not in self.matched and matches(item.nodeid, pattern):
                 self.matched.add(pattern)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.manager.is_worker:
-            session.config.workeroutput[KEY] = sorted(self.matched)  # type: ignore[attr-defined]
+            output = session.config.workeroutput  # type: ignore[attr-defined]
+            output[KEY] = {"matched": sorted(self.matched), "files": sorted(self.files)}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        output = getattr(node, "workeroutput", {})
-        if KEY in output:
+        output = getattr(node, "workeroutput", {}).get(KEY)
+        if output is not None:
             self.collected = True
-            self.matched.update(output[KEY])
+            self.matched.update(output["matched"])
+            self.files.update(output["files"])
+
+    def in_scope(self, pattern: str) -> bool:
+        """Whether this run would have collected the tests ``pattern`` names: always in a
+        full run; in a run narrowed by paths, when the key names a test file it collected."""
+        if self.manager.config.args_source != pytest.Config.ArgsSource.ARGS:
+            return True
+        file, sep, _ = pattern.partition("::")
+        return bool(sep) and any(matches(f, file) for f in self.files)
 
     def summary(self, tr: Any, records: list[dict[str, Any]]) -> None:
-        config = self.manager.config
-        narrowed = config.args_source == pytest.Config.ArgsSource.ARGS
-        unused = [p for p in self.patterns if p not in self.matched]
-        if not unused or not self.collected or narrowed:
+        unused = [p for p in self.patterns if p not in self.matched and self.in_scope(p)]
+        if not unused or not self.collected:
             return
         tr.write_sep("=", "flop budget: configuration")
         settings = self.manager.settings

@@ -13,14 +13,14 @@ from typing import Any
 from ..ci.comparison import RunComparison
 from ..core.metrics import label
 from ..core.numbers import finite
-from ..core.text import layer_label, table
+from ..core.text import fixed, layer_label, table
 
 
 def fmt_metric(metric: str, value: float) -> str:
     """Exact counts and bytes with thousands separators; latency (seconds) in ms."""
     if metric == "latency":
         ms = value * 1e3
-        return f"{ms:.4f}" if ms >= 0.01 or ms == 0 else f"{ms:.3g}"
+        return fixed(ms, 4) if ms >= 0.01 or ms == 0 else f"{ms:.3g}"
     return f"{int(value):,}" if finite(value) and value == int(value) else f"{value:,.1f}"
 
 
