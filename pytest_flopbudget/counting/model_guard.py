@@ -13,7 +13,9 @@ forward can change and puts it back afterwards:
   value: tensors do not compare), so nothing is touched that the forward left alone;
   containers that are not Python's (TorchScript's tables) are never touched;
 * every parameter's and buffer's ``requires_grad``, ``.grad``, version counter and Python
-  attributes, and the RNG state.
+  attributes;
+* the random number generators a forward may draw from: torch's (CPU, and CUDA once
+  initialised), Python's ``random`` and, when loaded, NumPy's global one.
 
 :func:`reachable_tensors` lists every tensor the model holds, in attributes or containers:
 in a real forward, writes to any of them (through a view, ``.data`` or a list) are the
@@ -22,6 +24,8 @@ tracer's to redirect.
 
 from __future__ import annotations
 
+import random
+import sys
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,6 +135,32 @@ class _TensorState:
     attrs: _Contents
 
 
+@dataclass
+class _Generators:
+    """The states of the random number generators a forward may draw from."""
+
+    torch_cpu: torch.Tensor
+    torch_cuda: list[torch.Tensor] | None
+    python: Any
+    numpy: Any
+
+    @classmethod
+    def capture(cls) -> _Generators:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        numpy = sys.modules.get("numpy")
+        return cls(torch.get_rng_state(), cuda, random.getstate(),
+                   numpy.random.get_state() if numpy is not None else None)
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.torch_cpu)
+        if self.torch_cuda is not None:
+            torch.cuda.set_rng_state_all(self.torch_cuda)
+        random.setstate(self.python)
+        numpy = sys.modules.get("numpy")
+        if self.numpy is not None and numpy is not None:
+            numpy.random.set_state(self.numpy)
+
+
 def _version(t: torch.Tensor) -> int:
     """A tensor's version counter; inference tensors (made under ``inference_mode``) have
     none and cannot change version, so they read as 0."""
@@ -144,7 +174,7 @@ class ModelState:
     modules: list[tuple[nn.Module, dict[str, Any]]]
     contents: list[_Contents]
     tensors: list[_TensorState]
-    rng: torch.Tensor
+    rng: _Generators
 
     @classmethod
     def capture(cls, model: nn.Module) -> ModelState:
@@ -154,7 +184,7 @@ class ModelState:
         states = [_TensorState(t, t.requires_grad, t.grad, _version(t), _Contents.of(vars(t)))
                   for t in own.values()]
         return cls([(m, dict(vars(m))) for m in reach.modules],
-                   [_Contents.of(c) for c in reach.containers], states, torch.get_rng_state())
+                   [_Contents.of(c) for c in reach.containers], states, _Generators.capture())
 
     def restore(self) -> None:
         for module, attrs in self.modules:
@@ -179,7 +209,7 @@ class ModelState:
                 s.tensor.grad = s.grad
             if s.attrs.changed():
                 s.attrs.restore()
-        torch.set_rng_state(self.rng)
+        self.rng.restore()
 
 
 _MISSING = object()

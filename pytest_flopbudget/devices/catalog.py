@@ -113,9 +113,10 @@ class Catalog:
             if not isinstance(table, Mapping):
                 raise DeviceError(f"{here} must be a table")
             _check_keys(name, table, here)
-            if name in self._tables and "base" not in table:
+            if name in self._tables and table.get("base", name) == name:
                 # a device of that name exists: the table overrides some of its figures
-                table = _inherit(self._resolve(name, ()), table, here)
+                own = {k: v for k, v in table.items() if k != "base"}
+                table = _inherit(self._resolve(name, ()), own, here)
             merged[name] = table
             origin[name] = here
         catalog = Catalog(merged, origin)
