@@ -211,6 +211,7 @@ def test_calibrating_into_a_folder_that_is_a_file_is_one_error(pytester):
 
 # == the model is left as it was =============================================================
 GUARDED = """
+from collections import Counter, OrderedDict
 import pytest, torch
 from torch import nn
 
@@ -253,9 +254,12 @@ def test_unchanged(flop_budget):
      "not hasattr(self.helpers[0], 'calls')"),
     (False, "pass", "__import__('random').random()",
      "import random; state = random.getstate()", "random.getstate() == state"),
+    (False, "self.c = Counter(a=1); self.o = OrderedDict(x=1, y=2)",
+     "self.c['a'] += 1; self.o.move_to_end('x')", "",
+     "self.c == Counter(a=1) and list(self.o.items()) == [('x', 1), ('y', 2)]"),
 ], ids=["list-append", "dict-bump", "generator-cache", "real:tensor-in-a-list",
         "real:weight-through-.data", "real:parameter-through-a-view",
-        "tensor-attribute", "module-in-a-list", "python-random"])
+        "tensor-attribute", "module-in-a-list", "python-random", "counter-and-ordereddict"])
 def test_profiling_leaves_the_model_as_it_was(pytester, real, init, change, before, after):
     fields = {"real": real, "init": init, "change": change, "before": before or "pass",
               "after": after}
@@ -800,7 +804,9 @@ def test_dynamic(request):
     ("flop_budget(big, x())", "profile() needs a torch.nn.Module, got function"),
     ("flop_budget.scaling(big(), lambda n: torch.randn(1, 1000), sizes=[8])",
      "sizes must be at least two different positive integers, got [8]"),
-], ids=["forward_kwargs", "trace", "dtype", "not-a-module", "scaling-sizes"])
+    ("flop_budget(nn.LazyLinear(3), x())",
+     "LazyLinear has parameters that are not initialized yet (weight, bias)"),
+], ids=["forward_kwargs", "trace", "dtype", "not-a-module", "scaling-sizes", "lazy-module"])
 def test_a_wrong_profile_option_in_the_fixture_call_is_one_clear_failure(pytester, call,
                                                                           message):
     pytester.makepyfile(test_x=LINEAR + f"""

@@ -60,20 +60,21 @@ class _Contents:
             a is not b for a, b in zip(now, self.items, strict=True))
 
     def restore(self) -> None:
+        """Put the contents back through the container's own methods (an ``OrderedDict``
+        keeps its order, a ``Counter`` does not count its items again)."""
         c, items = self.container, self.items
+        if isinstance(c, (list, bytearray)):
+            c[:] = items[0] if isinstance(c, bytearray) else items
+            return
+        c.clear()
         if isinstance(c, dict):
-            c.clear()
-            c.update(zip(items[::2], items[1::2], strict=True))
-        elif isinstance(c, bytearray):
-            c[:] = items[0]
-        elif isinstance(c, list):
-            c[:] = items
+            for key, value in zip(items[::2], items[1::2], strict=True):
+                c[key] = value
         elif isinstance(c, deque):
-            c.clear()
             c.extend(items)
         else:
-            c.clear()
-            c.update(items)
+            for item in items:
+                c.add(item)
 
 
 def _items(container: Any) -> tuple[Any, ...]:

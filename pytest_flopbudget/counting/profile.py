@@ -315,6 +315,12 @@ def check_options(model: Any, dtype: str | None = None, trace: str = "auto",
     nothing else raises here: no user code runs)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"profile() needs a torch.nn.Module, got {type(model).__name__}")
+    lazy = [name for name, p in model.named_parameters() if nn.parameter.is_lazy(p)]
+    if lazy:
+        raise ValueError(f"{type(model).__name__} has parameters that are not initialized yet "
+                         f"({', '.join(lazy[:3])}{', ...' if len(lazy) > 3 else ''}): a lazy "
+                         f"module learns its shapes in its first forward; run one forward on "
+                         f"an example input before profiling it")
     parse_dtype(dtype)
     if trace not in TRACES:
         raise ValueError(f"trace must be 'auto', 'fake' or 'real', got {trace!r}")
