@@ -15,15 +15,22 @@ from pathlib import Path
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from .budgets.config import ConfigError, host_file_setting
     from .calibration.calibrate import calibrate
     from .core.files import check_writable
-    from .devices.device_file import DEFAULT_PATH
 
-    out = Path(args.out) if args.out is not None else DEFAULT_PATH
+    if args.out is not None:
+        out, why = Path(args.out), "--out"
+    else:
+        try:
+            out, why = host_file_setting(Path.cwd())
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         check_writable(out)  # before measuring, not after
-        print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out}",
-              flush=True)
+        print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out} "
+              f"({why})", flush=True)
         device = calibrate(out, quick=args.quick, log=lambda line: print(line, flush=True))
     except OSError as exc:
         print(f"error: cannot write the calibration to {out}: {exc.strerror or exc}",
@@ -52,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "write device 'host' as TOML.",
     )
     cal.add_argument("--out", metavar="PATH", default=None,
-                     help="file to write (default: .flopbudget/host.toml)")
+                     help="file to write (default: [tool.flopbudget] host_file of the nearest "
+                          "pyproject.toml, else .flopbudget/host.toml)")
     cal.add_argument("--quick", action="store_true",
                      help="a few seconds, noisier figures (for tests)")
     cal.set_defaults(run=_calibrate)

@@ -11,6 +11,7 @@ are drawn once here too).
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -50,3 +51,10 @@ def _warm_up() -> None:
 
 
 _warm_up()
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist workers set ``COLUMNS``; the plugin fits its tables into it. In-process
+    ``pytester`` runs should print whole tables unless a test sets a width itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)

@@ -195,7 +195,8 @@ def test_a_violation_never_reads_as_zero_percent_over():
 # --- check_arguments ----------------------------------------------------------------------
 
 KNOWN = ("max_mflops, max_gflops, max_mmacs, max_gmacs, max_params, max_weight_mb, "
-         "max_access_mb, max_activation_mb, max_latency_ms, device, dtype, max_growth, max_order")
+         "max_access_mb, max_activation_mb, max_latency_ms, device, dtype, max_growth, max_order, "
+         "modules, strict")
 
 
 def test_arguments_come_back_normalised():

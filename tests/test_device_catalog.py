@@ -20,7 +20,8 @@ GENERIC = ("cpu", "gpu", "npu", "mcu")
 NOT_FIGURES = ("description", "sources", "base")  # keys that need no source
 #: figures given as tables (per dtype, per operator class or kind, per tile dimension)
 TABLE_FIGURES = ("peak_flops", "efficiency", "overheads", "tile")
-MARKED = ("assumed:", "derived:", "unconfirmed:")  # how a modelling choice must be labelled
+#: how a modelling choice must be labelled (a fitted figure names the rows it was fitted to)
+MARKED = ("assumed:", "derived:", "unconfirmed:", "fitted to rows")
 
 #: Every built-in table as the catalog reads it: devices.toml with fitted.toml laid over it.
 RAW: dict[str, dict] = builtin_tables()
@@ -61,7 +62,7 @@ def test_every_figure_has_a_source(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_modelling_choices_are_marked(name):
     # No public table of efficiency factors or per-operator overheads exists: each one must say
-    # whether it is assumed, derived or unconfirmed.
+    # whether it is assumed, derived, unconfirmed or fitted to published measurements.
     sources = RAW[name].get("sources", {})
     keys = [k for k in figure_keys(RAW[name]) if k == "overhead" or k.startswith("efficiency.")]
     unmarked = [k for k in keys if not sources[k].startswith(MARKED)]

@@ -261,7 +261,7 @@ def test_the_tracer_records_data_flow_weights_and_kinds():
     # and var 4 x 8 floats = 128 bytes; relu none; linear 10 x 128 + 10 = 1,290 floats
     assert [r.weights.bytes() for r in (conv, bn, relu, linear)] == [896, 128, 0, 5_160]
     assert [r.kind for r in (conv, bn, relu, linear)] == \
-        ["conv2d", "channel_affine", "arithmetic", "matrix_vector"]
+        ["conv3x3", "channel_affine", "arithmetic", "matrix_vector"]
     # MAC dims: conv reduces 3 input channels into 8; linear 128 inputs into 10 outputs
     assert (conv.mac_dims, linear.mac_dims) == ((3, 8), (128, 10))
 
@@ -270,6 +270,9 @@ def test_the_tracer_records_data_flow_weights_and_kinds():
     (lambda: __import__("torch").nn.Conv1d(4, 4, 3), "conv1d"),
     (lambda: __import__("torch").nn.Conv3d(4, 4, 3), "conv3d"),
     (lambda: __import__("torch").nn.Conv2d(4, 8, 1), "pointwise_conv"),
+    (lambda: __import__("torch").nn.Conv2d(4, 4, 3), "conv3x3"),
+    (lambda: __import__("torch").nn.Conv2d(4, 4, 3, stride=2), "conv2d"),
+    (lambda: __import__("torch").nn.Conv2d(4, 4, 5), "conv2d"),
     (lambda: __import__("torch").nn.Conv2d(4, 4, 3, groups=4), "depthwise_conv2d"),
     (lambda: __import__("torch").nn.ConvTranspose2d(4, 4, 2), "transposed_conv"),
     (lambda: __import__("torch").nn.GELU(), "transcendental"),
@@ -280,7 +283,7 @@ def test_operator_kinds(layer, kind):
 
     from pytest_flopbudget import profile
 
-    shape = {"conv1d": (1, 4, 8), "conv3d": (1, 4, 6, 6, 6)}.get(kind, (1, 4, 6, 6))
+    shape = {"conv1d": (1, 4, 8), "conv3d": (1, 4, 6, 6, 6)}.get(kind, (1, 4, 8, 8))
     [record] = profile(layer().eval(), torch.randn(*shape)).records
     assert record.kind == kind
 

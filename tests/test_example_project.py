@@ -7,9 +7,11 @@ The example's own test suite runs in a subprocess with ``cwd=example_project`` (
 * every default budget passing, and every model's exact FLOP, MAC and parameter counts
   (taken from a run; the MAC and parameter counts of the seed models, the transformer and
   the DS-CNN are also derived by hand in example_project/README.md and its tests);
-* the "measured ... (NN%)" comments next to each limit (in the tests and in pyproject.toml)
-  and the README's budget table, against the usage of that run;
-* the over-budget hotspot summary: the Bi-LSTM first, and the README's pasted copy verbatim;
+* the "measured ... (NN%)" comments next to each limit, per-module limits included (in the
+  tests and in pyproject.toml) and the README's budget table, against the usage of that run;
+* the coverage gate (``strict = true``) on for every budget;
+* the over-budget failure text with its hotspot tables (the Bi-LSTM first, the per-module
+  limit's own table), and the README's pasted copy verbatim;
 * the CI workflow: valid YAML, and only command-line options the plugin registers (or the
   baseline options being added: --flop-save-baseline, --flop-baseline, --flop-max-growth,
   --flop-markdown).
@@ -132,30 +134,39 @@ def test_config_tables_and_custom_device_reach_the_budgets(records):
 
 # -- the figures written next to the limits -----------------------------------------------
 LIMIT_COMMENT = re.compile(r"^\s*(max_\w+)\s*=\s*([\d_.]+)\s*,?\s*#.*?\((\d+(?:\.\d+)?)%\)")
-README_ROW = re.compile(r"^\| (`tests/[^`]+`|same) \| `(max_\w+) = ([\d_.]+)` \| [^|]+ \| "
-                        r"(\d+(?:\.\d+)?)% \|")
+#: a per-module limit in a marker: ``"lstm": {"max_latency_ms": 10},  # ... (93%)``
+MODULE_COMMENT = re.compile(r'^\s*"([\w.]+)": \{"(max_\w+)": ([\d_.]+)\},?\s*#.*?'
+                            r"\((\d+(?:\.\d+)?)%\)")
+README_ROW = re.compile(r"^\| (`tests/[^`]+`|same) \| `(?:modules\.([\w.]+): )?(max_\w+) = "
+                        r"([\d_.]+)` \| [^|]+ \| (\d+(?:\.\d+)?)% \|")
 
 
-def check_usage(rec: dict[str, Any], key: str, value: str, percent: str, where: str) -> None:
+def check_usage(rec: dict[str, Any], key: str, value: str, percent: str, where: str,
+                module: str | None = None) -> None:
     [m] = rec["measurements"]
-    assert rec["budget"]["limits"].get(key) == float(value.replace("_", "")), where
+    limits = rec["budget"]["limits"] if module is None else rec["budget"]["modules"][module]
+    usage = m["usage"] if module is None else m["modules"][module]["usage"]
+    assert limits.get(key) == float(value.replace("_", "")), where
     decimals = len(percent.partition(".")[2])
-    assert abs(m["usage"][key] * 100 - float(percent)) <= 0.5 * 10**-decimals, \
-        f"{where}: says {percent}%, a run uses {m['usage'][key]:.2%}"
+    assert abs(usage[key] * 100 - float(percent)) <= 0.5 * 10**-decimals, \
+        f"{where}: says {percent}%, a run uses {usage[key]:.2%}"
 
 
 def test_comments_next_to_limits_state_the_usage_of_a_real_run(records):
     checked = set()
     for path in sorted((EXAMPLE / "tests").glob("test_*.py")):
-        pending: list[tuple[str, str, str, int]] = []
+        pending: list[tuple[str | None, str, str, str, int]] = []
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if match := LIMIT_COMMENT.match(line):
+                pending.append((None, *match.groups(), n))
+            elif match := MODULE_COMMENT.match(line):
                 pending.append((*match.groups(), n))
             elif match := re.match(r"def (test_\w+)\(", line):
                 nodeid = f"tests/{path.name}::{match.group(1)}"
-                for key, value, percent, at in pending:
-                    check_usage(records[nodeid], key, value, percent, f"{path.name}:{at}")
-                    checked.add((nodeid, key))
+                for module, key, value, percent, at in pending:
+                    check_usage(records[nodeid], key, value, percent, f"{path.name}:{at}",
+                                module)
+                    checked.add((nodeid, f"{module}: {key}" if module else key))
                 pending = []
     pattern = None
     for n, line in enumerate((EXAMPLE / "pyproject.toml").read_text().splitlines(), 1):
@@ -168,7 +179,7 @@ def test_comments_next_to_limits_state_the_usage_of_a_real_run(records):
             for rec in matched:
                 check_usage(rec, *match.groups(), f"pyproject.toml:{n}")
                 checked.add((rec["nodeid"], match.group(1)))
-    assert len(checked) == 18
+    assert len(checked) == 20  # 18 limits on models, 2 on modules
 
 
 def test_readme_budget_table_matches_a_real_run(records):
@@ -176,13 +187,16 @@ def test_readme_budget_table_matches_a_real_run(records):
     nodeid = ""
     for line in (EXAMPLE / "README.md").read_text().splitlines():
         if match := README_ROW.match(line):
-            test, key, value, percent = match.groups()
+            test, module, key, value, percent = match.groups()
             nodeid = nodeid if test == "same" else test.strip("`")
-            check_usage(records[nodeid], key, value, percent, f"README row {line[:60]}")
-            rows.add((nodeid, key))
+            check_usage(records[nodeid], key, value, percent, f"README row {line[:60]}",
+                        module)
+            rows.add((nodeid, f"{module}: {key}" if module else key))
     # every limit of the run is in the table, but for the repo-wide max_params default
     limits = {(n, k) for n, r in records.items() for k, v in r["budget"]["limits"].items()
               if not (k == "max_params" and v == 1_000_000)}
+    limits |= {(n, f"{module}: {k}") for n, r in records.items()
+               for module, held in r["budget"].get("modules", {}).items() for k in held}
     assert rows == limits
 
 
@@ -202,28 +216,52 @@ def test_over_budget_test_is_deselected_by_default_and_fails_when_selected(over_
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert re.search(r"\b1 failed, 17 deselected\b", result.stdout)
     assert f"FAILED {OVER_BUDGET_TEST}" in result.stdout
-    assert "max_latency_ms: 9.55 ms > 5 ms (+91%)" in result.stdout
+    assert "max_latency_ms: 9.47 ms > 5 ms (+89%)" in result.stdout
 
 
-def test_over_budget_hotspots_name_the_bilstm_first(over_budget_run):
-    section = flop_budget_section(over_budget_run.stdout)
-    assert section[1].startswith(f"{OVER_BUDGET_TEST}: VibrationNet on vibration-npu (int8)")
-    start = section.index("  top 5 layers by predicted time:")
-    header, *rows = section[start + 1:]
+def failure_text(stdout: str, test: str) -> list[str]:
+    """The failure section of ``test``: its ``___ name ___`` title and its failure text."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(rf"_+ {test} _+", line))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("==="))
+    return lines[start:end]
+
+
+def test_over_budget_failure_carries_its_hotspots_with_the_bilstm_first(over_budget_run):
+    text = failure_text(over_budget_run.stdout, OVER_BUDGET_TEST.split("::")[1])
+    assert text[1] == ("flop budget exceeded: VibrationNet on vibration-npu (int8), traced on "
+                       "fake tensors")
+    assert text[2:4] == ["  max_latency_ms: 9.47 ms > 5 ms (+89%)",
+                         "  lstm: max_latency_ms: 9.26 ms > 4 ms (+132%)"]
+    start = text.index("  top 5 layers by predicted time:")
+    header, *rows = text[start + 1:start + 7]
     assert header.split() == ["layer", "type", "output", "time", "ms", "share", "FLOP/B",
                               "bound"]
-    assert len(rows) == 5
     first = rows[0].split()
     assert first[:3] == ["lstm", "LSTM", "1x128x256"] and first[-1] == "memory"
     assert float(first[4].rstrip("%")) > 90
+    # the module's own table: only the layers under lstm
+    assert text[start + 7:] == [
+        "  top 5 layers of lstm by predicted time:",
+        "    layer  type  output     time ms   share  FLOP/B  bound",
+        "    lstm   LSTM  1x128x256     9.26  100.0%    3.98  memory"]
+    # the summary lists the limits, not the tables again
+    section = flop_budget_section(over_budget_run.stdout)
+    assert section[1:] == [f"{OVER_BUDGET_TEST}: VibrationNet on vibration-npu (int8), traced "
+                           f"on fake tensors", *text[2:4]]
 
 
-def test_readme_shows_the_over_budget_summary_as_printed(over_budget_run):
+def test_readme_shows_the_over_budget_failure_as_printed(over_budget_run):
     readme = (EXAMPLE / "README.md").read_text()
     assert "pytest -m over_budget" in readme
-    marker = "<!-- over-budget summary"
+    marker = "<!-- over-budget failure"
     block = readme[readme.index(marker):].split("```text\n", 1)[1].split("\n```", 1)[0]
-    assert block.splitlines() == flop_budget_section(over_budget_run.stdout)
+    assert block.splitlines() == failure_text(over_budget_run.stdout,
+                                              OVER_BUDGET_TEST.split("::")[1])
+
+
+def test_the_coverage_gate_is_on(records):
+    assert all(r["budget"]["options"].get("strict") is True for r in records.values())
 
 
 # -- the CI workflow ----------------------------------------------------------------------

@@ -598,7 +598,14 @@ class TestIt:
 def test_it(flop_budget):
     flop_budget(big(), x())
 """, "max_mflops: 2 MFLOPs > 1 MFLOPs (+100%)"),
-], ids=["module+function", "class+method", "two-on-one-function"])
+    (LINEAR + """
+@pytest.mark.flop_budget(modules={"0": {"max_params": 1000}})
+class TestIt:
+    @pytest.mark.flop_budget(modules={"0": {"max_mflops": 5, "max_params": 10**7}})
+    def test_it(self, flop_budget):
+        flop_budget(nn.Sequential(big()), x())
+""", "0: max_params: 1,001,000 params > 1,000 params (+100000%)"),
+], ids=["module+function", "class+method", "two-on-one-function", "per-module-limits"])
 def test_stacked_markers_keep_the_tightest_limit(pytester, source, failing):
     pytester.makepyfile(test_x=source)
     result = pytester.runpytest()
@@ -707,16 +714,21 @@ def test_a_per_test_table_matched_on_xdist_workers_is_not_a_warning(pytester):
     assert temps(pytester.path) == []
 
 
-def test_a_configured_baseline_that_does_not_exist_yet_is_no_baseline_yet(pytester):
-    pyproject(pytester, '[tool.flopbudget]\nbaseline = ".flopbudget/baseline.json"\n')
+@pytest.mark.parametrize("where", ["pyproject", "ini"])
+def test_a_configured_baseline_that_does_not_exist_yet_is_no_baseline_yet(pytester, where):
+    if where == "pyproject":
+        pyproject(pytester, '[tool.flopbudget]\nbaseline = ".flopbudget/baseline.json"\n')
+        origin = "pyproject.toml [[]tool.flopbudget] baseline"
+    else:
+        pytester.makefile(".ini", pytest="[pytest]\nflop_baseline = .flopbudget/baseline.json\n")
+        origin = "flop_baseline (ini option)"
     pytester.makepyfile(test_x=BIG_TEST)
-    result = pytester.runpytest()
+    result = pytester.runpytest("--flop-max-growth=5%")
     clean(result)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines([
-        "no baseline yet: .flopbudget/baseline.json (pyproject.toml [[]tool.flopbudget] "
-        "baseline) does not exist; save one with "
-        "--flop-save-baseline=.flopbudget/baseline.json"])
+        f"no baseline yet: .flopbudget/baseline.json ({origin}) does not exist; save one "
+        "with --flop-save-baseline=.flopbudget/baseline.json"])
 
 
 def test_an_explicit_baseline_that_does_not_exist_is_a_usage_error(pytester):

@@ -206,9 +206,11 @@ def test_roofline_points_are_the_timed_layers_on_or_under_the_roof(report):
     [m] = report["measured"]["test_vibration"]
     timed = [r["name"] for r in m["layers"] if r["seconds"] > 0 and r["flops"] > 0]
     vib = s["test_vibration"]
-    assert len(timed) == 19
+    # 19 layers compute; the npu's runtime fuses the five ReLUs into the convolution or
+    # linear layer before them (features.1, .3, .6, .9, head.1): 14 take time of their own
+    assert len(timed) == 14
     assert [p.attrs["data-layer"] for p in points(vib)] == timed
-    assert vib.find("div", "measurement").attrs["data-points"] == "19"
+    assert vib.find("div", "measurement").attrs["data-points"] == "14"
     npu = get_device("npu")
     for p in points(vib):
         x, y = float(p.attrs["data-intensity"]), float(p.attrs["data-rate"])
@@ -216,12 +218,12 @@ def test_roofline_points_are_the_timed_layers_on_or_under_the_roof(report):
         assert p.find("title").text.startswith(p.attrs["data-layer"] or "<model>")
     svg = vib.find("figure", "roofline").find("svg")
     labels = [t.text for t in svg.iter("text")]
-    assert "lstm 97%" in labels  # the hotspot is named on the chart
+    assert "lstm 98%" in labels  # the hotspot is named on the chart (97.8% of the time)
     assert any("ridge: 400 FLOP/B" in t for t in labels)
     caption = vib.find("figure", "roofline").find("figcaption").text
     assert "its FLOPs / its predicted time" in caption and "recurrent 0.2" in caption
     bars = vib.find("figure", "time").find("svg")
-    assert len(list(bars.iter("path"))) >= 19
+    assert len(list(bars.iter("path"))) >= 14
 
 
 def test_overview_lists_every_budgeted_test_with_its_budget_bars(report):
@@ -257,7 +259,7 @@ def test_a_device_missing_from_the_catalog_is_plotted_without_a_roof(report):
 
     doc = parse(page(report["json"]["tests"], lambda name: None))
     vib = sections(doc)["test_vibration"]
-    assert len(points(vib)) == 19 and "ridge" not in figures(vib)
+    assert len(points(vib)) == 14 and "ridge" not in figures(vib)  # the 14 timed layers
     assert "not in this session's catalog" in vib.find("figcaption").text
     empty = parse(page([], lambda name: None))
     assert "No test used the flop_budget fixture" in empty.text

@@ -17,9 +17,14 @@ WINDOW = (1, 1, 1024)  # batch 1, one accelerometer channel, 1024 samples
 
 @pytest.mark.flop_budget(
     device="vibration-npu",  # declared in pyproject.toml: base "npu", the board's bandwidth
-    max_latency_ms=12,  # measured 9.55 ms (80%): a window every 20 ms, 8 ms left for the rest
+    max_latency_ms=12,  # measured 9.47 ms (79%): a window every 20 ms, 8 ms left for the rest
     max_mmacs=60,  # measured 54.82 MMACs (91%)
     max_params=550_000,  # measured 498,406 (91%)
+    # per-module limits: each module path with all its children (the rows of p.layer(path))
+    modules={
+        "lstm": {"max_latency_ms": 10},  # measured 9.26 ms (93%): the time is the Bi-LSTM's
+        "head": {"max_params": 150_000},  # measured 133,510 (89%): the per-customer head slot
+    },
 )
 def test_vibration_net_on_the_vibration_npu(flop_budget):
     prof = flop_budget(VibrationNet().eval(), torch.randn(*WINDOW))
@@ -31,6 +36,7 @@ def test_vibration_net_on_the_vibration_npu(flop_budget):
 @pytest.mark.flop_budget(
     device="vibration-npu",
     max_latency_ms=5,  # measured 9.55 ms: over on purpose (+91%)
+    modules={"lstm": {"max_latency_ms": 4}},  # measured 9.26 ms: over on purpose (+132%)
 )
 def test_vibration_net_on_overlapping_windows(flop_budget):
     """Product asked for 75%-overlapping windows: a new window every 5 ms. The Bi-LSTM alone

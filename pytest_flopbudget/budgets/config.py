@@ -5,6 +5,7 @@
     dtype = "int8"            # default deployment precision
     max_mflops = 500          # a default limit for every budgeted test
     hotspots = 5              # layers listed per failing test
+    strict = true             # the coverage gate: an operator without a formula fails
 
     [tool.flopbudget.devices.my-npu]
     base = "npu"
@@ -12,6 +13,12 @@
 
     [tool.flopbudget.tests."tests/test_models.py::test_backbone"]   # fnmatch on the node id
     max_gmacs = 0.35
+
+    [tool.flopbudget.tests."tests/test_models.py::test_edge".modules.backbone]
+    max_gmacs = 0.3           # a per-module limit (module path "backbone")
+
+The scalar settings also have pytest ini twins (``flop_device``...), which win over this
+section: see :mod:`pytest_flopbudget.pytest_plugin.ini`.
 
 A broken section never aborts the session: the error is kept and reported by every budgeted
 test (tests without budgets still run).
@@ -28,8 +35,8 @@ from typing import Any
 from ..core.text import suggest
 from ..core.tomlio import TomlError, read_toml
 from ..devices.catalog import Catalog
-from ..devices.device import DeviceError
-from ..devices.device_file import DEFAULT_PATH, load_host
+from ..devices.device import Device, DeviceError
+from ..devices.device_file import DEFAULT_PATH, HOST, load_host
 from .limits import KNOWN, BudgetError, check_arguments
 
 SECTION = "[tool.flopbudget]"
@@ -75,6 +82,16 @@ class Config:
         """Where a per-test table is written: ``pyproject.toml [tool.flopbudget.tests]."P"``."""
         return f"{self.where('tests')}.{_quote(pattern)}"
 
+    def device(self, name: str) -> Device:
+        """The device called ``name`` from the session's catalog; ``host`` without a
+        calibration file says how to make one."""
+        if name == HOST and HOST not in self.catalog.names:
+            raise DeviceError(f"device 'host' is this machine once calibrated, and there is "
+                              f"no calibration file at {self.host_path}: run 'pytest "
+                              f"--flop-calibrate' or 'python -m pytest_flopbudget calibrate' "
+                              f"to measure this machine and write it")
+        return self.catalog.get(name)
+
     def where(self, *keys: str) -> str:
         name = self.path.name if self.path else "pyproject.toml"
         inner = ".".join(("tool", "flopbudget", *keys))
@@ -108,6 +125,34 @@ def load(rootdir: Path, host_file: Path | None = None) -> Config:
     except (ConfigError, BudgetError, DeviceError) as exc:
         config.error = str(exc)
     return config
+
+
+def host_file_setting(start: Path) -> tuple[Path, str]:
+    """Where the calibrated ``host`` device is written and read, for ``python -m
+    pytest_flopbudget calibrate`` run in ``start``: ``host_file`` of the nearest
+    ``pyproject.toml`` (``start`` or a parent) with a ``[tool.flopbudget]`` table, relative
+    to that file's directory (default ``.flopbudget/host.toml`` there); without one,
+    ``.flopbudget/host.toml`` under ``start``. Returns ``(path, why that path)``; a bad
+    ``host_file`` raises :class:`ConfigError` naming the key."""
+    for folder in (start, *start.parents):
+        path = folder / "pyproject.toml"
+        if not path.is_file():
+            continue
+        try:
+            data = read_toml(path, str(path))
+        except TomlError as exc:
+            raise ConfigError(str(exc)) from None
+        section = data.get("tool", {}).get("flopbudget")
+        if not isinstance(section, Mapping):
+            continue
+        setting = section.get("host_file")
+        if setting is None:
+            return folder / DEFAULT_PATH, f"the default next to {path}"
+        if not isinstance(setting, str) or not setting.strip():
+            raise ConfigError(f"{path} [tool.flopbudget]: host_file must be a file path (a "
+                              f"string), got {setting!r}")
+        return folder / setting, f"{path} [tool.flopbudget] host_file"
+    return start / DEFAULT_PATH, "the default (no pyproject.toml with [tool.flopbudget])"
 
 
 def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
@@ -156,7 +201,7 @@ def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
                           for p, a in config.tests.items()]]:
         if "device" in args:
             try:
-                catalog.get(args["device"])
+                config.device(args["device"])
             except DeviceError as exc:
                 raise ConfigError(f"{where}: device: {exc}") from None
     return config

@@ -48,7 +48,18 @@ OPTIONS: dict[str, str] = {
     "dtype": "deployment precision: fp32, fp16, bf16 or int8",
     "max_growth": "allowed growth over the baseline, e.g. '5%' or 'flops:2%,latency:10%'",
     "max_order": "largest allowed scaling exponent per metric, e.g. {'flops': 1.0}",
+    "modules": "limits per module path, e.g. {'backbone': {'max_gmacs': 0.3}}",
+    "strict": "fail when an operator has no FLOP formula (true/false)",
 }
+
+#: Limits that cannot be set on one module, and why.
+NOT_PER_MODULE: dict[str, str] = {
+    "max_activation_mb": "peak activation memory is a property of the whole forward (which "
+                         "tensors are alive at once), not of one module; set it on the model",
+}
+
+#: Limits a ``modules`` entry may set.
+MODULE_LIMITS: tuple[str, ...] = tuple(k for k in LIMITS if k not in NOT_PER_MODULE)
 
 KNOWN = (*LIMITS, *OPTIONS)
 
@@ -92,6 +103,33 @@ def check_max_order(spec: Any, where: str) -> tuple[dict[str, float], float]:
     return orders, tolerance
 
 
+def check_modules(spec: Any, where: str) -> dict[str, dict[str, float]]:
+    """Validate a ``modules`` argument: ``{module path: {limit: value}}``, each limit one of
+    :data:`MODULE_LIMITS`. Paths are checked against the model once it is profiled."""
+    example = "{'backbone': {'max_gmacs': 0.3}, 'head': {'max_params': 10_000}}"
+    if not isinstance(spec, Mapping) or not spec:
+        raise BudgetError(f"{where}: modules must be a table of module paths, each with its "
+                          f"limits, e.g. {example}; got {spec!r}")
+    checked: dict[str, dict[str, float]] = {}
+    for path, limits in spec.items():
+        here = f"{where}: modules[{path!r}]"
+        if not isinstance(path, str):
+            raise BudgetError(f"{where}: modules: a module path must be a string such as "
+                              f"'backbone' or 'features.8', got {path!r}")
+        if not isinstance(limits, Mapping) or not limits:
+            raise BudgetError(f"{here} must be a table of limits such as "
+                              f"{{'max_gmacs': 0.3}}, got {limits!r}")
+        checked[path] = {}
+        for key, value in limits.items():
+            if key in NOT_PER_MODULE:
+                raise BudgetError(f"{here}: {key} cannot be set per module: "
+                                  f"{NOT_PER_MODULE[key]}")
+            if key not in LIMITS:
+                raise BudgetError(f"{here}: unknown limit {key!r}{suggest(key, MODULE_LIMITS)}; "
+                                  f"a module takes: {', '.join(MODULE_LIMITS)}")
+            checked[path][key] = check_limit(key, value, here)
+    return checked
+
 
 def check_arguments(args: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate marker or config arguments; return them normalised (limits as floats, dtype
@@ -112,6 +150,12 @@ def check_arguments(args: Mapping[str, Any], where: str) -> dict[str, Any]:
         elif key == "max_order":
             check_max_order(value, where)
             checked[key] = dict(value)
+        elif key == "modules":
+            checked[key] = check_modules(value, where)
+        elif key == "strict":
+            if not isinstance(value, bool):
+                raise BudgetError(f"{where}: strict must be true or false, got {value!r}")
+            checked[key] = value
         elif key == "max_growth":
             try:
                 parse_growth(value)
@@ -128,9 +172,10 @@ def check_arguments(args: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def tightest(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Checked arguments of stacked markers (closest first: method, class, module) as one:
-    every limit keeps its smallest value, ``max_order`` each metric's smallest order (and the
-    smallest tolerance), ``max_growth`` each metric's smallest growth; ``device``, ``dtype``
-    and the other options come from the closest marker that sets them."""
+    every limit keeps its smallest value, and so does every limit of a ``modules`` entry;
+    ``max_order`` each metric's smallest order (and the smallest tolerance), ``max_growth``
+    each metric's smallest growth; ``strict`` holds when any marker sets it; ``device``,
+    ``dtype`` and the other options come from the closest marker that sets them."""
     merged: dict[str, Any] = {}
     for args in layers:
         for key, value in args.items():
@@ -138,11 +183,21 @@ def tightest(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 merged[key] = value
             elif key in LIMITS:
                 merged[key] = min(merged[key], value)
+            elif key == "modules":
+                merged[key] = {path: _tightest_limits(merged[key].get(path, {}),
+                                                      value.get(path, {}))
+                               for path in (*merged[key], *value)}
             elif key == "max_order":
                 merged[key] = _tightest_order(merged[key], value)
             elif key == "max_growth":
                 merged[key] = tightest_growth([merged[key], value])
+            elif key == "strict":
+                merged[key] = merged[key] or value
     return merged
+
+
+def _tightest_limits(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    return {k: min(a.get(k, math.inf), b.get(k, math.inf)) for k in (*a, *b)}
 
 
 def _tightest_order(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
@@ -156,8 +211,10 @@ def _tightest_order(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str,
 class Budget:
     """The limits one test is held to, and where the roofline runs.
 
-    ``limits``: ``{limit name: value in its unit}``; ``origin``: ``{argument: where it was
-    set}``; ``dtype``: deployment precision or ``None`` (the device's default).
+    ``limits``: ``{limit name: value in its unit}``; ``modules``: ``{module path: {limit
+    name: value}}``, limits on one module with all its children; ``origin``: ``{argument:
+    where it was set}`` (a module's limits under ``"modules[<path>]"``); ``dtype``: deployment
+    precision or ``None`` (the device's default).
     """
 
     limits: dict[str, float] = field(default_factory=dict)
@@ -165,40 +222,73 @@ class Budget:
     dtype: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
+    modules: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def strict(self) -> bool:
+        """Whether an operator without a FLOP formula fails the test (the coverage gate)."""
+        return bool(self.options.get("strict", False))
+
+    def module_origin(self, path: str) -> str:
+        """Where the limits of module ``path`` were (last) set."""
+        return self.origin.get(f"modules[{path!r}]", "the budget")
 
     @classmethod
     def from_layers(cls, layers: list[tuple[str, Mapping[str, Any]]],
-                    device_override: str | None = None) -> Budget:
-        """Merge argument layers ``[(where, args), ...]``, later winning; each checked."""
+                    device_override: str | None = None,
+                    overrides: Mapping[str, tuple[Any, str]] | None = None) -> Budget:
+        """Merge argument layers ``[(where, args), ...]``, later winning; each checked.
+
+        ``modules`` merge per module and limit: a later layer's limit on ``backbone``
+        replaces that limit only. ``overrides`` (``{argument: (value, where)}``, e.g. the
+        ``--flop-strict`` option) win over every layer, as ``device_override`` does.
+        """
         merged: dict[str, Any] = {}
         origin: dict[str, str] = {}
+        modules: dict[str, dict[str, float]] = {}
         for where, args in layers:
             for key, value in check_arguments(args, where).items():
+                if key == "modules":
+                    for path, limits in value.items():
+                        modules.setdefault(path, {}).update(limits)
+                        origin[f"modules[{path!r}]"] = where
+                    continue
                 merged[key] = value
                 origin[key] = where
+        for key, (value, where) in (overrides or {}).items():
+            merged[key] = value
+            origin[key] = where
         if device_override:
             merged["device"] = device_override
             origin["device"] = "--flop-device"
         limits = {k: v for k, v in merged.items() if k in LIMITS}
         options = {k: v for k, v in merged.items() if k in OPTIONS and
                    k not in ("device", "dtype")}
-        return cls(limits, merged.get("device", "cpu"), merged.get("dtype"), options, origin)
+        return cls(limits, merged.get("device", "cpu"), merged.get("dtype"), options, origin,
+                   modules)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"limits": dict(self.limits), "device": self.device, "dtype": self.dtype,
-                "options": {k: v for k, v in self.options.items()
-                            if isinstance(v, (str, int, float, dict))}}
+        """JSON form; ``modules`` only when the budget has per-module limits."""
+        doc: dict[str, Any] = {
+            "limits": dict(self.limits), "device": self.device, "dtype": self.dtype,
+            "options": {k: v for k, v in self.options.items()
+                        if isinstance(v, (str, int, float, dict))}}
+        if self.modules:
+            doc["modules"] = {path: dict(limits) for path, limits in self.modules.items()}
+        return doc
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One exceeded limit: measured and allowed values in the limit's unit."""
+    """One exceeded limit: measured and allowed values in the limit's unit; ``module``: the
+    module path of a per-module limit (``None``: the whole model)."""
 
     limit: str
     metric: str
     measured: float
     allowed: float
     unit: str
+    module: str | None = None
 
     @property
     def over(self) -> float:
@@ -215,19 +305,30 @@ class Violation:
         return (f"{distinct(self.measured, self.allowed, self.unit)} {self.unit} > "
                 f"{fmt_value(self.allowed, self.unit)} {self.unit} (+{pct_text}%)")
 
+    @property
+    def label(self) -> str:
+        """``"max_gmacs"``, or ``"backbone: max_gmacs"`` for a per-module limit."""
+        return self.limit if self.module is None else f"{self.module}: {self.limit}"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"limit": self.limit, "metric": self.metric, "measured": self.measured,
-                "allowed": self.allowed, "unit": self.unit, "text": self.text}
+        doc = {"limit": self.limit, "metric": self.metric, "measured": self.measured,
+               "allowed": self.allowed, "unit": self.unit, "text": self.text}
+        if self.module is not None:
+            doc["module"] = self.module
+        return doc
 
 
-def check(values: Mapping[str, float], limits: Mapping[str, float]) -> list[Violation]:
-    """Every limit that ``values`` (``{metric: value in base units}``) exceeds."""
+def check(values: Mapping[str, float], limits: Mapping[str, float],
+          module: str | None = None) -> list[Violation]:
+    """Every limit that ``values`` (``{metric: value in base units}``) exceeds; ``module``
+    names the module path the values belong to (``None``: the whole model)."""
     violations = []
     for key, allowed in limits.items():
         limit = LIMITS[key]
         measured = values[limit.metric] / limit.scale
         if measured > allowed:
-            violations.append(Violation(key, limit.metric, measured, allowed, limit.unit))
+            violations.append(Violation(key, limit.metric, measured, allowed, limit.unit,
+                                        module))
     return violations
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..core.metrics import fields_of
+from ..core.metrics import METRICS, fields_of
+from ..core.text import close_matches
 from ..devices.device import Device
-from .limits import Budget, Violation, check, usage
+from .limits import Budget, BudgetError, Violation, check, usage
 
 if TYPE_CHECKING:  # a measurement is made from a profile; reading one needs no torch
     from ..counting.profile import ModelProfile
@@ -48,6 +49,34 @@ def layer_rows(prof: ModelProfile, lat: Latency) -> list[dict[str, Any]]:
     return rows
 
 
+def module_values(prof: ModelProfile, lat: Latency, path: str) -> dict[str, float]:
+    """The metrics of one module with all its children, in base units: FLOPs, MACs and
+    parameter elements (counts), weight and access bytes at the profile's dtype, latency in
+    seconds. Peak activation is not among them: it belongs to the whole forward."""
+    row = prof.layer(path)
+    return {
+        "flops": row.flops,
+        "macs": row.macs,
+        "params": row.params,
+        "weight": prof.layout.subtree_weight_bytes(path, prof.dtype),
+        "access": row.bytes,
+        "latency": lat.layer(path).seconds,
+    }
+
+
+def unknown_module(prof: ModelProfile, path: str, where: str) -> BudgetError:
+    """The error for a ``modules`` path that is not a module of the profiled model: it names
+    where the path was written and lists the closest module paths."""
+    paths = [p for p in prof.layout.kinds if p]
+    close = close_matches(path, paths)
+    if close:
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?"
+    else:
+        top = [p for p in paths if "." not in p]
+        hint = f"; its top-level modules: {', '.join(top) or '(none)'}"
+    return BudgetError(f"{where}: modules: no module {path!r} in {prof.model}{hint}")
+
+
 @dataclass
 class Measurement:
     """One model profiled in a test and priced on its device at its dtype."""
@@ -63,9 +92,13 @@ class Measurement:
     violations: list[Violation] = field(default_factory=list)
     usage: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: per-module limits' figures: ``{path: {"kind", "values", "usage"}}``
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, name: str, prof: ModelProfile, device: Device, budget: Budget) -> Measurement:
+        """Price ``prof`` on ``device`` and check it against ``budget``. Raises
+        :class:`BudgetError` when a per-module limit names a path the model does not have."""
         priced = prof.at_dtype(prof.dtype or device.default_dtype)
         lat = priced.latency(device)  # priced's layer rows serve both
         values: dict[str, float] = {
@@ -77,6 +110,16 @@ class Measurement:
             "activation": priced.peak_activation_bytes,
             "latency": lat.seconds,
         }
+        violations = check(values, budget.limits)
+        modules: dict[str, dict[str, Any]] = {}
+        for path, limits in budget.modules.items():
+            try:
+                figures = module_values(priced, lat, path)
+            except KeyError:
+                raise unknown_module(prof, path, budget.module_origin(path)) from None
+            violations.extend(check(figures, limits, module=path))
+            modules[path] = {"kind": priced.layout.kinds[path], "values": figures,
+                             "usage": usage(figures, limits)}
         return cls(
             name=name,
             device=device.name,
@@ -86,8 +129,9 @@ class Measurement:
             values=values,
             unsupported=dict(prof.unsupported),
             layers=layer_rows(priced, lat),
-            violations=check(values, budget.limits),
+            violations=violations,
             usage=usage(values, budget.limits),
+            modules=modules,
         )
 
     @property
@@ -108,8 +152,19 @@ class Measurement:
             "violations": [v.to_dict() for v in self.violations],
             "usage": dict(self.usage),
             "layers": self.layers,
+            **({"modules": {path: module_dict(m) for path, m in self.modules.items()}}
+               if self.modules else {}),
             **self.extra,
         }
+
+
+def module_dict(module: dict[str, Any]) -> dict[str, Any]:
+    """A module's figures as the JSON report holds them: its class, each metric under its
+    field name (exact counts as integers) and the fraction of each of its limits used."""
+    values = module["values"]
+    return {"kind": module["kind"],
+            **{METRICS[n].field: int(v) if METRICS[n].exact else v for n, v in values.items()},
+            "usage": dict(module["usage"])}
 
 
 @dataclass

@@ -8,7 +8,7 @@ uses, so a truncated, foreign or hand-edited file is one :class:`BaselineError` 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,24 @@ def baseline_document(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     tests = {r["nodeid"]: {m["name"]: profile_entry(m) for m in r["measurements"]}
              for r in records if r["measurements"]}
     return {"schema": SCHEMA, "tests": tests}
+
+
+def merge(old: Mapping[str, Any], document: Mapping[str, Any],
+          gone: Callable[[str], bool]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Lay a run's baseline ``document`` over the ``old`` file's tests: a test profiled in
+    this run replaces its entry; any other keeps it unless ``gone(node id)`` (the test no
+    longer exists). Returns ``(document, kept node ids, dropped node ids)``."""
+    tests = dict(document["tests"])
+    kept, dropped = [], []
+    for nodeid in sorted(old):
+        if nodeid in tests:
+            continue
+        if gone(nodeid):
+            dropped.append(nodeid)
+        else:
+            tests[nodeid] = old[nodeid]
+            kept.append(nodeid)
+    return {"schema": SCHEMA, "tests": tests}, kept, dropped
 
 
 def dumps(document: Mapping[str, Any]) -> str:

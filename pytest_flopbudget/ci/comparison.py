@@ -84,6 +84,43 @@ def compare_test(measurements: Sequence[Mapping[str, Any]],
     return {"status": status, "models": models}
 
 
+#: Notes that make a compared model worth showing even when no figure changed.
+NOTES = ("was", "device_change", "renamed_layers")
+
+#: Relative difference below which a float metric (latency, a sum of per-kernel seconds
+#: whose order of summation may vary between runs) counts as unchanged: rounding noise.
+FLOAT_NOISE = 1e-9
+
+
+def changed(row: Mapping[str, Any]) -> bool:
+    """True when a compared metric row's value differs from the baseline's: exactly for
+    counts and bytes, beyond :data:`FLOAT_NOISE` for latency; a row over its limit always."""
+    old, new = row["old"], row["new"]
+    if row["over"]:
+        return True
+    if METRICS[row["metric"]].exact:
+        return bool(old != new)
+    return abs(new - old) > FLOAT_NOISE * max(abs(old), abs(new))
+
+
+def unchanged_model(model: Mapping[str, Any]) -> bool:
+    """True for a compared model whose every figure equals the baseline's, with nothing to
+    note (same class, device and layer paths)."""
+    return (model["status"] == "ok" and not any(changed(r) for r in model["metrics"])
+            and not any(key in model for key in NOTES))
+
+
+def unchanged(result: Mapping[str, Any]) -> bool:
+    """True for a compared test whose every model is unchanged."""
+    return result["status"] == "ok" and all(unchanged_model(m) for m in result["models"])
+
+
+def unlimited(result: Mapping[str, Any]) -> bool:
+    """True for a compared test none of whose metrics had a growth limit."""
+    return result["status"] in ("ok", "regressed") and not any(
+        r["limit"] for m in result["models"] for r in m.get("metrics", ()))
+
+
 @dataclass
 class RunComparison:
     """The comparison of a whole run: per-test results (sorted by node id) and the baseline
@@ -92,6 +129,25 @@ class RunComparison:
     source: str
     tests: list[tuple[str, dict[str, Any]]]
     missing: list[str]
+
+    @property
+    def unchanged(self) -> list[str]:
+        """Node ids of the compared tests whose every figure equals the baseline's."""
+        return [nodeid for nodeid, result in self.tests if unchanged(result)]
+
+    def limits_note(self) -> str:
+        """``""``, or the line saying that (some) compared tests had no growth limit, so
+        their changes are only reported."""
+        compared = [r for _, r in self.tests if r["status"] in ("ok", "regressed")]
+        without = sum(1 for r in compared if unlimited(r))
+        if not without:
+            return ""
+        how = ("--flop-max-growth, the flop_max_growth ini option, [tool.flopbudget] "
+               "max_growth or the marker's max_growth=")
+        if without == len(compared):
+            return f"no growth limit set ({how}): changes are reported, none fails a test"
+        return (f"{without} of {len(compared)} compared tests have no growth limit ({how}): "
+                f"their changes are reported, none fails")
 
     def count(self, status: str) -> int:
         return len(self.missing) if status == "missing" else \

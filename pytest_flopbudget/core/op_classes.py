@@ -28,7 +28,8 @@ KINDS: dict[str, str] = {
     "conv1d": "conv",
     "conv2d": "conv",
     "conv3d": "conv",
-    "pointwise_conv": "conv",  # 1x1 (or 1, 1x1x1) kernels, stride 1: a matrix product
+    "pointwise_conv": "conv",  # 1x1 (or 1, 1x1x1) kernels: a matrix product
+    "conv3x3": "conv",  # 3x3, unit stride and dilation: Winograd on CPU and GPU runtimes
     "transposed_conv": "conv",
     "depthwise_conv1d": "depthwise_conv",
     "depthwise_conv2d": "depthwise_conv",

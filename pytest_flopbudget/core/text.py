@@ -9,13 +9,29 @@ from typing import Any
 
 from .numbers import finite
 
+#: Narrowest a text column is cut to when a table must fit a terminal.
+MIN_COLUMN = 12
+#: What stands for the cut start of a text cell (the end, a test or layer name, is kept).
+CUT = "..."
+
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int] | None = None,
-          indent: str = "  ") -> list[str]:
-    """Fixed-width text table; columns in ``right`` are right-aligned."""
-    rows = [list(r) for r in rows]
+          indent: str = "  ", width: int | None = None,
+          shrink: set[int] | None = None) -> list[str]:
+    """Fixed-width text table; columns in ``right`` are right-aligned.
+
+    With ``width`` (a terminal's columns), the columns in ``shrink`` (default: the
+    left-aligned ones), widest first, are narrowed down to :data:`MIN_COLUMN` until the
+    table fits; a cut cell keeps its end (``...test_model[3]``, ``...blocks.3.conv``).
+    Numbers are never cut.
+    """
+    rows = [[str(c) for c in r] for r in rows]
     right = right or set()
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    if width is not None:
+        fixed = set(range(len(widths))) - shrink if shrink is not None else right
+        widths = _fit(widths, fixed, width - len(indent))
+        rows = [[_cut(c, w) for c, w in zip(r, widths, strict=True)] for r in rows]
 
     def line(cells: Sequence[str]) -> str:
         parts = [str(c).rjust(w) if i in right else str(c).ljust(w)
@@ -23,6 +39,28 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int] 
         return (indent + "  ".join(parts)).rstrip()
 
     return [line(header), *(line(r) for r in rows)]
+
+
+def _fit(widths: list[int], fixed: set[int], room: int) -> list[int]:
+    """Column widths narrowed (all but ``fixed``, widest first) to fit ``room`` columns;
+    unchanged when even the narrowest table would not fit (its lines wrap anyway, and a cut
+    text would only lose what it says)."""
+    narrowed = list(widths)
+    total = sum(narrowed) + 2 * (len(narrowed) - 1)
+    while total > room:
+        text = [i for i in range(len(narrowed)) if i not in fixed and narrowed[i] > MIN_COLUMN]
+        if not text:
+            return list(widths)
+        widest = max(text, key=lambda i: narrowed[i])
+        step = min(total - room, narrowed[widest] - MIN_COLUMN)
+        narrowed[widest] -= step
+        total -= step
+    return narrowed
+
+
+def _cut(cell: str, width: int) -> str:
+    """``cell`` in at most ``width`` characters, keeping its end."""
+    return cell if len(cell) <= width else CUT + cell[len(cell) - width + len(CUT):]
 
 
 #: Figures from this size on are written as ``1.23e+15``, not as a row of digits.
@@ -88,3 +126,13 @@ def suggest(key: str, known: Iterable[Any]) -> str:
     """`` (did you mean 'max_mflops'?)`` for a mistyped ``key``, or ``""``."""
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` entries of ``known`` that look like ``name``, closest first: those that
+    contain it or are contained in it, and the close spellings (``difflib``)."""
+    known = [k for k in known if k]
+    found = {k for k in known if name and (name in k or k in name)}
+    found.update(difflib.get_close_matches(name, known, n=n, cutoff=0.6))
+    ratio = {k: difflib.SequenceMatcher(None, name, k).ratio() for k in found}
+    return sorted(found, key=lambda k: (-ratio[k], k))[:n]

@@ -51,15 +51,18 @@ class ParamLayout:
         return sum(self.numel[n] for n in self.owned.get(path, ()) if
                    self.first_owner[n] == path)
 
+    def subtree_names(self, path: str) -> set[str]:
+        """Canonical names of the parameters held anywhere under ``path`` (each once)."""
+        return {n for p, held in self.owned.items() if under(p, path) for n in held}
+
     def subtree_params(self, path: str) -> int:
         """Unique parameter elements held anywhere under ``path``."""
-        names = {
-            n
-            for p, held in self.owned.items()
-            if under(p, path)
-            for n in held
-        }
-        return sum(self.numel[n] for n in names)
+        return sum(self.numel[n] for n in self.subtree_names(path))
+
+    def subtree_weight_bytes(self, path: str, dtype: str | None) -> int:
+        """Bytes of the parameters held under ``path``, at their own dtype or at ``dtype``."""
+        names = self.subtree_names(path)
+        return sum((self.sizes[n] for n in sorted(names)), ZERO_ACCESS).bytes(dtype)
 
     def weight_bytes(self, dtype: str | None) -> int:
         """Bytes of all parameters at their own dtype or at a deployment precision."""

@@ -100,6 +100,30 @@ class Fit:
         errs = [abs(e) for e in self.errors(after)]
         return statistics.median(errs), max(errs)
 
+    def fitted_table(self) -> dict[str, Any]:
+        """The fitted figures as a device table (``efficiency``/``overheads`` sub-tables and
+        their ``sources``), ready for a device file or an overlay."""
+        table: dict[str, Any] = {}
+        for name in self.figures:
+            group, _, key = name.partition(".")
+            if group in ("efficiency", "overheads"):
+                table.setdefault(group, {})[key] = getattr(self.device, group)[key]
+            else:
+                table[name] = getattr(self.device, name)
+        table["sources"] = {name: self.device.sources[name] for name in self.figures}
+        return table
+
+    def residual_lines(self) -> list[str]:
+        """One line per row: measured, predicted before and after the fit, the error."""
+        lines = [f"{'row':<24}{'measured ms':>12}{'before ms':>12}{'after ms':>12}"
+                 f"{'error':>9}"]
+        for name, before, after, measured in self.rows:
+            lines.append(f"{name:<24}{measured * 1e3:>12.4g}{before * 1e3:>12.4g}"
+                         f"{after * 1e3:>12.4g}{after / measured - 1:>+9.1%}")
+        median, worst = self.summary()
+        lines.append(f"median |error| {median:.1%}, worst {worst:.1%}")
+        return lines
+
 
 class _Model:
     """The linear model of one device's rows in its free figures."""
@@ -226,7 +250,9 @@ def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
         values = values_of(x)
         return [math.log(max(model.predict(r, values), 1e-15) / r.measured) for r in rows]
 
-    start = [min(max(s, lo), hi) for s, lo, hi in zip(start, lower, upper, strict=True)]
+    # strictly inside the bounds: a start on a bound can leave the solver there
+    start = [min(max(s, lo + 0.01), hi - 0.01) for s, lo, hi in zip(start, lower, upper,
+                                                                  strict=True)]
     result = least_squares(residuals, start, bounds=(lower, upper), loss="soft_l1",
                            f_scale=0.1)
     values = values_of(result.x)

@@ -9,6 +9,9 @@ compiler, RKNN, ncnn, ONNX Runtime, X-CUBE-AI) compile the graph first (``fusion
   its result and nothing else: an eval-mode batch norm (folded into the weights: its
   statistics are never read), an activation, an elementwise add/sub/mul/div with another
   tensor (a residual, a bias, a squeeze-excitation scale), each in turn;
+* a chain of pointwise operators that starts anywhere else (a residual add followed by a
+  batch norm and a ReLU, the pieces of a decomposed LayerNorm or LRN) is one kernel too,
+  its norm parameters read, not folded;
 * copies that only change layout (``contiguous``, a reshape that copies) are free;
 * everything else runs as it is.
 
@@ -29,13 +32,14 @@ from ..core.access import ZERO_ACCESS, Access
 #: Operator classes that anchor a fused group.
 ANCHORS = ("conv", "depthwise_conv", "matmul")
 
-#: Elementwise operators a runtime fuses into the kernel that produced their input.
-EPILOGUE_OPS = frozenset(f"aten.{name}" for name in (
-    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "threshold",
-    "clamp", "clamp_", "clamp_min", "clamp_max", "silu", "silu_", "gelu", "gelu_", "sigmoid",
-    "sigmoid_", "tanh", "tanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_",
-    "elu", "elu_", "mish", "mish_", "_prelu_kernel", "prelu",
-    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_",
+#: Kinds of pointwise operators: one output element from the same element of each input,
+#: so a runtime fuses them into the kernel that produced their input.
+POINTWISE_KINDS = frozenset({"arithmetic", "transcendental"})
+
+#: Elementwise operators that are not pointwise (each output needs a whole row).
+ROW_OPS = frozenset(f"aten.{name}" for name in (
+    "_softmax", "softmax", "_safe_softmax", "_log_softmax", "log_softmax", "_masked_softmax",
+    "glu",
 ))
 
 #: Kinds a runtime folds into the preceding product (their parameters are never read).
@@ -131,13 +135,20 @@ def units(records: Sequence[Record], fusion: str) -> list[Unit]:
             continue
         if r.kind in FREE_KINDS:
             out.append(Unit.of(r, free=True))
-        elif r.op_class in ANCHORS and len(by_call.get(r.call, ())) == 1 and r.call >= 0:
+        elif r.call >= 0 and len(by_call[r.call]) == 1 and (r.op_class in ANCHORS
+                                                             or _fusable(r)):
             chain = _epilogue(r, by_call, consumers)
             absorbed.update(m.call for m in chain[1:])
-            out.append(_group(chain))
+            out.append(_group(chain, folds=r.op_class in ANCHORS))
         else:
             out.append(Unit.of(r))
     return out
+
+
+def _fusable(r: Record) -> bool:
+    """A pointwise operator or a per-channel affine: it can join the kernel before it."""
+    return r.steps == 1 and (r.kind in FOLDED_KINDS or (
+        r.kind in POINTWISE_KINDS and r.op_class == "elementwise" and r.op not in ROW_OPS))
 
 
 def _epilogue(anchor: Record, by_call: dict[int, list[Record]],
@@ -150,13 +161,15 @@ def _epilogue(anchor: Record, by_call: dict[int, list[Record]],
         if len(after) != 1 or len(by_call[after[0]]) != 1:
             return chain
         nxt = by_call[after[0]][0]
-        if not (nxt.op in EPILOGUE_OPS or nxt.kind in FOLDED_KINDS) or nxt.steps != 1:
+        if not _fusable(nxt):
             return chain
         chain.append(nxt)
         tail = nxt.call
 
 
-def _group(chain: list[Record]) -> Unit:
+def _group(chain: list[Record], folds: bool) -> Unit:
+    """One kernel of a chain; ``folds``: the chain starts at a product, into whose weights a
+    per-channel affine member is folded."""
     if len(chain) == 1:
         return Unit.of(chain[0])
     anchor = chain[0]
@@ -165,7 +178,7 @@ def _group(chain: list[Record]) -> Unit:
         # the member's input from the chain stays in the kernel; a folded norm's
         # parameters are baked into the anchor's weights
         own = member.read - before.written
-        if member.kind in FOLDED_KINDS:
+        if folds and member.kind in FOLDED_KINDS:
             own = own - member.weights
         else:
             weights = weights + member.weights

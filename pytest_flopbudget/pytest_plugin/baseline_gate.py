@@ -26,6 +26,16 @@ model then and one now compares them even if the class was renamed). Totals deci
 Tests not in the baseline are *new*, baseline tests that profiled nothing in this run are
 *missing*; neither fails.
 
+**Saving merges.** Over an existing baseline file, the tests profiled in this run replace
+their entries and every other entry is kept, so a ``-k`` / ``-m`` / file-selected run updates
+only what it ran; an entry is dropped only when its test no longer exists (its file was
+collected in this run, before deselection, and the test is not in it; or its file is gone).
+A file at the path that is not a baseline is never overwritten.
+
+**What is shown.** Only what changed: the changed metrics of the changed tests, and one line
+counting the unchanged ones (``-v`` lists them; ``-q`` shows only the regressed tests). The
+Markdown stays under GitHub's comment limit (:mod:`pytest_flopbudget.reporting.markdown`).
+
 **Baseline file** (JSON, ``sort_keys``, no timestamps, exact integers; latency in seconds)::
 
     {"schema": "pytest-flopbudget-baseline/1",
@@ -60,11 +70,13 @@ import pytest
 
 from ..budgets.growth import GROWTH_METRICS, GrowthError, Limit, growth_option, resolve_growth
 from ..budgets.limits import BudgetError
-from ..ci.baseline_file import Baseline, BaselineError, baseline_document, dumps
+from ..budgets.measurement import over_budget
+from ..ci.baseline_file import Baseline, BaselineError, baseline_document, dumps, merge
 from ..ci.comparison import RunComparison, compare_test
 from ..core.files import append_text, atomic_write
 from ..reporting.baseline_text import regression_message, summary_lines
 from ..reporting.markdown import markdown
+from . import ini
 from .markers import marker_arguments
 from .options import option_path
 
@@ -92,7 +104,44 @@ def install(manager: Any) -> Gate:
     manager.add_check(gate.check)
     manager.add_summary(gate.summary)
     manager.add_finish(gate.finish)
+    if gate.save_to is not None:  # which tests exist: kept or dropped from the saved file
+        manager.config.pluginmanager.register(Collected(manager.config),
+                                              "flopbudget-collected")
     return gate
+
+
+#: Key of the collected node ids in an xdist worker's output.
+COLLECTED = "flopbudget_collected"
+
+
+class Collected:
+    """The node ids this session collected, before ``-k``, ``-m``, ``--deselect`` or
+    ``--lf`` deselect any (on the controller, gathered from every xdist worker). Saving a
+    baseline keeps the entries of tests not run now, and drops those of tests that no longer
+    exist: a test whose file was collected but which is not in it any more, or whose file is
+    gone."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.nodeids: set[str] = set()
+
+    @pytest.hookimpl(tryfirst=True)  # before deselection
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.nodeids.update(item.nodeid for item in items)
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:
+            output[COLLECTED] = sorted(self.nodeids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.nodeids.update(getattr(node, "workeroutput", {}).get(COLLECTED, ()))
+
+    def gone(self, nodeid: str) -> bool:
+        """True when the test ``nodeid`` no longer exists."""
+        file = nodeid.split("::", 1)[0]
+        files = {n.split("::", 1)[0] for n in self.nodeids}
+        return (not (self.config.rootpath / file).exists()
+                or (file in files and nodeid not in self.nodeids))
 
 
 class Gate:
@@ -102,7 +151,9 @@ class Gate:
         self.manager = manager
         config = manager.config
         settings = manager.settings
-        self.cli_growth: dict[str, Fraction] | None = config.getoption("flop_max_growth")
+        growth = ini.setting(config, "flop_max_growth", ini.growth)
+        self.cli_growth: dict[str, Fraction] | None = growth[0] if growth else None
+        self.growth_origin = growth[1] if growth else "--flop-max-growth"
         self.save_to = option_path(config, "flop_save_baseline")
         self.markdown_to = option_path(config, "flop_markdown")
         self.messages: list[str] = []
@@ -113,15 +164,22 @@ class Gate:
         source = option_path(config, "flop_baseline")
         origin = "--flop-baseline"
         configured = settings.settings.get("baseline")
-        if source is None and configured is not None and self.save_to is None:
-            origin = f"{settings.where()} baseline"
-            if not isinstance(configured, str) or not configured:
-                raise pytest.UsageError(f"{origin} must be a file path, got {configured!r}")
-            source = config.rootpath / configured, configured
-            if not source[0].exists():  # the project has not saved its first baseline yet
-                self.messages.append(f"no baseline yet: {configured} ({origin}) does not "
-                                     f"exist; save one with --flop-save-baseline={configured}")
-                self.compared = source[0], f"{origin} {configured}"
+        from_ini = ini.ini_value(config, "flop_baseline")
+        if source is None and self.save_to is None:
+            if from_ini is not None:
+                source, origin = ini.ini_path(config, from_ini), ini.where("flop_baseline")
+            elif configured is not None:
+                origin = f"{settings.where()} baseline"
+                if not isinstance(configured, str) or not configured:
+                    raise pytest.UsageError(f"{origin} must be a file path, got {configured!r}")
+                source = config.rootpath / configured, configured
+            typed = any(o.partition("=")[0].strip() == "flop_baseline"
+                        for o in config.option.override_ini or ())  # -o on the command line
+            if source is not None and not typed and not source[0].exists():
+                # configured, and the project has not saved its first baseline yet
+                self.messages.append(f"no baseline yet: {source[1]} ({origin}) does not "
+                                     f"exist; save one with --flop-save-baseline={source[1]}")
+                self.compared = source[0], f"{origin} {source[1]}"
                 return
         if source is not None:
             self.compared = source[0], f"{origin} {source[1]}"
@@ -134,7 +192,7 @@ class Gate:
         """The growth limits of one test, laid over from general to specific."""
         config_layers = self.manager.settings.layers_for(item.nodeid)
         layers = [(where, args.get("max_growth")) for where, args in config_layers]
-        layers.insert(1, ("--flop-max-growth", self.cli_growth))
+        layers.insert(1, (self.growth_origin, self.cli_growth))
         marked = marker_arguments(item)  # stacked markers: the tightest growth per metric
         if marked is not None:
             layers.append((marked[0], marked[1].get("max_growth")))
@@ -177,9 +235,11 @@ class Gate:
         if self.save_to is not None:
             self._save(records, session)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if self.markdown_to is None and not (self.baseline and step_summary):
+        failures = [(r["nodeid"], r["error"]) for r in records
+                    if r["outcome"] == "failed" and over_budget(r)]
+        if self.markdown_to is None and not ((self.baseline or failures) and step_summary):
             return
-        text = markdown(self.comparison(records))
+        text = markdown(self.comparison(records), failures)
         if self.markdown_to is not None:
             atomic_write(self.markdown_to[0], text)
         if step_summary:  # other steps of the job append to the same file
@@ -194,24 +254,36 @@ class Gate:
         document = baseline_document(records)
         if not document["tests"]:
             why = "no test profiled a model"
+        old: dict[str, Any] = {}
+        if not why and path.exists():
+            try:
+                old = Baseline.load(path, shown, "--flop-save-baseline").tests
+            except BaselineError as exc:
+                why = f"{exc}; delete it or save elsewhere"
         if why:
             self.messages.append(f"baseline NOT saved to {shown}: {why}; the file is left "
                                  f"as it was")
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
+        collected = self.manager.config.pluginmanager.get_plugin("flopbudget-collected")
+        document, kept, dropped = merge(old, document, collected.gone)
         atomic_write(path, dumps(document))
         models = sum(len(t) for t in document["tests"].values())
+        extra = [f"{len(kept)} kept from the file (not profiled in this run)" if kept else "",
+                 f"{len(dropped)} dropped (no longer collected): {', '.join(dropped)}"
+                 if dropped else ""]
+        extra_text = "; ".join(e for e in extra if e)
         self.messages.append(f"baseline saved to {shown}: {len(document['tests'])} tests, "
-                             f"{models} models")
+                             f"{models} models" + (f" ({extra_text})" if extra_text else ""))
 
     def summary(self, tr: Any, records: list[dict[str, Any]]) -> None:
         lines = []
         if self.baseline is not None:
-            lines.extend(summary_lines(self.comparison(records)))
+            lines.extend(summary_lines(self.comparison(records), self.manager.verbosity))
         elif self.cli_growth is not None and self.compared is None:
-            lines.append("--flop-max-growth given without a baseline (--flop-baseline or "
-                         "[tool.flopbudget] baseline): nothing compared")
+            lines.append(f"{self.growth_origin} given without a baseline (--flop-baseline, "
+                         f"flop_baseline or [tool.flopbudget] baseline): nothing compared")
         lines.extend(self.messages)
         if lines:
             tr.write_sep("=", "flop budget baseline")

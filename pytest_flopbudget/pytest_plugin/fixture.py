@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..budgets import scaling
-from ..budgets.limits import Budget
+from ..budgets.limits import Budget, BudgetError
 from ..budgets.measurement import Measurement, TestRecord
 from ..budgets.scaling import Scaling
 from ..counting.profile import ModelProfile, check_options, profile
@@ -76,7 +76,14 @@ class FlopBudget:
             while f"{name}#{n}" in taken:
                 n += 1
             name = f"{name}#{n}"
-        measurement = Measurement.of(name, prof, self.device, self.budget)
+        try:
+            measurement = Measurement.of(name, prof, self.device, self.budget)
+        except BudgetError as exc:  # a per-module limit on a path the model does not have
+            error = str(exc)
+        else:
+            error = ""
+        if error:  # failed outside the except block: one message, no chained traceback
+            pytest.fail(f"flop budget: {error}", pytrace=False)
         if prof.train:
             measurement.extra["phases"] = prof.phase_totals()
         measurement.extra.update(extra)

@@ -14,6 +14,8 @@ and an xdist run take the same path: workers attach it, the controller collects 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,8 +30,23 @@ from ..core.metrics import METRICS
 from ..core.version import VERSION
 from ..devices.catalog import set_default_catalog
 from ..devices.device import DeviceError
-from ..reporting.text import failing_summary, failure_message, report_table, unsupported_summary
-from . import baseline_gate, complexity, config_tables, file_options, html_output
+from ..reporting.text import (
+    failing_oneliners,
+    failing_summary,
+    failure_message,
+    report_table,
+    unsupported_summary,
+)
+from . import (
+    baseline_gate,
+    complexity,
+    config_tables,
+    coverage_gate,
+    file_options,
+    header,
+    html_output,
+    ini,
+)
 from .markers import MARKER, marker_arguments
 from .options import option_path, positive_int
 
@@ -52,8 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--flop-calibrate", action="store_true", default=False,
                     help="measure this machine and write the 'host' device "
                          "(.flopbudget/host.toml) before running the tests")
+    coverage_gate.add_options(group)
     baseline_gate.add_options(group)
     html_output.add_options(group)
+    ini.add_ini(parser)
 
 
 def marker_help() -> str:
@@ -69,6 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[MANAGER] = manager
     config.pluginmanager.register(manager, "flopbudget-manager")
     complexity.install(manager)
+    coverage_gate.install(manager)
     config_tables.install(manager)
     gate = baseline_gate.install(manager)
     html_output.install(manager)
@@ -109,18 +129,43 @@ class FlopBudgetPlugin:
         self.summaries: list[Summary] = []
         self.finishers: list[Finish] = []
         self.write_errors: list[str] = []
-        self.device_override = config.getoption("flop_device")
-        self.hotspots = config.getoption("flop_hotspots") or self.settings.hotspots
+        #: ``{argument: (value, where)}`` that win over every budget layer (command line,
+        #: else ini option)
+        self.overrides: dict[str, tuple[Any, str]] = {}
+        for name, key in (("flop_device", "device"), ("flop_strict", "strict")):
+            found = ini.setting(config, name)
+            if found is not None:
+                self.overrides[key] = found
+        hotspots = ini.setting(config, "flop_hotspots", ini.positive)
+        self.hotspots: int = hotspots[0] if hotspots else self.settings.hotspots
         self.calibrating = config.getoption("flop_calibrate") and not self.is_worker
         if not self.calibrating:
             self._check_device_override()
 
+    @property
+    def verbosity(self) -> int:
+        """pytest's verbosity: ``-q`` is -1, ``-v`` is 1."""
+        return int(self.config.getoption("verbose"))
+
+    @property
+    def width(self) -> int | None:
+        """The terminal's width in columns, which tables are fitted into; ``None`` (tables
+        keep every character) when the output is no terminal and ``COLUMNS`` is not set,
+        as in a CI log, where a cut test id would be lost."""
+        if not os.environ.get("COLUMNS") and not (sys.__stdout__ and sys.__stdout__.isatty()):
+            return None
+        return int(self.config.get_terminal_writer().fullwidth)
+
     def _check_device_override(self) -> None:
-        if self.device_override and not self.settings.error:
+        if "device" in self.overrides and not self.settings.error:
+            name, where = self.overrides["device"]
             try:
-                self.settings.catalog.get(self.device_override)
+                self.settings.device(name)
             except DeviceError as exc:
-                raise pytest.UsageError(f"--flop-device: {exc}") from None
+                raise pytest.UsageError(f"{where}: {exc}") from None
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return header.lines(self.settings, self.overrides, config.rootpath)
 
     # -- extension points ----------------------------------------------------------------
     def add_check(self, check: Check) -> None:
@@ -193,7 +238,7 @@ class FlopBudgetPlugin:
             record.outcome, record.error = "error", str(exc)
         else:
             try:
-                device = self.settings.catalog.get(budget.device)
+                device = self.settings.device(budget.device)
                 device.peak(budget.dtype)
             except DeviceError as exc:
                 record.outcome = "error"
@@ -214,7 +259,7 @@ class FlopBudgetPlugin:
         marked = marker_arguments(item)
         if marked is not None:
             layers.append(marked)
-        return Budget.from_layers(layers, self.device_override)
+        return Budget.from_layers(layers, overrides=self.overrides)
 
     @pytest.hookimpl(trylast=True)  # after the test body ran (and only if it passed)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
@@ -264,7 +309,7 @@ class FlopBudgetPlugin:
             lines.append(f"{item.nodeid} has a @flop_budget marker but measured nothing: call "
                          f"the flop_budget fixture, e.g. flop_budget(model, example_input)")
         elif record.violations:
-            lines.append(failure_message(record.to_dict()))
+            lines.append(failure_message(record.to_dict(), self.hotspots))
         for check in self.checks:
             lines.extend(check(record, item))
         if lines:
@@ -287,11 +332,11 @@ class FlopBudgetPlugin:
         if self.settings.error:
             lines.append(f"configuration error: {self.settings.error}")
         lines.extend(self.write_errors)
-        lines.extend(failing_summary(records, self.hotspots))
+        lines.extend(self._failing(records))
         lines.extend(f"error: {r['error']}" if r["nodeid"] in r["error"]
                      else f"{r['nodeid']}: error: {r['error']}" for r in records
                      if r["outcome"] == "error" and r["error"] != self.settings.error)
-        unsupported = unsupported_summary(records)
+        unsupported = unsupported_summary(records, self.verbosity)
         if unsupported:
             lines.append("operators without a formula (their FLOPs are not counted):")
             lines.extend(unsupported)
@@ -302,12 +347,21 @@ class FlopBudgetPlugin:
         if self.config.getoption("flop_report"):
             tr.write_sep("=", "flop budget report")
             if any(r["measurements"] for r in records):
-                for line in report_table(records):
+                for line in report_table(records, self.width):
                     tr.write_line(line)
             else:
                 tr.write_line("no test profiled a model (use the flop_budget fixture)")
         for summary in self.summaries:
             summary(tr, records)
+
+    def _failing(self, records: list[dict[str, Any]]) -> list[str]:
+        """The tests over budget in the terminal summary. Their hotspot tables are in each
+        failure's own text, so the summary repeats them only with ``-v`` (or when failures
+        are not shown, ``--tb=no``); ``-q`` gives one line per model."""
+        if self.verbosity < 0:
+            return failing_oneliners(records)
+        tables = self.verbosity > 0 or self.config.getoption("tbstyle", "auto") == "no"
+        return failing_summary(records, self.hotspots, tables, self.width)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..ci.comparison import RunComparison
+from ..ci.comparison import RunComparison, changed, unchanged, unchanged_model
 from ..core.metrics import label
 from ..core.numbers import finite
 from ..core.text import fixed, layer_label, table
@@ -35,9 +35,9 @@ def change_text(old: float, new: float) -> str:
 
 
 def shown_metrics(model: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The metric rows a report shows: budgeted or changed ones, else the FLOPs row."""
+    """The metric rows a report shows: the ones that changed, else the FLOPs row."""
     rows = model["metrics"]
-    return [r for r in rows if r["limit"] or r["old"] != r["new"]] or rows[:1]
+    return [r for r in rows if changed(r)] or rows[:1]
 
 
 def verdict(row: Mapping[str, Any], checked: bool) -> str:
@@ -106,19 +106,33 @@ def regression_message(nodeid: str, result: Mapping[str, Any], source: str) -> s
     return "\n".join(lines)
 
 
-def summary_lines(run: RunComparison) -> list[str]:
-    """The terminal summary: a block per compared test, then new and missing tests."""
+def unchanged_line(run: RunComparison) -> str:
+    """``"198 tests unchanged"`` (``""`` when none is)."""
+    n = len(run.unchanged)
+    return f"{n} test{'s' * (n != 1)} unchanged" if n else ""
+
+
+def summary_lines(run: RunComparison, verbosity: int = 0) -> list[str]:
+    """The terminal summary: a block per test that changed (the metrics that changed), one
+    line for the unchanged ones, then new and missing tests. ``verbosity > 0`` lists the
+    unchanged tests too; ``< 0`` shows only the regressed tests."""
     lines = [f"compared with {run.source}: {run.headline()}"]
     new: list[tuple[str, Mapping[str, Any]]] = []
     for nodeid, result in run.tests:
         if result["status"] == "new":
             new.extend((nodeid, m) for m in result["models"])
             continue
+        if verbosity < 0 and result["status"] != "regressed":
+            continue
+        if unchanged(result) and verbosity <= 0:
+            continue
         for model in result["models"]:
             if model["status"] == "new":
                 new.append((nodeid, model))
             elif model["status"] == "missing":
                 lines.append(f"{nodeid}: {model['name']}: in the baseline, not profiled now")
+            elif unchanged_model(model):
+                lines.append(f"{nodeid}: {model['name']}: unchanged")
             else:
                 word = {"regressed": "REGRESSED", "ok": "ok"}[model["status"]]
                 if not model["checked"]:
@@ -129,6 +143,10 @@ def summary_lines(run: RunComparison) -> list[str]:
                 if "layers" in model:
                     lines.append(f"  layers that grew most in {label(model['layers']['figure'])}:")
                     lines.extend(layer_table(model, indent="    "))
+    if verbosity < 0:
+        return lines
+    lines.extend(line for line in (unchanged_line(run) if verbosity <= 0 else "",
+                                   run.limits_note()) if line)
     if new:
         lines.append("new (not in the baseline):")
         lines.extend(f"  {nodeid}: {m['name']} ({figures_text(m['values'])})" for nodeid, m in new)

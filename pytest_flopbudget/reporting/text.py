@@ -7,6 +7,7 @@ from typing import Any
 
 from ..budgets.limits import LIMITS
 from ..core.metrics import METRICS
+from ..core.paths import under
 from ..core.text import fixed, fmt_value, layer_label, percent, shape_text, table
 
 
@@ -16,12 +17,16 @@ def measurement_title(m: dict[str, Any]) -> str:
     return f"{m['name']} on {m['device']} ({m['dtype']}), traced on {traced}"
 
 
-def hotspots(m: dict[str, Any], metric: str, n: int) -> list[str]:
-    """The ``n`` layers that weigh most in ``metric``, with their roofline figures."""
+def hotspots(m: dict[str, Any], metric: str, n: int, module: str | None = None,
+             width: int | None = None) -> list[str]:
+    """The ``n`` layers that weigh most in ``metric``, with their roofline figures; with
+    ``module``, only the layers under that module path, ``share`` then being the fraction of
+    the module's total. ``width``: fit the table into that many columns."""
     figure = METRICS[metric].figure
     key, title, unit, scale = figure.key, figure.title, figure.unit, figure.scale
-    total = sum(row[key] for row in m["layers"]) or 1
-    ranked = sorted((r for r in m["layers"] if r[key]), key=lambda r: r[key], reverse=True)[:n]
+    rows_in = [r for r in m["layers"] if module is None or under(r["name"], module)]
+    total = sum(row[key] for row in rows_in) or 1
+    ranked = sorted((r for r in rows_in if r[key]), key=lambda r: r[key], reverse=True)[:n]
     with_time = metric != "latency"  # otherwise the metric column is the time already
     rows = [
         (layer_label(r["name"]), r["kind"], shape_text(r["output_shapes"]),
@@ -31,7 +36,39 @@ def hotspots(m: dict[str, Any], metric: str, n: int) -> list[str]:
     ]
     header = ("layer", "type", "output", title, "share", "FLOP/B", "bound",
               *(["time ms"] if with_time else []))
-    return table(header, rows, right={3, 4, 5, 7}, indent="    ")
+    return table(header, rows, right={3, 4, 5, 7}, indent="    ", width=width,
+                 shrink={0, 1, 2})
+
+
+def hotspot_title(metric: str, n: int, module: str | None) -> str:
+    """``top 5 layers by MACs:``, or ``top 5 layers of backbone by MACs:``."""
+    where = f" of {layer_label(module)}" if module is not None else ""
+    return f"top {n} layers{where} by {METRICS[metric].figure.what}:"
+
+
+def violation_lines(m: dict[str, Any]) -> list[str]:
+    """One line per exceeded limit: ``max_mflops: 2 MFLOPs > 1 MFLOPs (+100%)``; a
+    per-module limit is prefixed with its module path (``backbone: max_gmacs: ...``)."""
+    return [f"  {violation_label(v)}: {v['text']}" for v in m["violations"]]
+
+
+def violation_label(v: dict[str, Any]) -> str:
+    """``max_mflops``, or ``backbone: max_gmacs`` for a per-module limit."""
+    return f"{v['module']}: {v['limit']}" if "module" in v else v["limit"]
+
+
+def hotspot_sections(m: dict[str, Any], n: int, width: int | None = None) -> list[str]:
+    """A hotspot table per exceeded metric (and per module, for per-module limits)."""
+    lines: list[str] = []
+    seen = set()
+    for v in m["violations"]:
+        group = (v.get("module"), v["metric"])
+        if group in seen:
+            continue
+        seen.add(group)
+        lines.append(f"  {hotspot_title(v['metric'], n, group[0])}")
+        lines.extend(hotspots(m, v["metric"], n, group[0], width))
+    return lines
 
 
 def unsupported_lines(m: dict[str, Any]) -> list[str]:
@@ -41,50 +78,70 @@ def unsupported_lines(m: dict[str, Any]) -> list[str]:
     return [f"  unsupported ops (FLOPs not counted, traffic counted): {ops}"]
 
 
-def failure_message(record: dict[str, Any]) -> str:
-    """The message a test fails with when a profile exceeds its budget."""
+def failure_message(record: dict[str, Any], n: int = 0) -> str:
+    """The message a test fails with when a profile exceeds its budget: per model over
+    budget, every exceeded limit and the ``n`` layers that weigh most in each exceeded
+    metric (``n == 0``: no tables). It is the test's own failure text, so JUnit XML and any
+    CI that shows a failing test's output carry the hotspots."""
     lines = []
     for m in record["measurements"]:
         if m["violations"]:
             lines.append(f"flop budget exceeded: {measurement_title(m)}")
-            for v in m["violations"]:
-                lines.append(f"  {v['limit']}: {v['text']}")
+            lines.extend(violation_lines(m))
+            if n:
+                lines.extend(hotspot_sections(m, n))
             lines.extend(unsupported_lines(m))
     return "\n".join(lines)
 
 
-def failing_summary(records: Iterable[dict[str, Any]], n: int) -> list[str]:
-    """Hotspot tables for every test over budget."""
+def failing_summary(records: Iterable[dict[str, Any]], n: int, tables: bool = True,
+                    width: int | None = None) -> list[str]:
+    """Every test over budget with its exceeded limits; with ``tables``, the hotspot
+    tables too (``n`` layers each, fitted into ``width`` columns)."""
     lines: list[str] = []
     for rec in records:
         for m in rec["measurements"]:
             if not m["violations"]:
                 continue
             lines.append(f"{rec['nodeid']}: {measurement_title(m)}")
-            seen = set()
-            for v in m["violations"]:
-                lines.append(f"  {v['limit']}: {v['text']}")
-            for v in m["violations"]:
-                metric = v["metric"]
-                if metric in seen:
-                    continue
-                seen.add(metric)
-                what = METRICS[metric].figure.what
-                lines.append(f"  top {n} layers by {what}:")
-                lines.extend(hotspots(m, metric, n))
+            lines.extend(violation_lines(m))
+            if tables:
+                lines.extend(hotspot_sections(m, n, width))
             lines.extend(unsupported_lines(m))
-            lines.append("")
+            if tables:
+                lines.append("")
     return lines
 
 
-def unsupported_summary(records: Iterable[dict[str, Any]]) -> list[str]:
-    """Tests whose profiles hit operators without a formula, by name."""
+def failing_oneliners(records: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per model over budget (``-q``): the test, the model and the limits it broke."""
+    return [f"{rec['nodeid']}: {m['name']} over "
+            f"{', '.join(violation_label(v) for v in m['violations'])}"
+            for rec in records for m in rec["measurements"] if m["violations"]]
+
+
+def uncovered_lines(m: dict[str, Any]) -> list[str]:
+    """Every operator without a formula with the layer that called it, one per line:
+    ``  aten._fft_r2c x1 in frontend (STFT)``, layers in execution order."""
+    return [f"  {op} x{n} in {layer_label(row['name'])} ({row['kind']})"
+            for row in m["layers"] for op, n in sorted(row["unsupported"].items())]
+
+
+def unsupported_summary(records: Iterable[dict[str, Any]], verbosity: int = 0) -> list[str]:
+    """Tests whose profiles hit operators without a formula, by name; ``verbosity > 0``
+    adds the layer that called each, ``< 0`` gives one line per model."""
     lines = []
     for rec in records:
         for m in rec["measurements"]:
             if m["unsupported"] and not m["violations"]:
+                if verbosity < 0:
+                    ops = ", ".join(sorted(m["unsupported"]))
+                    lines.append(f"{rec['nodeid']}: {m['name']}: {ops}")
+                    continue
                 lines.append(f"{rec['nodeid']}: {m['name']}")
                 lines.extend(unsupported_lines(m))
+                if verbosity > 0:
+                    lines.extend(f"  {line}" for line in uncovered_lines(m))
     return lines
 
 
@@ -95,11 +152,18 @@ def limit_label(key: str) -> str:
 
 
 def budget_use(m: dict[str, Any]) -> str:
-    return ", ".join(f"{limit_label(k)} {percent(u)}" for k, u in m["usage"].items()) or "-"
+    """``MFLOPs 50%, ms 91%, backbone MMACs 80%``: the fraction of each limit used, the
+    per-module limits after the model's."""
+    used = [f"{limit_label(k)} {percent(u)}" for k, u in m["usage"].items()]
+    used += [f"{path} {limit_label(k)} {percent(u)}"
+             for path, module in m.get("modules", {}).items()
+             for k, u in module["usage"].items()]
+    return ", ".join(used) or "-"
 
 
-def report_table(records: Iterable[dict[str, Any]]) -> list[str]:
-    """One row per profiled model of every test: the ``--flop-report`` table."""
+def report_table(records: Iterable[dict[str, Any]], width: int | None = None) -> list[str]:
+    """One row per profiled model of every test: the ``--flop-report`` table; with
+    ``width``, the test and model columns are cut to fit it."""
     rows = []
     for rec in records:
         for m in rec["measurements"]:
@@ -113,7 +177,7 @@ def report_table(records: Iterable[dict[str, Any]]) -> list[str]:
             ))
     header = ("test", "model", "MFLOPs", "MMACs", "params", "access MB", "FLOP/B", "device",
               "pred ms", "budget used", "verdict")
-    return table(header, rows, right={2, 3, 4, 5, 6, 8})
+    return table(header, rows, right={2, 3, 4, 5, 6, 8}, width=width, shrink={0, 1})
 
 
 __all__ = ["failing_summary", "failure_message", "report_table"]

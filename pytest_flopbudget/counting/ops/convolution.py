@@ -17,7 +17,7 @@ from ..registry import register
 
 
 def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups: int,
-              out: TensorMeta) -> Work:
+              out: TensorMeta, stride: object = 1, dilation: object = 1) -> Work:
     """Work of one convolution from its input, weight and output shapes."""
     spatial = w.ndim - 2
     batched = x.ndim == spatial + 2
@@ -35,33 +35,45 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
         macs=macs,
         elementwise=out.numel if bias else 0,
         op_class="depthwise_conv" if depthwise else "conv",
-        kind=conv_kind(spatial, depthwise, transposed, w.shape[2:]),
+        kind=conv_kind(spatial, depthwise, transposed, w.shape[2:],
+                       _all_one(stride) and _all_one(dilation)),
         mac_dims=(c_in // groups, c_out),
     )
 
 
-def conv_kind(spatial: int, depthwise: bool, transposed: bool, kernel: tuple[int, ...]) -> str:
+def conv_kind(spatial: int, depthwise: bool, transposed: bool, kernel: tuple[int, ...],
+              unit_stride: bool = False) -> str:
     """The kernel family a convolution runs in (``core.op_classes.KINDS``): depthwise by rank,
-    transposed, 1x1 ("pointwise", a matrix product), or dense by rank."""
+    transposed, 1x1 ("pointwise", a matrix product), 3x3 with unit stride and dilation
+    (what CPU and GPU runtimes run as Winograd), or dense by rank."""
     if depthwise:
         return f"depthwise_conv{spatial}d"
     if transposed:
         return "transposed_conv"
     if all(k == 1 for k in kernel):
         return "pointwise_conv"
+    if spatial == 2 and tuple(kernel) == (3, 3) and unit_stride:
+        return "conv3x3"
     return f"conv{spatial}d"
+
+
+def _all_one(value: object) -> bool:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return all(int(v) == 1 for v in values)  # type: ignore[arg-type]
 
 
 @register("convolution", "_convolution", op_class="conv")
 def convolution(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None,
-                transposed: bool, groups: int, *, result: TensorMeta, **_: object) -> Work:
-    return conv_work(input, weight, bias is not None, transposed, groups, result)
+                transposed: bool, groups: int, stride: object, dilation: object, *,
+                result: TensorMeta, **_: object) -> Work:
+    return conv_work(input, weight, bias is not None, transposed, groups, result, stride,
+                     dilation)
 
 
 @register("conv1d", "conv2d", "conv3d", op_class="conv")
-def conv_nd(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None, groups: int, *,
-            result: TensorMeta, **_: object) -> Work:
-    return conv_work(input, weight, bias is not None, False, groups, result)
+def conv_nd(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None, groups: int,
+            stride: object, dilation: object, *, result: TensorMeta, **_: object) -> Work:
+    return conv_work(input, weight, bias is not None, False, groups, result, stride, dilation)
 
 
 @register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", op_class="conv")
@@ -72,8 +84,9 @@ def conv_transpose_nd(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | 
 
 @register("mkldnn_convolution", op_class="conv")
 def mkldnn_convolution(self: TensorMeta, weight: TensorMeta, bias: TensorMeta | None,
-                       groups: int, *, result: TensorMeta, **_: object) -> Work:
-    return conv_work(self, weight, bias is not None, False, groups, result)
+                       groups: int, stride: object, dilation: object, *, result: TensorMeta,
+                       **_: object) -> Work:
+    return conv_work(self, weight, bias is not None, False, groups, result, stride, dilation)
 
 
 @register("_conv_depthwise2d", op_class="depthwise_conv")
