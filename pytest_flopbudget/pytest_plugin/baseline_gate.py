@@ -77,6 +77,7 @@ from ..core.files import append_text, atomic_write
 from ..reporting.baseline_text import regression_message, summary_lines
 from ..reporting.markdown import markdown
 from . import ini
+from .collected import collected
 from .markers import marker_arguments
 from .options import option_path
 
@@ -105,43 +106,8 @@ def install(manager: Any) -> Gate:
     manager.add_summary(gate.summary)
     manager.add_finish(gate.finish)
     if gate.save_to is not None:  # which tests exist: kept or dropped from the saved file
-        manager.config.pluginmanager.register(Collected(manager.config),
-                                              "flopbudget-collected")
+        collected(manager.config)
     return gate
-
-
-#: Key of the collected node ids in an xdist worker's output.
-COLLECTED = "flopbudget_collected"
-
-
-class Collected:
-    """The node ids this session collected, before ``-k``, ``-m``, ``--deselect`` or
-    ``--lf`` deselect any (on the controller, gathered from every xdist worker). Saving a
-    baseline keeps the entries of tests not run now, and drops those of tests that no longer
-    exist: a test whose file was collected but which is not in it any more, or whose file is
-    gone."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.nodeids: set[str] = set()
-
-    @pytest.hookimpl(tryfirst=True)  # before deselection
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.nodeids.update(item.nodeid for item in items)
-        output = getattr(self.config, "workeroutput", None)
-        if output is not None:
-            output[COLLECTED] = sorted(self.nodeids)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        self.nodeids.update(getattr(node, "workeroutput", {}).get(COLLECTED, ()))
-
-    def gone(self, nodeid: str) -> bool:
-        """True when the test ``nodeid`` no longer exists."""
-        file = nodeid.split("::", 1)[0]
-        files = {n.split("::", 1)[0] for n in self.nodeids}
-        return (not (self.config.rootpath / file).exists()
-                or (file in files and nodeid not in self.nodeids))
 
 
 class Gate:
@@ -266,8 +232,7 @@ class Gate:
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        collected = self.manager.config.pluginmanager.get_plugin("flopbudget-collected")
-        document, kept, dropped = merge(old, document, collected.gone)
+        document, kept, dropped = merge(old, document, collected(self.manager.config).gone)
         atomic_write(path, dumps(document))
         models = sum(len(t) for t in document["tests"].values())
         extra = [f"{len(kept)} kept from the file (not profiled in this run)" if kept else "",
