@@ -357,8 +357,10 @@ os.fsync = _stop
 """
 
 
+@pytest.mark.parametrize("target", ["--flop-json=report.json", "--flop-html=other.html"],
+                         ids=["same-file", "another-file-beside-it"])
 def test_sigkill_while_writing_keeps_the_old_file_and_the_next_write_removes_the_temp(
-        pytester):
+        pytester, target):
     report = pytester.path / "report.json"
     report.write_text(OLD)
     pytester.makeconftest(slow_writer_conftest("time.sleep(120)"))
@@ -378,10 +380,13 @@ def test_sigkill_while_writing_keeps_the_old_file_and_the_next_write_removes_the
     assert report.read_text() == OLD  # the reader still sees the old file...
     assert len(temps(pytester.path)) == 1  # ...and the dead writer's temp is still there
     (pytester.path / "conftest.py").unlink()
-    result = pytester.runpytest("--flop-json=report.json")  # the next write cleans it up
+    result = pytester.runpytest(target)  # the next write beside it cleans it up
     clean(result)
-    assert json.loads(report.read_text())["summary"]["tests"] == 1
     assert temps(pytester.path) == []
+    if target.startswith("--flop-json"):
+        assert json.loads(report.read_text())["summary"]["tests"] == 1
+    else:
+        assert report.read_text() == OLD
 
 
 def test_a_live_writers_temp_is_left_to_it(pytester):

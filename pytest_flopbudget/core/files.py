@@ -10,7 +10,7 @@ meanwhile:
   :class:`WriteInterrupted` (a ``KeyboardInterrupt``) naming the target and the signal;
 * a writer killed outright (SIGKILL, power loss) cannot clean up: its temporary file is named
   after the process and host that wrote it (``.NAME.PID@HOST.XXXXXX.tmp``), and the next
-  write of the same target removes it once that process is gone (or after a day, for a
+  write into the same folder removes it once that process is gone (or after a day, for a
   writer on another host), while a live writer's file is left to it.
 """
 
@@ -107,24 +107,30 @@ def _replace_with(path: Path, data: bytes) -> None:
             raise
 
 
+#: A temporary file of :func:`atomic_write`: ``.NAME.PID@HOST.XXXXXXXX.tmp``.
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+)\.[^.]+\.tmp")
+
+
 def remove_stale_temps(path: Path) -> list[Path]:
-    """Remove the temporary files that writers of ``path`` which are gone left behind;
-    returns them. A file of a live writer (this host, its process running) is kept."""
+    """Remove the temporary files that writers which are gone left in ``path``'s folder
+    (of any file there, not only ``path``: a killed writer's file goes at the next write
+    beside it); returns them. A file of a live writer (this host, its process running) is
+    kept; one older than a day, or a temporary file of ``path`` in an older naming, goes."""
     removed = []
     host = _writer().partition("@")[2]
-    prefix = f".{path.name}."
     with suppress(OSError):
         for tmp in path.parent.iterdir():
             name = tmp.name
-            if not (name.startswith(prefix) and name.endswith(".tmp")):
+            match = _TEMP.fullmatch(name)
+            if match is None and not (name.startswith(f".{path.name}.")
+                                      and name.endswith(".tmp")):
                 continue
-            pid, _, where = name[len(prefix):].partition(".")[0].partition("@")
             try:
                 age = time.time() - tmp.stat().st_mtime
             except OSError:
                 continue
-            live = age < STALE_AFTER_S and (where != host or not pid.isdigit()
-                                            or _running(int(pid)))
+            live = age < STALE_AFTER_S and (match is None or match["host"] != host
+                                            or _running(int(match["pid"])))
             if not live:
                 with suppress(OSError):
                     tmp.unlink()
