@@ -568,16 +568,21 @@ def test_a_report_path_that_is_no_file_path_is_a_usage_error(pytester, arg, mess
     assert message in text
 
 
-def test_a_report_pointed_at_the_configured_baseline_is_refused(pytester):
+@pytest.mark.parametrize("saving,message", [
+    ("", "--flop-json names the baseline being compared (pyproject.toml [tool.flopbudget] "
+         "baseline b.json)"),
+    ("--flop-save-baseline=new.json", "--flop-json names the project's baseline "
+                                      "(pyproject.toml [tool.flopbudget] baseline b.json)"),
+], ids=["compared", "while-saving-elsewhere"])
+def test_a_report_pointed_at_the_configured_baseline_is_refused(pytester, saving, message):
     pyproject(pytester, '[tool.flopbudget]\nbaseline = "b.json"\n')
     pytester.makepyfile(test_x=BIG_TEST)
-    pytester.runpytest("--flop-save-baseline=b.json")
+    pytester.runpytest("--flop-save-baseline=b.json")  # saving to the configured file is fine
     before = (pytester.path / "b.json").read_bytes()
-    result = pytester.runpytest("--flop-json=b.json")
+    result = pytester.runpytest("--flop-json=b.json", *filter(None, [saving]))
     text = clean(result)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert ("--flop-json names the baseline being compared (pyproject.toml [tool.flopbudget] "
-            "baseline b.json)") in text
+    assert message in text
     assert (pytester.path / "b.json").read_bytes() == before
 
 

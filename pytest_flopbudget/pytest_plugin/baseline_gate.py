@@ -124,24 +124,30 @@ class Gate:
         self.markdown_to = option_path(config, "flop_markdown")
         self.messages: list[str] = []
         self.baseline: Baseline | None = None
-        #: ``(path, where it was named)`` of the baseline this run compares with
+        #: ``(path, where it was named)`` of the baseline this run compares with, and of the
+        #: project's configured baseline (which only --flop-save-baseline may write)
         self.compared: tuple[Path, str] | None = None
+        self.configured: tuple[Path, str] | None = None
         self._run: RunComparison | None = None
         source = option_path(config, "flop_baseline")
         origin = "--flop-baseline"
         configured = settings.settings.get("baseline")
         from_ini = ini.ini_value(config, "flop_baseline")
-        if source is None and self.save_to is None:
-            if from_ini is not None:
-                source, origin = ini.ini_path(config, from_ini), ini.where("flop_baseline")
-            elif configured is not None:
-                origin = f"{settings.where()} baseline"
-                if not isinstance(configured, str) or not configured:
-                    raise pytest.UsageError(f"{origin} must be a file path, got {configured!r}")
-                source = config.rootpath / configured, configured
+        project: tuple[Path, str] | None = None
+        if from_ini is not None:
+            project, where = ini.ini_path(config, from_ini), ini.where("flop_baseline")
+        elif configured is not None:
+            where = f"{settings.where()} baseline"
+            if not isinstance(configured, str) or not configured:
+                raise pytest.UsageError(f"{where} must be a file path, got {configured!r}")
+            project = config.rootpath / configured, configured
+        if project is not None:
+            self.configured = project[0], f"{where} {project[1]}"
+        if source is None and self.save_to is None and project is not None:
+            source, origin = project, where
             typed = any(o.partition("=")[0].strip() == "flop_baseline"
                         for o in config.option.override_ini or ())  # -o on the command line
-            if source is not None and not typed and not source[0].exists():
+            if not typed and not source[0].exists():
                 # configured, and the project has not saved its first baseline yet
                 self.messages.append(f"no baseline yet: {source[1]} ({origin}) does not "
                                      f"exist; save one with --flop-save-baseline={source[1]}")

@@ -35,11 +35,14 @@ def written(manager: Any) -> list[tuple[str, Path, str]]:
     return files
 
 
-def read(manager: Any, compared: tuple[Path, str] | None) -> list[tuple[Path, str]]:
-    """``(path, what it is)`` of the files the session reads and must not overwrite."""
+def read(manager: Any, gate: Any, option: str) -> list[tuple[Path, str]]:
+    """``(path, what it is)`` of the files the session reads, or the project keeps, that
+    ``option`` must not overwrite (saving a baseline may write the configured one)."""
     files = []
-    if compared is not None:
-        files.append((compared[0], f"the baseline being compared ({compared[1]})"))
+    if gate.compared is not None:
+        files.append((gate.compared[0], f"the baseline being compared ({gate.compared[1]})"))
+    if gate.configured is not None and option != "--flop-save-baseline":
+        files.append((gate.configured[0], f"the project's baseline ({gate.configured[1]})"))
     settings = manager.settings
     if settings.path is not None:
         files.append((settings.path, f"the project's configuration ({settings.path.name})"))
@@ -49,8 +52,9 @@ def read(manager: Any, compared: tuple[Path, str] | None) -> list[tuple[Path, st
     return files
 
 
-def check(manager: Any, compared: tuple[Path, str] | None) -> None:
-    """Raise ``pytest.UsageError`` naming both when two uses share one file."""
+def check(manager: Any, gate: Any) -> None:
+    """Raise ``pytest.UsageError`` naming both when two uses share one file (``gate``: the
+    baseline feature, which knows the baseline compared and the configured one)."""
     outputs = written(manager)
     for i, (option, path, shown) in enumerate(outputs):
         if path.is_dir():
@@ -59,7 +63,7 @@ def check(manager: Any, compared: tuple[Path, str] | None) -> None:
             if same_file(path, other_path):
                 raise pytest.UsageError(f"{option} and {other} name the same file ({shown}): "
                                         f"give each its own path")
-        for source, what in read(manager, compared):
+        for source, what in read(manager, gate, option):
             if same_file(path, source):
                 raise pytest.UsageError(f"{option} names {what}: writing it would replace "
                                         f"it; give {option} another path")

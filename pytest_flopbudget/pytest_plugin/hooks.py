@@ -93,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     gate = baseline_gate.install(manager)
     html_output.install(manager)
     if not manager.is_worker:
-        file_options.check(manager, gate.compared)
+        file_options.check(manager, gate)
 
 
 @dataclass
