@@ -17,6 +17,7 @@ from pathlib import Path
 def _calibrate(args: argparse.Namespace) -> int:
     from .budgets.config import ConfigError, host_file_setting
     from .calibration.calibrate import calibrate
+    from .core.files import check_writable
 
     if args.out is not None:
         out, why = Path(args.out), "--out"
@@ -26,12 +27,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out} "
-          f"({why})", flush=True)
     try:
+        check_writable(out)  # before measuring, not after
+        print(f"calibrating this machine{' (quick)' if args.quick else ''}; writing {out} "
+              f"({why})", flush=True)
         device = calibrate(out, quick=args.quick, log=lambda line: print(line, flush=True))
     except OSError as exc:
-        print(f"error: cannot write the calibration to {out}: {exc}", file=sys.stderr)
+        print(f"error: cannot write the calibration to {out}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
     print()
     print(f"device {device.name!r}: {device.peak() / 1e9:.1f} GFLOP/s fp32, "

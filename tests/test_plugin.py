@@ -385,8 +385,9 @@ def test_under(flop_budget):
     out = result.stdout.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
     # both writers report, each naming its file; the second still ran after the first failed
-    result.stdout.fnmatch_lines([f"could not write {blocked}/flop.json: File exists: {blocked}",
-                                 f"could not write {blocked}/flop.md: File exists: {blocked}"])
+    result.stdout.fnmatch_lines([
+        f"could not write {blocked}/flop.json: {blocked} is a file, not a folder",
+        f"could not write {blocked}/flop.md: {blocked} is a file, not a folder"])
 
 
 def test_session_devices_do_not_outlive_the_session(project):

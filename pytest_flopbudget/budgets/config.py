@@ -74,9 +74,13 @@ class Config:
         where = self.where()
         layers: list[tuple[str, Mapping[str, Any]]] = [(where, self.defaults)]
         for pattern, args in self.tests.items():
-            if fnmatch.fnmatchcase(nodeid, pattern) or nodeid.endswith(pattern):
-                layers.append((f"{self.where('tests')}.{_quote(pattern)}", args))
+            if matches(nodeid, pattern):
+                layers.append((self.test_table(pattern), args))
         return layers
+
+    def test_table(self, pattern: str) -> str:
+        """Where a per-test table is written: ``pyproject.toml [tool.flopbudget.tests]."P"``."""
+        return f"{self.where('tests')}.{_quote(pattern)}"
 
     def device(self, name: str) -> Device:
         """The device called ``name`` from the session's catalog; ``host`` without a
@@ -92,6 +96,12 @@ class Config:
         name = self.path.name if self.path else "pyproject.toml"
         inner = ".".join(("tool", "flopbudget", *keys))
         return f"{name} [{inner}]"
+
+
+def matches(nodeid: str, pattern: str) -> bool:
+    """Whether a per-test table's key applies to a test: fnmatch on the node id, or its
+    end (``"test_backbone"``, ``"test_kws.py::test_small"``)."""
+    return fnmatch.fnmatchcase(nodeid, pattern) or nodeid.endswith(pattern)
 
 
 def _quote(key: str) -> str:

@@ -100,6 +100,33 @@ def resolve_growth(layers: Iterable[tuple[str, Any]]) -> dict[str, Limit]:
     return limits
 
 
+def tightest_growth(specs: Iterable[Any]) -> str | None:
+    """One spec holding, for every metric any of ``specs`` limits, its smallest growth
+    (stacked markers: the tightest limit wins); ``None`` when none limits anything. Raises
+    :class:`GrowthError` for a malformed spec."""
+    limits: dict[str, Fraction] = {}
+    for spec in specs:
+        if spec is None:
+            continue
+        for metric, value in parse_growth(spec).items():
+            limits[metric] = min(value, limits.get(metric, value))
+    if not limits:
+        return None
+    return ",".join(f"{m}:{exact_percent(limits[m])}" for m in GROWTH_METRICS if m in limits)
+
+
+def exact_percent(fraction: Fraction) -> str:
+    """``Fraction(1, 40)`` -> ``"2.5%"``, exactly (a growth limit is a decimal percentage,
+    so its expansion ends)."""
+    value = fraction * 100
+    digits = 0
+    while value.denominator != 1 and digits < 40:
+        value *= 10
+        digits += 1
+    whole = str(int(value)).rjust(digits + 1, "0")
+    return (f"{whole[:-digits]}.{whole[-digits:]}" if digits else whole) + "%"
+
+
 def percent_text(fraction: Fraction) -> str:
     """``Fraction(1, 20)`` -> ``"5%"``."""
     return f"{float(fraction * 100):g}%"

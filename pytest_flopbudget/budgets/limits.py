@@ -8,14 +8,15 @@ Every value is validated where it is written, so an error names the marker or co
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.dtypes import parse_dtype
 from ..core.metrics import METRICS
-from ..core.text import distinct, fmt_value, suggest
-from .growth import GrowthError, parse_growth
+from ..core.numbers import finite, shown
+from ..core.text import HUGE, distinct, fmt_value, suggest
+from .growth import GrowthError, parse_growth, tightest_growth
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ def check_limit(key: str, value: Any, where: str) -> float:
     """Validate one limit value (a positive finite number) and return it as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BudgetError(f"{where}: {key} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise BudgetError(f"{where}: {key} must be a positive number, got {value!r}")
+    if not finite(value) or value <= 0:
+        raise BudgetError(f"{where}: {key} must be a positive number, got {shown(value)}")
     return float(value)
 
 
@@ -89,9 +90,9 @@ def check_max_order(spec: Any, where: str) -> tuple[dict[str, float], float]:
     tolerance = TOLERANCE
     for key, value in spec.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
-                not math.isfinite(value):
+                not finite(value):
             raise BudgetError(f"{where}: max_order[{key!r}] must be a number >= 0, "
-                              f"got {value!r}")
+                              f"got {shown(value)}")
         if key == "tolerance":
             tolerance = float(value)
         elif key in METRICS:
@@ -167,6 +168,43 @@ def check_arguments(args: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise BudgetError(f"{where}: unknown argument {key!r}{suggest(key, KNOWN)}; "
                               f"known: {', '.join(KNOWN)}")
     return checked
+
+
+def tightest(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Checked arguments of stacked markers (closest first: method, class, module) as one:
+    every limit keeps its smallest value, and so does every limit of a ``modules`` entry;
+    ``max_order`` each metric's smallest order (and the smallest tolerance), ``max_growth``
+    each metric's smallest growth; ``strict`` holds when any marker sets it; ``device``,
+    ``dtype`` and the other options come from the closest marker that sets them."""
+    merged: dict[str, Any] = {}
+    for args in layers:
+        for key, value in args.items():
+            if key not in merged:
+                merged[key] = value
+            elif key in LIMITS:
+                merged[key] = min(merged[key], value)
+            elif key == "modules":
+                merged[key] = {path: _tightest_limits(merged[key].get(path, {}),
+                                                      value.get(path, {}))
+                               for path in (*merged[key], *value)}
+            elif key == "max_order":
+                merged[key] = _tightest_order(merged[key], value)
+            elif key == "max_growth":
+                merged[key] = tightest_growth([merged[key], value])
+            elif key == "strict":
+                merged[key] = merged[key] or value
+    return merged
+
+
+def _tightest_limits(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    return {k: min(a.get(k, math.inf), b.get(k, math.inf)) for k in (*a, *b)}
+
+
+def _tightest_order(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    orders = {k: min(a.get(k, math.inf), b.get(k, math.inf))
+              for k in (*a, *b) if k != "tolerance"}
+    tolerance = min(a.get("tolerance", TOLERANCE), b.get("tolerance", TOLERANCE))
+    return {**orders, "tolerance": tolerance}
 
 
 @dataclass(frozen=True)
@@ -262,7 +300,8 @@ class Violation:
         """``"112.4 MFLOPs > 50 MFLOPs (+125%)"``; a violation too small for one decimal
         shows the digits that tell (``"50.000001 MFLOPs > 50 MFLOPs (+2e-06%)"``)."""
         pct = self.over * 100
-        pct_text = f"{pct:.0f}" if pct >= 1 else f"{pct:.1f}" if pct >= 0.05 else f"{pct:.2g}"
+        pct_text = f"{pct:.3g}" if pct >= HUGE or not finite(pct) else f"{pct:.0f}" \
+            if pct >= 1 else f"{pct:.1f}" if pct >= 0.05 else f"{pct:.2g}"
         return (f"{distinct(self.measured, self.allowed, self.unit)} {self.unit} > "
                 f"{fmt_value(self.allowed, self.unit)} {self.unit} (+{pct_text}%)")
 

@@ -98,6 +98,18 @@ class Scaling:
                 "layers": self.layers, "shares": self.shares}
 
 
+def check_sizes(sizes: Any) -> list[int]:
+    """The sizes of a scaling run, sorted; ``ValueError`` unless at least two different
+    positive integers."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"sizes must be at least two different positive integers, got {sizes!r}")
+    sizes = list(sizes)
+    if len(set(sizes)) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
+                                  for s in sizes):
+        raise ValueError(f"sizes must be at least two different positive integers, got {sizes!r}")
+    return sorted(set(sizes))
+
+
 def run(fixture: Any, model: Any, make_inputs: Callable[[int], Any], sizes: Sequence[int],
         **kwargs: Any) -> Scaling:
     """Profile ``model`` at every size with the fixture's device and dtype; record the largest
@@ -105,9 +117,7 @@ def run(fixture: Any, model: Any, make_inputs: Callable[[int], Any], sizes: Sequ
     from ..counting.profile import profile  # torch: only when a test runs a scaling
     from .measurement import Measurement
 
-    if len(set(sizes)) < 2 or any(not isinstance(s, int) or s <= 0 for s in sizes):
-        raise ValueError(f"sizes must be at least two different positive integers, got {sizes!r}")
-    sizes = sorted(set(sizes))
+    sizes = check_sizes(sizes)
 
     def measure(n: int, record: bool) -> Measurement:
         inputs = make_inputs(n)

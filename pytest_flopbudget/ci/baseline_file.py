@@ -8,7 +8,6 @@ uses, so a truncated, foreign or hand-edited file is one :class:`BaselineError` 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from ..budgets.measurement import REPORT_SCHEMA  # a --flop-json report: a common wrong file
 from ..core.metrics import FIGURES, NAMES, values_of
+from ..core.numbers import finite, shown
 
 SCHEMA = "pytest-flopbudget-baseline/1"
 
@@ -71,7 +71,7 @@ def dumps(document: Mapping[str, Any]) -> str:
 
 def _number(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value >= 0)
+            and finite(value) and value >= 0)
 
 
 def _check_entry(entry: Any, where: str) -> None:
@@ -80,7 +80,7 @@ def _check_entry(entry: Any, where: str) -> None:
     for metric in NAMES:
         if not _number(entry.get(metric)):
             raise BaselineError(f"{where}: {metric!r} must be a non-negative number, "
-                                f"got {entry.get(metric)!r}")
+                                f"got {shown(entry.get(metric))}")
     for key in ("device", "dtype"):
         if not isinstance(entry.get(key), str):
             raise BaselineError(f"{where}: {key!r} must be a name (a string), "
@@ -99,6 +99,8 @@ def parse_baseline(text: str, name: str) -> dict[str, dict[str, dict[str, Any]]]
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{name} is not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:
+        raise BaselineError(f"{name} is not valid JSON (nested too deeply)") from None
     schema = doc.get("schema") if isinstance(doc, dict) else None
     if schema != SCHEMA:
         if schema == REPORT_SCHEMA:

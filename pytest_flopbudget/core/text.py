@@ -7,6 +7,8 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .numbers import finite
+
 #: Narrowest a text column is cut to when a table must fit a terminal.
 MIN_COLUMN = 12
 #: What stands for the cut start of a text cell (the end, a test or layer name, is kept).
@@ -61,8 +63,17 @@ def _cut(cell: str, width: int) -> str:
     return cell if len(cell) <= width else CUT + cell[len(cell) - width + len(CUT):]
 
 
+#: Figures from this size on are written as ``1.23e+15``, not as a row of digits.
+HUGE = 1e15
+
+
 def fmt_value(value: float, unit: str) -> str:
-    """A figure as people read it: ``112.4``, ``4.21``, ``0.35``, ``312,000`` (params)."""
+    """A figure as people read it: ``112.4``, ``4.21``, ``0.35``, ``312,000`` (params);
+    ``inf`` and ``nan`` as such."""
+    if not finite(value):
+        return f"{value:,}" if isinstance(value, int) else str(value)
+    if abs(value) >= HUGE and unit != "params":
+        return f"{value:.3g}"
     if unit == "params" or (value >= 100 and value == int(value)):
         return f"{value:,.0f}"
     if value >= 100:
@@ -70,9 +81,18 @@ def fmt_value(value: float, unit: str) -> str:
     return f"{value:.3g}"
 
 
+def fixed(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals (``0.2056``), or ``1.23e+15`` when it is huge."""
+    if not finite(value) or abs(value) >= HUGE:
+        return f"{value:.3g}"
+    return f"{value:.{decimals}f}"
+
+
 def percent(fraction: float) -> str:
     """``91%``; as many decimals as it takes to show which side of 100% it is
-    (``99.96%``, ``100.001%``), ``100%`` only when exactly at it."""
+    (``99.96%``, ``100.001%``), ``100%`` only when exactly at it; ``1e+20%`` when huge."""
+    if not finite(fraction) or abs(fraction) >= HUGE / 100:
+        return f"{fraction * 100:.3g}%"
     text = f"{fraction:.0%}"
     decimals = 1
     while fraction != 1 and float(text[:-1]) == 100 and decimals <= 12:

@@ -7,7 +7,7 @@ parameter layout. Totals and layer rows are sums over those operators; nothing i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -304,6 +304,43 @@ def profile_table(prof: ModelProfile) -> str:
 
 
 RESERVED = ("dtype", "trace", "train", "optimizer", "loss", "forward_kwargs")
+TRACES = ("auto", "fake", "real")
+
+
+def check_options(model: Any, dtype: str | None = None, trace: str = "auto",
+                  train: bool = False, optimizer: Any = None, loss: Any = None,
+                  forward_kwargs: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """Check :func:`profile`'s options before anything runs; returns the keyword arguments
+    ``forward`` gets. A wrong option is a ``TypeError`` or ``ValueError`` naming it (and
+    nothing else raises here: no user code runs)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"profile() needs a torch.nn.Module, got {type(model).__name__}")
+    lazy = [name for name, p in model.named_parameters() if nn.parameter.is_lazy(p)]
+    if lazy:
+        raise ValueError(f"{type(model).__name__} has parameters that are not initialized yet "
+                         f"({', '.join(lazy[:3])}{', ...' if len(lazy) > 3 else ''}): a lazy "
+                         f"module learns its shapes in its first forward; run one forward on "
+                         f"an example input before profiling it")
+    parse_dtype(dtype)
+    if trace not in TRACES:
+        raise ValueError(f"trace must be 'auto', 'fake' or 'real', got {trace!r}")
+    if not isinstance(train, bool):
+        raise TypeError(f"train must be True or False, got {train!r}")
+    if (optimizer is not None or loss is not None) and not train:
+        raise ValueError("optimizer= and loss= describe a training step: pass train=True")
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be a function of the output, got {loss!r}")
+    if forward_kwargs is None:
+        return kwargs
+    if not isinstance(forward_kwargs, Mapping) or \
+            not all(isinstance(k, str) for k in forward_kwargs):
+        raise TypeError(f"forward_kwargs must be a dict of keyword arguments for forward, "
+                        f"got {forward_kwargs!r}")
+    twice = sorted(set(kwargs) & set(forward_kwargs))
+    if twice:
+        raise TypeError(f"forward argument {twice[0]!r} given twice: as a keyword argument "
+                        f"and in forward_kwargs")
+    return {**kwargs, **forward_kwargs}
 
 
 def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str = "auto",
@@ -321,15 +358,12 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
     used as they are. Keyword arguments go to ``forward``; use ``forward_kwargs`` for one
     named like an option. The model is left exactly as it was.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"profile() needs a torch.nn.Module, got {type(model).__name__}")
-    if (optimizer is not None or loss is not None) and not train:
-        raise ValueError("optimizer= and loss= describe a training step: pass train=True")
+    forward = check_options(model, dtype, trace, train, optimizer, loss, forward_kwargs,
+                            **kwargs)
     deploy = parse_dtype(dtype)
     layout = ParamLayout.of(model)
     step = tracer.TrainStep(loss, optimizer) if train else None
-    result = tracer.trace(model, inputs, {**kwargs, **(forward_kwargs or {})}, trace,
-                          step=step)
+    result = tracer.trace(model, inputs, forward, trace, step=step)
     return ModelProfile(
         model=type(model).__name__,
         records=tuple(result.records),
@@ -344,4 +378,5 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
     )
 
 
-__all__ = ["SCHEMA_VERSION", "LayerProfile", "ModelProfile", "ParamLayout", "profile"]
+__all__ = ["SCHEMA_VERSION", "LayerProfile", "ModelProfile", "ParamLayout", "check_options",
+           "profile"]

@@ -49,7 +49,7 @@ from ..core.dtypes import DEPLOY_DTYPES
 from ..core.paths import ROOT
 from . import ops as _ops  # noqa: F401  (registers the formulas)
 from .costs import TensorMeta, Work
-from .model_guard import ModelState, model_tensors, preserved
+from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
 from .optimizers import step_records
 from .records import OpRecord
 from .registry import Formula, bind, destinations, is_free, lookup
@@ -409,10 +409,23 @@ def _fake_converter(fake_mode: FakeTensorMode) -> Callable[[torch.Tensor, bool],
     return convert
 
 
-def _copy_on_write(model: nn.Module) -> Callable[[torch.Tensor, bool], torch.Tensor]:
-    """Real-run converter: the model's buffers (and any parameter an op writes) are replaced
-    by private copies, so the forward cannot change the model's data."""
-    params, buffers = model_tensors(model)
+def _storage(t: torch.Tensor) -> int:
+    """The address of a tensor's memory (0 for a tensor without one: sparse, empty)."""
+    try:
+        return t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return 0
+
+
+def _copy_on_write(model: nn.Module, inputs: Any) -> Callable[[torch.Tensor, bool],
+                                                               torch.Tensor]:
+    """Real-run converter: the model's buffers, and any tensor an op writes that shares memory
+    with a tensor the model holds (in an attribute, a list, a dict: ``.data`` and views
+    included) or with the caller's inputs, are replaced by private copies, so the forward
+    cannot change the model's data or the caller's tensors."""
+    _, buffers = model_tensors(model)
+    held = [*reachable_tensors(model), *_unique_tensors(inputs)]
+    protected = {_storage(t) for t in held} - {0}
     memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def convert(t: torch.Tensor, writes: bool) -> torch.Tensor:
@@ -420,10 +433,10 @@ def _copy_on_write(model: nn.Module) -> Callable[[torch.Tensor, bool], torch.Ten
         hit = memo.get(key)
         if hit is not None:
             return hit[0]
-        if key in buffers or (writes and key in params):
+        if key in buffers or (writes and _storage(t) in protected):
             with torch._C._DisableTorchDispatch():
                 copy = t.detach().clone()
-            memo[key] = (copy, t)
+            memo[key] = (copy, t)  # keep t alive so its id stays unique
             return copy
         return t
 
@@ -567,7 +580,8 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
                 ) from exc
             fallback_reason = _why_real(exc)
             state.restore()  # the real run must not see what the fake attempt left behind
-    mode = CountingMode(_copy_on_write(model), real_scalars=False, model_ids=model_ids)
+    mode = CountingMode(_copy_on_write(model, (inputs, kwargs)), real_scalars=False,
+                        model_ids=model_ids)
     records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad, step)
     return _finish(mode, records, calls, "real", fallback_reason)
 

@@ -62,6 +62,30 @@ def overlay(table: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _inherit(base: dict[str, Any], table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``table`` (declared at ``where``) over the resolved figures of the device it inherits
+    from: tables of figures extend the base's, other figures replace them; an overridden
+    figure loses the base's source unless ``table`` gives one."""
+    merged = dict(base)
+    merged.pop("description", None)
+    sources = dict(merged.get("sources", {}))
+    own_sources = table.get("sources", {})
+    for key, value in table.items():
+        if key == "sources":
+            continue
+        extends = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
+        if not extends:  # the base's figures under this key are gone, and their sources
+            sources = {f: s for f, s in sources.items() if not f.startswith(f"{key}.")}
+        figures = [f"{key}.{k}" for k in value] if isinstance(value, Mapping) else [key]
+        for figure in figures:
+            # an overridden figure must not keep the base's source for another number
+            if figure not in own_sources:
+                sources[figure] = f"set in {where} (no source given)"
+        merged[key] = {**merged[key], **value} if extends else value
+    merged["sources"] = {**sources, **own_sources}
+    return merged
+
+
 class Catalog:
     """Named device tables, resolved on demand (inheritance included) into :class:`Device`."""
 
@@ -76,8 +100,10 @@ class Catalog:
         return cls(tables, {n: f"devices.toml [devices.{n}]" for n in tables})
 
     def with_tables(self, tables: Mapping[str, Any], where: str) -> Catalog:
-        """A catalog with more device tables (from ``[tool.flopbudget.devices]``); they may
-        override built-in names. Each table is checked now, so errors name the file."""
+        """A catalog with more device tables (from ``[tool.flopbudget.devices]``). A table
+        named like a device already in the catalog (a built-in) without ``base`` overrides
+        the figures it gives and keeps the others, as if it said ``base = <that device>``.
+        Each table is checked now, so errors name the file."""
         if not isinstance(tables, Mapping):
             raise DeviceError(f"{where} must be a table of device tables")
         merged = dict(self._tables)
@@ -87,6 +113,10 @@ class Catalog:
             if not isinstance(table, Mapping):
                 raise DeviceError(f"{here} must be a table")
             _check_keys(name, table, here)
+            if name in self._tables and table.get("base", name) == name:
+                # a device of that name exists: the table overrides some of its figures
+                own = {k: v for k, v in table.items() if k != "base"}
+                table = _inherit(self._resolve(name, ()), own, here)
             merged[name] = table
             origin[name] = here
         catalog = Catalog(merged, origin)
@@ -109,24 +139,7 @@ class Catalog:
             return table
         if not isinstance(base, str):
             raise DeviceError(f"{self._origin[name]}: base must be a device name")
-        merged = self._resolve(base, (*chain, name))
-        merged.pop("description", None)
-        sources = dict(merged.get("sources", {}))
-        own_sources = table.get("sources", {})
-        for key, value in table.items():
-            if key == "sources":
-                continue
-            extends = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
-            if not extends:  # the base's figures under this key are gone, and their sources
-                sources = {f: s for f, s in sources.items() if not f.startswith(f"{key}.")}
-            figures = [f"{key}.{k}" for k in value] if isinstance(value, Mapping) else [key]
-            for figure in figures:
-                # an overridden figure must not keep the base's source for another number
-                if figure not in own_sources:
-                    sources[figure] = f"set in {self._origin[name]} (no source given)"
-            merged[key] = {**merged[key], **value} if extends else value
-        merged["sources"] = {**sources, **own_sources}
-        return merged
+        return _inherit(self._resolve(base, (*chain, name)), table, self._origin[name])
 
     def _unknown(self, name: str, referrer: str | None) -> str:
         close = difflib.get_close_matches(name, self._tables, n=3)
@@ -148,7 +161,7 @@ class Catalog:
                                   f"({KEYS[key]})")
         figures = {key: table[key] for key in FIGURES if key in table}
         try:
-            return Device(name=name, **figures)
+            return Device(name=name, **figures, origin=where)
         except DeviceError as exc:
             raise DeviceError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
         except (TypeError, ValueError) as exc:

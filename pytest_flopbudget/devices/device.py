@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.dtypes import parse_dtype
+from ..core.numbers import finite, shown
 from ..core.op_classes import KINDS, OP_CLASSES, lookup_keys
 
 #: Keys a device table may hold, and what each means.
@@ -75,7 +76,8 @@ class Device:
     given; ``fusion``: what the runtime fuses; ``tile``: MAC-array widths channels are padded
     to; ``cores``/``cores_used``: compute units the peak covers and the runtime uses;
     ``pipeline_latency_factor``: latency over the per-frame time of a filled dataflow
-    pipeline; ``memory_bytes``: capacity in bytes; ``sources``: ``{figure: source}``.
+    pipeline; ``memory_bytes``: capacity in bytes; ``sources``: ``{figure: source}``;
+    ``origin``: where it was declared (a file and table), for error messages.
     """
 
     name: str
@@ -97,6 +99,12 @@ class Device:
     memory_bytes: int | None = None
     description: str = ""
     sources: Mapping[str, str] = field(default_factory=dict)
+    origin: str = field(default="", compare=False)
+
+    @property
+    def label(self) -> str:
+        """``device 'npu'``, with where it was declared when known."""
+        return f"device {self.name!r}" + (f" ({self.origin})" if self.origin else "")
 
     def __post_init__(self) -> None:
         where = f"device {self.name!r}"
@@ -174,7 +182,7 @@ class Device:
         peaks: Mapping[str, float] = self.peak_flops  # type: ignore[assignment]
         if dtype not in peaks:
             raise DeviceError(
-                f"device {self.name!r} has no peak for {dtype} (it lists "
+                f"{self.label} has no peak for {dtype} (it lists "
                 f"{', '.join(peaks)}); pick one of those with dtype=..."
             )
         return peaks[dtype]
@@ -265,24 +273,24 @@ def _check_operator_key(key: str, what: str, unknown: str = "") -> None:
 
 def _whole(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or value != int(value) or value < 1:
-        raise DeviceError(f"{what} must be a whole number >= 1, got {value!r}")
+            not finite(value) or value != int(value) or value < 1:
+        raise DeviceError(f"{what} must be a whole number >= 1, got {shown(value)}")
     return int(value)
 
 
 def _positive(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DeviceError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise DeviceError(f"{what} must be positive, got {value!r}")
+    if not finite(value) or value <= 0:
+        raise DeviceError(f"{what} must be positive, got {shown(value)}")
     return float(value)
 
 
 def _non_negative(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DeviceError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise DeviceError(f"{what} must be >= 0, got {value!r}")
+    if not finite(value) or value < 0:
+        raise DeviceError(f"{what} must be >= 0, got {shown(value)}")
     return float(value)
 
 
@@ -290,9 +298,9 @@ def _byte_count(value: Any, what: str, zero: bool = False) -> int:
     """A whole number of bytes (``8e9`` is accepted when it is whole)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DeviceError(f"{what} must be a number of bytes, got {value!r}")
-    if not math.isfinite(value) or value != int(value) or value < (0 if zero else 1):
+    if not finite(value) or value != int(value) or value < (0 if zero else 1):
         raise DeviceError(f"{what} must be a whole number of bytes "
-                          f"{'>= 0' if zero else '> 0'}, got {value!r}")
+                          f"{'>= 0' if zero else '> 0'}, got {shown(value)}")
     return int(value)
 
 

@@ -24,18 +24,25 @@ compiling runtime. For one kernel::
 * A kernel that moves and computes nothing (an eval-mode dropout) takes no time.
 * On a device with a ``pipeline_latency_factor`` (a dataflow pipeline) the sum is the
   per-frame time of the filled pipeline; one inference's latency is that factor times it.
+
+Every figure a device declares is finite and positive, but some are still absurd
+(``peak_flops = 1e-320``, ``overhead = 1e308``): a prediction that no float holds in
+microseconds, the finest unit a report shows, is a :class:`DeviceError` naming the device and
+the figures behind the term that overflowed, never an ``inf`` in a report.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..core.numbers import finite
 from ..core.op_classes import lookup_keys
 from ..core.paths import under
 from .catalog import get_device
-from .device import Device
+from .device import Device, DeviceError
 from .fusion import Record, Unit, units
 
 
@@ -284,7 +291,63 @@ def predict(profile: Profile, device: Device | str) -> Latency:
                        fused_into.get(row.name, "") if row.name not in by_module else "")
             for row in profile.layers]
     factor = dev.pipeline_latency_factor or 1.0
+    check_finite(dev, dtype, times, frame, frame * factor)
     return Latency(dev, dtype, frame * factor, rows, times, frame)
+
+
+#: A figure behind a term of a kernel's time: (name, value, +1 when a larger value makes the
+#: time longer (an overhead, a tile width), -1 when a smaller one does (a peak, a bandwidth)).
+Figure = tuple[str, float, int]
+
+
+def _figures(device: Device, dtype: str, t: OpTime, term: str) -> list[Figure]:
+    """The device figures behind one term of a kernel's time."""
+    eff = [(f"efficiency.{t.efficiency_key}", t.efficiency, -1)] if t.efficiency != 1 else []
+    if term == "compute":
+        used = [("cores_used", device.cores_used, -1)] if device.cores_used is not None else []
+        tile = [(f"tile.{k}", w, 1) for k, w in device.tile.items()]
+        return [(f"peak_flops.{dtype}", device.peak(dtype), -1), *eff, *used, *tile]
+    if term == "memory":
+        onchip = device.onchip_bandwidth
+        return [("bandwidth", device.bandwidth, -1), *eff,
+                *([("onchip_bandwidth", onchip, -1)] if onchip is not None else [])]
+    if term == "overhead":
+        key = t.overhead_key
+        value = device.overhead if key == "overhead" else device.overheads[key]
+        return [(key if key == "overhead" else f"overheads.{key}", value, 1)]
+    return [("link_bandwidth", device.link_bandwidth or 0.0, -1)]
+
+
+def check_finite(device: Device, dtype: str, times: Sequence[OpTime], frame: float,
+                 total: float) -> None:
+    """Raise :class:`DeviceError` when a predicted time is not a finite number of
+    microseconds, naming the most extreme figure of the term that overflowed."""
+    terms = ("compute", "memory", "overhead", "link")
+
+    def fail(figures: list[Figure], where: str) -> None:
+        # the figure that pushes the time up the most: the smallest divisor, the largest factor
+        name, value, _ = max(figures, key=lambda f: f[2] * math.log10(f[1]) if f[1] > 0
+                             else math.inf)
+        raise DeviceError(f"{device.label}: the predicted time is not a finite number of "
+                          f"seconds: {name} = {value!r} is out of any sensible range "
+                          f"({where})")
+
+    sums = dict.fromkeys(terms, 0.0)
+    for t in times:
+        values = dict(zip(terms, (t.compute_seconds, t.memory_seconds, t.overhead_seconds,
+                                  t.link_seconds), strict=True))
+        for term, seconds in values.items():
+            sums[term] += seconds
+            if not finite(seconds * 1e6):
+                fail(_figures(device, dtype, t, term),
+                     f"{t.op} in {f'layer {t.module!r}' if t.module else 'the model'}")
+    if not finite(frame * 1e6):
+        worst = max(terms, key=lambda term: sums[term])
+        slowest = max(times, key=lambda t: getattr(t, f"{worst}_seconds"))
+        fail(_figures(device, dtype, slowest, worst), "the sum over every operator")
+    if not finite(total * 1e6):
+        fail([("pipeline_latency_factor", device.pipeline_latency_factor or 1.0, 1)],
+             "one inference of the filled pipeline")
 
 
 __all__ = ["Latency", "LayerLatency", "OpTime", "op_time", "predict", "price"]

@@ -69,6 +69,7 @@ from typing import Any
 import pytest
 
 from ..budgets.growth import GROWTH_METRICS, GrowthError, Limit, growth_option, resolve_growth
+from ..budgets.limits import BudgetError
 from ..budgets.measurement import over_budget
 from ..ci.baseline_file import Baseline, BaselineError, baseline_document, dumps, merge
 from ..ci.comparison import RunComparison, compare_test
@@ -76,6 +77,8 @@ from ..core.files import append_text, atomic_write
 from ..reporting.baseline_text import regression_message, summary_lines
 from ..reporting.markdown import markdown
 from . import ini
+from .collected import collected
+from .markers import marker_arguments
 from .options import option_path
 
 
@@ -96,49 +99,15 @@ def add_options(group: Any) -> None:
                          "(also appended to $GITHUB_STEP_SUMMARY when set)")
 
 
-def install(manager: Any) -> None:
+def install(manager: Any) -> Gate:
     """Register the baseline check, summary and file writers with the plugin manager."""
     gate = Gate(manager)
     manager.add_check(gate.check)
     manager.add_summary(gate.summary)
     manager.add_finish(gate.finish)
     if gate.save_to is not None:  # which tests exist: kept or dropped from the saved file
-        manager.config.pluginmanager.register(Collected(manager.config),
-                                              "flopbudget-collected")
-
-
-#: Key of the collected node ids in an xdist worker's output.
-COLLECTED = "flopbudget_collected"
-
-
-class Collected:
-    """The node ids this session collected, before ``-k``, ``-m``, ``--deselect`` or
-    ``--lf`` deselect any (on the controller, gathered from every xdist worker). Saving a
-    baseline keeps the entries of tests not run now, and drops those of tests that no longer
-    exist: a test whose file was collected but which is not in it any more, or whose file is
-    gone."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.nodeids: set[str] = set()
-
-    @pytest.hookimpl(tryfirst=True)  # before deselection
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.nodeids.update(item.nodeid for item in items)
-        output = getattr(self.config, "workeroutput", None)
-        if output is not None:
-            output[COLLECTED] = sorted(self.nodeids)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        self.nodeids.update(getattr(node, "workeroutput", {}).get(COLLECTED, ()))
-
-    def gone(self, nodeid: str) -> bool:
-        """True when the test ``nodeid`` no longer exists."""
-        file = nodeid.split("::", 1)[0]
-        files = {n.split("::", 1)[0] for n in self.nodeids}
-        return (not (self.config.rootpath / file).exists()
-                or (file in files and nodeid not in self.nodeids))
+        collected(manager.config)
+    return gate
 
 
 class Gate:
@@ -155,19 +124,37 @@ class Gate:
         self.markdown_to = option_path(config, "flop_markdown")
         self.messages: list[str] = []
         self.baseline: Baseline | None = None
+        #: ``(path, where it was named)`` of the baseline this run compares with, and of the
+        #: project's configured baseline (which only --flop-save-baseline may write)
+        self.compared: tuple[Path, str] | None = None
+        self.configured: tuple[Path, str] | None = None
         self._run: RunComparison | None = None
         source = option_path(config, "flop_baseline")
         origin = "--flop-baseline"
         configured = settings.settings.get("baseline")
         from_ini = ini.ini_value(config, "flop_baseline")
-        if source is None and from_ini is not None and self.save_to is None:
-            source, origin = ini.ini_path(config, from_ini), ini.where("flop_baseline")
-        elif source is None and configured is not None and self.save_to is None:
-            origin = f"{settings.where()} baseline"
+        project: tuple[Path, str] | None = None
+        if from_ini is not None:
+            project, where = ini.ini_path(config, from_ini), ini.where("flop_baseline")
+        elif configured is not None:
+            where = f"{settings.where()} baseline"
             if not isinstance(configured, str) or not configured:
-                raise pytest.UsageError(f"{origin} must be a file path, got {configured!r}")
-            source = config.rootpath / configured, configured
+                raise pytest.UsageError(f"{where} must be a file path, got {configured!r}")
+            project = config.rootpath / configured, configured
+        if project is not None:
+            self.configured = project[0], f"{where} {project[1]}"
+        if source is None and self.save_to is None and project is not None:
+            source, origin = project, where
+            typed = any(o.partition("=")[0].strip() == "flop_baseline"
+                        for o in config.option.override_ini or ())  # -o on the command line
+            if not typed and not source[0].exists():
+                # configured, and the project has not saved its first baseline yet
+                self.messages.append(f"no baseline yet: {source[1]} ({origin}) does not "
+                                     f"exist; save one with --flop-save-baseline={source[1]}")
+                self.compared = source[0], f"{origin} {source[1]}"
+                return
         if source is not None:
+            self.compared = source[0], f"{origin} {source[1]}"
             try:
                 self.baseline = Baseline.load(*source, origin)
             except BaselineError as exc:
@@ -178,9 +165,9 @@ class Gate:
         config_layers = self.manager.settings.layers_for(item.nodeid)
         layers = [(where, args.get("max_growth")) for where, args in config_layers]
         layers.insert(1, (self.growth_origin, self.cli_growth))
-        marker = item.get_closest_marker("flop_budget")
-        if marker is not None:
-            layers.append((f"@flop_budget on {item.nodeid}", marker.kwargs.get("max_growth")))
+        marked = marker_arguments(item)  # stacked markers: the tightest growth per metric
+        if marked is not None:
+            layers.append((marked[0], marked[1].get("max_growth")))
         return resolve_growth(layers)
 
     # worker side: runs when a budgeted test ends
@@ -190,7 +177,7 @@ class Gate:
         measurements = [m.to_dict() for m in record.measurements]
         try:
             limits = self.limits(item)
-        except GrowthError as exc:
+        except (GrowthError, BudgetError) as exc:
             return [f"flop budget: {exc}"]
         result = compare_test(measurements, self.baseline.tests.get(record.nodeid), limits,
                               self.manager.hotspots)
@@ -251,8 +238,7 @@ class Gate:
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        collected = self.manager.config.pluginmanager.get_plugin("flopbudget-collected")
-        document, kept, dropped = merge(old, document, collected.gone)
+        document, kept, dropped = merge(old, document, collected(self.manager.config).gone)
         atomic_write(path, dumps(document))
         models = sum(len(t) for t in document["tests"].values())
         extra = [f"{len(kept)} kept from the file (not profiled in this run)" if kept else "",
@@ -266,7 +252,7 @@ class Gate:
         lines = []
         if self.baseline is not None:
             lines.extend(summary_lines(self.comparison(records), self.manager.verbosity))
-        elif self.cli_growth is not None:
+        elif self.cli_growth is not None and self.compared is None:
             lines.append(f"{self.growth_origin} given without a baseline (--flop-baseline, "
                          f"flop_baseline or [tool.flopbudget] baseline): nothing compared")
         lines.extend(self.messages)

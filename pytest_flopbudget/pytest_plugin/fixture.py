@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,8 +12,8 @@ from ..budgets import scaling
 from ..budgets.limits import Budget, BudgetError
 from ..budgets.measurement import Measurement, TestRecord
 from ..budgets.scaling import Scaling
-from ..counting.profile import ModelProfile, profile
-from ..devices.device import Device
+from ..counting.profile import ModelProfile, check_options, profile
+from ..devices.device import Device, DeviceError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -23,7 +24,10 @@ class FlopBudget:
     the test ends.
 
     ``flop_budget(model, *inputs, **forward_kwargs)`` profiles ``model`` at the budget's dtype
-    (else the device's default) and returns the :class:`ModelProfile`.
+    (else the device's default) and returns the :class:`ModelProfile`; it takes
+    :func:`profile`'s options too (``dtype=`` prices this profile at another precision). A
+    wrong option, or a device whose figures make the prediction absurd, fails the test with
+    one line naming it.
     """
 
     def __init__(self, record: TestRecord, budget: Budget, device: Device) -> None:
@@ -36,8 +40,12 @@ class FlopBudget:
         """The deployment precision profiles are priced at."""
         return self.budget.dtype or self.device.default_dtype
 
-    def __call__(self, model: nn.Module, *inputs: Any, **kwargs: Any) -> ModelProfile:
-        prof = profile(model, *inputs, dtype=self.dtype, **kwargs)
+    def __call__(self, model: nn.Module, *inputs: Any, dtype: str | None = None,
+                 **kwargs: Any) -> ModelProfile:
+        dtype = self.dtype if dtype is None else dtype
+        with _one_line(TypeError, ValueError):
+            check_options(model, dtype, **kwargs)
+        prof = profile(model, *inputs, dtype=dtype, **kwargs)
         self.add(prof)
         return prof
 
@@ -46,10 +54,21 @@ class FlopBudget:
         """Profile ``model`` on ``make_inputs(n)`` for every ``n`` in ``sizes`` and fit how
         each metric grows (``value ~ n^order``); the marker's ``max_order`` bounds the orders.
         The largest size is recorded as the test's measurement."""
-        return scaling.run(self, model, make_inputs, sizes, **kwargs)
+        with _one_line(TypeError, ValueError):
+            check_options(model, self.dtype, **kwargs)
+            scaling.check_sizes(sizes)
+            if not callable(make_inputs):
+                raise TypeError(f"make_inputs must be a function of the size n, got "
+                                f"{make_inputs!r}")
+        with _one_line(DeviceError):
+            return scaling.run(self, model, make_inputs, sizes, **kwargs)
 
     def add(self, prof: ModelProfile, name: str | None = None, **extra: Any) -> Measurement:
         """Record an already computed profile (extra figures go into the report as given)."""
+        with _one_line(DeviceError):
+            return self._add(prof, name, **extra)
+
+    def _add(self, prof: ModelProfile, name: str | None, **extra: Any) -> Measurement:
         name = name or prof.model
         taken = {m.name for m in self.record.measurements}
         if name in taken:
@@ -70,3 +89,28 @@ class FlopBudget:
         measurement.extra.update(extra)
         self.record.measurements.append(measurement)
         return measurement
+
+
+class InvalidArgument(pytest.fail.Exception, ValueError):  # type: ignore[name-defined]
+    """A wrong value given to the fixture: a ``ValueError`` a test can catch, and shown as
+    one line (like ``pytest.fail``) when it fails the test."""
+
+    __module__ = "builtins"  # shown as 'InvalidArgument: ...', as pytest shows 'Failed: ...'
+
+
+class InvalidArgumentType(pytest.fail.Exception, TypeError):  # type: ignore[name-defined]
+    """A wrong type of argument given to the fixture: a ``TypeError``, shown as one line."""
+
+    __module__ = "builtins"
+
+
+@contextmanager
+def _one_line(*errors: type[Exception]) -> Iterator[None]:
+    """Turn ``errors`` (a wrong option, an absurd device: the user's input, not a bug of
+    the model under test) into a test failure of one line, without a traceback into this
+    package; a test can still catch them as the ``ValueError`` or ``TypeError`` they are."""
+    try:
+        yield
+    except errors as exc:
+        cls = InvalidArgumentType if isinstance(exc, TypeError) else InvalidArgument
+        raise cls(f"flop budget: {exc}", False) from None  # (message, pytrace)

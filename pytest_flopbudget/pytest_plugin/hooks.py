@@ -25,7 +25,7 @@ import pytest
 from ..budgets.config import Config, load
 from ..budgets.limits import LIMITS, OPTIONS, Budget, BudgetError
 from ..budgets.measurement import REPORT_SCHEMA, TestRecord, outcome_counts
-from ..core.files import atomic_write
+from ..core.files import atomic_write, check_writable
 from ..core.metrics import METRICS
 from ..core.version import VERSION
 from ..devices.catalog import set_default_catalog
@@ -37,13 +37,21 @@ from ..reporting.text import (
     report_table,
     unsupported_summary,
 )
-from . import baseline_gate, complexity, coverage_gate, header, html_output, ini
+from . import (
+    baseline_gate,
+    complexity,
+    config_tables,
+    coverage_gate,
+    file_options,
+    header,
+    html_output,
+    ini,
+)
+from .markers import MARKER, marker_arguments
 from .options import option_path, positive_int
 
 if TYPE_CHECKING:  # the fixture imports torch: only a budgeted test's setup loads it
     from .fixture import FlopBudget
-
-MARKER = "flop_budget"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,8 +89,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(manager, "flopbudget-manager")
     complexity.install(manager)
     coverage_gate.install(manager)
-    baseline_gate.install(manager)
+    config_tables.install(manager)
+    gate = baseline_gate.install(manager)
     html_output.install(manager)
+    if not manager.is_worker:
+        file_options.check(manager, gate)
 
 
 @dataclass
@@ -95,6 +106,11 @@ class TestState:
 
 
 STATE = pytest.StashKey[TestState]()
+
+
+class OverBudget(pytest.fail.Exception):  # type: ignore[name-defined]
+    """A test's body passed but its budget did not: the test fails in its call phase, where
+    pytest's outcome handling (``xfail``) applies to it as to any failure."""
 Check = Callable[[TestRecord, pytest.Item], list[str]]
 Summary = Callable[[Any, list[dict[str, Any]]], None]
 Finish = Callable[[list[dict[str, Any]], pytest.Session], None]
@@ -177,30 +193,47 @@ class FlopBudgetPlugin:
             self._check_device_override()
 
     def _calibrate(self) -> None:
+        path = self.settings.host_path
+        try:  # before a minute of measuring, not after
+            check_writable(path)
+        except OSError as exc:
+            raise pytest.UsageError(f"--flop-calibrate: could not write {exc.filename}: "
+                                    f"{exc.strerror}") from None
         from ..calibration.calibrate import calibrate  # torch: only when asked to calibrate
 
-        path = self.settings.host_path
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
 
         def log(line: str) -> None:
             if reporter is not None:
                 reporter.write_line(f"flop-calibrate: {line}")
 
-        calibrate(path, log=log)
+        try:
+            calibrate(path, log=log)
+        except OSError as exc:
+            raise pytest.UsageError(f"--flop-calibrate: could not write {exc.filename}: "
+                                    f"{exc.strerror}") from None
         self.settings = load(self.config.rootpath)
         set_default_catalog(self.settings.catalog)
 
     # -- per test ------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        marker = item.get_closest_marker(MARKER)
-        uses_fixture = MARKER in getattr(item, "fixturenames", ())
-        if marker is None and not uses_fixture:
-            return
+        marked = item.get_closest_marker(MARKER) is not None
+        if marked or MARKER in getattr(item, "fixturenames", ()):
+            self.prepare(item)
+
+    def prepare(self, item: pytest.Item) -> TestState:
+        """The test's budget and fixture, made once: when the test is set up, or when it
+        asks for the fixture later (``request.getfixturevalue("flop_budget")``). A wrong
+        budget fails the test with one line."""
+        state = item.stash.get(STATE, None)
+        if state is not None:
+            return state
         record = TestRecord(item.nodeid, None)
-        state = item.stash[STATE] = TestState(record, marker is not None)
+        marked = item.get_closest_marker(MARKER) is not None
+        state = item.stash[STATE] = TestState(record, marked)
         try:
-            budget = self._budget(item, marker)
+            budget = self._budget(item)
         except BudgetError as exc:
             record.outcome, record.error = "error", str(exc)
         else:
@@ -217,18 +250,27 @@ class FlopBudgetPlugin:
                 state.fixture = FlopBudget(record, budget, device)
         if record.outcome == "error":
             pytest.fail(f"flop budget: {record.error}", pytrace=False)
+        return state
 
-    def _budget(self, item: pytest.Item, marker: pytest.Mark | None) -> Budget:
+    def _budget(self, item: pytest.Item) -> Budget:
         if self.settings.error:
             raise BudgetError(self.settings.error)
         layers = self.settings.layers_for(item.nodeid)
-        if marker is not None:
-            where = f"@flop_budget on {item.nodeid}"
-            if marker.args:
-                raise BudgetError(f"{where}: takes keyword arguments only, got positional "
-                                  f"{marker.args!r}")
-            layers.append((where, marker.kwargs))
+        marked = marker_arguments(item)
+        if marked is not None:
+            layers.append(marked)
         return Budget.from_layers(layers, overrides=self.overrides)
+
+    @pytest.hookimpl(trylast=True)  # after the test body ran (and only if it passed)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        """Check the budget as the last step of the test's call: a test over budget fails
+        in its own call, so pytest's outcome handling (``xfail``) applies as to any
+        failure."""
+        state = item.stash.get(STATE, None)
+        if state is not None:
+            lines = self._verdict(state, item)
+            if lines:
+                raise OverBudget("\n".join(lines), pytrace=False)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -243,7 +285,15 @@ class FlopBudgetPlugin:
                 record.outcome, record.error = "error", "the test's setup failed"
             report.flopbudget = record.to_dict()
         elif call.when == "call":
-            self._verdict(state, item, report)
+            if report.skipped:  # pytest.skip() in the body, or an xfail
+                record.outcome = "skipped"
+            elif report.failed and record.outcome == "passed":
+                record.outcome = "failed"
+                record.error = ("the test failed before its budget was checked"
+                                if call.excinfo is not None else
+                                "the test passed, but it is a strict xfail")
+            elif report.failed and call.excinfo and call.excinfo.errisinstance(OverBudget):
+                report.longrepr = record.error  # the message alone, as the summary shows it
             report.flopbudget = record.to_dict()
             # JUnit XML (--junitxml) takes these from the teardown report
             item.user_properties.extend(
@@ -251,14 +301,9 @@ class FlopBudgetPlugin:
                 for m in report.flopbudget["measurements"]
                 for key in (metric.field for metric in METRICS.values()))
 
-    def _verdict(self, state: TestState, item: pytest.Item, report: pytest.TestReport) -> None:
+    def _verdict(self, state: TestState, item: pytest.Item) -> list[str]:
+        """The failure lines of a test whose body passed (none: within its budget)."""
         record = state.record
-        if report.failed:
-            record.outcome, record.error = "failed", "the test failed before its budget was checked"
-            return
-        if report.skipped:  # pytest.skip() in the body, or an xfail
-            record.outcome, record.error = "skipped", ""
-            return
         lines: list[str] = []
         if state.marked and not record.measurements:
             lines.append(f"{item.nodeid} has a @flop_budget marker but measured nothing: call "
@@ -270,8 +315,7 @@ class FlopBudgetPlugin:
         if lines:
             record.outcome = "failed"
             record.error = "\n".join(lines)
-            report.outcome = "failed"
-            report.longrepr = record.error
+        return lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "flopbudget", None)
@@ -326,11 +370,23 @@ class FlopBudgetPlugin:
         for finish in (self._write_json, *self.finishers):
             try:
                 finish(records, session)
+            except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: stop writing, say so
+                where = getattr(exc, "filename", "the reports")
+                self.write_errors.append(
+                    f"interrupted ({getattr(exc, 'signal_name', 'SIGINT')}) while writing "
+                    f"{where}: it is left as it was, and no report after it was written")
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+                return
             except OSError as exc:
                 self.write_errors.append(f"could not write {exc.filename or 'a report'}: "
                                          f"{exc.strerror or exc}")
-                if session.exitstatus == pytest.ExitCode.OK:
-                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            except Exception as exc:  # a report that cannot be made must not lose the others
+                self.write_errors.append(f"could not write a report: {type(exc).__name__}: "
+                                         f"{exc}")
+            else:
+                continue
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def _write_json(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
         target = option_path(self.config, "flop_json")
@@ -359,8 +415,7 @@ def flop_budget(request: pytest.FixtureRequest) -> FlopBudget:
     """Profile models under the test's budget: ``flop_budget(model, *inputs)`` returns the
     ModelProfile; every profile is checked against the ``@flop_budget`` limits when the test
     ends."""
-    state = request.node.stash.get(STATE, None)
-    if state is None or state.fixture is None:  # pragma: no cover - setup hook always runs
-        pytest.fail("flop_budget fixture used outside a test", pytrace=False)
+    state = request.config.stash[MANAGER].prepare(request.node)
+    assert state.fixture is not None  # prepare() fails the test otherwise
     return state.fixture
 

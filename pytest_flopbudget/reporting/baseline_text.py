@@ -12,15 +12,16 @@ from typing import Any
 
 from ..ci.comparison import RunComparison, changed, unchanged, unchanged_model
 from ..core.metrics import label
-from ..core.text import layer_label, table
+from ..core.numbers import finite
+from ..core.text import fixed, layer_label, table
 
 
 def fmt_metric(metric: str, value: float) -> str:
     """Exact counts and bytes with thousands separators; latency (seconds) in ms."""
     if metric == "latency":
         ms = value * 1e3
-        return f"{ms:.4f}" if ms >= 0.01 or ms == 0 else f"{ms:.3g}"
-    return f"{int(value):,}" if value == int(value) else f"{value:,.1f}"
+        return fixed(ms, 4) if ms >= 0.01 or ms == 0 else f"{ms:.3g}"
+    return f"{int(value):,}" if finite(value) and value == int(value) else f"{value:,.1f}"
 
 
 def change_text(old: float, new: float) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from ..budgets.limits import LIMITS
 from ..core.metrics import METRICS
 from ..core.paths import under
-from ..core.text import fmt_value, layer_label, percent, shape_text, table
+from ..core.text import fixed, fmt_value, layer_label, percent, shape_text, table
 
 
 def measurement_title(m: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def hotspots(m: dict[str, Any], metric: str, n: int, module: str | None = None,
     rows = [
         (layer_label(r["name"]), r["kind"], shape_text(r["output_shapes"]),
          fmt_value(r[key] / scale, unit), f"{r[key] / total:.1%}", f"{r['intensity']:.2f}",
-         r["bound"], *([f"{r['seconds'] * 1e3:.4f}"] if with_time else []))
+         r["bound"], *([fixed(r["seconds"] * 1e3, 4)] if with_time else []))
         for r in ranked
     ]
     header = ("layer", "type", "output", title, "share", "FLOP/B", "bound",
@@ -172,7 +172,7 @@ def report_table(records: Iterable[dict[str, Any]], width: int | None = None) ->
                 rec["nodeid"], m["name"],
                 f"{m['flops'] / 1e6:,.2f}", f"{m['macs'] / 1e6:,.2f}", f"{m['params']:,}",
                 f"{m['access_bytes'] / 1e6:,.3f}", f"{m['intensity']:.2f}",
-                f"{m['device']} {m['dtype']}", f"{m['latency_s'] * 1e3:.4f}",
+                f"{m['device']} {m['dtype']}", fixed(m["latency_s"] * 1e3, 4),
                 budget_use(m), verdict,
             ))
     header = ("test", "model", "MFLOPs", "MMACs", "params", "access MB", "FLOP/B", "device",
