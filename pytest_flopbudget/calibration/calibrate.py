@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -61,6 +61,14 @@ from .microbench import (
 from .timing import Timer, Timing
 
 FALLBACK_ONCHIP = 1 << 20  # 1 MiB when no cache size can be read
+
+
+class TimerLike(Protocol):
+    """What times a benchmark: :meth:`Timer.__call__`'s signature (``fn`` run ``warmup``
+    times, then ``repeats`` samples of at least ``min_sample_s`` seconds each)."""
+
+    def __call__(self, fn: Callable[[], object], repeats: int, warmup: int = 2,
+                 min_sample_s: float = 0.0) -> Timing: ...
 
 
 # --- pure computations (no timing) -------------------------------------------------------
@@ -185,13 +193,14 @@ def _check_destination(path: Path) -> None:
 
 
 def calibrate(path: Path | None = None, *, quick: bool = False,
-              log: Callable[[str], None] = print) -> Device:
+              log: Callable[[str], None] = print, timer: TimerLike | None = None) -> Device:
     """Measure this machine, write it as device ``host`` to ``path`` and return it.
 
     ``path``: the TOML file to write (default ``.flopbudget/host.toml`` under the current
     directory), replaced atomically. ``quick``: fewer and shorter samples (a few seconds, for
     tests; the figures are noisier); the full run takes under two minutes. ``log`` receives
-    one line per figure as it is measured.
+    one line per figure as it is measured. ``timer`` times each benchmark (default: a
+    :class:`~.timing.Timer` with the plan's patience); tests pass a fake one.
 
     Figures (units): ``peak_flops.fp32`` FLOP/s, ``bandwidth`` bytes/s, ``overhead`` seconds
     per operator, ``efficiency`` fractions in ``(0, 1]``, ``onchip_bytes`` and
@@ -207,7 +216,8 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
     cpu = cpu_model()
     today = _dt.date.today().isoformat()
     context = f"{cpu}, torch {torch.__version__}, {threads} threads, {today}"
-    timer = Timer(plan.patience_s)
+    if timer is None:
+        timer = Timer(plan.patience_s)
     disturbed: list[str] = []
 
     def source(figure: str, what: str, timings: Sequence[Timing]) -> str:
