@@ -1,19 +1,28 @@
 """``calibrate``: the pure arithmetic with hand-computed numbers, the file it writes, the CLI.
 
-Nothing here asserts on a timing: a shared machine's speed is not a test result. One quick
-calibration is shared by the module; the CLI test runs one more in a subprocess.
+Nothing here asserts on a timing: a shared machine's speed is not a test result. The file, its
+figures and its sources are checked exactly on a fake clock (``fake_calibration``: the real
+``calibrate()`` with hand-chosen seconds per benchmark, a fixed cache, memory and CPU name);
+the CLI and ``--flop-calibrate`` run that same fake calibration in process. One quick
+calibration of this machine, with the real timer, is the end-to-end smoke test.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
-import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import fake_calibration
 import pytest
+import torch
+from fake_calibration import CPU, FakeTimer, fake_calibrate
 
+from pytest_flopbudget.__main__ import main
 from pytest_flopbudget.calibration.calibrate import (
     calibrate,
     copy_bytes,
@@ -25,10 +34,10 @@ from pytest_flopbudget.calibration.calibrate import (
     rate,
 )
 from pytest_flopbudget.calibration.hostinfo import cpu_model, largest_cache, mem_total, parse_size
-from pytest_flopbudget.calibration.timing import contention
+from pytest_flopbudget.calibration.timing import Timer, Timing, contention
 from pytest_flopbudget.core.op_classes import OP_CLASSES
 from pytest_flopbudget.devices.catalog import Catalog
-from pytest_flopbudget.devices.device import Device, DeviceError
+from pytest_flopbudget.devices.device import DeviceError
 from pytest_flopbudget.devices.device_file import HOST, device_toml, load_host, load_host_device
 
 if sys.version_info >= (3, 11):
@@ -39,6 +48,7 @@ else:  # pragma: no cover
 SOURCE_PREFIXES = ("measured", "derived", "read from")
 FIGURES = ("peak_flops.fp32", "bandwidth", "overhead", "onchip_bytes", "memory_bytes",
            *(f"efficiency.{c}" for c in OP_CLASSES))
+TESTS_DIR = Path(__file__).parent
 
 
 # --- pure arithmetic ----------------------------------------------------------------------
@@ -170,112 +180,7 @@ def test_load_host_names_the_file(tmp_path: Path) -> None:
         load_host(path)
 
 
-# --- one real (quick) calibration -----------------------------------------------------------
-@pytest.fixture(scope="module")
-def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Device, list[str]]:
-    directory = tmp_path_factory.mktemp("calibration") / "nested"
-    path = directory / "host.toml"
-    lines: list[str] = []
-    device = calibrate(path, quick=True, log=lines.append)
-    return path, device, lines
-
-
-def test_calibrate_writes_a_host_device(calibrated: tuple[Path, Device, list[str]]) -> None:
-    path, returned, lines = calibrated
-    assert path.is_file()
-    # atomic write: nothing but the file itself is left in the directory
-    assert [p.name for p in path.parent.iterdir()] == ["host.toml"]
-    tables = load_host(path)
-    assert list(tables) == [HOST]
-    device = Catalog.builtin().with_tables(tables, "host.toml").get(HOST)
-    assert device.name == "host"
-    assert device.to_dict() == returned.to_dict()
-    assert device.default_dtype == "fp32"
-    assert device.peak("fp32") > 0
-    assert device.bandwidth > 0
-    assert device.overhead > 0
-    assert device.onchip_bytes > 0
-    assert device.memory_bytes is None or device.memory_bytes > 0
-    assert set(device.efficiency) == set(OP_CLASSES)
-    assert all(0 < f <= 1 for f in device.efficiency.values())
-    assert any(str(path) in line for line in lines)
-
-
-def test_every_figure_has_a_source(calibrated: tuple[Path, Device, list[str]]) -> None:
-    _, device, _ = calibrated
-    for figure in FIGURES:
-        if figure == "memory_bytes" and device.memory_bytes is None:
-            continue
-        source = device.sources[figure]
-        assert source.startswith(SOURCE_PREFIXES), (figure, source)
-    assert "median of" in device.sources["peak_flops.fp32"]
-    assert "2048x2048" in device.sources["peak_flops.fp32"]
-    # each overheads entry names the runs behind it, and only those
-    conv, recurrent = device.sources["overheads.conv"], device.sources["overheads.recurrent"]
-    assert "conv2d 3x3 4->4" in conv and "relu" not in conv and "lstm" not in conv
-    assert "lstm 4->4" in recurrent and "gru 4->4" in recurrent and "conv2d" not in recurrent
-
-
-def test_calibrated_host_predicts_a_latency(calibrated: tuple[Path, Device, list[str]]) -> None:
-    import torch
-    from torch import nn
-
-    from pytest_flopbudget import profile
-
-    _, device, _ = calibrated
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))
-    model(torch.randn(1, 3, 8, 8))
-    latency = profile(model.eval(), torch.randn(1, 3, 8, 8)).latency(device)
-    assert latency.seconds > 0 and math.isfinite(latency.seconds)
-    # conv, relu, linear (flatten is a view): each pays the measured overhead at least
-    paid = [t for t in latency.ops if t.overhead_seconds]
-    assert len(paid) == 3
-    assert latency.seconds >= 3 * device.overhead
-
-
-def test_calibrate_refuses_a_bad_path_before_measuring(tmp_path: Path) -> None:
-    blocker = tmp_path / "a_file"
-    blocker.write_text("")
-    with pytest.raises(OSError, match="not a directory"):
-        calibrate(blocker / "host.toml", quick=True, log=lambda _: None)
-    with pytest.raises(IsADirectoryError):
-        calibrate(tmp_path, quick=True, log=lambda _: None)
-
-
-# --- the command line -----------------------------------------------------------------------
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "pytest_flopbudget", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, env=env)
-
-
-def test_cli_calibrate_quick_writes_the_file(tmp_path: Path) -> None:
-    out = tmp_path / "cal" / "host.toml"
-    result = _cli("calibrate", "--quick", "--out", str(out), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert out.is_file()
-    assert "GFLOP/s" in result.stdout and str(out.resolve()) in result.stdout
-    device = load_host_device(out)
-    assert device.peak() > 0
-
-
-def test_cli_reports_a_bad_path(tmp_path: Path) -> None:
-    blocker = tmp_path / "a_file"
-    blocker.write_text("")
-    result = _cli("calibrate", "--quick", "--out", str(blocker / "host.toml"), cwd=tmp_path)
-    assert result.returncode != 0
-    assert "error:" in result.stderr and "a_file" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_cli_needs_a_command(tmp_path: Path) -> None:
-    result = _cli(cwd=tmp_path)
-    assert result.returncode == 2
-    assert "calibrate" in result.stderr or "COMMAND" in result.stderr
-
-
 def test_overheads_by_key_medians_per_class_and_for_recurrent() -> None:
-
     default, table = overheads_by_key([
         ("elementwise", 1e-6), ("elementwise", 3e-6), ("conv", 20e-6),
         ("aten.lstm", 2e-6), ("aten.gru", 18e-6),
@@ -287,22 +192,294 @@ def test_overheads_by_key_medians_per_class_and_for_recurrent() -> None:
                      "aten.gru": 18e-6, "recurrent": 10e-6}
 
 
-def test_flop_calibrate_option_writes_host_and_the_session_uses_it(pytester, monkeypatch):
-    import pytest_flopbudget.calibration.calibrate as calibrate_module
+# --- the calibration on a fake clock: every figure exact --------------------------------------
+# The fake machine and the derivation of each figure are in fake_calibration's docstring.
+def context() -> str:
+    return (f"{CPU}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{datetime.date.today().isoformat()}")
 
-    full = calibrate_module.calibrate
-    monkeypatch.setattr(calibrate_module, "calibrate",
-                        lambda path, log=print: full(path, quick=True, log=log))
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("calibration") / "nested" / "host.toml"
+    lines: list[str] = []
+    timer = FakeTimer()
+    device = fake_calibrate(path, quick=True, log=lines.append, timer=timer)
+    return {"path": path, "device": device, "lines": lines, "calls": timer.calls,
+            "table": tomllib.loads(path.read_text())["devices"]["host"]}
+
+
+def test_calibrate_writes_a_host_device(fake: dict[str, Any]) -> None:
+    path, returned = fake["path"], fake["device"]
+    # atomic write: nothing but the file itself is left in the (created) directory
+    assert [p.name for p in path.parent.iterdir()] == ["host.toml"]
+    tables = load_host(path)
+    assert list(tables) == [HOST]
+    device = Catalog.builtin().with_tables(tables, "host.toml").get(HOST)
+    assert device.name == "host"
+    assert device.to_dict() == returned.to_dict()
+    table = {k: v for k, v in fake["table"].items() if k not in ("description", "sources")}
+    assert table == fake_calibration.TABLE
+    assert fake["table"]["description"] == (
+        f"This machine ({CPU}, {torch.get_num_threads()} torch threads), calibrated "
+        f"{datetime.date.today().isoformat()} by 'python -m pytest_flopbudget calibrate'")
+    assert set(device.efficiency) == set(OP_CLASSES)
+    assert path.read_text().startswith(
+        "# Written by 'python -m pytest_flopbudget calibrate --quick' in ")
+
+
+def test_peak_and_bandwidth_are_work_over_the_fake_seconds(fake: dict[str, Any]) -> None:
+    device = fake["device"]
+    # 2 x 2048^3 = 17,179,869,184 FLOPs in 1.7179869184 ms
+    assert device.peak("fp32") == 1e13
+    # 4 x 32 MiB cache = 128 MiB copied: 2 x 134,217,728 bytes in 268.435456 us
+    assert device.bandwidth == 1e12
+    assert device.onchip_bytes == 33_554_432 and device.memory_bytes == 17_179_869_184
+
+
+def test_overheads_are_excess_time_per_operator_and_their_medians(fake: dict[str, Any]) -> None:
+    device = fake["device"]
+    # the median of the twelve kinds: (18 + 20) / 2 us
+    assert device.overhead == 19e-6
+    # one kind each: its own; elementwise (relu 10, add 12), norm (layer_norm 25, batch_norm
+    # 15) and recurrent (lstm 11, gru 44): the medians of theirs
+    assert device.overheads == {
+        "conv": 20e-6, "depthwise_conv": 60e-6, "matmul": 15e-6, "attention": 40e-6,
+        "pooling": 30e-6, "data": 18e-6, "aten.lstm": 11e-6, "aten.gru": 44e-6,
+        "elementwise": 11e-6, "norm": 20e-6, "recurrent": 27.5e-6}
+
+
+def test_class_efficiency_is_the_geometric_mean_of_its_cases_on_the_bare_roofline(
+        fake: dict[str, Any]) -> None:
+    device = fake["device"]
+    # (0.5 x 0.5 x 0.5 x 0.25 x 1)^(1/5) = 0.5: relu, add, mul, gelu, sigmoid (clamped)
+    assert device.efficiency["elementwise"] == 0.5
+    # every other class: all of its cases' time is the overhead the roofline charges anyway
+    assert {c: f for c, f in device.efficiency.items() if c != "elementwise"} == \
+        dict.fromkeys([c for c in OP_CLASSES if c != "elementwise"], 1.0)
+
+
+def test_every_figure_has_a_source(fake: dict[str, Any]) -> None:
+    sources = fake["device"].sources
+    assert set(sources) == {*FIGURES, *(f"overheads.{k}" for k in fake_calibration.TABLE[
+        "overheads"])}
+    for figure, source in sources.items():
+        assert source.startswith(SOURCE_PREFIXES), (figure, source)
+    assert sources["peak_flops.fp32"] == (
+        f"measured: 2048x2048 fp32 GEMM (torch.mm, 2n^3 FLOPs), median of 3, {context()}")
+    assert sources["bandwidth"] == (
+        f"measured: streaming copy of 128 MiB fp32 (Tensor.copy_, read + write bytes), median "
+        f"of 3, 2 samples disturbed by other processes dropped, DISTURBED: other processes "
+        f"were busy during some samples kept (up to 0.30 cores), {context()}")
+    chains = ("(time - bare roofline) per operator (per step for recurrent operators) of "
+              "chains of 24 tiny operators")
+    assert sources["overhead"] == (
+        f"measured: median over kinds of {chains} (conv2d 3x3 4->4 at 4x4 20.0 us, depthwise "
+        f"3x3 at 4x4 60.0 us, linear 16->16 15.0 us, sdpa of 4 tokens x 4 40.0 us, relu 10.0 "
+        f"us, add 12.0 us, layer_norm 25.0 us, batch_norm 15.0 us, max_pool2d 3x3/1 30.0 us, "
+        f"cat 18.0 us, lstm 4->4, 64 steps 11.0 us, gru 4->4, 64 steps 44.0 us), median of 3, "
+        f"{context()}")
+    # each overheads entry names the runs behind it, and only those
+    assert sources["overheads.conv"] == (
+        f"measured: median of {chains} (conv2d 3x3 4->4 at 4x4 20.0 us), median of 3, "
+        f"{context()}")
+    assert sources["overheads.recurrent"] == (
+        f"measured: median of {chains} (lstm 4->4, 64 steps 11.0 us, gru 4->4, 64 steps "
+        f"44.0 us), median of 3, {context()}")
+    assert sources["efficiency.elementwise"] == (
+        f"measured: geometric mean over relu of 110k elements; add of 2 x 110k elements; mul "
+        f"of 2 x 110k elements; gelu of 110k elements; sigmoid of 110k elements of bare "
+        f"roofline time / (time - overhead x operators), median of 3, {context()}")
+    assert sources["onchip_bytes"] == (
+        "read from /sys/devices/system/cpu/cpu0/cache/index3/size (L3 Unified, 32768 KiB), "
+        "the largest cache level")
+    assert sources["memory_bytes"] == "read from /proc/meminfo (MemTotal)"
+
+
+def test_the_log_gives_each_figure_as_it_is_measured(fake: dict[str, Any]) -> None:
+    lines = fake["lines"]
+    assert lines[:3] == [
+        "peak fp32         10000.0 GFLOP/s   (2048x2048 GEMM)",
+        "bandwidth          1000.0 GB/s      (128 MiB copy)",
+        "overhead            19.00 us/op      (median of conv2d 3x3 4->4 at 4x4 20.0 us, "
+        "depthwise 3x3 at 4x4 60.0 us, linear 16->16 15.0 us, sdpa of 4 tokens x 4 40.0 us, "
+        "relu 10.0 us, add 12.0 us, layer_norm 25.0 us, batch_norm 15.0 us, max_pool2d 3x3/1 "
+        "30.0 us, cat 18.0 us, lstm 4->4, 64 steps 11.0 us, gru 4->4, 64 steps 44.0 us)",
+    ]
+    assert [line.split()[1] for line in lines[3:12]] == list(OP_CLASSES)
+    assert "efficiency     elementwise     0.500   (5 cases, 0.250 to 1.000)" in lines
+    assert lines[12] == (
+        "warning: other processes kept this machine busy while measuring bandwidth; those "
+        "figures are pessimistic (their sources say so). Calibrate again on a quiet machine.")
+    assert lines[13].startswith(f"wrote {fake['path']} in ") and len(lines) == 14
+
+
+def test_the_quick_plan_times_each_benchmark_once(fake: dict[str, Any]) -> None:
+    calls = fake["calls"]
+    # (what, repeats, warmup, min_sample_s): the GEMM and the copy, then every chain and
+    # every class case with 3 ms samples
+    assert calls[:2] == [("gemm", 3, 1, 0.0), ("streaming_copy", 3, 1, 0.0)]
+    assert calls[2:14] == [(what, 3, 1, 0.003) for what in fake_calibration.OVERHEAD_US]
+    assert [c for c in calls if c[0] in fake_calibration.ELEMENTWISE_S] == \
+        [(what, 3, 1, 0.003) for what in fake_calibration.ELEMENTWISE_S]
+    assert all(c[1:] == (3, 1, 0.003) for c in calls[14:])
+    assert len({c[0] for c in calls}) == len(calls)
+
+
+def test_calibrated_host_predicts_a_latency(fake: dict[str, Any]) -> None:
+    from torch import nn
+
+    from pytest_flopbudget import profile
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))
+    model(torch.randn(1, 3, 8, 8))
+    latency = profile(model.eval(), torch.randn(1, 3, 8, 8)).latency(fake["device"])
+    # conv, relu, linear (flatten is a view): each pays its class's overhead
+    paid = [t for t in latency.ops if t.overhead_seconds]
+    assert [(t.op, t.overhead_seconds) for t in paid] == [
+        ("aten.conv2d", 20e-6), ("aten.relu", 11e-6), ("aten.linear", 15e-6)]
+    # bare roofline at 1e13 FLOP/s, 1e12 B/s (all memory-bound), over the class efficiency:
+    # conv 1x3x8x8 -> 1x8x6x6: reads 192 + 216 + 8, writes 288 floats: 2,816 B = 2.816 ns
+    #   (15,840 FLOPs: 1.584 ns); relu of 288 floats: 2,304 B = 2.304 ns / 0.5 = 4.608 ns;
+    # linear 288 -> 4: reads 288 + 1,152 + 4, writes 4 floats: 5,792 B = 5.792 ns
+    # total: 20 + 11 + 15 us + 2.816 + 4.608 + 5.792 ns = 46.013216 us
+    assert latency.seconds == pytest.approx(46.013216e-6, rel=1e-12)
+
+
+def test_calibrate_refuses_a_bad_path_before_measuring(tmp_path: Path) -> None:
+    def no_timing(*args: object, **kwargs: object) -> Any:
+        raise AssertionError("measured before checking the destination")
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="not a directory"):
+        calibrate(blocker / "host.toml", quick=True, log=lambda _: None, timer=no_timing)
+    with pytest.raises(IsADirectoryError):
+        calibrate(tmp_path, quick=True, log=lambda _: None, timer=no_timing)
+
+
+# --- one real calibration of this machine: the end-to-end smoke test -------------------------
+def test_a_calibration_of_this_machine_with_one_sample_per_benchmark(tmp_path: Path) -> None:
+    """The real calibrate(), benchmarks and Timer, on this machine's clock, but one sample per
+    benchmark (after the quick plan's warm-up): a quick calibration takes its median of 3 with
+    retakes and costs 10 to 30 s of a loaded 2-core machine; this one about 2 s."""
+    from torch import nn
+
+    from pytest_flopbudget import profile
+
+    timer = Timer(patience_s=0.0)
+
+    def one_sample(fn: Callable[[], object], repeats: int, warmup: int = 2,
+                   min_sample_s: float = 0.0) -> Timing:
+        return timer(fn, 1, warmup=warmup, min_sample_s=min_sample_s)
+
+    path = tmp_path / "nested" / "host.toml"
+    lines: list[str] = []
+    returned = calibrate(path, quick=True, log=lines.append, timer=one_sample)
+    assert [p.name for p in path.parent.iterdir()] == ["host.toml"]
+    device = Catalog.builtin().with_tables(load_host(path), "host.toml").get(HOST)
+    assert device.to_dict() == returned.to_dict()
+    assert device.default_dtype == "fp32"
+    assert device.peak("fp32") > 0
+    assert device.bandwidth > 0
+    assert device.overhead > 0
+    assert device.onchip_bytes > 0
+    assert device.memory_bytes is None or device.memory_bytes > 0
+    assert set(device.efficiency) == set(OP_CLASSES)
+    assert all(0 < f <= 1 for f in device.efficiency.values())
+    assert any(str(path) in line for line in lines)
+    for figure in FIGURES:
+        if figure == "memory_bytes" and device.memory_bytes is None:
+            continue
+        assert device.sources[figure].startswith(SOURCE_PREFIXES), figure
+    assert "median of 1" in device.sources["peak_flops.fp32"]
+    assert "2048x2048" in device.sources["peak_flops.fp32"]
+    conv, recurrent = device.sources["overheads.conv"], device.sources["overheads.recurrent"]
+    assert "conv2d 3x3 4->4" in conv and "relu" not in conv and "lstm" not in conv
+    assert "lstm 4->4" in recurrent and "gru 4->4" in recurrent and "conv2d" not in recurrent
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))
+    model(torch.randn(1, 3, 8, 8))
+    latency = profile(model.eval(), torch.randn(1, 3, 8, 8)).latency(device)
+    assert latency.seconds > 0 and math.isfinite(latency.seconds)
+    # conv, relu, linear (flatten is a view): each pays its class's measured overhead (not
+    # the median over kinds: on the fake machine 20 + 11 + 15 us < 3 x 19 us)
+    paid = [t.overhead_seconds for t in latency.ops if t.overhead_seconds]
+    assert paid == [device.overheads[c] for c in ("conv", "elementwise", "matmul")]
+    assert latency.seconds >= sum(paid)
+
+
+# --- the command line -----------------------------------------------------------------------
+def test_cli_calibrate_quick_writes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[dict[str, Any]] = []
+    fake_calibration.install(monkeypatch, calls)
+    monkeypatch.chdir(tmp_path)
+    out = Path("cal") / "host.toml"
+    assert main(["calibrate", "--quick", "--out", str(out)]) == 0
+    assert [(c["path"], c["quick"]) for c in calls] == [(out, True)]
+    stdout = capsys.readouterr().out.splitlines()
+    assert stdout[0] == f"calibrating this machine (quick); writing {out}"
+    assert stdout[1] == "peak fp32         10000.0 GFLOP/s   (2048x2048 GEMM)"
+    assert stdout[-3:] == [
+        "",
+        "device 'host': 10000.0 GFLOP/s fp32, 1000.0 GB/s, 19 us per operator (aten.gru 44 us, "
+        "aten.lstm 11 us, attention 40 us, conv 20 us, data 18 us, depthwise_conv 60 us, "
+        "elementwise 11 us, matmul 15 us, norm 20 us, pooling 30 us, recurrent 27.5 us), "
+        "on-chip 32.0 MiB",
+        f"written to {tmp_path.resolve() / 'cal' / 'host.toml'}",
+    ]
+    assert load_host_device(tmp_path / "cal" / "host.toml").peak() == 1e13
+
+
+def test_cli_reports_a_bad_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    fake_calibration.install(monkeypatch)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["calibrate", "--quick", "--out", str(blocker / "host.toml")]) == 2
+    stderr = capsys.readouterr().err
+    assert "error:" in stderr and "a_file" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_cli_needs_a_command(tmp_path: Path) -> None:
+    # the one run of `python -m pytest_flopbudget` itself: argparse's usage error, nothing else
+    env = {"PYTHONPATH": str(TESTS_DIR.parent), "PATH": ""}
+    result = subprocess.run([sys.executable, "-m", "pytest_flopbudget"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2
+    assert "calibrate" in result.stderr or "COMMAND" in result.stderr
+
+
+# --- --flop-calibrate -------------------------------------------------------------------------
+STUB_CONFTEST = f"""
+import sys
+sys.path.insert(0, {str(TESTS_DIR)!r})
+import pytest
+import fake_calibration
+
+def pytest_configure(config):  # before the session starts, when --flop-calibrate calibrates
+    monkeypatch = pytest.MonkeyPatch()
+    config.add_cleanup(monkeypatch.undo)
+    fake_calibration.install(monkeypatch)
+"""
+
+
+def test_flop_calibrate_option_writes_host_and_the_session_uses_it(pytester):
+    pytester.makeconftest(STUB_CONFTEST)
     pytester.makepyfile("""
 import pytest, torch
 
 @pytest.mark.flop_budget(device="host")
 def test_on_host(flop_budget):
     assert flop_budget.device.sources["bandwidth"].startswith("measured")
+    assert flop_budget.device.peak("fp32") == 1e13  # the fake machine's, read from the file
     flop_budget(torch.nn.Linear(10, 10), torch.randn(1, 10))
 """)
     result = pytester.runpytest("--flop-calibrate", "--flop-report")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["flop-calibrate: wrote *host.toml*",
+    result.stdout.fnmatch_lines(["flop-calibrate: peak fp32         10000.0 GFLOP/s*",
+                                 "flop-calibrate: wrote *host.toml*",
                                  "*test_on_host*Linear*host fp32*passed"])
     assert (pytester.path / ".flopbudget" / "host.toml").is_file()
