@@ -367,41 +367,11 @@ def test_the_report_renders_in_chromium(chromium, report, tmp_path):
     assert first == "lstm"
 
 
-# -- through the plugin: xdist and the optional extra ---------------------------------------
+# -- through the plugin: the optional extra ----------------------------------------------
 @pytest.fixture
 def project(pytester):
     pytester.makeconftest(CONFTEST)
     return pytester
-
-
-XDIST_TESTS = """
-import pytest, torch
-from torch import nn
-from reference_models import VibrationClassifier
-
-@pytest.mark.flop_budget(max_latency_ms=5, device="npu")
-def test_vibration(flop_budget):
-    flop_budget(VibrationClassifier().eval(), torch.randn(1, 1, 1024))
-
-@pytest.mark.parametrize("n", [1, 2, 3])
-@pytest.mark.flop_budget(max_mflops=3)
-def test_linear(flop_budget, n):
-    flop_budget(nn.Linear(100 * n, 100), torch.randn(1, 100 * n))
-"""
-
-
-def test_xdist_report_covers_every_worker_and_matches_a_serial_run(project,
-                                                                    tmp_path):
-    pytest.importorskip("xdist")
-    project.makepyfile(XDIST_TESTS)
-    serial = project.runpytest("-p", "no:randomly", f"--flop-html={tmp_path / 's.html'}")
-    parallel = project.runpytest("-n", "2", f"--flop-html={tmp_path / 'p.html'}")
-    for result in (serial, parallel):
-        result.assert_outcomes(passed=3, failed=1)
-    text = (tmp_path / "p.html").read_text()
-    names = set(sections(parse(text)))
-    assert names == {"test_vibration", *(f"test_linear[{n}]" for n in range(1, 4))}
-    assert text == (tmp_path / "s.html").read_text()
 
 
 def test_without_matplotlib_the_option_is_a_usage_error_naming_the_extra(project,
