@@ -135,25 +135,30 @@ def points(section: Node) -> list[Node]:
 
 # -- the report of the project, made once --------------------------------------------------
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def report(once_per_run) -> dict[str, Any]:
     pytest.importorskip("matplotlib")
-    root = tmp_path_factory.mktemp("html_project")
-    (root / "conftest.py").write_text(CONFTEST)
-    (root / "test_models.py").write_text(PROJECT)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
+
+    def run(root: Path) -> str:
+        (root / "conftest.py").write_text(CONFTEST)
+        (root / "test_models.py").write_text(PROJECT)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+             f"--flop-html={root / 'out' / 'report.html'}", f"--flop-json={root / 'flop.json'}",
+             "test_models.py"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert "2 passed" in proc.stdout and "1 failed" in proc.stdout and "1 error" in \
+            proc.stdout, proc.stdout + proc.stderr
+        return proc.stdout
+
+    root, stdout = once_per_run("html_project", run)
     out = root / "out" / "report.html"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-         f"--flop-html={out}", f"--flop-json={root / 'flop.json'}", "test_models.py"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert "2 passed" in proc.stdout and "1 failed" in proc.stdout and "1 error" in \
-        proc.stdout, proc.stdout + proc.stderr
     text = out.read_text()
     doc = json.loads((root / "flop.json").read_text())
     return {"path": out, "text": text, "doc": parse(text), "json": doc,
-            "stdout": proc.stdout, "measured": {t["nodeid"].split("::")[-1]:
-                                                t["measurements"] for t in doc["tests"]}}
+            "stdout": stdout, "measured": {t["nodeid"].split("::")[-1]: t["measurements"]
+                                           for t in doc["tests"]}}
 
 
 def test_the_terminal_names_the_file_and_no_temp_file_is_left(report):
