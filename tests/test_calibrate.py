@@ -13,7 +13,7 @@ import datetime
 import math
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,9 +194,8 @@ def test_overheads_by_key_medians_per_class_and_for_recurrent() -> None:
 
 # --- the calibration on a fake clock: every figure exact --------------------------------------
 # The fake machine and the derivation of each figure are in fake_calibration's docstring.
-def context() -> str:
-    return (f"{CPU}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"{datetime.date.today().isoformat()}")
+def context(fake: dict[str, Any]) -> str:
+    return f"{CPU}, torch {torch.__version__}, {torch.get_num_threads()} threads, {fake['day']}"
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +203,9 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = tmp_path_factory.mktemp("calibration") / "nested" / "host.toml"
     lines: list[str] = []
     timer = FakeTimer()
+    day = datetime.date.today().isoformat()  # the date the sources give
     device = fake_calibrate(path, quick=True, log=lines.append, timer=timer)
-    return {"path": path, "device": device, "lines": lines, "calls": timer.calls,
+    return {"path": path, "device": device, "lines": lines, "calls": timer.calls, "day": day,
             "table": tomllib.loads(path.read_text())["devices"]["host"]}
 
 
@@ -222,7 +222,7 @@ def test_calibrate_writes_a_host_device(fake: dict[str, Any]) -> None:
     assert table == fake_calibration.TABLE
     assert fake["table"]["description"] == (
         f"This machine ({CPU}, {torch.get_num_threads()} torch threads), calibrated "
-        f"{datetime.date.today().isoformat()} by 'python -m pytest_flopbudget calibrate'")
+        f"{fake['day']} by 'python -m pytest_flopbudget calibrate'")
     assert set(device.efficiency) == set(OP_CLASSES)
     assert path.read_text().startswith(
         "# Written by 'python -m pytest_flopbudget calibrate --quick' in ")
@@ -266,11 +266,11 @@ def test_every_figure_has_a_source(fake: dict[str, Any]) -> None:
     for figure, source in sources.items():
         assert source.startswith(SOURCE_PREFIXES), (figure, source)
     assert sources["peak_flops.fp32"] == (
-        f"measured: 2048x2048 fp32 GEMM (torch.mm, 2n^3 FLOPs), median of 3, {context()}")
+        f"measured: 2048x2048 fp32 GEMM (torch.mm, 2n^3 FLOPs), median of 3, {context(fake)}")
     assert sources["bandwidth"] == (
         f"measured: streaming copy of 128 MiB fp32 (Tensor.copy_, read + write bytes), median "
         f"of 3, 2 samples disturbed by other processes dropped, DISTURBED: other processes "
-        f"were busy during some samples kept (up to 0.30 cores), {context()}")
+        f"were busy during some samples kept (up to 0.30 cores), {context(fake)}")
     chains = ("(time - bare roofline) per operator (per step for recurrent operators) of "
               "chains of 24 tiny operators")
     assert sources["overhead"] == (
@@ -278,18 +278,18 @@ def test_every_figure_has_a_source(fake: dict[str, Any]) -> None:
         f"3x3 at 4x4 60.0 us, linear 16->16 15.0 us, sdpa of 4 tokens x 4 40.0 us, relu 10.0 "
         f"us, add 12.0 us, layer_norm 25.0 us, batch_norm 15.0 us, max_pool2d 3x3/1 30.0 us, "
         f"cat 18.0 us, lstm 4->4, 64 steps 11.0 us, gru 4->4, 64 steps 44.0 us), median of 3, "
-        f"{context()}")
+        f"{context(fake)}")
     # each overheads entry names the runs behind it, and only those
     assert sources["overheads.conv"] == (
         f"measured: median of {chains} (conv2d 3x3 4->4 at 4x4 20.0 us), median of 3, "
-        f"{context()}")
+        f"{context(fake)}")
     assert sources["overheads.recurrent"] == (
         f"measured: median of {chains} (lstm 4->4, 64 steps 11.0 us, gru 4->4, 64 steps "
-        f"44.0 us), median of 3, {context()}")
+        f"44.0 us), median of 3, {context(fake)}")
     assert sources["efficiency.elementwise"] == (
         f"measured: geometric mean over relu of 110k elements; add of 2 x 110k elements; mul "
         f"of 2 x 110k elements; gelu of 110k elements; sigmoid of 110k elements of bare "
-        f"roofline time / (time - overhead x operators), median of 3, {context()}")
+        f"roofline time / (time - overhead x operators), median of 3, {context(fake)}")
     assert sources["onchip_bytes"] == (
         "read from /sys/devices/system/cpu/cpu0/cache/index3/size (L3 Unified, 32768 KiB), "
         "the largest cache level")
@@ -359,10 +359,22 @@ def test_calibrate_refuses_a_bad_path_before_measuring(tmp_path: Path) -> None:
 
 
 # --- one real calibration of this machine: the end-to-end smoke test -------------------------
-def test_a_calibration_of_this_machine_with_one_sample_per_benchmark(tmp_path: Path) -> None:
-    """The real calibrate(), benchmarks and Timer, on this machine's clock, but one sample per
-    benchmark (after the quick plan's warm-up): a quick calibration takes its median of 3 with
-    retakes and costs 10 to 30 s of a loaded 2-core machine; this one about 2 s."""
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_calibration_of_this_machine_with_one_sample_per_benchmark(
+        tmp_path: Path, one_thread: None) -> None:
+    """The real calibrate(), benchmarks and Timer on this machine's clock, with one sample of
+    each benchmark, no warm-up and one torch thread: about 1 s. (A quick calibration, median
+    of 3 with retakes at 2 threads, takes 10 to 30 s while xdist and other processes share
+    the 2 cores: each 2-thread operator waits for its descheduled second thread.)"""
     from torch import nn
 
     from pytest_flopbudget import profile
@@ -371,7 +383,7 @@ def test_a_calibration_of_this_machine_with_one_sample_per_benchmark(tmp_path: P
 
     def one_sample(fn: Callable[[], object], repeats: int, warmup: int = 2,
                    min_sample_s: float = 0.0) -> Timing:
-        return timer(fn, 1, warmup=warmup, min_sample_s=min_sample_s)
+        return timer(fn, 1, warmup=0, min_sample_s=min_sample_s)
 
     path = tmp_path / "nested" / "host.toml"
     lines: list[str] = []
