@@ -431,7 +431,7 @@ def test_cli_calibrate_quick_writes_the_file(tmp_path: Path, monkeypatch: pytest
     assert main(["calibrate", "--quick", "--out", str(out)]) == 0
     assert [(c["path"], c["quick"]) for c in calls] == [(out, True)]
     stdout = capsys.readouterr().out.splitlines()
-    assert stdout[0] == f"calibrating this machine (quick); writing {out}"
+    assert stdout[0] == f"calibrating this machine (quick); writing {out} (--out)"
     assert stdout[1] == "peak fp32         10000.0 GFLOP/s   (2048x2048 GEMM)"
     assert stdout[-3:] == [
         "",
