@@ -13,7 +13,10 @@ from .catalog import Catalog
 from .device import Device, DeviceError
 
 HOST = "host"
-DEFAULT_PATH = Path(".flopbudget") / "host.toml"
+#: The project folder that holds device files, the host calibration and baselines.
+FOLDER = ".flopbudget"
+#: Where the calibrated ``host`` device is written, relative to the project root.
+DEFAULT_PATH = Path(FOLDER) / f"{HOST}.toml"
 
 
 def device_toml(name: str, table: Mapping[str, Any], header: str = "") -> str:

@@ -34,9 +34,9 @@ from typing import Protocol
 
 from ..core.op_classes import lookup_keys
 from ..core.paths import under
-from .catalog import get_device
 from .device import Device
 from .fusion import Record, Unit, units
+from .project import get_device
 
 
 class LayerRow(Protocol):
