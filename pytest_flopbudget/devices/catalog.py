@@ -32,7 +32,7 @@ def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
         if key not in KEYS:
             raise DeviceError(f"{where}: unknown key {key!r}{suggest(key, KEYS)}; known keys: "
                               f"{', '.join(KEYS)}")
-    for key in ("efficiency", "sources", "overheads", "tile"):
+    for key in ("efficiency", "compute_efficiency", "sources", "overheads", "tile"):
         if key in table and not isinstance(table[key], Mapping):
             raise DeviceError(f"{where}: {key} must be a table")
 
