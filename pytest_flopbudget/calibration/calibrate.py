@@ -57,6 +57,7 @@ from .microbench import GEMM_N, Bench, rows
 from .structure import (
     FRESH_RATIO,
     FRESH_SIZES,
+    STREAM_BYTES,
     Probe,
     clone_probe,
     dram_buffer,
@@ -74,12 +75,17 @@ from .structure import (
 from .timing import Timer, Timing
 
 FALLBACK_ONCHIP = 1 << 20  # 1 MiB when no cache size can be read
+#: The streaming kernels of the bandwidths (eager PyTorch).
+STREAMS = ("copy", "add", "sum")
 #: Two passes agree when the median over rows of |t2 / t1 - 1| is at most this...
 AGREE_MEDIAN = 0.05
 #: ...and nine rows in ten change by at most this.
 AGREE_P90 = 0.20
 #: Passes at most (the full calibration); a quick one runs one pass and says so.
-MAX_PASSES = 4
+MAX_PASSES = 3
+#: No pass starts once the calibration has run this long (seconds): on a machine so busy
+#: that passes take minutes, the file says it is too noisy rather than run for a quarter hour.
+DEADLINE_S = 120.0
 
 #: The free figures fitted for each runtime. Compute-bound kinds get a compute ceiling
 #: (``compute_efficiency``), memory-bound ones an efficiency, transcendental functions both
@@ -95,11 +101,10 @@ _EFFICIENCIES = ("depthwise_conv", "matrix_vector", "arithmetic", "transcendenta
                  "channel_affine", "norm", "aten.layer_norm", "pooling", "data", "layout")
 _OVERHEADS = ("conv", "depthwise_conv", "matmul", "attention", "elementwise", "aten.gelu",
               "norm", "channel_affine", "pooling", "data", "aten.lstm", "aten.gru")
-FREE: dict[str, tuple[str, ...]] = {
-    "eager": (*(f"compute_efficiency.{k}" for k in _CEILINGS),
-              *(f"efficiency.{k}" for k in _EFFICIENCIES),
-              *(f"overheads.{k}" for k in _OVERHEADS)),
-}
+_FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
+         *(f"efficiency.{k}" for k in _EFFICIENCIES),
+         *(f"overheads.{k}" for k in _OVERHEADS))
+FREE: dict[str, tuple[str, ...]] = {"eager": _FREE, "onnxruntime": _FREE}
 #: Class- or kind-level entries derived from operator-level fitted ones, for operators no
 #: row runs: ``{entry: (how, [entries it comes from])}``; ``overhead`` is the median of the
 #: fitted overheads.
@@ -193,14 +198,15 @@ class Plan:
     repeats: int
     min_sample_s: float
     warmup: int
-    patience_s: float
+    patience_s: float  # per pass
     max_passes: int
+    deadline_s: float = DEADLINE_S
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls(repeats=3, min_sample_s=0.0, warmup=1, patience_s=2.0, max_passes=1)
-        return cls(repeats=7, min_sample_s=0.02, warmup=2, patience_s=60.0,
+        return cls(repeats=5, min_sample_s=0.01, warmup=2, patience_s=15.0,
                    max_passes=MAX_PASSES)
 
 
@@ -217,35 +223,38 @@ class Structure:
     onchip_kernel: str = ""
 
 
-def structure_probes(cache: int, fresh: bool) -> list[Probe]:
+def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
+                     sweep: str = "copy") -> list[Probe]:
     """The GEMM and streaming kernels of the structural figures, for a largest cache of
-    ``cache`` bytes (``fresh``: also the fresh-output comparison)."""
+    ``cache`` bytes: ``kernels`` at the DRAM and the cache size, ``sweep`` at growing sizes
+    (``fresh``: also the fresh-output comparison)."""
     out = [gemm_probe(GEMM_N)]
     for nbytes in (dram_buffer(cache), onchip_buffer(cache)):
-        out += [stream_probe(kind, nbytes) for kind in ("copy", "add", "sum")]
-    out += [stream_probe("copy", nbytes) for nbytes in sweep_buffers(cache)
-            if nbytes != onchip_buffer(cache)]
+        out += [stream_probe(kind, nbytes) for kind in kernels]
+    out += [stream_probe(sweep, nbytes) for nbytes in sweep_buffers(cache)]
     if fresh:
         for nbytes in FRESH_SIZES:
             out += [stream_probe("copy", nbytes), clone_probe(nbytes)]
     return list({p.what: p for p in out}.values())  # one probe per kernel and size
 
 
-def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool) -> Structure:
-    """The structural figures from the probes' seconds (by ``what``)."""
+def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
+                 kernels: Sequence[str] = STREAMS, sweep: str = "copy") -> Structure:
+    """The structural figures from the probes' seconds (by ``what``; see
+    :func:`structure_probes` for ``kernels`` and ``sweep``)."""
     peak = rate(gemm_flops(GEMM_N), seconds[f"gemm {GEMM_N}"])
 
     def best(nbytes: int) -> tuple[float, str]:
         rates = {f"{kind} {size_text(nbytes)}":
                  stream_rate(kind, nbytes, seconds[f"{kind} {size_text(nbytes)}"])
-                 for kind in ("copy", "add", "sum")}
+                 for kind in kernels}
         kernel = max(rates, key=lambda k: rates[k])
         return rates[kernel], kernel
 
     dram, dram_kernel = best(dram_buffer(cache))
     onchip_bw, onchip_kernel = best(onchip_buffer(cache))
-    footprints = [(2 * nbytes, stream_rate("copy", nbytes,
-                                           seconds[f"copy {size_text(nbytes)}"]))
+    footprints = [(STREAM_BYTES[sweep] * nbytes,
+                   stream_rate(sweep, nbytes, seconds[f"{sweep} {size_text(nbytes)}"]))
                   for nbytes in sweep_buffers(cache)]
     held = effective_cache(footprints, onchip_bw, dram, cache)
     found = None
@@ -276,6 +285,8 @@ class Runtime(Protocol):
 
     name: str
     fusion: str
+    stream_kernels: tuple[str, ...]
+    sweep_kernel: str
 
     def fresh(self) -> bool:
         """Whether its allocator maps large outputs afresh at every call."""
@@ -294,6 +305,8 @@ class Eager:
 
     name = "eager"
     fusion = "none"
+    stream_kernels: tuple[str, ...] = STREAMS
+    sweep_kernel = "copy"
 
     def fresh(self) -> bool:
         return True
@@ -430,8 +443,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     cpu = cpu_model()
     today = _dt.date.today().isoformat()
     context = f"{cpu}, {engine.describe()}, {today}"
-    if timer is None:
-        timer = Timer(plan.patience_s)
+    fake_timer = timer
     sources: dict[str, str] = {}
     cache_found = largest_cache()
     if cache_found is None:
@@ -446,13 +458,16 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     benches = rows()
     log(f"counting the {len(benches)} calibration rows with the tracer")
     profiles = [profile(b.module, *b.inputs, trace="fake") for b in benches]
-    probes = structure_probes(cache, engine.fresh())
+    probes = structure_probes(cache, engine.fresh(), engine.stream_kernels,
+                              engine.sweep_kernel)
     passes: list[Pass] = []
     agreed = False
     for number in range(1, plan.max_passes + 1):
         log(f"pass {number}: {len(probes)} structural kernels and {len(benches)} rows "
             f"through {engine.name}")
-        passes.append(engine.measure(probes, benches, plan, timer))
+        # each pass has its own patience for samples disturbed by other processes
+        passes.append(engine.measure(probes, benches, plan,
+                                     fake_timer or Timer(plan.patience_s)))
         if number > 1:
             median, p90 = agreement(passes[-2].row_seconds, passes[-1].row_seconds)
             agreed = agree(passes[-2].row_seconds, passes[-1].row_seconds)
@@ -461,12 +476,17 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
                 f"{'agreed' if agreed else 'not yet agreed'}")
             if agreed:
                 break
+        if time.perf_counter() - started > plan.deadline_s and number < plan.max_passes:
+            log(f"stopping after pass {number}: {time.perf_counter() - started:.0f} s spent "
+                f"(the machine is slow or busy)")
+            break
 
+    kernels = (engine.stream_kernels, engine.sweep_kernel)
     structures = [structure_of({k: t.seconds for k, t in p.probes.items()}, cache,
-                               engine.fresh()) for p in passes]
+                               engine.fresh(), *kernels) for p in passes]
     probe_seconds = {what: statistics.median(p.probes[what].seconds for p in passes)
                      for what in passes[0].probes}
-    found = structure_of(probe_seconds, cache, engine.fresh())
+    found = structure_of(probe_seconds, cache, engine.fresh(), *kernels)
     seconds = median_over([p.row_seconds for p in passes])
     free = FREE.get(engine.name, FREE["eager"])
     base = structural_device(name, found, engine.fusion, memory)
@@ -521,22 +541,24 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         return f", {text} {_spread(values, unit)} over passes" if len(values) > 1 else ""
 
     peaks = [s.peak for s in structures]
+    kinds = " and ".join(", ".join(engine.stream_kernels).rsplit(", ", 1))
+    sweep = {"copy": "copies", "add": "adds", "sum": "sums"}[engine.sweep_kernel]
     sources["peak_flops.fp32"] = (
         f"measured: {GEMM_N}x{GEMM_N} fp32 GEMM (2n^3 FLOPs), {how}"
         f"{spread('peak', peaks, 1e9, 'GFLOP/s')}, {context}")
     sources["bandwidth"] = (
-        f"measured: the fastest of copy, add and sum over {size_text(dram_buffer(cache))} "
+        f"measured: the fastest of {kinds} over {size_text(dram_buffer(cache))} "
         f"buffers (4x the largest cache; bytes read + written), here {found.bandwidth_kernel},"
         f" {how}{spread('bw', [s.bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
     sources["onchip_bandwidth"] = (
-        f"measured: the fastest of copy, add and sum over {size_text(onchip_buffer(cache))} "
+        f"measured: the fastest of {kinds} over {size_text(onchip_buffer(cache))} "
         f"buffers (1/16 of the largest cache), here {found.onchip_kernel}, {how}"
         f"{spread('obw', [s.onchip_bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
     sources["onchip_bytes"] = (
-        f"measured: the largest footprint (read + written bytes) of copies of "
+        f"measured: the largest footprint (read + written bytes) of {sweep} of "
         f"{size_text(sweep_buffers(cache)[0])} to {size_text(sweep_buffers(cache)[-1])} "
-        f"still copied at the geometric mean of the cache and DRAM bandwidths or faster, at "
-        f"most the largest cache ({cache_text}), {how}"
+        f"buffers still streamed at the geometric mean of the cache and DRAM bandwidths or "
+        f"faster, at most the largest cache ({cache_text}), {how}"
         f"{spread('ob', [s.onchip_bytes for s in structures], 2**20, 'MiB')}, {context}")
     table: dict[str, Any] = {
         "description": "",

@@ -49,9 +49,11 @@ KEYS: dict[str, str] = {
                       "weight_cache_bytes stream over at every inference, after the compute "
                       "(absent: they come from memory at bandwidth)",
     "fusion": "what the deployment runtime fuses: 'none' (every aten operator runs on its "
-              "own, as eager PyTorch) or 'epilogue' (BatchNorm folded into the convolution, "
+              "own, as eager PyTorch), 'epilogue' (BatchNorm folded into the convolution, "
               "activations and elementwise epilogues fused into their producer, layout copies "
-              "free)",
+              "free) or 'onnxruntime' (ONNX Runtime's CPU fusions: convolution with folded "
+              "BatchNorm, one add and one activation; matrix product with bias, scale and "
+              "activation; nothing else)",
     "tile": "table {reduce = N, out = M}: channels are padded to multiples of the MAC array's "
             "(or vector unit's) width along the reduced and the output dimension",
     "cores": "compute units the peak covers (NPU cores, engines)",
@@ -63,7 +65,7 @@ KEYS: dict[str, str] = {
     "sources": "table: figure -> where it comes from (datasheet, page title, or 'measured')",
 }
 REQUIRED = ("peak_flops", "bandwidth")
-FUSIONS = ("none", "epilogue")
+FUSIONS = ("none", "epilogue", "onnxruntime")
 TILE_KEYS = ("reduce", "out")
 
 
