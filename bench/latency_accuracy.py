@@ -48,7 +48,6 @@ from pytest_flopbudget.calibration.microbench import GEMM_N  # noqa: E402
 from pytest_flopbudget.calibration.structure import gemm_flops, gemm_probe  # noqa: E402
 from pytest_flopbudget.calibration.timing import Timer, Timing  # noqa: E402
 from pytest_flopbudget.devices.device import Device  # noqa: E402
-from pytest_flopbudget.devices.device_file import load_host_device  # noqa: E402
 
 
 def measure(run: Callable[[], object], repeats: int, timer: Timer) -> Timing:
