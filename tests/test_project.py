@@ -20,7 +20,6 @@ from pytest_flopbudget.devices.project import (
     find_root,
     get_device,
     project_catalog,
-    set_default_catalog,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +105,9 @@ def test_bad_device_files_name_the_file(tmp_path):
 
 
 def test_get_device_outside_pytest_follows_the_current_directory(tmp_path, monkeypatch):
-    set_default_catalog(None)
+    from pytest_flopbudget.devices import project
+
+    monkeypatch.setattr(project, "_session", None)  # as in a script, not in this session
     project = tmp_path / "proj"
     device_file(project / ".flopbudget" / "board.toml", "board", 7e9)
     (project / "pyproject.toml").write_text(

@@ -411,7 +411,8 @@ def _check_destination(path: Path) -> None:
 
 def calibrate(path: Path | None = None, *, quick: bool = False,
               log: Callable[[str], None] = print, timer: TimerLike | None = None,
-              runtime: str = "eager", name: str = HOST) -> Device:
+              runtime: str = "eager", name: str = HOST,
+              benches: Sequence[Bench] | None = None) -> Device:
     """Measure this machine through ``runtime``, write it as device ``name`` to ``path`` and
     return it (see the module docstring for what is measured and fitted).
 
@@ -419,7 +420,8 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
     directory), replaced atomically. ``quick``: one pass of fewer, shorter samples (a few
     seconds, for tests; noisier figures, and the file says the passes were not compared).
     ``log`` receives progress lines. ``timer`` times each probe and row (default: a
-    :class:`~.timing.Timer` with the plan's patience); tests pass a fake one.
+    :class:`~.timing.Timer` per pass with the plan's patience); tests pass a fake one, and
+    ``benches``, fewer rows than :func:`~.microbench.rows` (the default).
 
     Figures (units): ``peak_flops.fp32`` FLOP/s, ``bandwidth`` and ``onchip_bandwidth``
     bytes/s, ``onchip_bytes`` and ``memory_bytes`` bytes, ``overhead(s)`` seconds per
@@ -428,12 +430,13 @@ def calibrate(path: Path | None = None, *, quick: bool = False,
     (saying what to install) when ``runtime`` needs packages that are missing.
     """
     return run_calibration(path, quick=quick, log=log, timer=timer, runtime=runtime,
-                           name=name).device
+                           name=name, benches=benches).device
 
 
 def run_calibration(path: Path | None = None, *, quick: bool = False,
                     log: Callable[[str], None] = print, timer: TimerLike | None = None,
-                    runtime: str = "eager", name: str = HOST) -> Calibration:
+                    runtime: str = "eager", name: str = HOST,
+                    benches: Sequence[Bench] | None = None) -> Calibration:
     """:func:`calibrate`, returning everything it measured (:class:`Calibration`)."""
     path = Path(DEFAULT_PATH if path is None else path)
     _check_destination(path)
@@ -455,7 +458,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     if memory is not None:
         sources["memory_bytes"] = f"read from {MEMINFO} (MemTotal)"
 
-    benches = rows()
+    benches = list(rows() if benches is None else benches)
     log(f"counting the {len(benches)} calibration rows with the tracer")
     profiles = [profile(b.module, *b.inputs, trace="fake") for b in benches]
     probes = structure_probes(cache, engine.fresh(), engine.stream_kernels,
@@ -520,9 +523,13 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     return calibration
 
 
-def _spread(values: Sequence[float], unit: float = 1.0, digits: str = ".3g") -> str:
-    lo, hi = min(values) / unit, max(values) / unit
-    return f"{lo:{digits}} to {hi:{digits}}"
+def _spread(values: Sequence[float], unit: float = 1.0) -> str:
+    """``"lo to hi"`` of ``values`` in ``unit``s, 3 significant digits (whole numbers from
+    1000 up)."""
+    def shown(value: float) -> str:
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+    return f"{shown(min(values) / unit)} to {shown(max(values) / unit)}"
 
 
 def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, context: str,
@@ -538,7 +545,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
     how = f"median over {n} pass{'es' * (n != 1)} of the median of {plan.repeats} samples"
 
     def spread(_: str, values: Sequence[float], unit: float, text: str) -> str:
-        return f", {text} {_spread(values, unit)} over passes" if len(values) > 1 else ""
+        return f", {_spread(values, unit)} {text} over passes" if len(values) > 1 else ""
 
     peaks = [s.peak for s in structures]
     kinds = " and ".join(", ".join(engine.stream_kernels).rsplit(", ", 1))
