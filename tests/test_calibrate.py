@@ -19,11 +19,13 @@ import fake_calibration
 import pytest
 from fake_calibration import (
     FREE_TRUTH,
-    MiB,
     FakeTimer,
+    MiB,
     fake_calibrate,
-    fake_calibration as run_fake,
     row_seconds,
+)
+from fake_calibration import (
+    fake_calibration as run_fake,
 )
 
 from pytest_flopbudget import __main__ as cli
@@ -468,7 +470,7 @@ def test_a_real_calibration_of_a_few_rows(tmp_path: Path) -> None:
                              benches=fake_calibration.benches())
     device = result.device
     assert math.isfinite(device.peak()) and device.peak() > 0
-    assert 0 < device.onchip_bytes
+    assert device.onchip_bytes > 0
     assert all(0 < v <= 1 for v in device.compute_efficiency.values())
     assert all(v >= 0 for v in device.overheads.values())
     assert load_host_device(tmp_path / "host.toml").to_dict() == device.to_dict()

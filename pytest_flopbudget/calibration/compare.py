@@ -17,6 +17,7 @@ module's own work, as in ``ModelProfile.layers``):
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import statistics
 import sys
 import time
@@ -95,13 +96,17 @@ def load_factory(spec: str) -> Callable[[], Any]:
     try:
         if target.endswith(".py"):
             path = Path(target).resolve()
-            sys.path.insert(0, str(path.parent))
-            module = importlib.import_module(path.stem)
+            spec = importlib.util.spec_from_file_location(f"_flopbudget_{path.stem}", path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise ImportError(f"no file {path}")
+            sys.path.insert(0, str(path.parent))  # its own imports, beside it
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
         else:
             if "" not in sys.path:
                 sys.path.insert(0, "")
             module = importlib.import_module(target)
-    except ImportError as exc:
+    except (ImportError, OSError, SyntaxError) as exc:
         raise CompareError(f"cannot import {target!r}: {exc}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
