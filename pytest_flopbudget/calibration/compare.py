@@ -96,12 +96,12 @@ def load_factory(spec: str) -> Callable[[], Any]:
     try:
         if target.endswith(".py"):
             path = Path(target).resolve()
-            spec = importlib.util.spec_from_file_location(f"_flopbudget_{path.stem}", path)
-            if spec is None or spec.loader is None or not path.is_file():
+            found = importlib.util.spec_from_file_location(f"_flopbudget_{path.stem}", path)
+            if found is None or found.loader is None or not path.is_file():
                 raise ImportError(f"no file {path}")
             sys.path.insert(0, str(path.parent))  # its own imports, beside it
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module = importlib.util.module_from_spec(found)
+            found.loader.exec_module(module)
         else:
             if "" not in sys.path:
                 sys.path.insert(0, "")
