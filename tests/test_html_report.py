@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from pytest_flopbudget.devices.catalog import get_device
+from pytest_flopbudget.devices.project import get_device
 
 TESTS_DIR = Path(__file__).parent
 CONFTEST = f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})\n"

@@ -7,6 +7,7 @@ Exact figures used below: ``nn.Linear(1000, 1000)`` on one row does 1,000,000 MA
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -402,6 +403,12 @@ def test_sees_the_config_device():
     assert get_device("edge").name == "edge"
 """)
     project.runpytest().assert_outcomes(passed=1)
+    # after the session, get_device() finds devices from the current directory: inside the
+    # project it still sees the project's device, outside it does not
+    assert get_device("edge").name == "edge"
+    outside = project.path.parent / "elsewhere"
+    outside.mkdir()
+    os.chdir(outside)
     with pytest.raises(DeviceError, match="unknown device 'edge'"):
         get_device("edge")
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.metrics import METRICS, fields_of
 from ..core.text import close_matches
 from ..devices.device import Device
+from ..devices.fit import terms
 from .limits import Budget, BudgetError, Violation, check, usage
 
 if TYPE_CHECKING:  # a measurement is made from a profile; reading one needs no torch
@@ -94,6 +95,9 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
     #: per-module limits' figures: ``{path: {"kind", "values", "usage"}}``
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the prediction's fit terms (``devices.fit.Term.to_list()``, one per operator, kind
+    #: and class): what ``python -m pytest_flopbudget fit`` fits a device's figures to
+    terms: list[list[Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, name: str, prof: ModelProfile, device: Device, budget: Budget) -> Measurement:
@@ -132,6 +136,7 @@ class Measurement:
             violations=violations,
             usage=usage(values, budget.limits),
             modules=modules,
+            terms=[t.to_list() for t in terms(lat)],
         )
 
     @property
@@ -154,6 +159,7 @@ class Measurement:
             "layers": self.layers,
             **({"modules": {path: module_dict(m) for path, m in self.modules.items()}}
                if self.modules else {}),
+            "terms": self.terms,
             **self.extra,
         }
 
