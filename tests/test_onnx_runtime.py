@@ -144,3 +144,24 @@ def test_compare_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "cannot import 'nope_module'" in capsys.readouterr().err
     assert cli.main(["compare", "models.py:build", "--device", "nope"]) == 2
     assert "unknown device 'nope'" in capsys.readouterr().err
+
+
+def test_the_comparison_table_marks_fused_layers_and_totals_by_hand() -> None:
+    from pytest_flopbudget.calibration.compare import Comparison, LayerTime
+
+    comp = Comparison("Net", "cpu", "eager", [
+        LayerTime("conv", "Conv2d", 3e-3, 4e-3),
+        LayerTime("relu", "ReLU", 0.0, 1e-3, fused_into="conv"),
+        LayerTime("head", "Linear", 1e-3, 0.5e-3),
+        LayerTime("flat", "Flatten", 0.0, 0.1e-3),
+    ], predicted=4e-3, measured=5e-3)
+    lines = comp.lines(top=3)
+    # 4 / 5 ms = 0.80x; rows by max(measured, predicted): conv 4, relu 1, head 1 (tie, stable)
+    assert lines[0] == ("Net on cpu through eager: predicted 4.000 ms, measured 5.000 ms "
+                        "(predicted / measured 0.80x)")
+    assert lines[2].split() == ["conv", "Conv2d", "3.0000", "4.0000", "0.75x"]
+    # the ReLU runs inside conv's kernel on the device: no time of its own, not "0.00x"
+    assert lines[3].split() == ["relu", "ReLU", "in", "conv", "1.0000", "fused"]
+    assert lines[4].split() == ["head", "Linear", "1.0000", "0.5000", "2.00x"]
+    # one layer left out, with its 0.1 ms measured
+    assert lines[5] == "  (1 more layers, 0.100 ms measured)"

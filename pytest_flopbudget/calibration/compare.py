@@ -47,6 +47,7 @@ class LayerTime:
     kind: str
     predicted: float
     measured: float
+    fused_into: str | None = None  # the layer whose kernel runs this one's work on the device
 
     @property
     def ratio(self) -> float:
@@ -70,8 +71,11 @@ class Comparison:
         """The table people read: the ``top`` layers by measured time, then the totals."""
         shown = sorted(self.layers, key=lambda r: max(r.measured, r.predicted),
                        reverse=True)[:top]
-        rows = [(r.name or "(model)", r.kind, f"{r.predicted * 1e3:.4f}",
-                 f"{r.measured * 1e3:.4f}", _ratio(r.ratio)) for r in shown]
+        rows = [(r.name or "(model)", r.kind,
+                 f"{r.predicted * 1e3:.4f}" if r.fused_into is None
+                 else f"in {r.fused_into}",
+                 f"{r.measured * 1e3:.4f}", "fused" if r.fused_into is not None
+                 else _ratio(r.ratio)) for r in shown]
         head = (f"{self.model} on {self.device} through {self.runtime}: predicted "
                 f"{self.predicted * 1e3:.3f} ms, measured {self.measured * 1e3:.3f} ms "
                 f"(predicted / measured {_ratio(self.predicted / self.measured)})")
@@ -182,8 +186,8 @@ def compare(model: nn.Module, inputs: Sequence[torch.Tensor], device: Device,
         measured, total = layer_times(model, tuple(inputs), repeats, timer, workdir)
     else:
         raise CompareError(f"unknown runtime {runtime!r}: expected eager or onnxruntime")
-    rows = [LayerTime(row.name, row.kind, row.seconds, measured.get(row.name, 0.0))
-            for row in latency.layers]
+    rows = [LayerTime(row.name, row.kind, row.seconds, measured.get(row.name, 0.0),
+                      row.fused_into or None) for row in latency.layers]
     known = {r.name for r in rows}
     rows += [LayerTime(name, "?", 0.0, seconds) for name, seconds in measured.items()
              if name not in known and seconds > 0]
