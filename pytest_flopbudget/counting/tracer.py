@@ -51,6 +51,8 @@ from . import ops as _ops  # noqa: F401  (registers the formulas)
 from .costs import TensorMeta, Work
 from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
 from .optimizers import step_records
+from .packed import Describer, is_script_object
+from .quantized import QUERIES, StandIns, has_rule
 from .records import OpRecord
 from .registry import Formula, bind, destinations, is_free, lookup
 
@@ -119,8 +121,10 @@ def _unique_tensors(obj: Any) -> list[torch.Tensor]:
     return list(seen.values())
 
 
-def _meta(obj: Any) -> Any:
-    return tree_map(lambda t: TensorMeta.of(t) if isinstance(t, torch.Tensor) else t, obj)
+def _meta(obj: Any, describe: Callable[[Any], Any]) -> Any:
+    """Tensors as :class:`TensorMeta`, packed weights (``ScriptObject``) as what they hold."""
+    return tree_map(lambda t: TensorMeta.of(t) if isinstance(t, torch.Tensor)
+                    else describe(t) if is_script_object(t) else t, obj)
 
 
 class _Activations:
@@ -221,9 +225,13 @@ class CountingMode(TorchDispatchMode):
     """Counts every aten operator it sees and attributes it to the running module."""
 
     def __init__(self, convert: Callable[[torch.Tensor, bool], torch.Tensor],
-                 real_scalars: bool, model_ids: frozenset[int] = frozenset()) -> None:
+                 real_scalars: bool, model_ids: frozenset[int] = frozenset(),
+                 quantized: StandIns | None = None) -> None:
         super().__init__()
         self.convert = convert
+        # fake traces: quantized tensors and kernels stand-ins (None in a real run)
+        self.quantized = quantized
+        self.describe = quantized.describe if quantized is not None else Describer()
         self.real_scalars = real_scalars
         self.stack: list[str] = [ROOT]
         self.records: list[OpRecord] = []
@@ -278,7 +286,15 @@ class CountingMode(TorchDispatchMode):
             with _disable_current_modes():
                 return func(*args, **kwargs)
         args, kwargs = self._convert_args(func, args, kwargs)
-        if self.suppress or is_free(packet):
+        if self.suppress:
+            return func(*args, **kwargs)
+        quantized = self.quantized
+        if quantized is not None and has_rule(func):  # a quantized kernel: not run
+            out = quantized.run(func, args, kwargs)
+            if str(packet) not in QUERIES:
+                self._record(func, lookup(packet), args, kwargs, out)
+            return out
+        if is_free(packet):
             return func(*args, **kwargs)
         formula = lookup(packet)
         if formula is None:
@@ -289,7 +305,10 @@ class CountingMode(TorchDispatchMode):
                     return result
             if _is_view(func):
                 return func(*args, **kwargs)
-        out = func(*args, **kwargs)
+        if quantized is not None and quantized.any_carrier(args, kwargs):
+            out = quantized.via_floats(func, args, kwargs)
+        else:
+            out = func(*args, **kwargs)
         self._record(func, formula, args, kwargs, out)
         return out
 
@@ -310,7 +329,8 @@ class CountingMode(TorchDispatchMode):
         op_class = formula.op_class if formula is not None else "elementwise"
         if formula is not None:
             try:
-                cost = formula.fn(**_meta(bind(func, args, kwargs)), result=_meta(out))
+                cost = formula.fn(**_meta(bind(func, args, kwargs), self.describe),
+                                  result=_meta(out, self.describe))
                 works = cost if isinstance(cost, list) else [cost]
             except Exception as exc:  # a formula bug must never hide the op
                 name = f"{name} (formula failed: {type(exc).__name__}: {exc})"
@@ -390,7 +410,8 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
         h2.remove()
 
 
-def _fake_converter(fake_mode: FakeTensorMode) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns
+                    ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
     memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     converter = fake_mode.fake_tensor_converter
 
@@ -399,7 +420,9 @@ def _fake_converter(fake_mode: FakeTensorMode) -> Callable[[torch.Tensor, bool],
             return t
         hit = memo.get(id(t))
         if hit is None:
-            if t.is_meta:
+            if t.is_quantized:  # fake tensors cannot be quantized: an integer carrier
+                fake = quantized.from_real(t)
+            elif t.is_meta:
                 fake = converter.from_meta_and_device(fake_mode, t, torch.device("cpu"))
             else:
                 fake = fake_mode.from_tensor(t)
@@ -557,8 +580,10 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
     model_ids = frozenset(params | others)
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
-        convert = _fake_converter(fake_mode)
-        mode = CountingMode(convert, real_scalars=True, model_ids=model_ids)
+        quantized = StandIns(fake_mode, Describer())
+        convert = _fake_converter(fake_mode, quantized)
+        mode = CountingMode(convert, real_scalars=True, model_ids=model_ids,
+                            quantized=quantized)
         try:
             with fake_mode, _quiet(logging.getLogger("torch._subclasses.fake_tensor")):
                 leaves = _fake_leaves(model, mode.flow.weights_of(convert)) \

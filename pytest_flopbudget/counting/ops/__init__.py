@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     linear_algebra,
     normalization,
     pooling,
+    quantized,
     recurrent,
     reductions,
 )
