@@ -21,7 +21,7 @@ read: :func:`describe` then returns an :class:`OpaqueWeight`, and the profile sa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -158,7 +158,9 @@ def _describe(obj: Any) -> Described:
             w_ih, w_hh = (_describe(o) for o in objects)
             b_ih, b_hh = (_meta(t) for t in tensors)
             assert isinstance(w_ih, PackedWeight) and isinstance(w_hh, PackedWeight)
-            return PackedCell(w_ih, w_hh, b_ih, b_hh, dynamic=True)
+            # the packed products hold the same biases again: count them once
+            return PackedCell(replace(w_ih, bias=None), replace(w_hh, bias=None), b_ih, b_hh,
+                              dynamic=True)
         if kind == "quantized_fp16":
             w_ih, w_hh = (_describe(o) for o in objects)
             assert isinstance(w_ih, PackedWeight) and isinstance(w_hh, PackedWeight)

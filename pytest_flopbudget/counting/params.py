@@ -1,13 +1,22 @@
-"""Which module owns which parameter, and what the parameters weigh."""
+"""Which module owns which parameter, and what the parameters weigh.
+
+Parameters are ``named_parameters``, plus the packed weights of quantized modules
+(``counting/packed.py``): their weight and bias elements are parameters like a float
+layer's, owned by the quantized module, and they weigh their stored bytes (int8 weights, a
+float32 scale and an int32 zero point per tensor or channel, float biases). A packed weight
+the plugin cannot read is listed in ``hidden`` by module, never counted as 0 in silence.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
 from ..core.access import ZERO_ACCESS, Access
 from ..core.paths import under
+from .costs import TensorMeta
+from .packed import Describer, PackedCell, PackedWeight, owner, script_objects
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,7 @@ class ParamLayout:
     first_owner: dict[str, str]  # canonical name -> module path counted as its owner
     kinds: dict[str, str]  # module path -> class name
     buffers: int  # buffer elements (unique)
+    hidden: dict[str, str] = field(default_factory=dict)  # module path -> unseen weights
 
     @classmethod
     def of(cls, model: nn.Module) -> ParamLayout:
@@ -44,7 +54,8 @@ class ParamLayout:
                         owned[path].append(n)
                     first_owner.setdefault(n, path)
         buffers = sum(b.numel() for b in model.buffers())
-        return cls(numel, sizes, owned, first_owner, kinds, buffers)
+        hidden = _packed_params(model, numel, sizes, owned, first_owner, kinds)
+        return cls(numel, sizes, owned, first_owner, kinds, buffers, hidden)
 
     def own_params(self, path: str) -> int:
         """Elements of the parameters counted at ``path`` (their first owner)."""
@@ -67,3 +78,49 @@ class ParamLayout:
     def weight_bytes(self, dtype: str | None) -> int:
         """Bytes of all parameters at their own dtype or at a deployment precision."""
         return sum(self.sizes.values(), ZERO_ACCESS).bytes(dtype)
+
+
+def _packed_entries(name: str, described: PackedWeight | PackedCell
+                    ) -> list[tuple[str, TensorMeta, tuple[TensorMeta, ...]]]:
+    """``(parameter name, tensor, its quantization parameters)`` of a packed weight."""
+    if isinstance(described, PackedCell):
+        return [*_packed_entries(f"{name}.ih", described.w_ih),
+                *_packed_entries(f"{name}.hh", described.w_hh),
+                *((f"{name}.bias_ih", b, ()) for b in (described.b_ih,) if b is not None),
+                *((f"{name}.bias_hh", b, ()) for b in (described.b_hh,) if b is not None)]
+    entries = [(f"{name}.weight", described.weight, described.scales)]
+    if described.bias is not None:
+        entries.append((f"{name}.bias", described.bias, ()))
+    return entries
+
+
+def _packed_params(model: nn.Module, numel: dict[str, int], sizes: dict[str, Access],
+                   owned: dict[str, list[str]], first_owner: dict[str, str],
+                   kinds: dict[str, str]) -> dict[str, str]:
+    """Add the packed weights of quantized modules to the layout (in place); return the
+    modules whose weights cannot be read, with why."""
+    describe = Describer()
+    names_of: dict[int, list[str]] = {}
+    hidden: dict[str, str] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for attr, obj in script_objects(module):
+            where = owner(path, kinds)
+            names = names_of.get(id(obj))
+            if names is None:
+                described = describe(obj)
+                label = f"{path}.{attr}" if path else attr
+                if not isinstance(described, (PackedWeight, PackedCell)):
+                    hidden.setdefault(where, f"{label} ({described.type_name}): "
+                                             f"{described.reason}")
+                    continue
+                names = names_of[id(obj)] = []
+                for name, meta, qparams in _packed_entries(label, described):
+                    numel[name] = meta.numel
+                    sizes[name] = Access.of([meta, *qparams])
+                    names.append(name)
+            held = owned.setdefault(where, [])
+            for name in names:
+                if name not in held:
+                    held.append(name)
+                first_owner.setdefault(name, where)
+    return hidden

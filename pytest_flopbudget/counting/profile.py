@@ -159,6 +159,13 @@ class ModelProfile:
         return sum(self.layout.numel.values())
 
     @property
+    def hidden_weights(self) -> dict[str, str]:
+        """``{module path: why}`` for modules holding weights the plugin cannot see (a
+        packed weight of a class it cannot read): ``params`` and ``weight_bytes`` do not
+        include them, and a ``max_params`` or ``max_weight_mb`` budget fails saying so."""
+        return dict(self.layout.hidden)
+
+    @property
     def buffers(self) -> int:
         """Unique buffer elements (BatchNorm statistics and the like), not in ``params``."""
         return self.layout.buffers
@@ -270,6 +277,7 @@ class ModelProfile:
             "bytes_written": self.bytes_written,
             "peak_activation_bytes": self.peak_activation_bytes,
             "unsupported": self.unsupported,
+            **({"hidden_weights": self.hidden_weights} if self.hidden_weights else {}),
             "layers": [row.to_dict() for row in self.layers],
             **({"phases": self.phase_totals()} if self.train else {}),
         }
@@ -299,6 +307,8 @@ def profile_table(prof: ModelProfile) -> str:
     if prof.unsupported:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(prof.unsupported.items()))
         lines.append(f"unsupported ops (FLOPs not counted): {ops}")
+    for path, why in prof.hidden_weights.items():
+        lines.append(f"weights not visible, not in params: {layer_label(path)}: {why}")
     return "\n".join(lines)
 
 

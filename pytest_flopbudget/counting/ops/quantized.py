@@ -72,10 +72,9 @@ def quantize_dynamic(self: TensorMeta, **_: object) -> Work:
 
 
 @register("dequantize", op_class="elementwise")
-def dequantize(self: TensorMeta | None = None, qtensor: TensorMeta | None = None,
-               tensors: object = None, qtensors: object = None, **_: object) -> Work:
-    given = next(t for t in (self, qtensor, tensors, qtensors) if t is not None)
-    return Work(elementwise=DEQUANTIZE * _numel(given))
+def dequantize(self: TensorMeta | None = None, tensors: object = None, **_: object) -> Work:
+    # 2 per element of the quantized input(s)
+    return Work(elementwise=DEQUANTIZE * _numel(self if self is not None else tensors))
 
 
 @register("int_repr", op_class="data")
