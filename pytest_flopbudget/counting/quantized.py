@@ -113,9 +113,10 @@ class StandIns:
 
     def from_real(self, t: torch.Tensor) -> torch.Tensor:
         """The carrier of a real quantized tensor (a quantized input or attribute)."""
-        per_tensor = t.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric)
-        info = QInfo(t.dtype, float(t.q_scale()) if per_tensor else None,
-                     int(t.q_zero_point()) if per_tensor else None)
+        with _disable_current_modes():  # a real tensor: read its parameters for real
+            per_tensor = t.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric)
+            info = QInfo(t.dtype, float(t.q_scale()) if per_tensor else None,
+                         int(t.q_zero_point()) if per_tensor else None)
         return self.carrier(t, info)
 
     def any_carrier(self, args: tuple, kwargs: dict) -> bool:
