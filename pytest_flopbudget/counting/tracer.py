@@ -52,9 +52,9 @@ from .costs import TensorMeta, Work
 from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
 from .optimizers import step_records
 from .packed import Describer, is_script_object
-from .quantized import QUERIES, StandIns, has_rule
 from .records import OpRecord
 from .registry import Formula, bind, destinations, is_free, lookup
+from .stand_ins import QUERIES, StandIns, has_rule
 
 
 @dataclass
@@ -224,6 +224,9 @@ _SCALAR_READS = (torch.ops.aten._local_scalar_dense, torch.ops.aten.item)
 class CountingMode(TorchDispatchMode):
     """Counts every aten operator it sees and attributes it to the running module."""
 
+    # control flow (torch.cond, while_loop) comes here too: see _higher_order
+    supports_higher_order_operators = True
+
     def __init__(self, convert: Callable[[torch.Tensor, bool], torch.Tensor],
                  real_scalars: bool, model_ids: frozenset[int] = frozenset(),
                  quantized: StandIns | None = None) -> None:
@@ -280,6 +283,8 @@ class CountingMode(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            return self._higher_order(func, args, kwargs)
         packet = func._overloadpacket
         # .item() on a tensor that is not fake (a model constant): read it for real.
         if self.real_scalars and packet in _SCALAR_READS and _is_real(args[0]):
@@ -311,6 +316,41 @@ class CountingMode(TorchDispatchMode):
             out = func(*args, **kwargs)
         self._record(func, formula, args, kwargs, out)
         return out
+
+    def _higher_order(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """``torch.cond`` and ``while_loop`` run like the Python ``if`` and ``while`` they
+        stand for: the branch taken (the iterations run) are counted, attributed like any
+        code of the calling module. Which branch is taken depends on a tensor's value, so
+        on fake tensors it is data-dependent (a real forward, when allowed). Any other
+        higher-order operator stops the trace, named."""
+        name = func.name()
+        if name == "cond":
+            pred, true_fn, false_fn, operands = args
+            branch = true_fn if self._truth(func, pred) else false_fn
+            with self:
+                return branch(*operands)
+        if name == "while_loop":
+            cond_fn, body_fn, carried, extra = args
+            carried = tuple(carried)
+            with self:
+                while self._truth(func, cond_fn(*carried, *extra)):
+                    carried = tuple(body_fn(*carried, *extra))
+            return carried
+        raise TraceError(
+            f"torch.{name} (a higher-order operator) in {self.stack[-1] or 'the model'}'s "
+            f"forward cannot be counted: only torch.cond and torch.while_loop are (as the "
+            f"if and while they stand for); profile the function it calls as a model of its "
+            f"own")
+
+    def _truth(self, func: Any, value: Any) -> bool:
+        """A predicate's value: a Python one, a real tensor's (a model constant), or, for a
+        fake tensor, data-dependent."""
+        if isinstance(value, FakeTensor):
+            raise DataDependentOutputException(func)
+        if isinstance(value, torch.Tensor):
+            with _disable_current_modes():
+                return bool(value)
+        return bool(value)
 
     def _record(self, func: Any, formula: Formula | None, args: tuple, kwargs: dict,
                 out: Any) -> None:
@@ -625,6 +665,9 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
 def _why_real(exc: BaseException) -> str:
     """Why a fake trace failed, in words a model author recognises."""
     func = getattr(exc, "func", None)
+    if isinstance(func, torch._ops.HigherOrderOperator):
+        return (f"torch.{func.name()} takes a branch that depends on a tensor value (the "
+                f"branch taken is counted)")
     if isinstance(exc, DataDependentOutputException):
         return f"the forward reads tensor values ({func}: .item(), .tolist(), bool(tensor))"
     if isinstance(exc, DynamicOutputShapeException):

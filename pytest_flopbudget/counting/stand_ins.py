@@ -1,4 +1,5 @@
-"""Quantized tensors and kernels on fake tensors, for one trace.
+"""Kernels that cannot run on fake tensors, stood in for during one trace: quantized
+tensors and kernels, and ``_grouped_mm`` on float32.
 
 Fake (and meta) tensors cannot be quantized, and the ``quantized::`` kernels
 (``quantized::conv2d``, ``quantized::linear``, ``aten::quantized_lstm``) have no fake
@@ -18,6 +19,10 @@ into the user's process):
 * an ordinary aten operator given a carrier (``relu``, ``max_pool2d``, ``flatten`` on a
   quantized tensor) runs on float fake tensors of the same shapes and hands back carriers;
   a view runs on the carrier itself.
+
+``aten._grouped_mm`` (the experts of a mixture-of-experts layer) has a fake implementation
+that accepts only bf16, while the CPU kernel also runs float32: its output shape is made
+here for every dtype, so an MoE model counts on fake tensors.
 
 Counting is the formulas' job (``ops/quantized.py``); this module only keeps shapes flowing.
 """
@@ -361,3 +366,20 @@ def _qrnn(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
     hx = bound["hx"]
     states = [_float_out(s, h.shape, h.dtype) for h in (hx if isinstance(hx, list) else [hx])]
     return (out, *states)
+
+
+@_rule("aten._grouped_mm")
+def _grouped_mm(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
+    from .registry import bind
+
+    bound = bind(func, args, kwargs)
+    a, b, offs = bound["self"], bound["mat2"], bound["offs"]
+    if a.ndim == 2 and b.ndim == 3:  # rows split by offs, one [K, N] per group
+        shape: tuple[int, ...] = (a.shape[0], b.shape[-1])
+    elif a.ndim == 3 and b.ndim == 3:  # a batch of products
+        shape = (a.shape[0], a.shape[1], b.shape[-1])
+    elif a.ndim == 3:  # 3-D x 2-D: mat2's columns split by offs
+        shape = (a.shape[1], b.shape[-1])
+    else:  # 2-D x 2-D: the reduced dim split by offs, one [M, N] per group
+        shape = (offs.shape[0], a.shape[0], b.shape[-1])
+    return _float_out(s, shape, bound["out_dtype"] or a.dtype)
