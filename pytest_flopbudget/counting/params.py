@@ -45,7 +45,7 @@ class ParamLayout:
         first_owner: dict[str, str] = {}
         kinds: dict[str, str] = {}
         for path, module in model.named_modules(remove_duplicate=False):
-            kinds.setdefault(path, type(module).__name__)
+            kinds.setdefault(path, module_kind(module))
             names = [canonical[id(p)] for p in module._parameters.values() if p is not None]
             if names:
                 owned.setdefault(path, [])
@@ -124,3 +124,9 @@ def _packed_params(model: nn.Module, numel: dict[str, int], sizes: dict[str, Acc
                     held.append(name)
                 first_owner.setdefault(name, where)
     return hidden
+
+
+def module_kind(module: nn.Module) -> str:
+    """A module's class name; a scripted module's is its original class's (``Conv2d``,
+    not ``RecursiveScriptModule``)."""
+    return str(getattr(module, "original_name", "") or type(module).__name__)

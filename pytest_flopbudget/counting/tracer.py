@@ -52,7 +52,9 @@ from .costs import TensorMeta, Work
 from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
 from .optimizers import step_records
 from .packed import Describer, is_script_object
+from .params import module_kind
 from .records import OpRecord
+from .script_scopes import ScriptScopes
 from .registry import Formula, bind, destinations, is_free, lookup
 from .stand_ins import QUERIES, StandIns, has_rule
 
@@ -79,6 +81,7 @@ class Trace:
     peak_module: str
     mode: str  # "fake" or "real"
     fallback_reason: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 class TraceError(RuntimeError):
@@ -242,6 +245,10 @@ class CountingMode(TorchDispatchMode):
         self.flow = _DataFlow(model_ids)
         self.phase = "forward"
         self.suppress = False
+        # a TorchScript model: its graph names the submodule of each operator (no hooks fire)
+        self.script: ScriptScopes | None = None
+        self.script_path = ROOT
+        self.depth = 0  # nesting of dispatches: 0 for an operator the forward itself called
         # autograd node -> module path whose forward created it (for backward attribution)
         self.node_modules: dict[Any, str] = {}
 
@@ -261,6 +268,8 @@ class CountingMode(TorchDispatchMode):
         if self.phase == "backward":
             node = torch._C._current_autograd_node()
             return self.node_modules.get(node, ROOT) if node is not None else ROOT
+        if self.script is not None and self.script_path:
+            return self.script_path
         return self.stack[-1]
 
     # -- argument conversion -------------------------------------------------------------
@@ -285,6 +294,16 @@ class CountingMode(TorchDispatchMode):
         kwargs = kwargs or {}
         if isinstance(func, torch._ops.HigherOrderOperator):
             return self._higher_order(func, args, kwargs)
+        if self.script is not None and self.depth == 0 and self.phase == "forward" and \
+                not is_free(func._overloadpacket):
+            self.script_path = self.script.match(func._schema.name)
+        self.depth += 1
+        try:
+            return self._dispatch(func, args, kwargs)
+        finally:
+            self.depth -= 1
+
+    def _dispatch(self, func: Any, args: tuple, kwargs: dict) -> Any:
         packet = func._overloadpacket
         # .item() on a tensor that is not fake (a model constant): read it for real.
         if self.real_scalars and packet in _SCALAR_READS and _is_real(args[0]):
@@ -425,7 +444,7 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
         mode.stack.append(path)
         call = calls.get(path)
         if call is None:
-            call = calls[path] = ModuleCall(path, type(module).__name__,
+            call = calls[path] = ModuleCall(path, module_kind(module),
                                             input_shapes=_shapes(args))
         call.calls += 1
 
@@ -574,6 +593,7 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
          step: TrainStep | None = None,
          leaves: dict[str, torch.Tensor] | None = None) -> tuple[list[OpRecord], Any]:
     calls: dict[str, ModuleCall] = {}
+    mode.script = ScriptScopes.of(model)
     grad_mode = torch.enable_grad() if grad or step else torch.inference_mode()
     with grad_mode, _module_tracking(mode, paths, calls), warnings.catch_warnings():
         # fake weights are never one contiguous chunk; the RNN's warning about it is noise here
@@ -582,7 +602,7 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
         with mode:
             args = tree_map(prepare, inputs)
             kw = tree_map(prepare, kwargs)
-            calls[ROOT] = ModuleCall(ROOT, type(model).__name__, input_shapes=_shapes(args))
+            calls[ROOT] = ModuleCall(ROOT, module_kind(model), input_shapes=_shapes(args))
             mode.stack = [ROOT]
             out = _forward(model, args, kw, leaves)
             if step is not None:
@@ -590,6 +610,10 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
         calls[ROOT].calls = 1
         calls[ROOT].output_shapes = _shapes(out)
     mode.activations.active = False
+    if mode.script is not None:  # submodules the scripted graph named, in first-run order
+        found = {path: ModuleCall(path, kind, calls=1) for path, kind in
+                 mode.script.kinds.items() if path not in calls}
+        calls = {ROOT: calls[ROOT], **found, **calls}
     return mode.records, calls
 
 
@@ -607,7 +631,8 @@ def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
         raise ValueError(f"trace must be 'auto', 'fake' or 'real', got {how!r}")
     kwargs = kwargs or {}
     # The root is tracked separately: a module's own forward hooks fire for the root too.
-    paths = {id(m): name for name, m in model.named_modules() if name}
+    # (an exported program's _guards_fn is no module of the model that was exported)
+    paths = {id(m): name for name, m in model.named_modules() if name and name != "_guards_fn"}
     on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
     with preserved(model) as state:
         return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step, state)
@@ -685,5 +710,6 @@ def _short(exc: BaseException) -> str:
 def _finish(mode: CountingMode, records: list[OpRecord], calls: dict[str, ModuleCall],
             how: str, reason: str) -> Trace:
     unsupported = Counter(r.op for r in records if not r.supported)
+    note = mode.script.note() if mode.script is not None else ""
     return Trace(records, calls, unsupported, dict(mode.activations.peak),
-                 mode.activations.peak_module, how, reason)
+                 mode.activations.peak_module, how, reason, [note] if note else [])

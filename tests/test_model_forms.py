@@ -1,0 +1,108 @@
+"""The forms a model is shipped in count like the eager model, with the same layer names:
+TorchScript (scripted, traced), ``torch.export`` programs (``ep.module()``) and
+``torch.compile``d modules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pytest_flopbudget import profile
+from pytest_flopbudget.counting.script_scopes import ScriptScopes, module_chain
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.Hardswish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(2):
+            x = x + 1
+        return self.act(self.bn(self.conv(x))) * 2
+
+
+def net() -> nn.Module:
+    return nn.Sequential(Block(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+
+
+X = torch.randn(1, 3, 8, 8)
+
+
+def rows(p):  # type: ignore[no-untyped-def]
+    return [(r.name, r.kind, r.flops, r.macs, r.params) for r in p.layers]
+
+
+def test_eager_rows_by_hand():
+    p = profile(net(), X)
+    assert rows(p) == [
+        ("", "Sequential", 0, 0, 0),
+        # two adds of 192 elements, the * 2 of 8 x 6 x 6 = 288 outputs
+        ("0", "Block", 2 * 192 + 288, 0, 0),
+        # 288 outputs * 3 * 9 = 7,776 MACs, 288 bias adds
+        ("0.conv", "Conv2d", 2 * 7_776 + 288, 7_776, 224),
+        ("0.bn", "BatchNorm2d", 4 * 288, 0, 16),  # eval: normalise 2, weight 1, bias 1
+        ("0.act", "Hardswish", 5 * 288, 0, 0),
+        ("1", "AdaptiveAvgPool2d", 288, 0, 0),  # one window of 36 per channel
+        ("2", "Flatten", 0, 0, 0),
+        ("3", "Linear", 2 * 32 + 4, 32, 36),
+    ]
+
+
+@pytest.mark.parametrize("form", ["script", "trace"])
+def test_torchscript_rows_are_the_submodules_the_graph_names(form):
+    model = net()
+    scripted = torch.jit.script(model) if form == "script" else torch.jit.trace(model, X)
+    p = profile(scripted, X)
+    assert rows(p) == rows(profile(model, X))
+    assert (p.model, p.notes, p.traced, p.unsupported) == ("Sequential", (), "fake", {})
+    assert p.layer("0").macs == 7_776
+
+
+def test_operators_the_graph_does_not_name_go_to_the_root_with_a_note():
+    scopes = ScriptScopes([("aten::conv2d", (("0", "Conv2d"),)), ("aten::relu", ()),
+                           ("aten::linear", (("1", "Linear"),))])
+    assert scopes.match("aten::conv2d") == "0"
+    assert scopes.match("aten::linear") == "1"
+    assert scopes.match("aten::conv2d") == "0"  # a loop: searched again from the start
+    assert scopes.match("aten::relu") == ""  # the model's own code
+    assert scopes.match("aten::sin") == ""  # not in the graph: the root, noted
+    assert scopes.kinds == {"0": "Conv2d", "1": "Linear"}
+    assert scopes.note() == ("1 operator call(s) not named by the model's graph (aten::sin "
+                             "x1) are charged to the model's own row")
+
+
+def test_module_chain_of_a_graph_node():
+    assert module_chain("features(Sequential).0(Conv2d).SELF(Conv2d)") == (
+        ("features", "Sequential"), ("features.0", "Conv2d"))
+    assert module_chain("0(Blk).bn(BatchNorm2d).UNKNOWN_INSTANCE(UNKNOWN_TYPE)") == (
+        ("0", "Blk"), ("0.bn", "BatchNorm2d"))
+    assert module_chain("") == module_chain(".UNKNOWN_INSTANCE(UNKNOWN_TYPE)") == ()
+
+
+def test_an_exported_program_counts_with_the_eager_layer_names():
+    model = net()
+    ep = torch.export.export(model, (X,))
+    p = profile(ep.module(), X)
+    assert rows(p)[1:] == rows(profile(model, X))[1:]
+    assert (p.traced, p.unsupported, p.notes) == ("fake", {}, ())
+    assert p.layer("0").macs == 7_776
+
+
+def test_a_compiled_module_counts_as_the_eager_one():
+    model = net()
+    p = profile(torch.compile(model), X)
+    assert rows(p) == rows(profile(model, X))
+    assert p.model == "Sequential"
+
+
+def test_a_scripted_model_is_left_as_it_was():
+    scripted = torch.jit.script(net())
+    before = {k: v.clone() for k, v in scripted.state_dict().items()}
+    profile(scripted.train(), X)
+    assert all(torch.equal(before[k], v) for k, v in scripted.state_dict().items())
