@@ -204,7 +204,8 @@ def script_objects(module: nn.Module) -> Iterator[tuple[str, Any]]:
     values: list[tuple[str, Any]]
     if isinstance(module, torch.jit.ScriptModule):
         try:  # a scripted module keeps its attributes in C++
-            values = list(torch._C._jit_debug_module_iterators(module._c)["named_attributes"])
+            iterators = torch._C._jit_debug_module_iterators  # type: ignore[attr-defined]
+            values = list(iterators(module._c)["named_attributes"])
         except (AttributeError, KeyError, RuntimeError):
             values = []
     else:

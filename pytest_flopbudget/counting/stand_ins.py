@@ -325,7 +325,7 @@ def _qmax_pool(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
     from .registry import bind
 
     bound = bind(func, args, kwargs)
-    x = bound.get("qx", bound.get("self"))
+    x = bound["qx"] if "qx" in bound else bound["self"]
     stride = bound["stride"] or bound["kernel_size"]
     twin = s._fake(lambda: F.max_pool2d(torch.empty(x.shape), bound["kernel_size"], stride,
                                         bound["padding"], bound["dilation"],
@@ -361,7 +361,7 @@ def _qrnn(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
         raise NotImplementedError(f"{func}: recurrent parameters it cannot read")
     width = cells[0].w_hh.weight.shape[1]  # type: ignore[union-attr]
     directions = 2 if bound["bidirectional"] else 1
-    x = bound.get("input", bound.get("data"))
+    x = bound["input"] if "input" in bound else bound["data"]
     out = _float_out(s, (*x.shape[:-1], directions * width), x.dtype)
     hx = bound["hx"]
     states = [_float_out(s, h.shape, h.dtype) for h in (hx if isinstance(hx, list) else [hx])]

@@ -54,8 +54,8 @@ from .optimizers import step_records
 from .packed import Describer, is_script_object
 from .params import module_kind
 from .records import OpRecord
-from .script_scopes import ScriptScopes
 from .registry import Formula, bind, destinations, is_free, lookup
+from .script_scopes import ScriptScopes
 from .stand_ins import QUERIES, StandIns, has_rule
 
 
