@@ -278,3 +278,51 @@ def test_hidden(flop_budget):
     result.stdout.fnmatch_lines(["*max_params: 20 params counted, but the weights of 1 "
                                  "module(s) cannot be seen*cannot be checked*",
                                  "*weights not visible (not in params)*CellParamsBase*"])
+
+
+class Int8Weight(torch.Tensor):
+    """An int8 weight-only tensor as torchao makes them: a tensor subclass holding int8 data
+    and a float scale per output row, dequantized where it is used."""
+
+    @staticmethod
+    def __new__(cls, qdata: torch.Tensor, scale: torch.Tensor) -> Int8Weight:
+        return torch.Tensor._make_wrapper_subclass(cls, qdata.shape, dtype=torch.float32,
+                                                   device=qdata.device)
+
+    def __init__(self, qdata: torch.Tensor, scale: torch.Tensor) -> None:
+        self.qdata, self.scale = qdata, scale
+
+    def __tensor_flatten__(self) -> tuple[list[str], None]:
+        return ["qdata", "scale"], None
+
+    @staticmethod
+    def __tensor_unflatten__(inner, meta, outer_size, outer_stride):  # type: ignore[no-untyped-def]
+        return Int8Weight(inner["qdata"], inner["scale"])
+
+    @classmethod
+    def of(cls, w: torch.Tensor) -> Int8Weight:
+        scale = w.abs().amax(1, keepdim=True) / 127
+        return cls((w / scale).round().to(torch.int8), scale)
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        from torch.utils._python_dispatch import return_and_correct_aliasing
+
+        if func in (torch.ops.aten.detach.default, torch.ops.aten.alias.default):
+            w = args[0]
+            return return_and_correct_aliasing(func, args, kwargs or {},
+                                               Int8Weight(func(w.qdata), func(w.scale)))
+        plain = [a.qdata.float() * a.scale if isinstance(a, Int8Weight) else a for a in args]
+        return func(*plain, **(kwargs or {}))
+
+
+def test_an_int8_weight_only_tensor_subclass_is_priced_at_what_it_holds():
+    fc = nn.Linear(16, 8)
+    fc.weight = nn.Parameter(Int8Weight.of(fc.weight.detach()), requires_grad=False)
+    p = profile(fc, torch.randn(2, 16))
+    # 2 rows * 16 * 8 = 256 MACs; params 128 + 8: the logical weight, as the float layer's
+    assert (p.traced, p.unsupported, p.macs, p.params) == ("fake", {}, 256, 136)
+    # bytes: 128 int8 + 8 float scales (32 B) + 8 float biases (32 B), not 136 floats
+    assert p.weight_bytes == 128 + 32 + 32
+    # the linear reads x (32 floats), the weight as held (160 B) and the bias (32 B)
+    assert p.records[0].read.bytes() == 128 + 160 + 32

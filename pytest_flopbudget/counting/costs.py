@@ -6,9 +6,13 @@ Traffic is priced by :class:`~pytest_flopbudget.core.access.Access` (the one re-
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+from ..core.access import ZERO_ACCESS, Access
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,21 @@ class TensorMeta:
     @classmethod
     def of(cls, t: torch.Tensor) -> TensorMeta:
         return cls(tuple(int(s) for s in t.shape), t.dtype)
+
+
+def access_of(tensors: Iterable[torch.Tensor]) -> Access:
+    """The bytes of ``tensors`` as they are stored: a plain tensor at its dtype; a tensor
+    subclass that wraps others (an int8 weight-only tensor with its scales, as torchao
+    makes them) at the bytes of the tensors it holds, not at its logical dtype."""
+    plain: list[TensorMeta] = []
+    wrapped = ZERO_ACCESS
+    for t in tensors:
+        if is_traceable_wrapper_subclass(t):
+            names, _ = t.__tensor_flatten__()
+            wrapped = wrapped + access_of(getattr(t, n) for n in names)
+        else:
+            plain.append(TensorMeta.of(t))
+    return Access.of(plain) + wrapped
 
 
 def outputs(result: object) -> tuple[TensorMeta, ...]:

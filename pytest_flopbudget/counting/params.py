@@ -15,7 +15,7 @@ from torch import nn
 
 from ..core.access import ZERO_ACCESS, Access
 from ..core.paths import under
-from .costs import TensorMeta
+from .costs import TensorMeta, access_of
 from .packed import Describer, PackedCell, PackedWeight, owner, script_objects
 
 
@@ -40,7 +40,7 @@ class ParamLayout:
         for name, p in model.named_parameters():
             canonical[id(p)] = name
             numel[name] = p.numel()
-            sizes[name] = Access.sized(p.numel(), p.numel() * p.element_size(), p.dtype)
+            sizes[name] = access_of([p])  # a wrapper subclass: the tensors it holds
         owned: dict[str, list[str]] = {}
         first_owner: dict[str, str] = {}
         kinds: dict[str, str] = {}

@@ -48,7 +48,7 @@ from ..core.access import ZERO_ACCESS, Access
 from ..core.dtypes import DEPLOY_DTYPES
 from ..core.paths import ROOT
 from . import ops as _ops  # noqa: F401  (registers the formulas)
-from .costs import TensorMeta, Work
+from .costs import TensorMeta, Work, access_of
 from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
 from .optimizers import step_records
 from .packed import Describer, is_script_object
@@ -380,9 +380,9 @@ class CountingMode(TorchDispatchMode):
             kwargs = {k: v for k, v in kwargs.items() if k not in dest}
         inputs = _unique_tensors((args, kwargs))
         outputs = _unique_tensors(out)
-        default_read = Access.of(TensorMeta.of(t) for t in inputs)
-        default_written = Access.of(TensorMeta.of(t) for t in outputs)
-        default_weights = Access.of(TensorMeta.of(t) for t in inputs if self.flow.is_weight(t))
+        default_read = access_of(inputs)
+        default_written = access_of(outputs)
+        default_weights = access_of(t for t in inputs if self.flow.is_weight(t))
         call, sources = self.flow.call(inputs, outputs)
         works: list[Work] | None = None
         op_class = formula.op_class if formula is not None else "elementwise"
