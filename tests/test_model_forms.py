@@ -106,3 +106,16 @@ def test_a_scripted_model_is_left_as_it_was():
     before = {k: v.clone() for k, v in scripted.state_dict().items()}
     profile(scripted.train(), X)
     assert all(torch.equal(before[k], v) for k, v in scripted.state_dict().items())
+
+
+def test_a_frozen_torchscript_model_counts_its_graph_constants_as_params():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 6 * 6, 4)).eval()
+    frozen = torch.jit.freeze(torch.jit.script(model))
+    p = profile(frozen, X)
+    # conv 6*6 * 8 * 27 = 7,776 MACs; linear 288 * 4 = 1,152
+    assert (p.macs, p.unsupported) == (7_776 + 1_152, {})
+    # freezing folds the BN into the conv: conv 216 + 8 bias, linear 1,152 + 4; never 0
+    assert p.params == 216 + 8 + 1_152 + 4
+    assert any("tensor constants in its TorchScript graph" in n for n in p.notes)
+    assert p.layer("0").macs == 7_776

@@ -105,3 +105,9 @@ def test_other_higher_order_operators_stop_with_their_name():
 
     with pytest.raises(TraceError, match=r"torch.map_impl \(a higher-order operator\)"):
         profile(Fn(lambda x: hop_map(lambda a: a * 2, x)), torch.ones(3, 4))
+
+
+def test_equal_compares_only_tensors_of_one_shape():
+    # 12 elements compared; shapes that differ answer without a compare
+    assert profile(Fn(torch.equal), torch.ones(3, 4), torch.ones(3, 4)).flops == 12
+    assert profile(Fn(torch.equal), torch.ones(3, 4), torch.ones(4)).flops == 0

@@ -10,6 +10,9 @@ the plugin cannot read is listed in ``hidden`` by module, never counted as 0 in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import torch
 
 from torch import nn
 
@@ -31,6 +34,7 @@ class ParamLayout:
     kinds: dict[str, str]  # module path -> class name
     buffers: int  # buffer elements (unique)
     hidden: dict[str, str] = field(default_factory=dict)  # module path -> unseen weights
+    notes: tuple[str, ...] = ()  # how weights were found where they are not parameters
 
     @classmethod
     def of(cls, model: nn.Module) -> ParamLayout:
@@ -55,7 +59,8 @@ class ParamLayout:
                     first_owner.setdefault(n, path)
         buffers = sum(b.numel() for b in model.buffers())
         hidden = _packed_params(model, numel, sizes, owned, first_owner, kinds)
-        return cls(numel, sizes, owned, first_owner, kinds, buffers, hidden)
+        notes = _graph_constants(model, numel, sizes, owned, first_owner) if not numel else ()
+        return cls(numel, sizes, owned, first_owner, kinds, buffers, hidden, notes)
 
     def own_params(self, path: str) -> int:
         """Elements of the parameters counted at ``path`` (their first owner)."""
@@ -130,3 +135,41 @@ def module_kind(module: nn.Module) -> str:
     """A module's class name; a scripted module's is its original class's (``Conv2d``,
     not ``RecursiveScriptModule``)."""
     return str(getattr(module, "original_name", "") or type(module).__name__)
+
+
+def _graph_constants(model: nn.Module, numel: dict[str, int], sizes: dict[str, Access],
+                     owned: dict[str, list[str]], first_owner: dict[str, str]
+                     ) -> tuple[str, ...]:
+    """A frozen TorchScript model (``torch.jit.freeze``) has no parameters: its weights
+    became tensor constants of its graph. Count its floating-point constants as the model's
+    own parameters (in place) and say so."""
+    if not isinstance(model, torch.jit.ScriptModule):
+        return ()
+    try:
+        graph = model.graph
+    except (AttributeError, RuntimeError):
+        return ()
+    found: list[torch.Tensor] = []
+
+    def walk(block: Any) -> None:
+        for node in block.nodes():
+            if node.kind() == "prim::Constant" and "Tensor" in str(node.output().type()):
+                value = node.output().toIValue()
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    found.append(value)
+            for inner in node.blocks():
+                walk(inner)
+
+    walk(graph)
+    if not found:
+        return ()
+    for i, t in enumerate(found):
+        name = f"<graph constant {i}>"
+        numel[name] = t.numel()
+        sizes[name] = access_of([t])
+        owned.setdefault("", []).append(name)
+        first_owner[name] = ""
+    total = sum(t.numel() for t in found)
+    return (f"the model has no parameters but {len(found)} floating-point tensor constants in "
+            f"its TorchScript graph (a frozen model's weights, {total:,} elements): they are "
+            f"counted as the model's own params",)

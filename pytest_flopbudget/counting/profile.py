@@ -401,7 +401,7 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
         fallback_reason=result.fallback_reason,
         dtype=deploy,
         train=train,
-        notes=tuple(result.notes),
+        notes=(*layout.notes, *result.notes),
     )
 
 
