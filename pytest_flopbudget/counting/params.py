@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from torch import nn
 
 from ..core.access import ZERO_ACCESS, Access

@@ -3,8 +3,8 @@
 sum, mean, max, min, amax, amin, argmax, argmin, prod, any, all, cumsum, cumprod: 1;
 aminmax, vector norms (abs or square, add), nansum (NaN compare, add): 2; nanmean (compare,
 add, count): 3; var, std and their ``_mean`` forms (mean: add;
-then subtract, square, add): 4; logsumexp (max, subtract, exp, add): 4; ``equal`` 1 per element (0 when the shapes differ: the
-answer is known from them). The final division of a
+then subtract, square, add): 4; logsumexp (max, subtract, exp, add): 4; ``equal`` 1 (0 when
+the shapes differ: the answer is known from them). The final division of a
 mean, the square root of a std and similar per-output work are not counted.
 """
 
