@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
 from ..core.access import ZERO_ACCESS, Access
@@ -36,6 +37,10 @@ class TensorMeta:
         return cls(tuple(int(s) for s in t.shape), t.dtype)
 
 
+#: Tensor types that hold their own data (the common case, checked first: it is hot).
+_PLAIN = frozenset({torch.Tensor, torch.nn.Parameter, FakeTensor})
+
+
 def access_of(tensors: Iterable[torch.Tensor]) -> Access:
     """The bytes of ``tensors`` as they are stored: a plain tensor at its dtype; a tensor
     subclass that wraps others (an int8 weight-only tensor with its scales, as torchao
@@ -43,7 +48,7 @@ def access_of(tensors: Iterable[torch.Tensor]) -> Access:
     plain: list[TensorMeta] = []
     wrapped = ZERO_ACCESS
     for t in tensors:
-        if is_traceable_wrapper_subclass(t):
+        if type(t) not in _PLAIN and is_traceable_wrapper_subclass(t):
             names, _ = t.__tensor_flatten__()
             wrapped = wrapped + access_of(getattr(t, n) for n in names)
         else:

@@ -29,6 +29,7 @@ Counting is the formulas' job (``ops/quantized.py``); this module only keeps sha
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,8 +68,9 @@ def _rule(*names: str) -> Callable[[Rule], Rule]:
     return decorator
 
 
+@functools.cache
 def has_rule(func: Any) -> bool:
-    """True when ``func`` (an overload) is a quantized kernel the stand-ins run."""
+    """True when ``func`` (an overload) is a kernel the stand-ins run."""
     return str(func._overloadpacket) in _RULES
 
 
@@ -125,6 +127,8 @@ class StandIns:
         return self.carrier(t, info)
 
     def any_carrier(self, args: tuple, kwargs: dict) -> bool:
+        if not self.carriers:  # no quantized tensor in this trace (yet)
+            return False
         leaves, _ = tree_flatten((args, kwargs))
         return any(self.info(t) is not None for t in leaves)
 
