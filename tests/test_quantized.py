@@ -326,3 +326,15 @@ def test_an_int8_weight_only_tensor_subclass_is_priced_at_what_it_holds():
     assert p.weight_bytes == 128 + 32 + 32
     # the linear reads x (32 floats), the weight as held (160 B) and the bias (32 B)
     assert p.records[0].read.bytes() == 128 + 160 + 32
+
+
+def test_a_real_forward_of_a_quantized_model_counts_the_same():
+    # trace="real" runs the quantized kernels; the formulas read the same packed weights
+    q = static_quantized(ResBlock(), X)
+    fake, real = profile(q, X), profile(q, X, trace="real")
+    assert (real.traced, real.unsupported) == ("real", {})
+    assert (real.macs, real.flops, real.params) == (fake.macs, fake.flops, fake.params)
+    x = torch.randn(2, 5, 8)
+    d = dynamic(Recurrent())
+    fake, real = profile(d, x), profile(d, x, trace="real")
+    assert (real.macs, real.flops, real.bytes) == (fake.macs, fake.flops, fake.bytes)
