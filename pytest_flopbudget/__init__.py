@@ -22,7 +22,7 @@ flop_budget = pytest.mark.flop_budget
 #: public name -> the module that defines it
 _LAZY = {
     "Device": "devices.device",
-    "get_device": "devices.catalog",
+    "get_device": "devices.project",
     "LayerProfile": "counting.profile",
     "ModelProfile": "counting.profile",
     "profile": "counting.profile",
@@ -33,8 +33,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from .counting.profile import LayerProfile, ModelProfile, profile
     from .counting.tracer import TraceError
-    from .devices.catalog import get_device
     from .devices.device import Device
+    from .devices.project import get_device
     from .devices.roofline import Latency
 
 

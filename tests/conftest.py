@@ -7,13 +7,51 @@ itself lazily the first time a fake-tensor trace runs (some of which register op
 libraries that cannot be registered twice). Tracing once here, before any ``pytester`` run,
 loads them for the whole session (matplotlib has the same problem: the HTML report's charts
 are drawn once here too).
+
+The ``once_per_run`` fixture lets a fixture that runs a whole project in a subprocess run it
+once per test run, even when xdist splits the tests that use it between workers.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
+
+Once = Callable[[str, Callable[[Path], str]], tuple[Path, str]]
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Once:
+    """``once_per_run(name, make) -> (directory, text)``: see :func:`run_once`."""
+    return lambda name, make: run_once(tmp_path_factory, name, make)
+
+
+def run_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+             make: Callable[[Path], str]) -> tuple[Path, str]:
+    """``(directory, text)``: ``make(directory)`` runs once for the whole test run and returns
+    ``text``. Under xdist every worker's base temporary directory is in the run's own, so the
+    workers share one directory there: the first to ask runs ``make`` under a file lock, the
+    others wait for it and read what it returned. A ``make`` that raises is run again by the
+    next worker to ask (and fails there too)."""
+    from filelock import FileLock  # a dependency of torch
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    directory, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            text = make(directory)
+            done.write_text(text)
+        return directory, done.read_text()
 
 
 def _warm_up() -> None:

@@ -575,36 +575,3 @@ def test_linear(flop_budget):
     assert float(props["flopbudget.Linear.latency_s"]) > 0
     assert props["flopbudget.Linear#2.flops"] == "2001000"  # the second model of the test
     assert len(props) == 14
-
-
-# -- xdist -------------------------------------------------------------------------------
-XDIST = """
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
-def test_linear(flop_budget, n):
-    flop_budget(nn.Linear(1000, 1000 * n // 2), x())
-
-def test_net(flop_budget):
-    flop_budget(Net().eval(), x())
-"""
-
-
-def test_xdist_saves_and_compares_exactly_as_a_serial_run(pytester, tmp_path):
-    pytest.importorskip("xdist")
-    pytester.makepyfile(test_par=models(1000) + XDIST)
-    serial, parallel = tmp_path / "serial.json", tmp_path / "parallel.json"
-    save(pytester, serial).assert_outcomes(passed=7)
-    save(pytester, parallel, "-n", "2").assert_outcomes(passed=7)
-    assert serial.read_bytes() == parallel.read_bytes()
-    assert len(json.loads(serial.read_text())["tests"]) == 7
-
-    pytester.makepyfile(test_par=models(2000) + XDIST)
-    args = (f"--flop-baseline={serial}", "--flop-max-growth=flops:10%")
-    one = pytester.runpytest(*args, f"--flop-markdown={tmp_path / 'one.md'}")
-    two = pytester.runpytest(*args, "-n", "2", f"--flop-markdown={tmp_path / 'two.md'}")
-    for result in (one, two):
-        result.assert_outcomes(passed=6, failed=1)
-        result.stdout.fnmatch_lines(["*flops: 4,002,000 -> 6,003,000 (+50.0%) > max growth "
-                                     "10% (--flop-max-growth)"])
-    assert section(one) == section(two)
-    assert "1 regressed, 6 within limits, 0 new, 0 missing" in section(two)
-    assert (tmp_path / "one.md").read_text() == (tmp_path / "two.md").read_text()

@@ -230,19 +230,6 @@ def test_c(flop_budget):
     assert macs() == {"test_two.py::test_a": 110}
 
 
-def test_a_filtered_save_under_xdist_merges_the_same_way(pytester, tmp_path):
-    pytest.importorskip("xdist")
-    serial, parallel = tmp_path / "s.json", tmp_path / "p.json"
-    pytester.makepyfile(test_two=TWO.format(a=10, b=TEST_B))
-    for path in (serial, parallel):
-        pytester.runpytest(f"--flop-save-baseline={path}").assert_outcomes(passed=2)
-    pytester.makepyfile(test_two=TWO.format(a=11, b=""))
-    pytester.runpytest("-k", "test_a", f"--flop-save-baseline={serial}")
-    pytester.runpytest("-n", "2", "-k", "test_a", f"--flop-save-baseline={parallel}")
-    assert serial.read_bytes() == parallel.read_bytes()
-    assert sorted(json.loads(parallel.read_text())["tests"]) == ["test_two.py::test_a"]
-
-
 def test_saving_over_a_file_that_is_not_a_baseline_refuses(pytester, tmp_path):
     target = tmp_path / "report.json"
     target.write_text('{"schema": "pytest-flopbudget/1", "tests": []}')

@@ -225,7 +225,8 @@ def test_standalone_calibrate_honours_host_file(tmp_path, monkeypatch, capsys):
                                       f"host_file")
     written: list[Path] = []
 
-    def fake_calibrate(path: Path, quick: bool = False, log=None):  # no 10 s of benchmarks
+    def fake_calibrate(path: Path, quick: bool = False, log=None, runtime: str = "eager",
+                       name: str = "host"):  # no 10 s of benchmarks
         from pytest_flopbudget.devices.device import Device
 
         written.append(path)

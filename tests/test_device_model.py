@@ -112,9 +112,11 @@ def test_activations_that_fit_on_chip_use_the_onchip_bandwidth():
     big = OpRecord("aten.relu", "r", "elementwise", 0, 100_000, fp32(100_000),
                    fp32(100_000))
     dev = Device("d", 1e15, 1e9, onchip_bytes=65_536, onchip_bandwidth=1e10)
-    # 8,000 bytes fit in 64 KiB: 8,000 / 1e10 = 0.8 us; 800,000 bytes do not: 800 us
+    # 8,000 bytes fit in 64 KiB: 8,000 / 1e10 = 0.8 us
     assert predict(Prof([relu]), dev).seconds == pytest.approx(0.8e-6)
-    assert predict(Prof([big]), dev).seconds == pytest.approx(800e-6)
+    # 800,000 bytes do not: the cache keeps 65,536 / 800,000 of them, at 1e10 B/s: 6.5536 us;
+    # the other 734,464 bytes come at 1e9 B/s: 734.464 us; 741.0176 us in all
+    assert predict(Prof([big]), dev).seconds == pytest.approx(741.0176e-6)
 
 
 def test_weights_beyond_the_cache_stream_over_the_link():
@@ -180,7 +182,9 @@ def test_efficiency_and_overhead_by_operator_then_kind_then_class():
 
 
 @pytest.mark.parametrize("figures,message", [
-    ({"fusion": "all"}, "fusion must be one of 'none', 'epilogue', got 'all'"),
+    ({"fusion": "all"}, "fusion must be one of 'none', 'epilogue', 'onnxruntime', got 'all'"),
+    ({"compute_efficiency": {"conv": 1.5}}, "compute_efficiency.conv = 1.5 is above 1"),
+    ({"fresh_output_bandwidth": 0.0}, "fresh_output_bandwidth must be positive"),
     ({"tile": {"rows": 8}}, "tile.rows: unknown dimension"),
     ({"tile": {"out": 0}}, "tile.out must be a whole number >= 1, got 0"),
     ({"cores": 3, "cores_used": 4}, "cores_used = 4 is more than cores = 3"),
@@ -305,3 +309,98 @@ def test_a_compiled_runtime_runs_conv_bn_relu_as_one_kernel():
     # FLOPs unchanged: conv 2 x 3,456 MACs + 128 bias adds; bn eval 4 x 128; relu 128
     assert kernel.flops == p.flops == 6_912 + 128 + 512 + 128
     assert [r.fused_into for r in lat.layers] == ["", "", "0", "0"]
+
+
+# --- ONNX Runtime's fusions (fusion = "onnxruntime") ----------------------------------------
+def test_onnxruntime_fuses_conv_bn_add_relu_as_its_nchwc_convolution():
+    first, second = units(BLOCK, "onnxruntime")
+    # conv, folded bn, the residual add (Sum) and the relu (activation) are one node, the
+    # same traffic as the epilogue fusion: x and weight 10,000 + residual 1,000 read
+    assert first.ops == ("aten.convolution", "aten.batch_norm", "aten.add", "aten.relu")
+    assert first.read == fp32(11_000) and first.written == fp32(1_000)
+    # conv2 and add2: the add is conv2's Sum
+    assert second.ops == ("aten.convolution", "aten.add")
+
+
+def _chain(*specs: tuple[str, str, str]) -> list[OpRecord]:
+    """Records each reading the previous one's 1,000-float result: ``(op, class, kind)``."""
+    return [OpRecord(op, f"m{i}", cls, 0, 1_000, fp32(1_000), fp32(1_000), call=i,
+                     inputs=(i - 1,) if i else (), kind=kind)
+            for i, (op, cls, kind) in enumerate(specs)]
+
+
+def test_onnxruntime_fuses_only_its_listed_epilogues():
+    conv = ("aten.conv2d", "conv", "conv3x3")
+    gelu = ("aten.gelu", "elementwise", "transcendental")
+    relu = ("aten.relu", "elementwise", "arithmetic")
+    add = ("aten.add", "elementwise", "arithmetic")
+    mul = ("aten.mul", "elementwise", "arithmetic")
+    linear = ("aten.linear", "matmul", "")
+    ln = ("aten.layer_norm", "norm", "")
+    ops = lambda rs, fusion="onnxruntime": [u.ops for u in units(rs, fusion)]  # noqa: E731
+    # a GELU after a convolution is a node of its own (not an ORT conv activation)
+    assert ops(_chain(conv, gelu)) == [("aten.conv2d",), ("aten.gelu",)]
+    # an activation ends the epilogue: a later add is a node of its own
+    assert ops(_chain(conv, relu, add)) == [("aten.conv2d", "aten.relu"), ("aten.add",)]
+    # at most one add
+    assert ops(_chain(conv, add, add, relu)) == [("aten.conv2d", "aten.add"),
+                                                 ("aten.add",), ("aten.relu",)]
+    # a matrix product takes a bias add, a scale and a relu (Gemm, FusedMatMul, FusedGemm)
+    assert ops(_chain(linear, add, mul, relu)) == [("aten.linear", "aten.add", "aten.mul",
+                                                    "aten.relu")]
+    assert ops(_chain(linear, gelu)) == [("aten.linear",), ("aten.gelu",)]
+    # no general elementwise fusion: layer norm, GELU, mul, add run as four nodes, where
+    # the compiled-epilogue model fuses the pointwise three after the norm
+    chain = _chain(ln, gelu, mul, add)
+    assert ops(chain) == [("aten.layer_norm",), ("aten.gelu",), ("aten.mul",), ("aten.add",)]
+    assert ops(chain, "epilogue") == [("aten.layer_norm",),
+                                      ("aten.gelu", "aten.mul", "aten.add")]
+
+
+def test_onnxruntime_layout_copies_are_real_transposes():
+    copy = OpRecord("aten.clone", "flat", "data", 0, 0, fp32(1_000), fp32(1_000), call=0,
+                    kind="layout")
+    ort = Device("d", 1e9, 1e9, overhead=1e-6, fusion="onnxruntime")
+    # 8,000 bytes at 1 GB/s + 1 us, as eager (the epilogue model takes them as free)
+    assert predict(Prof([copy]), ort).seconds == pytest.approx(9e-6)
+
+
+def test_compute_ceilings_act_on_the_compute_term_only():
+    # a 36,000-FLOP conv reading 10,000 and writing 1,000 floats (44,000 bytes): at 1e9 FLOP/s
+    # and 1e9 B/s memory-bound (44 us > 36 us); a compute ceiling of 0.5 makes it 72 us of
+    # compute, now compute-bound; efficiency 0.8 then divides the larger term: 90 us
+    dev = Device("d", 1e9, 1e9, compute_efficiency={"conv2d": 0.5})
+    [t] = predict(Prof([CONV]), dev).ops
+    assert (t.bare_compute, t.bare_memory) == (pytest.approx(36e-6), pytest.approx(44e-6))
+    assert t.seconds == pytest.approx(72e-6) and t.bound == "compute"
+    both = Device("d", 1e9, 1e9, compute_efficiency={"conv": 0.5}, efficiency={"conv": 0.8})
+    assert predict(Prof([CONV]), both).seconds == pytest.approx(90e-6)
+    # a ceiling of 0.9 leaves it memory-bound: 44 us
+    assert predict(Prof([CONV]), Device("d", 1e9, 1e9, compute_efficiency={"conv": 0.9})
+                   ).seconds == pytest.approx(44e-6)
+
+
+def test_fresh_outputs_pay_their_first_touch():
+    big = OpRecord("aten.relu", "r", "elementwise", 0, 10_000_000, fp32(10_000_000),
+                   fp32(10_000_000))
+    small = OpRecord("aten.relu", "r", "elementwise", 0, 1_000, fp32(1_000), fp32(1_000),
+                     call=1)
+    dev = Device("d", 1e15, 1e10, fresh_output_bytes=32 << 20, fresh_output_bandwidth=4e9)
+    # 80,000,000 bytes at 1e10: 8 ms; its 40,000,000-byte output (>= 32 MiB) is first
+    # touched at 4e9 B/s: 10 ms more
+    [t] = predict(Prof([big]), dev).ops
+    assert t.fresh_seconds == pytest.approx(10e-3) and t.seconds == pytest.approx(18e-3)
+    # 4,000 bytes written: no fresh output; 8,000 bytes at 1e10 = 0.8 us
+    assert predict(Prof([small]), dev).seconds == pytest.approx(0.8e-6)
+
+
+def test_recurrent_weights_that_fit_the_cache_are_read_from_it_every_step():
+    lstm = OpRecord("aten.lstm", "rnn", "recurrent", 0, 0, fp32(2_000), fp32(1_000),
+                    steps=11, step_read=fp32(1_000), weights=fp32(1_000))
+    cache = Device("d", 1e15, 1e9, onchip_bytes=65_536, onchip_bandwidth=1e10)
+    # 3,000 floats (12,000 bytes) of which 8,000 activation bytes fit: 0.8 us; 4,000 weight
+    # bytes at 1e9: 4 us; 10 later steps re-read 4,000 bytes from the cache: 4 us
+    assert predict(Prof([lstm]), cache).seconds == pytest.approx(8.8e-6)
+    # a scratchpad (no onchip_bandwidth) keeps them for free: 12,000 bytes at 1e9 = 12 us
+    pad = Device("d", 1e15, 1e9, onchip_bytes=65_536)
+    assert predict(Prof([lstm]), pad).seconds == pytest.approx(12e-6)

@@ -18,11 +18,19 @@ import pytest
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.edge import networks as N
-from bench.edge.rows import load, load_rows
 from pytest_flopbudget import profile
+
+# ``bench/`` is not a package on the path: the repository root is put there only while its
+# modules are imported. Left there, it changes how the package's own modules are found and
+# every later in-process ``pytester`` run warns that the package could not be
+# assertion-rewritten.
+_ROOT = str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, _ROOT)
+try:
+    from bench.edge import networks as N
+    from bench.edge.rows import load, load_rows
+finally:
+    sys.path.remove(_ROOT)
 
 
 def build(name: str, **kwargs: object) -> nn.Module:

@@ -73,16 +73,24 @@ def run_example(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    out = tmp_path_factory.mktemp("example") / "flop.json"
-    result = run_example("--flop-report", f"--flop-json={out}")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout, json.loads(out.read_text())
+def default_run(once_per_run) -> tuple[str, dict[str, Any]]:
+    def run(directory: Path) -> str:
+        result = run_example("--flop-report", f"--flop-json={directory / 'flop.json'}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    directory, stdout = once_per_run("example_default", run)
+    return stdout, json.loads((directory / "flop.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def over_budget_run() -> subprocess.CompletedProcess[str]:
-    return run_example("-m", "over_budget")
+def over_budget_run(once_per_run) -> subprocess.CompletedProcess[str]:
+    def run(directory: Path) -> str:
+        result = run_example("-m", "over_budget")
+        return json.dumps([result.args, result.returncode, result.stdout, result.stderr])
+
+    _, text = once_per_run("example_over_budget", run)
+    return subprocess.CompletedProcess(*json.loads(text))
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from pytest_flopbudget.devices.catalog import get_device
+from pytest_flopbudget.devices.project import get_device
 
 TESTS_DIR = Path(__file__).parent
 CONFTEST = f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})\n"
@@ -135,25 +135,30 @@ def points(section: Node) -> list[Node]:
 
 # -- the report of the project, made once --------------------------------------------------
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def report(once_per_run) -> dict[str, Any]:
     pytest.importorskip("matplotlib")
-    root = tmp_path_factory.mktemp("html_project")
-    (root / "conftest.py").write_text(CONFTEST)
-    (root / "test_models.py").write_text(PROJECT)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
+
+    def run(root: Path) -> str:
+        (root / "conftest.py").write_text(CONFTEST)
+        (root / "test_models.py").write_text(PROJECT)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+             f"--flop-html={root / 'out' / 'report.html'}", f"--flop-json={root / 'flop.json'}",
+             "test_models.py"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert "2 passed" in proc.stdout and "1 failed" in proc.stdout and "1 error" in \
+            proc.stdout, proc.stdout + proc.stderr
+        return proc.stdout
+
+    root, stdout = once_per_run("html_project", run)
     out = root / "out" / "report.html"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-         f"--flop-html={out}", f"--flop-json={root / 'flop.json'}", "test_models.py"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert "2 passed" in proc.stdout and "1 failed" in proc.stdout and "1 error" in \
-        proc.stdout, proc.stdout + proc.stderr
     text = out.read_text()
     doc = json.loads((root / "flop.json").read_text())
     return {"path": out, "text": text, "doc": parse(text), "json": doc,
-            "stdout": proc.stdout, "measured": {t["nodeid"].split("::")[-1]:
-                                                t["measurements"] for t in doc["tests"]}}
+            "stdout": stdout, "measured": {t["nodeid"].split("::")[-1]: t["measurements"]
+                                           for t in doc["tests"]}}
 
 
 def test_the_terminal_names_the_file_and_no_temp_file_is_left(report):
@@ -367,41 +372,11 @@ def test_the_report_renders_in_chromium(chromium, report, tmp_path):
     assert first == "lstm"
 
 
-# -- through the plugin: xdist and the optional extra ---------------------------------------
+# -- through the plugin: the optional extra ----------------------------------------------
 @pytest.fixture
 def project(pytester):
     pytester.makeconftest(CONFTEST)
     return pytester
-
-
-XDIST_TESTS = """
-import pytest, torch
-from torch import nn
-from reference_models import VibrationClassifier
-
-@pytest.mark.flop_budget(max_latency_ms=5, device="npu")
-def test_vibration(flop_budget):
-    flop_budget(VibrationClassifier().eval(), torch.randn(1, 1, 1024))
-
-@pytest.mark.parametrize("n", [1, 2, 3])
-@pytest.mark.flop_budget(max_mflops=3)
-def test_linear(flop_budget, n):
-    flop_budget(nn.Linear(100 * n, 100), torch.randn(1, 100 * n))
-"""
-
-
-def test_xdist_report_covers_every_worker_and_matches_a_serial_run(project,
-                                                                    tmp_path):
-    pytest.importorskip("xdist")
-    project.makepyfile(XDIST_TESTS)
-    serial = project.runpytest("-p", "no:randomly", f"--flop-html={tmp_path / 's.html'}")
-    parallel = project.runpytest("-n", "2", f"--flop-html={tmp_path / 'p.html'}")
-    for result in (serial, parallel):
-        result.assert_outcomes(passed=3, failed=1)
-    text = (tmp_path / "p.html").read_text()
-    names = set(sections(parse(text)))
-    assert names == {"test_vibration", *(f"test_linear[{n}]" for n in range(1, 4))}
-    assert text == (tmp_path / "s.html").read_text()
 
 
 def test_without_matplotlib_the_option_is_a_usage_error_naming_the_extra(project,

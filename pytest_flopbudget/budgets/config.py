@@ -36,7 +36,8 @@ from ..core.text import suggest
 from ..core.tomlio import TomlError, read_toml
 from ..devices.catalog import Catalog
 from ..devices.device import Device, DeviceError
-from ..devices.device_file import DEFAULT_PATH, HOST, load_host
+from ..devices.device_file import DEFAULT_PATH, HOST
+from ..devices.project import device_file_path, find_root, host_missing, project_catalog
 from .limits import KNOWN, BudgetError, check_arguments
 
 SECTION = "[tool.flopbudget]"
@@ -67,6 +68,7 @@ class Config:
     settings: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     host_path: Path = DEFAULT_PATH  # where the calibrated host device is read/written
+    device_files: list[Path] = field(default_factory=list)  # read into the catalog
     error: str | None = None
 
     def layers_for(self, nodeid: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -86,10 +88,7 @@ class Config:
         """The device called ``name`` from the session's catalog; ``host`` without a
         calibration file says how to make one."""
         if name == HOST and HOST not in self.catalog.names:
-            raise DeviceError(f"device 'host' is this machine once calibrated, and there is "
-                              f"no calibration file at {self.host_path}: run 'pytest "
-                              f"--flop-calibrate' or 'python -m pytest_flopbudget calibrate' "
-                              f"to measure this machine and write it")
+            raise DeviceError(host_missing(self.host_path))
         return self.catalog.get(name)
 
     def where(self, *keys: str) -> str:
@@ -127,32 +126,37 @@ def load(rootdir: Path, host_file: Path | None = None) -> Config:
     return config
 
 
-def host_file_setting(start: Path) -> tuple[Path, str]:
-    """Where the calibrated ``host`` device is written and read, for ``python -m
-    pytest_flopbudget calibrate`` run in ``start``: ``host_file`` of the nearest
-    ``pyproject.toml`` (``start`` or a parent) with a ``[tool.flopbudget]`` table, relative
-    to that file's directory (default ``.flopbudget/host.toml`` there); without one,
-    ``.flopbudget/host.toml`` under ``start``. Returns ``(path, why that path)``; a bad
-    ``host_file`` raises :class:`ConfigError` naming the key."""
-    for folder in (start, *start.parents):
-        path = folder / "pyproject.toml"
-        if not path.is_file():
-            continue
+def host_file_setting(start: Path, name: str = HOST) -> tuple[Path, str]:
+    """Where ``python -m pytest_flopbudget calibrate [--name NAME]`` run in ``start`` writes
+    device ``name``: under the project root (the nearest folder, ``start`` or a parent, with
+    a ``pyproject.toml`` holding ``[tool.flopbudget]`` or a ``.flopbudget`` folder; else
+    ``start``), ``.flopbudget/NAME.toml``; for ``host``, the root's ``[tool.flopbudget]
+    host_file`` when it sets one. Returns ``(path, why that path)``; a bad ``host_file``
+    raises :class:`ConfigError` naming the key."""
+    try:
+        root = find_root(start)
+    except DeviceError as exc:
+        raise ConfigError(str(exc)) from None
+    if root is None:
+        return (start / device_file_path(Path(), name),
+                "the default (no project: no pyproject.toml with [tool.flopbudget] and no "
+                ".flopbudget folder here or above)")
+    path = root / "pyproject.toml"
+    section: Mapping[str, Any] = {}
+    if path.is_file():
         try:
             data = read_toml(path, str(path))
         except TomlError as exc:
             raise ConfigError(str(exc)) from None
-        section = data.get("tool", {}).get("flopbudget")
-        if not isinstance(section, Mapping):
-            continue
-        setting = section.get("host_file")
-        if setting is None:
-            return folder / DEFAULT_PATH, f"the default next to {path}"
-        if not isinstance(setting, str) or not setting.strip():
-            raise ConfigError(f"{path} [tool.flopbudget]: host_file must be a file path (a "
-                              f"string), got {setting!r}")
-        return folder / setting, f"{path} [tool.flopbudget] host_file"
-    return start / DEFAULT_PATH, "the default (no pyproject.toml with [tool.flopbudget])"
+        found = data.get("tool", {}).get("flopbudget")
+        section = found if isinstance(found, Mapping) else {}
+    setting = section.get("host_file") if name == HOST else None
+    if setting is None:
+        return root / device_file_path(Path(), name), f"the default in the project at {root}"
+    if not isinstance(setting, str) or not setting.strip():
+        raise ConfigError(f"{path} [tool.flopbudget]: host_file must be a file path (a "
+                          f"string), got {setting!r}")
+    return root / setting, f"{path} [tool.flopbudget] host_file"
 
 
 def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
@@ -188,14 +192,11 @@ def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
     if not isinstance(host_setting, str) or not host_setting.strip():
         raise ConfigError(f"{config.where()}: host_file must be a file path (a string), "
                           f"got {host_setting!r}")
-    config.host_path = host = host_file or rootdir / host_setting
-    catalog = Catalog.builtin()
-    if host.is_file():
-        catalog = catalog.with_tables(load_host(host), str(host))
-    devices = section.get("devices", {})
-    if devices:
-        catalog = catalog.with_tables(devices, config.where("devices"))
-    config.catalog = catalog
+    config.host_path = host_file or rootdir / host_setting
+    found = project_catalog(rootdir, section, devices_where=config.where("devices"),
+                            host_file=config.host_path)
+    config.catalog = found.catalog
+    config.device_files = list(found.files)
     for where, args in [(config.where(), config.defaults),
                         *[(f"{config.where('tests')}.{_quote(p)}", a)
                           for p, a in config.tests.items()]]:

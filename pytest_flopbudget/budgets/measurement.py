@@ -15,6 +15,7 @@ from ..core.metrics import METRICS, fields_of
 from ..core.paths import under
 from ..core.text import close_matches
 from ..devices.device import Device
+from ..devices.fit import terms
 from .limits import Budget, BudgetError, Violation, check, usage
 
 if TYPE_CHECKING:  # a measurement is made from a profile; reading one needs no torch
@@ -106,6 +107,9 @@ class Measurement:
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: modules whose weights the plugin cannot see: ``{path: why}``
     hidden_weights: dict[str, str] = field(default_factory=dict)
+    #: the prediction's fit terms (``devices.fit.Term.to_list()``, one per operator, kind
+    #: and class): what ``python -m pytest_flopbudget fit`` fits a device's figures to
+    terms: list[list[Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, name: str, prof: ModelProfile, device: Device, budget: Budget) -> Measurement:
@@ -148,6 +152,7 @@ class Measurement:
             usage=usage(values, budget.limits),
             modules=modules,
             hidden_weights=hidden,
+            terms=[t.to_list() for t in terms(lat)],
         )
 
     @property
@@ -171,6 +176,7 @@ class Measurement:
             **({"modules": {path: module_dict(m) for path, m in self.modules.items()}}
                if self.modules else {}),
             **({"hidden_weights": dict(self.hidden_weights)} if self.hidden_weights else {}),
+            "terms": self.terms,
             **self.extra,
         }
 

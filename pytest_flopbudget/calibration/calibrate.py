@@ -1,31 +1,36 @@
-"""Measure this machine and describe it as a device called ``host``.
+"""Measure this machine through a runtime and describe it as a device (``host`` by default).
 
-``calibrate()`` runs short microbenchmarks with PyTorch on the CPU, at the default torch
-thread count, under ``torch.inference_mode``:
+``calibrate()`` measures in two steps, with the same mechanism that fits the edge catalog
+(:func:`pytest_flopbudget.devices.fit.fit`):
 
-* ``peak_flops.fp32``: FLOP/s of a large square fp32 GEMM (``2 n^3`` FLOPs);
-* ``bandwidth``: bytes/s of a streaming copy of a buffer four times the largest cache (bytes
-  read plus bytes written, STREAM's convention for a copy);
-* ``overhead``: seconds per counted operator of chains of tiny operators (a few dozen
-  elements, so arithmetic and traffic are negligible), one chain per operator kind (conv,
-  depthwise conv, linear, attention, relu, add, layer norm, batch norm, max pool, cat), the
-  median over the kinds: what eager PyTorch typically spends dispatching one operator;
-* ``efficiency.<class>``: for every operator class, a few representative cases of ordinary
-  sizes (a CNN's feature pyramid for convolutions, common token counts for matrix products,
-  LSTM and GRU cells...). Their operators are counted by this package's own tracer and
-  priced on the bare roofline (the measured peak and bandwidth, efficiency 1), so a factor
-  is exactly the gap between what :mod:`pytest_flopbudget.roofline` would predict and what
-  runs: ``roofline time / (measured time - overhead paid)``, clamped to ``(0, 1]`` for each
-  case; the class's factor is their geometric mean (every case counts the same);
-* ``onchip_bytes``: the largest CPU cache (``/sys/devices/system/cpu/cpu0/cache``);
-* ``memory_bytes``: ``MemTotal`` in ``/proc/meminfo``.
+1. **Structural figures**, from a GEMM and streaming kernels (:mod:`.structure`): the fp32
+   peak, the DRAM bandwidth, the cache's bandwidth and how much it holds, and for eager
+   PyTorch what fresh output memory costs. With the runtime's ``fusion`` they make the
+   *structural device*.
+2. **Free figures**, fitted: every microbenchmark of :mod:`.microbench` is a *row*, its
+   operators counted by this package's tracer and priced on the structural device (one fit
+   term per kernel), with its measured seconds. Robust least squares on the relative error
+   finds the compute ceilings (``compute_efficiency``: convolution kinds, matrix products,
+   transcendental functions...), the efficiencies (memory-bound kinds: arithmetic, norms,
+   pooling, data movement...) and the per-operator overheads that make the roofline match
+   the rows (:data:`FREE`). A few figures are derived from fitted ones (:func:`derive`):
+   the default overhead, and the class-level entries that stand for operators no row runs.
 
-Every figure is written with its source (what was run, the median of how many repeats, the
-CPU, the torch version, the thread count and the date). Nothing here is fitted to any model a
-user will predict: the microbenchmarks are fixed.
+**Passes**: the probes and rows are measured in passes until two passes in a row agree
+(:func:`agree`: the median over rows of ``|t2 / t1 - 1|`` within :data:`AGREE_MEDIAN` and
+nine rows in ten within :data:`AGREE_P90`), at most :data:`MAX_PASSES`. Figures come from
+the median over passes; each figure is also fitted pass by pass and its spread over passes
+(lowest to highest) is written in its source. Samples other processes disturbed are dropped
+and taken again (:class:`~.timing.Timer`); when passes never agree, or samples could only be
+taken disturbed, the file says the machine was too noisy to trust, and so does the log.
 
-The result is written as TOML in the schema of ``devices.toml`` (``[devices.host]``), by
-default to ``.flopbudget/host.toml``; :mod:`pytest_flopbudget.device_file` reads it back.
+``runtime``: ``"eager"`` (PyTorch, ``fusion = "none"``) or ``"onnxruntime"`` (the rows
+exported with ``torch.onnx.export(..., dynamo=True)`` and timed in ONNX Runtime's CPU
+execution provider, ``fusion = "onnxruntime"``; see :mod:`.onnx_runtime`).
+
+The result is written as TOML in the schema of ``devices.toml`` (``[devices.NAME]``), each
+figure with its source (what was measured, how, when, on which CPU), the rows' residuals as
+comments; :mod:`pytest_flopbudget.devices.device_file` reads it back.
 """
 
 from __future__ import annotations
@@ -35,136 +40,333 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from ..core.files import atomic_write
-from ..core.op_classes import OP_CLASSES
 from ..counting.profile import profile
 from ..devices.device import Device
-from ..devices.device_file import DEFAULT_PATH, HOST, device_toml, host_device
-from ..devices.roofline import op_time
+from ..devices.device_file import DEFAULT_PATH, HOST, device_toml
+from ..devices.fit import Fit, Row, fit, terms, used_by
 from .hostinfo import CACHE_DIR, MEMINFO, cpu_model, largest_cache, mem_total
-from .microbench import (
-    CLASS_BENCHES,
-    GEMM_N,
-    TINY_CHAIN,
-    Bench,
-    gemm,
-    overhead_benches,
-    streaming_copy,
+from .microbench import GEMM_N, Bench, rows
+from .structure import (
+    FRESH_RATIO,
+    FRESH_SIZES,
+    STREAM_BYTES,
+    Probe,
+    clone_probe,
+    dram_buffer,
+    effective_cache,
+    fresh_outputs,
+    gemm_flops,
+    gemm_probe,
+    onchip_buffer,
+    rate,
+    size_text,
+    stream_probe,
+    stream_rate,
+    sweep_buffers,
 )
-from .timing import Timer, Timing
+from .timing import Pass, Timer, TimerLike
 
 FALLBACK_ONCHIP = 1 << 20  # 1 MiB when no cache size can be read
+#: The streaming kernels of the bandwidths (eager PyTorch).
+STREAMS = ("copy", "add", "sum")
+#: Two passes agree when the median over rows of |t2 / t1 - 1| is at most this...
+AGREE_MEDIAN = 0.05
+#: ...and nine rows in ten change by at most this.
+AGREE_P90 = 0.20
+#: Passes at most (the full calibration); a quick one runs one pass and says so.
+MAX_PASSES = 3
+#: No pass starts once the calibration has run this long (seconds): on a machine so busy
+#: that passes take minutes, the file says it is too noisy rather than run for a quarter hour.
+DEADLINE_S = 120.0
+
+#: The free figures fitted for each runtime. Compute-bound kinds get a compute ceiling
+#: (``compute_efficiency``), memory-bound ones an efficiency, transcendental functions both
+#: (their own ceiling each: tanh costs far more per element than a sigmoid); overheads per
+#: operator class, per recurrent step of LSTM and GRU.
+_CEILINGS = ("conv3x3", "pointwise_conv", "conv2d", "conv1d", "conv3d", "transposed_conv",
+             "depthwise_conv", "matmul", "aten.lstm", "aten.gru",
+             "aten.scaled_dot_product_attention", "aten._native_multi_head_attention",
+             "aten._transformer_encoder_layer_fwd", "aten.gelu", "aten.sigmoid", "aten.silu",
+             "aten.tanh", "aten.exp", "aten.erf", "aten.softmax", "aten.max_pool2d",
+             "pooling")
+_EFFICIENCIES = ("depthwise_conv", "matrix_vector", "arithmetic", "transcendental",
+                 "channel_affine", "norm", "aten.layer_norm", "pooling", "data", "layout")
+_OVERHEADS = ("conv", "depthwise_conv", "matmul", "attention", "elementwise", "aten.gelu",
+              "norm", "channel_affine", "pooling", "data", "aten.lstm", "aten.gru")
+_FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
+         *(f"efficiency.{k}" for k in _EFFICIENCIES),
+         *(f"overheads.{k}" for k in _OVERHEADS))
+FREE: dict[str, tuple[str, ...]] = {"eager": _FREE, "onnxruntime": _FREE}
+#: Class- or kind-level entries derived from operator-level fitted ones, for operators no
+#: row runs: ``{entry: (how, [entries it comes from])}``; ``overhead`` is the median of the
+#: fitted overheads.
+DERIVED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "compute_efficiency.transcendental": (
+        "geometric mean", tuple(f"compute_efficiency.aten.{op}" for op in (
+            "gelu", "sigmoid", "silu", "tanh", "exp", "erf", "softmax"))),
+    "compute_efficiency.recurrent": (
+        "geometric mean", ("compute_efficiency.aten.lstm", "compute_efficiency.aten.gru")),
+    "compute_efficiency.attention": (
+        "geometric mean", tuple(f"compute_efficiency.aten.{op}" for op in (
+            "scaled_dot_product_attention", "_native_multi_head_attention",
+            "_transformer_encoder_layer_fwd"))),
+    "overheads.recurrent": ("median", ("overheads.aten.lstm", "overheads.aten.gru")),
+}
 
 
 # --- pure computations (no timing) -------------------------------------------------------
-def gemm_flops(n: int, m: int | None = None, k: int | None = None) -> int:
-    """FLOPs of an ``(n x k) @ (k x m)`` matrix product: ``2 n m k`` (``2 n^3`` when square)."""
-    m = n if m is None else m
-    k = n if k is None else k
-    return 2 * n * m * k
+def changes(before: Sequence[float], after: Sequence[float]) -> list[float]:
+    """``|after / before - 1|`` per row."""
+    return [abs(b / a - 1) for a, b in zip(before, after, strict=True)]
 
 
-def rate(amount: float, seconds: float) -> float:
-    """``amount`` per second (FLOP/s from FLOPs, bytes/s from bytes)."""
-    if seconds <= 0 or not math.isfinite(seconds):
-        raise ValueError(f"seconds must be positive and finite, got {seconds!r}")
-    return amount / seconds
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of ``values``, linearly interpolated between ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    pos = q * (len(ordered) - 1)
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def copy_bytes(nbytes: int) -> int:
-    """Bytes a copy of an ``nbytes`` buffer moves: it reads ``nbytes`` and writes ``nbytes``."""
-    return 2 * nbytes
+def agreement(before: Sequence[float], after: Sequence[float]) -> tuple[float, float]:
+    """``(median, 90th percentile)`` over rows of ``|after / before - 1|``."""
+    moved = changes(before, after)
+    return statistics.median(moved), percentile(moved, 0.9)
 
 
-def efficiency_from(roofline_s: float, measured_s: float, overhead_s: float = 0.0) -> float:
-    """Fraction of the roofline attained: ``roofline_s / (measured_s - overhead_s)``, clamped
-    to ``(0, 1]``.
-
-    ``overhead_s`` is the fixed time the roofline model adds on top (per-operator overhead
-    times operators/steps), so the factor only covers what the roofline does not. When the
-    overhead alone accounts for the measured time, nothing is left to explain: 1.0.
-    """
-    if roofline_s <= 0:
-        raise ValueError(f"roofline time must be positive, got {roofline_s!r}")
-    if measured_s <= 0:
-        raise ValueError(f"measured time must be positive, got {measured_s!r}")
-    left = measured_s - max(overhead_s, 0.0)
-    if left <= 0:
-        return 1.0
-    return min(1.0, roofline_s / left)
+def agree(before: Sequence[float], after: Sequence[float]) -> bool:
+    """Whether two passes' row times agree (see the module docstring)."""
+    median, p90 = agreement(before, after)
+    return median <= AGREE_MEDIAN and p90 <= AGREE_P90
 
 
-def geometric_mean(factors: Sequence[float]) -> float:
-    """Geometric mean of positive factors: one efficiency for a class from its cases, each
-    case counting the same however long it runs (``[0.25, 1.0]`` -> 0.5)."""
-    if not factors or any(f <= 0 for f in factors):
-        raise ValueError(f"need positive factors, got {list(factors)!r}")
-    return math.exp(sum(math.log(f) for f in factors) / len(factors))
+def median_over(passes: Sequence[Sequence[float]]) -> list[float]:
+    """Per row, the median over passes."""
+    return [statistics.median(column) for column in zip(*passes, strict=True)]
 
 
-def overhead_from(measured_s: float, roofline_s: float, operators: int) -> float:
-    """Seconds per operator of a benchmark whose arithmetic is negligible: what its measured
-    time exceeds its bare roofline time by, per operator (never below 0)."""
-    if operators <= 0:
-        raise ValueError(f"operators must be positive, got {operators!r}")
-    return max(0.0, (measured_s - roofline_s) / operators)
+def derive(figures: Mapping[str, float]) -> dict[str, tuple[float, str]]:
+    """The :data:`DERIVED` entries (and the default ``overhead``) from fitted ``figures``:
+    ``{entry: (value, how)}``, for those whose sources were fitted."""
+    out: dict[str, tuple[float, str]] = {}
+    for entry, (how, parts) in DERIVED.items():
+        values = [figures[p] for p in parts if p in figures]
+        if not values:
+            continue
+        if how == "median":
+            value = statistics.median(values)
+        else:
+            value = math.exp(sum(math.log(v) for v in values) / len(values))
+        out[entry] = (value, f"{how} of {', '.join(p for p in parts if p in figures)}")
+    overheads = [v for k, v in figures.items() if k.startswith("overheads.")]
+    if overheads:
+        out["overhead"] = (statistics.median(overheads),
+                           "median of the fitted overheads (operators of no fitted class)")
+    return out
 
 
-def overheads_by_key(measured: Sequence[tuple[str, float]]) -> tuple[float, dict[str, float]]:
-    """``(default, {key: seconds})`` from per-kind overheads: the median per key (class or
-    recurrent operator), the ``recurrent`` class as the median of the recurrent operators,
-    and the default as the median over all kinds."""
-    by_key: dict[str, list[float]] = {}
-    for key, seconds in measured:
-        by_key.setdefault(key, []).append(seconds)
-    table = {k: statistics.median(v) for k, v in by_key.items()}
-    recurrent = [v for k, v in table.items() if k.startswith("aten.")]
-    if recurrent:
-        table["recurrent"] = statistics.median(recurrent)
-    return statistics.median(s for _, s in measured), table
+def rounded(value: float) -> float:
+    """A figure to 4 significant digits (what the device file shows)."""
+    return float(f"{value:.4g}")
 
 
-# --- calibration --------------------------------------------------------------------------
+# --- measuring ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Plan:
-    gemm_repeats: int
-    copy_repeats: int
+class Plan:
+    """How long to measure: samples per figure, the shortest sample, warm-up calls, the
+    seconds of extra samples when other processes disturb the timing, passes at most."""
+
     repeats: int
     min_sample_s: float
     warmup: int
-    patience_s: float  # seconds of extra samples when other processes disturb the timing
+    patience_s: float  # per pass
+    max_passes: int
+    deadline_s: float = DEADLINE_S
 
     @classmethod
-    def of(cls, quick: bool) -> _Plan:
+    def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(gemm_repeats=3, copy_repeats=3, repeats=3, min_sample_s=0.003,
-                       warmup=1, patience_s=2.0)
-        return cls(gemm_repeats=7, copy_repeats=11, repeats=11, min_sample_s=0.03,
-                   warmup=3, patience_s=40.0)
+            return cls(repeats=3, min_sample_s=0.0, warmup=1, patience_s=2.0, max_passes=1)
+        return cls(repeats=5, min_sample_s=0.01, warmup=2, patience_s=15.0,
+                   max_passes=MAX_PASSES)
 
 
-def _counted(bench: Bench) -> list[Any]:
-    return [r for r in profile(bench.module, *bench.inputs, trace="fake").records
-            if r.flops or r.read.bytes() or r.written.bytes()]
+@dataclass(frozen=True)
+class Structure:
+    """The structural figures of one pass (units: FLOP/s, bytes/s, bytes)."""
+
+    peak: float
+    bandwidth: float
+    onchip_bandwidth: float
+    onchip_bytes: int
+    fresh: tuple[int, float] | None  # (threshold bytes, bytes/s) or None
+    bandwidth_kernel: str = ""
+    onchip_kernel: str = ""
 
 
-def _bare_seconds(records: Sequence[Any], peak: float, bandwidth: float,
-                  onchip: int) -> float:
-    bare = Device("bare", peak, bandwidth, onchip_bytes=onchip)  # efficiency 1, no overhead
-    return sum(op_time(r, bare, "fp32").seconds for r in records)
+def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
+                     sweep: str = "copy") -> list[Probe]:
+    """The GEMM and streaming kernels of the structural figures, for a largest cache of
+    ``cache`` bytes: ``kernels`` at the DRAM and the cache size, ``sweep`` at growing sizes
+    (``fresh``: also the fresh-output comparison)."""
+    out = [gemm_probe(GEMM_N)]
+    for nbytes in (dram_buffer(cache), onchip_buffer(cache)):
+        out += [stream_probe(kind, nbytes) for kind in kernels]
+    out += [stream_probe(sweep, nbytes) for nbytes in sweep_buffers(cache)]
+    if fresh:
+        for nbytes in FRESH_SIZES:
+            out += [stream_probe("copy", nbytes), clone_probe(nbytes)]
+    return list({p.what: p for p in out}.values())  # one probe per kernel and size
 
 
-def _overhead_seconds(records: Sequence[Any], device: Device) -> float:
-    """Per-operator overhead the roofline charges for ``records`` on ``device`` (paid once
-    per recurrent step): with ``overhead=1.0`` s, the number of overheads paid."""
-    return sum(op_time(r, device, "fp32").overhead_seconds for r in records)
+def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
+                 kernels: Sequence[str] = STREAMS, sweep: str = "copy") -> Structure:
+    """The structural figures from the probes' seconds (by ``what``; see
+    :func:`structure_probes` for ``kernels`` and ``sweep``)."""
+    peak = rate(gemm_flops(GEMM_N), seconds[f"gemm {GEMM_N}"])
+
+    def best(nbytes: int) -> tuple[float, str]:
+        rates = {f"{kind} {size_text(nbytes)}":
+                 stream_rate(kind, nbytes, seconds[f"{kind} {size_text(nbytes)}"])
+                 for kind in kernels}
+        kernel = max(rates, key=lambda k: rates[k])
+        return rates[kernel], kernel
+
+    dram, dram_kernel = best(dram_buffer(cache))
+    onchip_bw, onchip_kernel = best(onchip_buffer(cache))
+    footprints = [(STREAM_BYTES[sweep] * nbytes,
+                   stream_rate(sweep, nbytes, seconds[f"{sweep} {size_text(nbytes)}"]))
+                  for nbytes in sweep_buffers(cache)]
+    held = effective_cache(footprints, onchip_bw, dram, cache)
+    found = None
+    if fresh:
+        found = fresh_outputs([(n, seconds[f"copy {size_text(n)}"],
+                                seconds[f"clone {size_text(n)}"]) for n in FRESH_SIZES])
+    return Structure(peak, dram, onchip_bw, held, found, dram_kernel, onchip_kernel)
+
+
+class Runtime(Protocol):
+    """What a calibration measures through: its name, the fusion of its device, and how it
+    times probes and rows."""
+
+    name: str
+    fusion: str
+    stream_kernels: tuple[str, ...]
+    sweep_kernel: str
+
+    def fresh(self) -> bool:
+        """Whether its allocator maps large outputs afresh at every call."""
+        ...
+
+    def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Plan,
+                timer: TimerLike) -> Pass: ...
+
+    def describe(self) -> str:
+        """The runtime and its version, for sources."""
+        ...
+
+
+class Eager:
+    """Eager PyTorch: each probe and row timed on its own under ``torch.inference_mode``."""
+
+    name = "eager"
+    fusion = "none"
+    stream_kernels: tuple[str, ...] = STREAMS
+    sweep_kernel = "copy"
+
+    def fresh(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return f"eager PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+
+    def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Plan,
+                timer: TimerLike) -> Pass:
+        with torch.inference_mode():
+            timed = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
+                                   min_sample_s=plan.min_sample_s) for p in probes}
+            return Pass(timed, [timer(b.run, plan.repeats, warmup=plan.warmup,
+                                      min_sample_s=plan.min_sample_s) for b in benches])
+
+
+def runtime_of(name: str) -> Runtime:
+    """The runtime called ``name`` (``"eager"`` or ``"onnxruntime"``)."""
+    if name == "eager":
+        return Eager()
+    if name == "onnxruntime":
+        from .onnx_runtime import OnnxRuntime
+
+        return OnnxRuntime()
+    raise ValueError(f"unknown runtime {name!r}: expected 'eager' or 'onnxruntime'")
+
+
+# --- fitting ------------------------------------------------------------------------------
+def structural_device(name: str, found: Structure, fusion: str,
+                      memory: int | None) -> Device:
+    """The device of the structural figures alone (no efficiency, no overhead)."""
+    fresh_bytes, fresh_bw = found.fresh if found.fresh else (0, None)
+    return Device(name, {"fp32": rounded(found.peak)}, rounded(found.bandwidth),
+                  onchip_bytes=found.onchip_bytes,
+                  onchip_bandwidth=rounded(found.onchip_bandwidth),
+                  fresh_output_bytes=fresh_bytes,
+                  fresh_output_bandwidth=rounded(fresh_bw) if fresh_bw else None,
+                  fusion=fusion, memory_bytes=memory)
+
+
+def fit_rows(device: Device, benches: Sequence[Bench], profiles: Sequence[Any],
+             seconds: Sequence[float], free: Sequence[str]) -> Fit:
+    """Fit ``free`` figures of ``device`` to the rows (one term per kernel), in two stages:
+    the overheads to the rows of tiny operators (family ``overhead``: their arithmetic and
+    traffic take nanoseconds, so they measure nothing else), then the efficiencies and
+    compute ceilings to every row with those overheads. Only the free figures some row
+    prices with are fitted. The returned fit holds both stages' figures and every row."""
+    fit_input = [Row(b.what, tuple(terms(p.latency(device), per_kernel=True)), s)
+                 for b, p, s in zip(benches, profiles, seconds, strict=True)]
+    tiny = [r for r, b in zip(fit_input, benches, strict=True) if b.family == "overhead"]
+    overheads = [f for f in free if f.startswith("overheads.") or f == "overhead"]
+    others = [f for f in free if f not in overheads]
+    first = None
+    used = used_by(device, tiny, overheads)
+    if tiny and any(used.values()):
+        first = fit(device, tiny, [f for f in overheads if used[f]],
+                    cite="the calibration rows of tiny operators")
+        device = first.device
+    used = used_by(device, fit_input, others)
+    second = fit(device, fit_input, [f for f in others if used[f]],
+                 cite="the calibration rows")
+    if first is None:
+        return second
+    figures = {**first.figures, **second.figures}
+    return Fit(second.device, figures, second.rows, used_by(device, fit_input, list(figures)))
+
+
+# --- the calibration ------------------------------------------------------------------------
+@dataclass
+class Calibration:
+    """What :func:`calibrate` measured and fitted: the device, its table as written, the
+    passes, whether they agreed, and the figures that could only be measured disturbed."""
+
+    device: Device
+    table: dict[str, Any]
+    passes: list[Pass]
+    agreed: bool
+    disturbed: list[str] = field(default_factory=list)
+    fit: Fit | None = None
+
+    @property
+    def noisy(self) -> bool:
+        return not self.agreed or bool(self.disturbed)
 
 
 def _check_destination(path: Path) -> None:
@@ -185,161 +387,274 @@ def _check_destination(path: Path) -> None:
 
 
 def calibrate(path: Path | None = None, *, quick: bool = False,
-              log: Callable[[str], None] = print) -> Device:
-    """Measure this machine, write it as device ``host`` to ``path`` and return it.
+              log: Callable[[str], None] = print, timer: TimerLike | None = None,
+              runtime: str = "eager", name: str = HOST,
+              benches: Sequence[Bench] | None = None) -> Device:
+    """Measure this machine through ``runtime``, write it as device ``name`` to ``path`` and
+    return it (see the module docstring for what is measured and fitted).
 
     ``path``: the TOML file to write (default ``.flopbudget/host.toml`` under the current
-    directory), replaced atomically. ``quick``: fewer and shorter samples (a few seconds, for
-    tests; the figures are noisier); the full run takes under two minutes. ``log`` receives
-    one line per figure as it is measured.
+    directory), replaced atomically. ``quick``: one pass of fewer, shorter samples (a few
+    seconds, for tests; noisier figures, and the file says the passes were not compared).
+    ``log`` receives progress lines. ``timer`` times each probe and row (default: a
+    :class:`~.timing.Timer` per pass with the plan's patience); tests pass a fake one, and
+    ``benches``, fewer rows than :func:`~.microbench.rows` (the default).
 
-    Figures (units): ``peak_flops.fp32`` FLOP/s, ``bandwidth`` bytes/s, ``overhead`` seconds
-    per operator, ``efficiency`` fractions in ``(0, 1]``, ``onchip_bytes`` and
-    ``memory_bytes`` bytes. Samples disturbed by other processes are dropped and taken
-    again; a figure that could only be measured disturbed says so in its source. Raises
-    ``OSError`` before measuring anything when ``path`` cannot be written.
+    Figures (units): ``peak_flops.fp32`` FLOP/s, ``bandwidth`` and ``onchip_bandwidth``
+    bytes/s, ``onchip_bytes`` and ``memory_bytes`` bytes, ``overhead(s)`` seconds per
+    operator, ``efficiency`` and ``compute_efficiency`` fractions in ``(0, 1]``. Raises
+    ``OSError`` before measuring anything when ``path`` cannot be written, ``ImportError``
+    (saying what to install) when ``runtime`` needs packages that are missing.
     """
+    return run_calibration(path, quick=quick, log=log, timer=timer, runtime=runtime,
+                           name=name, benches=benches).device
+
+
+def run_calibration(path: Path | None = None, *, quick: bool = False,
+                    log: Callable[[str], None] = print, timer: TimerLike | None = None,
+                    runtime: str = "eager", name: str = HOST,
+                    benches: Sequence[Bench] | None = None) -> Calibration:
+    """:func:`calibrate`, returning everything it measured (:class:`Calibration`)."""
     path = Path(DEFAULT_PATH if path is None else path)
     _check_destination(path)
-    plan = _Plan.of(quick)
+    engine = runtime_of(runtime)  # an ImportError here says what to install
+    plan = Plan.of(quick)
     started = time.perf_counter()
-    threads = torch.get_num_threads()
     cpu = cpu_model()
     today = _dt.date.today().isoformat()
-    context = f"{cpu}, torch {torch.__version__}, {threads} threads, {today}"
-    timer = Timer(plan.patience_s)
-    disturbed: list[str] = []
-
-    def source(figure: str, what: str, timings: Sequence[Timing]) -> str:
-        kept = min(t.kept for t in timings)
-        dropped = sum(t.dropped for t in timings)
-        worst = max(t.disturbed for t in timings)
-        note = f", {dropped} samples disturbed by other processes dropped" if dropped else ""
-        if worst:
-            note += (f", DISTURBED: other processes were busy during some samples kept "
-                     f"(up to {worst:.2f} cores)")
-            disturbed.append(figure)
-        return f"measured: {what}, median of {kept}{note}, {context}"
-
+    context = f"{cpu}, {engine.describe()}, {today}"
+    fake_timer = timer
     sources: dict[str, str] = {}
-    cache = largest_cache()
-    if cache is None:
-        onchip = FALLBACK_ONCHIP
-        sources["onchip_bytes"] = (f"derived: no cache size readable under {CACHE_DIR}; "
-                                   f"assumed 1 MiB")
+    cache_found = largest_cache()
+    if cache_found is None:
+        cache = FALLBACK_ONCHIP
+        cache_text = f"no cache size readable under {CACHE_DIR}; assumed 1 MiB"
     else:
-        onchip = cache[0]
-        sources["onchip_bytes"] = f"read from {cache[1]}, the largest cache level"
+        cache, cache_text = cache_found
     memory = mem_total()
     if memory is not None:
         sources["memory_bytes"] = f"read from {MEMINFO} (MemTotal)"
 
-    with torch.inference_mode():
-        # peak: a large square GEMM
-        timing = timer(gemm(GEMM_N), plan.gemm_repeats, warmup=min(plan.warmup, 2))
-        peak = rate(gemm_flops(GEMM_N), timing.seconds)
-        sources["peak_flops.fp32"] = source("peak_flops", f"{GEMM_N}x{GEMM_N} fp32 GEMM (torch.mm, "
-                                       f"2n^3 FLOPs)", [timing])
-        log(f"peak fp32      {peak / 1e9:10.1f} GFLOP/s   ({GEMM_N}x{GEMM_N} GEMM)")
+    benches = list(rows() if benches is None else benches)
+    log(f"counting the {len(benches)} calibration rows with the tracer")
+    profiles = [profile(b.module, *b.inputs, trace="fake") for b in benches]
+    probes = structure_probes(cache, engine.fresh(), engine.stream_kernels,
+                              engine.sweep_kernel)
+    passes: list[Pass] = []
+    agreed = False
+    for number in range(1, plan.max_passes + 1):
+        log(f"pass {number}: {len(probes)} structural kernels and {len(benches)} rows "
+            f"through {engine.name}")
+        # each pass has its own patience for samples disturbed by other processes
+        passes.append(engine.measure(probes, benches, plan,
+                                     fake_timer or Timer(plan.patience_s)))
+        if number > 1:
+            median, p90 = agreement(passes[-2].row_seconds, passes[-1].row_seconds)
+            agreed = agree(passes[-2].row_seconds, passes[-1].row_seconds)
+            log(f"pass {number} against pass {number - 1}: rows changed by a median "
+                f"{median:.1%}, 9 in 10 within {p90:.1%}: "
+                f"{'agreed' if agreed else 'not yet agreed'}")
+            if agreed:
+                break
+        if time.perf_counter() - started > plan.deadline_s and number < plan.max_passes:
+            log(f"stopping after pass {number}: {time.perf_counter() - started:.0f} s spent "
+                f"(the machine is slow or busy)")
+            break
 
-        # bandwidth: a streaming copy four times the largest cache (at least 64 MiB)
-        nbytes = max(4 * onchip, 64 << 20)
-        timing = timer(streaming_copy(nbytes), plan.copy_repeats, warmup=min(plan.warmup, 2))
-        bandwidth = rate(copy_bytes(nbytes), timing.seconds)
-        what = f"streaming copy of {nbytes >> 20} MiB fp32 (Tensor.copy_, read + write bytes)"
-        sources["bandwidth"] = source("bandwidth", what, [timing])
-        log(f"bandwidth      {bandwidth / 1e9:10.1f} GB/s      ({nbytes >> 20} MiB copy)")
+    kernels = (engine.stream_kernels, engine.sweep_kernel)
+    structures = [structure_of({k: t.seconds for k, t in p.probes.items()}, cache,
+                               engine.fresh(), *kernels) for p in passes]
+    probe_seconds = {what: statistics.median(p.probes[what].seconds for p in passes)
+                     for what in passes[0].probes}
+    found = structure_of(probe_seconds, cache, engine.fresh(), *kernels)
+    seconds = median_over([p.row_seconds for p in passes])
+    free = FREE.get(engine.name, FREE["eager"])
+    base = structural_device(name, found, engine.fusion, memory)
+    result = fit_rows(base, benches, profiles, seconds, free)
+    per_pass = [fit_rows(structural_device(name, s, engine.fusion, memory), benches,
+                         profiles, p.row_seconds, free).figures
+                for s, p in zip(structures, passes, strict=True)] if len(passes) > 1 else []
+    disturbed = sorted({t_what for p in passes for t_what, t in
+                        [*p.probes.items(), *zip((b.what for b in benches), p.rows, strict=True)]
+                        if t.disturbed})
+    table, device = _write(path, name, engine, quick, plan, context, cache, cache_text,
+                           memory, sources, found, structures, result, per_pass, passes, agreed,
+                           disturbed, benches, started)
+    log(f"peak fp32 {found.peak / 1e9:.1f} GFLOP/s, DRAM {found.bandwidth / 1e9:.1f} GB/s, "
+        f"cache {found.onchip_bandwidth / 1e9:.1f} GB/s up to "
+        f"{found.onchip_bytes / 2**20:.1f} MiB"
+        + (f", fresh outputs from {size_text(found.fresh[0])} at "
+           f"{found.fresh[1] / 1e9:.2f} GB/s" if found.fresh else ""))
+    median, worst = result.summary()
+    log(f"fitted {len(result.figures)} figures to {len(benches)} rows: median |error| "
+        f"{median:.1%}, worst {worst:.1%}")
+    calibration = Calibration(device, table, passes, agreed or quick, disturbed, result)
+    if not agreed and not quick:
+        log(f"warning: the machine was too noisy to trust: {len(passes)} passes never agreed "
+            f"(see the file's header); calibrate again on a quiet machine")
+    if disturbed:
+        log(f"warning: other processes disturbed samples that had to be kept "
+            f"({len(disturbed)} probes and rows, e.g. {', '.join(disturbed[:3])}); the file "
+            f"says so")
+    log(f"wrote {path} in {time.perf_counter() - started:.1f} s")
+    return calibration
 
-    # overhead: chains of tiny operators, counted by the tracer (which runs outside inference
-    # mode: it enters its own); the median over operator kinds
-    per_kind: list[tuple[str, float, str]] = []
-    timings: list[Timing] = []
-    for key, tiny in overhead_benches():
-        records = _counted(tiny)
-        with torch.inference_mode():
-            timing = timer(tiny.run, plan.repeats,
-                           warmup=plan.warmup, min_sample_s=plan.min_sample_s)
-        timings.append(timing)
-        bare = _bare_seconds(records, peak, bandwidth, onchip)
-        paid = round(_overhead_seconds(records, Device("count", 1.0, 1.0, overhead=1.0)))
-        per_kind.append((key, overhead_from(timing.seconds, bare, paid), tiny.what))
-    overhead, overheads = overheads_by_key([(k, t) for k, t, _ in per_kind])
-    overheads = {k: float(f"{v:.4g}") for k, v in sorted(overheads.items())}
 
-    def measured(kinds: list[tuple[str, float, str]]) -> str:
-        listed = ", ".join(f"{what} {t * 1e6:.1f} us" for _, t, what in kinds)
-        return (f"(time - bare roofline) per operator (per step for recurrent operators) of "
-                f"chains of {TINY_CHAIN} tiny operators ({listed})")
+def _spread(values: Sequence[float], unit: float = 1.0) -> str:
+    """``"lo to hi"`` of ``values`` in ``unit``s, 3 significant digits (whole numbers from
+    1000 up)."""
+    def shown(value: float) -> str:
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
-    kinds = ", ".join(f"{what} {t * 1e6:.1f} us" for _, t, what in per_kind)
-    sources["overhead"] = source("overhead", f"median over kinds of {measured(per_kind)}",
-                                 timings)
-    for key in overheads:  # each entry's source names only the runs behind it
-        mine = [i for i, (k, _, _) in enumerate(per_kind)
-                if k == key or (key == "recurrent" and k.startswith("aten."))]
-        sources[f"overheads.{key}"] = source(
-            f"overheads.{key}", f"median of {measured([per_kind[i] for i in mine])}",
-            [timings[i] for i in mine])
-    log(f"overhead       {overhead * 1e6:10.2f} us/op      (median of {kinds})")
-    timed = Device("timed", peak, bandwidth, overhead=overhead, overheads=overheads)
+    return f"{shown(min(values) / unit)} to {shown(max(values) / unit)}"
 
-    efficiency: dict[str, float] = {}
-    for cls in OP_CLASSES:
-        benches = CLASS_BENCHES[cls]()
-        factors: list[float] = []
-        timings = []
-        for bench in benches:
-            records = _counted(bench)
-            mine = [r for r in records if r.op_class == cls]
-            if not mine:
-                raise RuntimeError(f"calibration benchmark {bench.what!r} ran no {cls} "
-                                   f"operator (it ran {sorted({r.op for r in records})})")
-            others = [r for r in records if r.op_class != cls]
-            with torch.inference_mode():
-                timing = timer(bench.run, plan.repeats,
-                               warmup=plan.warmup, min_sample_s=plan.min_sample_s)
-            timings.append(timing)
-            # what the roofline charges besides this class's own time: the per-operator
-            # overheads (per step for recurrent operators) and any operator of another class
-            charged = _overhead_seconds(records, timed) \
-                + _bare_seconds(others, peak, bandwidth, onchip)
-            factors.append(efficiency_from(_bare_seconds(mine, peak, bandwidth, onchip),
-                                           timing.seconds, charged))
-        factor = geometric_mean(factors)
-        efficiency[cls] = max(round(factor, 4), 1e-4)
-        sources[f"efficiency.{cls}"] = source(
-            f"efficiency.{cls}", "geometric mean over " + "; ".join(b.what for b in benches)
-            + " of bare roofline time / (time - overhead x operators)", timings)
-        log(f"efficiency     {cls:<15} {efficiency[cls]:.3f}   "
-            f"({len(factors)} cases, {min(factors):.3f} to {max(factors):.3f})")
 
+def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, context: str,
+           cache: int, cache_text: str, memory: int | None, sources: dict[str, str],
+           found: Structure,
+           structures: Sequence[Structure], result: Fit, per_pass: Sequence[dict[str, float]],
+           passes: Sequence[Pass], agreed: bool, disturbed: Sequence[str],
+           benches: Sequence[Bench], started: float) -> tuple[dict[str, Any], Device]:
+    """Assemble the device table with its sources, check it, write it; ``(table, device)``."""
+    from ..devices.device_file import host_device
+
+    n = len(passes)
+    how = f"median over {n} pass{'es' * (n != 1)} of the median of {plan.repeats} samples"
+
+    def spread(_: str, values: Sequence[float], unit: float, text: str) -> str:
+        return f", {_spread(values, unit)} {text} over passes" if len(values) > 1 else ""
+
+    peaks = [s.peak for s in structures]
+    kinds = " and ".join(", ".join(engine.stream_kernels).rsplit(", ", 1))
+    sweep = {"copy": "copies", "add": "adds", "sum": "sums"}[engine.sweep_kernel]
+    sources["peak_flops.fp32"] = (
+        f"measured: {GEMM_N}x{GEMM_N} fp32 GEMM (2n^3 FLOPs), {how}"
+        f"{spread('peak', peaks, 1e9, 'GFLOP/s')}, {context}")
+    sources["bandwidth"] = (
+        f"measured: the fastest of {kinds} over {size_text(dram_buffer(cache))} "
+        f"buffers (4x the largest cache; bytes read + written), here {found.bandwidth_kernel},"
+        f" {how}{spread('bw', [s.bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
+    sources["onchip_bandwidth"] = (
+        f"measured: the fastest of {kinds} over {size_text(onchip_buffer(cache))} "
+        f"buffers (1/16 of the largest cache), here {found.onchip_kernel}, {how}"
+        f"{spread('obw', [s.onchip_bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
+    sources["onchip_bytes"] = (
+        f"measured: the largest footprint (read + written bytes) of {sweep} of "
+        f"{size_text(sweep_buffers(cache)[0])} to {size_text(sweep_buffers(cache)[-1])} "
+        f"buffers still streamed at the geometric mean of the cache and DRAM bandwidths or "
+        f"faster, at most the largest cache ({cache_text}), {how}"
+        f"{spread('ob', [s.onchip_bytes for s in structures], 2**20, 'MiB')}, {context}")
     table: dict[str, Any] = {
-        "description": f"This machine ({cpu}, {threads} torch threads), calibrated {today} "
-                       f"by 'python -m pytest_flopbudget calibrate'",
+        "description": "",
         "default_dtype": "fp32",
-        "bandwidth": float(f"{bandwidth:.4g}"),
-        "overhead": float(f"{overhead:.4g}"),
-        "overheads": overheads,
-        "onchip_bytes": int(onchip),
+        "fusion": engine.fusion,
+        "bandwidth": rounded(found.bandwidth),
+        "onchip_bytes": int(found.onchip_bytes),
+        "onchip_bandwidth": rounded(found.onchip_bandwidth),
     }
+    sources["fusion"] = (
+        "derived: eager PyTorch runs every aten operator on its own" if engine.fusion == "none"
+        else "derived: ONNX Runtime's CPU graph optimisations at their default level "
+             "(see pytest_flopbudget/devices/fusion.py)")
+    sources["default_dtype"] = "derived: the calibration measures fp32"
+    if found.fresh:
+        fresh_bytes, fresh_bw = found.fresh
+        table["fresh_output_bytes"] = int(fresh_bytes)
+        table["fresh_output_bandwidth"] = rounded(fresh_bw)
+        sizes = ", ".join(size_text(s) for s in FRESH_SIZES)
+        sources["fresh_output_bytes"] = (
+            f"measured: the smallest of {sizes} from which a copy into a new tensor (clone) "
+            f"takes at least {FRESH_RATIO:g}x a copy into a preallocated one, {how}, {context}")
+        sources["fresh_output_bandwidth"] = (
+            f"measured: {size_text(FRESH_SIZES[-1])} over the extra seconds of a clone "
+            f"against an in-place copy, {how}, {context}")
     if memory is not None:
         table["memory_bytes"] = int(memory)
-    table["peak_flops"] = {"fp32": float(f"{peak:.4g}")}
-    table["efficiency"] = efficiency
-    table["sources"] = {k: sources[k] for k in (
-        "peak_flops.fp32", "bandwidth", "overhead", *(f"overheads.{k}" for k in overheads),
-        *(f"efficiency.{c}" for c in OP_CLASSES),
-        "onchip_bytes", "memory_bytes") if k in sources}
+    table["peak_flops"] = {"fp32": rounded(found.peak)}
+
+    figures = dict(result.figures)
+    derived = derive(figures)
+    groups: dict[str, dict[str, float]] = {"efficiency": {}, "compute_efficiency": {},
+                                           "overheads": {}}
+    for figure, value in sorted(figures.items()):
+        group, _, key = figure.partition(".")
+        users = _users(figure, result)
+        per = [f[figure] for f in per_pass if figure in f]
+        unit, text = (1e-6, "us") if group == "overheads" else (1.0, "")
+        spread_text = f", {_spread(per, unit)}{(' ' + text) if text else ''} over passes" \
+            if len(per) > 1 else ""
+        sources[figure] = (
+            f"fitted: robust least squares on the relative error of {len(benches)} rows "
+            f"measured through {engine.describe()} ({how}), priced on the structural "
+            f"figures; rows that price with it: {users}{spread_text}; {context}")
+        groups[group][key] = rounded(value)
+    for figure, (value, how_derived) in derived.items():
+        if figure in figures:
+            continue
+        if figure == "overhead":
+            table["overhead"] = rounded(value)
+        else:
+            group, _, key = figure.partition(".")
+            groups[group][key] = rounded(value)
+        sources[figure] = f"derived: {how_derived}"
+    for group, entries in groups.items():
+        if entries:
+            table[group] = dict(sorted(entries.items()))
+    verdict = _verdict(quick, agreed, passes, disturbed)
+    table["description"] = (f"This machine through {engine.describe()} ({context.split(',')[0]}),"
+                            f" calibrated {context.rsplit(', ', 1)[-1]} by 'python -m "
+                            f"pytest_flopbudget calibrate"
+                            f"{' --runtime ' + engine.name if engine.name != 'eager' else ''}'"
+                            f"{'; ' + verdict if verdict.startswith('WARNING') else ''}")
+    order = ("peak_flops.fp32", "bandwidth", "onchip_bandwidth", "onchip_bytes",
+             "fresh_output_bytes", "fresh_output_bandwidth", "memory_bytes", "fusion",
+             "default_dtype", "overhead")
+    keys = [k for k in order if k in sources] + sorted(k for k in sources if k not in order)
+    table["sources"] = {k: sources[k] for k in keys}
     elapsed = time.perf_counter() - started
-    header = (f"Written by 'python -m pytest_flopbudget calibrate{' --quick' if quick else ''}'"
-              f" in {elapsed:.1f} s.\nEvery figure is measured on this machine; see "
-              f"[devices.{HOST}.sources].")
-    text = device_toml(HOST, table, header)
-    device = host_device(text, str(path))  # what tests will read back, checked first
+    command = f"python -m pytest_flopbudget calibrate{' --quick' if quick else ''}" + \
+        (f" --runtime {engine.name}" if engine.name != "eager" else "") + \
+        (f" --name {name}" if name != HOST else "")
+    header = [f"Written by '{command}' in {elapsed:.1f} s.",
+              f"Every figure is measured on this machine or fitted to rows measured here; see "
+              f"[devices.{name}.sources].", verdict, "",
+              "Residuals of the calibration rows (measured through "
+              f"{engine.name}, predicted with the fitted figures):",
+              *result.residual_lines()]
+    text = device_toml(name, table, "\n".join(header))
+    device = host_device(text, str(path), name)  # what tests will read back, checked first
     atomic_write(path, text)
+    return table, device
+
+
+def _verdict(quick: bool, agreed: bool, passes: Sequence[Pass],
+             disturbed: Sequence[str]) -> str:
+    """One line on how far the measurements can be trusted."""
+    if quick:
+        text = "Quick calibration: one pass, not compared with a second; noisier figures."
+    elif agreed:
+        median, p90 = agreement(passes[-2].row_seconds, passes[-1].row_seconds)
+        text = (f"Stable: passes {len(passes) - 1} and {len(passes)} agreed (rows changed by a "
+                f"median {median:.1%}, 9 in 10 within {p90:.1%}).")
+    else:
+        median, p90 = agreement(passes[-2].row_seconds, passes[-1].row_seconds)
+        text = (f"WARNING: too noisy to trust: {len(passes)} passes never agreed (last two: "
+                f"rows changed by a median {median:.1%}, 9 in 10 within {p90:.1%}; "
+                f"agreement needs {AGREE_MEDIAN:.0%} and {AGREE_P90:.0%}).")
     if disturbed:
-        log(f"warning: other processes kept this machine busy while measuring "
-            f"{', '.join(disturbed)}; those figures are pessimistic (their sources say so). "
-            f"Calibrate again on a quiet machine.")
-    log(f"wrote {path} in {elapsed:.1f} s")
-    return device
+        text += (f" WARNING: other processes disturbed samples that had to be kept for "
+                 f"{len(disturbed)} probes and rows ({', '.join(disturbed[:5])}"
+                 f"{', ...' if len(disturbed) > 5 else ''}).")
+    return text
+
+
+def _users(figure: str, result: Fit) -> str:
+    """The rows whose prediction uses ``figure`` (at most 8 named)."""
+    used = result.users.get(figure, [])
+    shown = ", ".join(used[:8])
+    return f"{shown}{f' (and {len(used) - 8} more)' if len(used) > 8 else ''}"
+
+
+__all__ = ["AGREE_MEDIAN", "AGREE_P90", "FREE", "Calibration", "Plan", "Structure",
+           "agree", "agreement", "calibrate", "derive", "run_calibration", "structure_of",
+           "structure_probes"]

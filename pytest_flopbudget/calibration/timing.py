@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 def run_delay() -> float | None:
@@ -142,3 +143,26 @@ class Timer:
         worst = max((how for bad, how, _ in kept if bad), default=0.0)
         return Timing(statistics.median(t for _, _, t in kept), len(kept),
                       len(samples) - len(kept), worst)
+
+
+class TimerLike(Protocol):
+    """What times a benchmark: :meth:`Timer.__call__`'s signature (``fn`` run ``warmup``
+    times, then ``repeats`` samples of at least ``min_sample_s`` seconds each)."""
+
+    def __call__(self, fn: Callable[[], object], repeats: int, warmup: int = 2,
+                 min_sample_s: float = 0.0) -> Timing: ...
+
+
+@dataclass
+class Pass:
+    """One pass: every probe's and every row's timing."""
+
+    probes: dict[str, Timing]
+    rows: list[Timing]
+
+    @property
+    def row_seconds(self) -> list[float]:
+        return [t.seconds for t in self.rows]
+
+    def timings(self) -> list[Timing]:
+        return [*self.probes.values(), *self.rows]

@@ -1,8 +1,9 @@
-"""The device catalog: built-in devices, devices a project declares, and name lookup.
+"""The device catalog: named device tables, resolved into devices.
 
 Built-in devices live in ``devices.toml`` beside this module, every figure with its source.
-Projects declare their own under ``[tool.flopbudget.devices.NAME]`` in ``pyproject.toml``,
-optionally inheriting from another device with ``base = "npu"`` and overriding single figures.
+Projects add their own (device files, ``[tool.flopbudget.devices.NAME]``; see
+:mod:`.project`), optionally inheriting from another device with ``base = "npu"`` and
+overriding single figures.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
         if key not in KEYS:
             raise DeviceError(f"{where}: unknown key {key!r}{suggest(key, KEYS)}; known keys: "
                               f"{', '.join(KEYS)}")
-    for key in ("efficiency", "sources", "overheads", "tile"):
+    for key in ("efficiency", "compute_efficiency", "sources", "overheads", "tile"):
         if key in table and not isinstance(table[key], Mapping):
             raise DeviceError(f"{where}: {key} must be a table")
 
@@ -89,9 +90,11 @@ def _inherit(base: dict[str, Any], table: Mapping[str, Any], where: str) -> dict
 class Catalog:
     """Named device tables, resolved on demand (inheritance included) into :class:`Device`."""
 
-    def __init__(self, tables: Mapping[str, Mapping[str, Any]], origin: Mapping[str, str]):
+    def __init__(self, tables: Mapping[str, Mapping[str, Any]], origin: Mapping[str, str],
+                 hints: Mapping[str, str] | None = None):
         self._tables = dict(tables)
         self._origin = dict(origin)  # name -> where it was declared (for error messages)
+        self._hints = dict(hints or {})  # name -> what to do when it is missing
 
     @classmethod
     def builtin(cls) -> Catalog:
@@ -119,10 +122,15 @@ class Catalog:
                 table = _inherit(self._resolve(name, ()), own, here)
             merged[name] = table
             origin[name] = here
-        catalog = Catalog(merged, origin)
+        catalog = Catalog(merged, origin, self._hints)
         for name in tables:
             catalog.get(name)  # resolve now: inheritance and figures are checked up front
         return catalog
+
+    def with_hints(self, hints: Mapping[str, str]) -> Catalog:
+        """This catalog, with what to say when one of ``hints``' names is asked for and is
+        not in it (``{"host": "run ... calibrate"}``)."""
+        return Catalog(self._tables, self._origin, {**self._hints, **hints})
 
     @property
     def names(self) -> list[str]:
@@ -132,6 +140,8 @@ class Catalog:
         if name in chain:
             raise DeviceError(f"device inheritance loops: {' -> '.join((*chain, name))}")
         if name not in self._tables:
+            if name in self._hints:
+                raise DeviceError(self._hints[name])
             raise DeviceError(self._unknown(name, chain[-1] if chain else None))
         table = dict(self._tables[name])
         base = table.pop("base", None)
@@ -168,30 +178,4 @@ class Catalog:
             raise DeviceError(f"{where}: {exc}") from None
 
 
-_default_catalog: Catalog | None = None
-
-
-def default_catalog() -> Catalog:
-    """The catalog :func:`get_device` uses: built-ins, plus the devices of the current pytest
-    session's ``[tool.flopbudget]`` once the plugin has loaded them."""
-    global _default_catalog
-    if _default_catalog is None:
-        _default_catalog = Catalog.builtin()
-    return _default_catalog
-
-
-def set_default_catalog(catalog: Catalog | None) -> None:
-    """Make ``catalog`` what :func:`get_device` resolves names with (``None``: built-ins)."""
-    global _default_catalog
-    _default_catalog = catalog
-
-
-def get_device(name: str | Device, catalog: Catalog | None = None) -> Device:
-    """A device by name (built-in or declared in config), or ``name`` itself if a Device."""
-    if isinstance(name, Device):
-        return name
-    return (catalog or default_catalog()).get(name)
-
-
-__all__ = ["CATALOG_FILE", "FITTED_FILE", "Catalog", "default_catalog", "get_device",
-           "set_default_catalog"]
+__all__ = ["CATALOG_FILE", "FITTED_FILE", "Catalog"]

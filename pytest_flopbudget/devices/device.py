@@ -27,6 +27,10 @@ KEYS: dict[str, str] = {
     "default_dtype": "precision the device runs at when a profile names none",
     "efficiency": "table of factors in (0, 1]: the fraction of the roofline an operator class, "
                   "kind or aten operator attains (1.0 when absent)",
+    "compute_efficiency": "table of factors in (0, 1]: the fraction of the peak an operator "
+                          "class, kind or aten operator's arithmetic attains (its compute "
+                          "ceiling: a transcendental function, a convolution kernel), applied "
+                          "to the compute term only, before efficiency (1.0 when absent)",
     "overhead": "fixed seconds per operator (dispatch, launch)",
     "overheads": "table: operator class, kind or aten operator (e.g. 'aten.gru') -> seconds "
                  "per operator, overriding overhead for those operators",
@@ -35,15 +39,22 @@ KEYS: dict[str, str] = {
                     "fit is served at that bandwidth",
     "onchip_bandwidth": "bytes/s of the on-chip memory (cache, SRAM) for activations that fit "
                         "in onchip_bytes (absent: all traffic at bandwidth)",
+    "fresh_output_bytes": "outputs of at least this many bytes are written to memory the "
+                          "runtime maps afresh at every call (eager PyTorch: glibc malloc "
+                          "serves large blocks with mmap), whose first touch costs page faults",
+    "fresh_output_bandwidth": "bytes/s at which such fresh output memory is first touched "
+                              "(page faults and zeroing), on top of the roofline",
     "weight_cache_bytes": "bytes of on-chip memory that keep weights between inferences: the "
                           "first weights in execution order that fit are read on chip",
     "link_bandwidth": "bytes/s of the host link (USB, PCIe) that weights beyond "
                       "weight_cache_bytes stream over at every inference, after the compute "
                       "(absent: they come from memory at bandwidth)",
     "fusion": "what the deployment runtime fuses: 'none' (every aten operator runs on its "
-              "own, as eager PyTorch) or 'epilogue' (BatchNorm folded into the convolution, "
+              "own, as eager PyTorch), 'epilogue' (BatchNorm folded into the convolution, "
               "activations and elementwise epilogues fused into their producer, layout copies "
-              "free)",
+              "free) or 'onnxruntime' (ONNX Runtime's CPU fusions: convolution with folded "
+              "BatchNorm, one add and one activation; matrix product with bias, scale and "
+              "activation; nothing else)",
     "tile": "table {reduce = N, out = M}: channels are padded to multiples of the MAC array's "
             "(or vector unit's) width along the reduced and the output dimension",
     "cores": "compute units the peak covers (NPU cores, engines)",
@@ -55,7 +66,7 @@ KEYS: dict[str, str] = {
     "sources": "table: figure -> where it comes from (datasheet, page title, or 'measured')",
 }
 REQUIRED = ("peak_flops", "bandwidth")
-FUSIONS = ("none", "epilogue")
+FUSIONS = ("none", "epilogue", "onnxruntime")
 TILE_KEYS = ("reduce", "out")
 
 
@@ -69,9 +80,13 @@ class Device:
 
     ``peak_flops``: FLOP/s, a number (the peak at ``default_dtype``) or ``{dtype: FLOP/s}``;
     ``bandwidth``: bytes/s of the memory that holds weights and activations; ``efficiency``:
-    ``{op class, kind or aten operator: fraction of the roofline attained}``; ``overhead``:
+    ``{op class, kind or aten operator: fraction of the roofline attained}``;
+    ``compute_efficiency``: the same keys, the fraction of the peak their arithmetic attains
+    (the compute term only); ``overhead``:
     seconds added per operator; ``onchip_bytes``: on-chip memory in bytes, served at
-    ``onchip_bandwidth`` bytes/s when given; ``weight_cache_bytes``: on-chip bytes that keep
+    ``onchip_bandwidth`` bytes/s when given; outputs of at least ``fresh_output_bytes`` are first
+    touched at ``fresh_output_bandwidth`` bytes/s when given (page faults);
+    ``weight_cache_bytes``: on-chip bytes that keep
     weights between inferences, the rest streaming over ``link_bandwidth`` bytes/s when
     given; ``fusion``: what the runtime fuses; ``tile``: MAC-array widths channels are padded
     to; ``cores``/``cores_used``: compute units the peak covers and the runtime uses;
@@ -85,10 +100,13 @@ class Device:
     bandwidth: float
     default_dtype: str = "fp32"
     efficiency: Mapping[str, float] = field(default_factory=dict)
+    compute_efficiency: Mapping[str, float] = field(default_factory=dict)
     overhead: float = 0.0
     overheads: Mapping[str, float] = field(default_factory=dict)
     onchip_bytes: int = 0
     onchip_bandwidth: float | None = None
+    fresh_output_bytes: int = 0
+    fresh_output_bandwidth: float | None = None
     weight_cache_bytes: int = 0
     link_bandwidth: float | None = None
     fusion: str = "none"
@@ -130,21 +148,25 @@ class Device:
             raise DeviceError(f"{where}: default_dtype {default!r} has no peak_flops entry "
                               f"(peaks given for {', '.join(table)})")
         object.__setattr__(self, "bandwidth", _positive(self.bandwidth, f"{where}: bandwidth"))
-        for key, factor in self.efficiency.items():
-            _check_operator_key(key, f"{where}: efficiency.{key}", "unknown operator class; ")
-            value = _positive(factor, f"{where}: efficiency.{key}")
-            if value > 1:
-                raise DeviceError(f"{where}: efficiency.{key} = {value} is above 1")
+        for group in ("efficiency", "compute_efficiency"):
+            for key, factor in getattr(self, group).items():
+                _check_operator_key(key, f"{where}: {group}.{key}", "unknown operator class; ")
+                value = _positive(factor, f"{where}: {group}.{key}")
+                if value > 1:
+                    raise DeviceError(f"{where}: {group}.{key} = {value} is above 1")
         object.__setattr__(self, "overhead", _non_negative(self.overhead, f"{where}: overhead"))
         for key, seconds in self.overheads.items():
             _check_operator_key(key, f"{where}: overheads.{key}")
             _non_negative(seconds, f"{where}: overheads.{key}")
         object.__setattr__(self, "onchip_bytes",
                            _byte_count(self.onchip_bytes, f"{where}: onchip_bytes", zero=True))
+        object.__setattr__(self, "fresh_output_bytes",
+                           _byte_count(self.fresh_output_bytes, f"{where}: fresh_output_bytes",
+                                       zero=True))
         object.__setattr__(self, "weight_cache_bytes",
                            _byte_count(self.weight_cache_bytes, f"{where}: weight_cache_bytes",
                                        zero=True))
-        for key in ("onchip_bandwidth", "link_bandwidth"):
+        for key in ("onchip_bandwidth", "link_bandwidth", "fresh_output_bandwidth"):
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, _positive(value, f"{where}: {key}"))
@@ -206,13 +228,18 @@ class Device:
 
     def bare(self) -> Device:
         """This device with its roofs only (peak and bandwidth): efficiency 1, no overhead."""
-        return replace(self, name=f"{self.name}-bare", efficiency={}, overhead=0.0,
-                       overheads={})
+        return replace(self, name=f"{self.name}-bare", efficiency={}, compute_efficiency={},
+                       overhead=0.0, overheads={})
 
     def efficiency_of(self, op_class: str, op: str = "", kind: str = "") -> float:
         """Fraction of the roofline an operator attains: the most specific ``efficiency``
         entry (the aten operator, its kind, its class), else 1.0."""
         return float(_lookup(self.efficiency, lookup_keys(op, kind, op_class), 1.0))
+
+    def compute_efficiency_of(self, op_class: str, op: str = "", kind: str = "") -> float:
+        """Fraction of the peak an operator's arithmetic attains: the most specific
+        ``compute_efficiency`` entry (the aten operator, its kind, its class), else 1.0."""
+        return float(_lookup(self.compute_efficiency, lookup_keys(op, kind, op_class), 1.0))
 
     def utilisation(self, mac_dims: tuple[int, int] | None) -> float:
         """Fraction of the MAC array a product of ``(reduced, output)`` channels keeps busy
@@ -239,10 +266,13 @@ class Device:
             "bandwidth": self.bandwidth,
             "default_dtype": self.default_dtype,
             "efficiency": dict(self.efficiency),
+            "compute_efficiency": dict(self.compute_efficiency),
             "overhead": self.overhead,
             "overheads": dict(self.overheads),
             "onchip_bytes": self.onchip_bytes,
             "onchip_bandwidth": self.onchip_bandwidth,
+            "fresh_output_bytes": self.fresh_output_bytes,
+            "fresh_output_bandwidth": self.fresh_output_bandwidth,
             "weight_cache_bytes": self.weight_cache_bytes,
             "link_bandwidth": self.link_bandwidth,
             "fusion": self.fusion,

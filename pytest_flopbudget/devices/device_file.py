@@ -13,7 +13,10 @@ from .catalog import Catalog
 from .device import Device, DeviceError
 
 HOST = "host"
-DEFAULT_PATH = Path(".flopbudget") / "host.toml"
+#: The project folder that holds device files, the host calibration and baselines.
+FOLDER = ".flopbudget"
+#: Where the calibrated ``host`` device is written, relative to the project root.
+DEFAULT_PATH = Path(FOLDER) / f"{HOST}.toml"
 
 
 def device_toml(name: str, table: Mapping[str, Any], header: str = "") -> str:
@@ -53,10 +56,18 @@ def load_host(path: Path) -> dict[str, dict[str, Any]]:
     return _host_table(data, str(path))
 
 
-def host_device(text: str, where: str) -> Device:
-    """The ``host`` device of a calibration file's text, resolved and checked
+def host_device(text: str, where: str, name: str = HOST) -> Device:
+    """Device ``name`` (default ``host``) of a device file's text, resolved and checked
     (``DeviceError`` names ``where`` and the key when a figure is wrong)."""
-    return Catalog({}, {}).with_tables(host_tables(text, where), where).get(HOST)
+    try:
+        data = parse_toml(text, where)
+    except TomlError as exc:
+        raise DeviceError(str(exc)) from None
+    devices = data.get("devices", {})
+    table = devices.get(name) if isinstance(devices, Mapping) else None
+    if not isinstance(table, dict):
+        raise DeviceError(f"{where}: no [devices.{name}] table")
+    return Catalog({}, {}).with_tables({name: table}, where).get(name)
 
 
 def load_host_device(path: Path) -> Device:

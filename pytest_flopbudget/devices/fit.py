@@ -4,10 +4,15 @@ The roofline already splits a prediction into terms that do not depend on the fi
 fitted (:class:`Term`): per kernel, its bare roofline seconds (``max(compute, memory)`` with
 efficiency 1, on the device's structural figures: peak, bandwidths, tiles, cores, fusion), the
 overheads it pays and the seconds its weights spend on a host link. A measured row's
-prediction is then linear in the free figures::
+prediction is then linear in the free figures (but for compute ceilings)::
 
     t = factor * (sum_k bare_k / efficiency_k + sum_j launches_j * overhead_j
                   + link_seconds * datasheet_link / link_bandwidth)
+
+where a kernel with a compute ceiling (``compute_efficiency``) below 1 takes
+``max(compute_k / compute_efficiency_k, memory_k)`` instead of ``bare_k = max(compute_k,
+memory_k)`` (exact for a term of one kernel, :func:`terms` with ``per_kernel=True``; for a
+term summed over several kernels the ceiling acts on the sums).
 
 :func:`fit` finds the free figures by robust least squares on the relative error
 (``log(predicted / measured)``, soft-L1 loss, so one odd row cannot pull every figure), within
@@ -24,7 +29,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.op_classes import lookup_keys
@@ -32,6 +37,8 @@ from .device import Device, DeviceError
 from .roofline import Latency
 
 INSTALL_HINT = "fitting a device needs scipy: pip install 'pytest-flopbudget[fit]'"
+#: Device tables whose entries can be free figures (``GROUP.KEY``).
+TABLES = ("efficiency", "compute_efficiency", "overheads")
 
 
 @dataclass(frozen=True)
@@ -49,27 +56,42 @@ class Term:
     bare_seconds: float
     launches: int
     link_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    memory_seconds: float = 0.0
+    fresh_seconds: float = 0.0
 
     def to_list(self) -> list[Any]:
         return [self.op, self.kind, self.op_class, self.bare_seconds, self.launches,
-                self.link_seconds]
+                self.link_seconds, self.compute_seconds, self.memory_seconds,
+                self.fresh_seconds]
 
     @classmethod
     def from_list(cls, item: Sequence[Any]) -> Term:
-        op, kind, op_class, bare, launches, link = item
-        return cls(str(op), str(kind), str(op_class), float(bare), int(launches), float(link))
+        """A term from :meth:`to_list`'s list (``ValueError`` when it is not one)."""
+        if not isinstance(item, (list, tuple)) or len(item) != 9:
+            raise ValueError(f"a fit term is a list of 9 items (op, kind, class, bare s, "
+                             f"launches, link s, compute s, memory s, fresh s), got {item!r}")
+        op, kind, op_class, bare, launches, link, compute, memory, fresh = item
+        return cls(str(op), str(kind), str(op_class), float(bare), int(launches), float(link),
+                   float(compute), float(memory), float(fresh))
 
 
-def terms(latency: Latency) -> list[Term]:
-    """The terms of a prediction, one per (operator, kind, class), summed over its kernels."""
+def terms(latency: Latency, per_kernel: bool = False) -> list[Term]:
+    """The terms of a prediction, one per (operator, kind, class), summed over its kernels
+    (``per_kernel``: one per kernel, in execution order, which a compute ceiling prices
+    exactly)."""
+    if per_kernel:
+        return [Term(t.op, t.kind, t.op_class, t.bare_seconds, t.launches, t.link_seconds,
+                     t.bare_compute, t.bare_memory, t.fresh_seconds) for t in latency.ops]
     summed: dict[tuple[str, str, str], list[float]] = {}
     for t in latency.ops:
-        acc = summed.setdefault((t.op, t.kind, t.op_class), [0.0, 0, 0.0])
-        acc[0] += t.bare_seconds
-        acc[1] += t.launches
-        acc[2] += t.link_seconds
-    return [Term(op, kind, cls, bare, int(launches), link)
-            for (op, kind, cls), (bare, launches, link) in summed.items()]
+        acc = summed.setdefault((t.op, t.kind, t.op_class), [0.0] * 6)
+        for i, value in enumerate((t.bare_seconds, t.launches, t.link_seconds,
+                                   t.bare_compute, t.bare_memory, t.fresh_seconds)):
+            acc[i] += value
+    return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fresh)
+            for (op, kind, cls), (bare, launches, link, compute, memory, fresh)
+            in summed.items()]
 
 
 @dataclass(frozen=True)
@@ -90,6 +112,7 @@ class Fit:
     device: Device
     figures: dict[str, float]
     rows: list[tuple[str, float, float, float]]  # (name, before, after, measured)
+    users: dict[str, list[str]] = field(default_factory=dict)  # figure -> rows it prices
 
     def errors(self, after: bool = True) -> list[float]:
         """Relative errors ``predicted / measured - 1`` per row."""
@@ -106,7 +129,7 @@ class Fit:
         table: dict[str, Any] = {}
         for name in self.figures:
             group, _, key = name.partition(".")
-            if group in ("efficiency", "overheads"):
+            if group in TABLES:
                 table.setdefault(group, {})[key] = getattr(self.device, group)[key]
             else:
                 table[name] = getattr(self.device, name)
@@ -134,17 +157,36 @@ class _Model:
         for name in self.free:
             _check_free(name, device)
         self.eff_keys = [n.split(".", 1)[1] for n in self.free if n.startswith("efficiency.")]
+        self.cef_keys = [n.split(".", 1)[1] for n in self.free
+                         if n.startswith("compute_efficiency.")]
         self.ovh_keys = [n.split(".", 1)[1] for n in self.free if n.startswith("overheads.")]
         self.eff_table = {**device.efficiency, **dict.fromkeys(self.eff_keys, 1.0)}
+        self.cef_table = {**device.compute_efficiency, **dict.fromkeys(self.cef_keys, 1.0)}
         self.ovh_table = {**device.overheads, **dict.fromkeys(self.ovh_keys, 0.0)}
 
     def eff_key(self, term: Term) -> str:
         keys = lookup_keys(term.op, term.kind, term.op_class)
         return next((k for k in keys if k in self.eff_table), term.op_class)
 
+    def cef_key(self, term: Term) -> str:
+        keys = lookup_keys(term.op, term.kind, term.op_class)
+        return next((k for k in keys if k in self.cef_table), term.op_class)
+
     def ovh_key(self, term: Term) -> str:
         keys = lookup_keys(term.op, term.kind, term.op_class)
         return next((k for k in keys if k in self.ovh_table), "overhead")
+
+    def figures_of(self, term: Term) -> list[str]:
+        """The figures (free or not) that price ``term``: its efficiency, its compute
+        ceiling and, when it pays any, its overhead."""
+        out = [f"efficiency.{self.eff_key(term)}",
+               f"compute_efficiency.{self.cef_key(term)}"]
+        if term.launches:
+            key = self.ovh_key(term)
+            out.append(key if key == "overhead" else f"overheads.{key}")
+        if term.link_seconds:
+            out.append("link_bandwidth")
+        return out
 
     def predict(self, row: Row, values: Mapping[str, float]) -> float:
         """Seconds predicted for ``row`` with ``values`` for the free figures (the device's
@@ -153,6 +195,12 @@ class _Model:
         for term in row.terms:
             key = self.eff_key(term)
             eff = values.get(f"efficiency.{key}", self.eff_table.get(key, 1.0))
+            ckey = self.cef_key(term)
+            ceiling = values.get(f"compute_efficiency.{ckey}", self.cef_table.get(ckey, 1.0))
+            bare = term.bare_seconds
+            if ceiling < 1:  # exact for one kernel; on the sums for a summed term
+                bare += max(term.compute_seconds / ceiling, term.memory_seconds) - \
+                    max(term.compute_seconds, term.memory_seconds)
             okey = self.ovh_key(term)
             if okey == "overhead":
                 ovh = values.get("overhead", self.device.overhead)
@@ -161,29 +209,27 @@ class _Model:
             link_scale = 1.0
             if "link_bandwidth" in values and self.device.link_bandwidth:
                 link_scale = self.device.link_bandwidth / values["link_bandwidth"]
-            total += term.bare_seconds / eff + term.launches * ovh + \
-                term.link_seconds * link_scale
+            total += bare / eff + term.launches * ovh + \
+                term.link_seconds * link_scale + term.fresh_seconds
         return total * (self.device.pipeline_latency_factor or 1.0)
 
     def device_with(self, values: Mapping[str, float], sources: Mapping[str, str]) -> Device:
-        efficiency = dict(self.device.efficiency)
-        overheads = dict(self.device.overheads)
+        tables: dict[str, Any] = {group: dict(getattr(self.device, group))
+                                  for group in TABLES}
         changes: dict[str, Any] = {}
         for name, value in values.items():
             group, _, key = name.partition(".")
-            if group == "efficiency":
-                efficiency[key] = value
-            elif group == "overheads":
-                overheads[key] = value
+            if group in tables:
+                tables[group][key] = value
             else:
                 changes[name] = value
-        return replace(self.device, efficiency=efficiency, overheads=overheads,
-                       sources={**self.device.sources, **sources}, **changes)
+        return replace(self.device, **tables, sources={**self.device.sources, **sources},
+                       **changes)
 
 
 def _check_free(name: str, device: Device) -> None:
     group, _, key = name.partition(".")
-    if group in ("efficiency", "overheads") and key:
+    if group in TABLES and key:
         return
     if name == "overhead":
         return
@@ -192,8 +238,20 @@ def _check_free(name: str, device: Device) -> None:
             raise DeviceError(f"device {device.name!r}: link_bandwidth is free in the fit but "
                               f"the device has no link_bandwidth to bound it")
         return
-    raise DeviceError(f"cannot fit {name!r}: free figures are efficiency.KEY, overheads.KEY, "
-                      f"overhead and link_bandwidth")
+    raise DeviceError(f"cannot fit {name!r}: free figures are efficiency.KEY, "
+                      f"compute_efficiency.KEY, overheads.KEY, overhead and link_bandwidth")
+
+
+def used_by(device: Device, rows: Sequence[Row], free: Sequence[str]) -> dict[str, list[str]]:
+    """``{free figure: names of the rows that price with it}`` (a figure no row prices with
+    maps to ``[]``: it cannot be fitted)."""
+    model = _Model(device, free)
+    users: dict[str, list[str]] = {name: [] for name in free}
+    for row in rows:
+        for name in dict.fromkeys(f for t in row.terms for f in model.figures_of(t)):
+            if name in users:
+                users[name].append(row.name)
+    return users
 
 
 def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
@@ -220,12 +278,13 @@ def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
     # parameters: log(1/efficiency) >= 0, overhead in seconds >= 0 (scaled to us),
     # log(datasheet link / link) >= 0
     lower, upper, start = [], [], []
+    tight = _tight_ceilings(model, rows)
     for name in model.free:
-        if name.startswith("efficiency."):
+        if name.startswith(("efficiency.", "compute_efficiency.")):
             lower.append(0.0)
             upper.append(math.log(1e4))
-            current = model.eff_table.get(name.split(".", 1)[1], 1.0)
-            start.append(-math.log(current))
+            entries = model.eff_table if name.startswith("efficiency.") else model.cef_table
+            start.append(-math.log(tight.get(name, entries.get(name.split(".", 1)[1], 1.0))))
         elif name == "link_bandwidth":
             lower.append(0.0)
             upper.append(math.log(1e3))
@@ -238,7 +297,7 @@ def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
     def values_of(x: Sequence[float]) -> dict[str, float]:
         out = {}
         for name, v in zip(model.free, x, strict=True):
-            if name.startswith("efficiency."):
+            if name.startswith(("efficiency.", "compute_efficiency.")):
                 out[name] = math.exp(-v)
             elif name == "link_bandwidth":
                 out[name] = (device.link_bandwidth or 1.0) * math.exp(-v)
@@ -265,7 +324,25 @@ def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
     before = {r.name: model.predict(r, {}) for r in rows}
     refit = _Model(fitted, [])
     table = [(r.name, before[r.name], refit.predict(r, {}), r.measured) for r in rows]
-    return Fit(fitted, values, table)
+    return Fit(fitted, values, table, used_by(device, rows, model.free))
+
+
+def _tight_ceilings(model: _Model, rows: Sequence[Row]) -> dict[str, float]:
+    """Where each free compute ceiling starts: the lowest ceiling at which no row's compute
+    alone takes longer than the row was measured to take (``max over rows of compute /
+    measured``, within ``[1e-4, 1]``). A ceiling starting at 1 would leave every
+    memory-bound term's time unchanged as it moves, so the solver would never see it."""
+    out: dict[str, float] = {}
+    free = {n for n in model.free if n.startswith("compute_efficiency.")}
+    for row in rows:
+        compute: dict[str, float] = {}
+        for term in row.terms:
+            name = f"compute_efficiency.{model.cef_key(term)}"
+            if name in free:
+                compute[name] = compute.get(name, 0.0) + term.compute_seconds
+        for name, seconds in compute.items():
+            out[name] = max(out.get(name, 0.0), seconds / row.measured)
+    return {name: min(max(value, 1e-4), 1.0) for name, value in out.items()}
 
 
 def _rounded(values: Mapping[str, float]) -> dict[str, float]:

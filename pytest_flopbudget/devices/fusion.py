@@ -15,6 +15,21 @@ compiler, RKNN, ncnn, ONNX Runtime, X-CUBE-AI) compile the graph first (``fusion
 * copies that only change layout (``contiguous``, a reshape that copies) are free;
 * everything else runs as it is.
 
+ONNX Runtime on a CPU (``fusion = "onnxruntime"``) applies fewer, named fusions at its
+default graph optimisation level (seen in the optimised graphs of models exported with
+``torch.onnx.export(..., dynamo=True)``, ONNX Runtime 1.2x CPU execution provider):
+
+* a convolution (any rank, depthwise included; not a transposed one) folds an eval-mode batch
+  norm (the exporter already folds it), then takes at most one elementwise add (the NCHWc
+  convolution's fused Sum: a residual) and at most one activation (Relu, Clip for ReLU6,
+  Sigmoid, Tanh, LeakyRelu, HardSigmoid: ``ConvActivationFusion``), the activation last;
+  a ResNet's conv-BN-add-ReLU runs as one node, a GELU after a convolution does not fuse;
+* a matrix product takes at most one elementwise add (a bias: ``MatMulAddFusion`` into
+  Gemm), one multiplication (a scale: ``FusedMatMul``'s alpha) and one activation of the
+  same list (``FusedGemm``), in that order;
+* everything else runs as a node of its own: no general elementwise fusion (a chain of
+  layer norm, GELU, multiply and add is four nodes), and layout copies are real (Transpose).
+
 A fused group is one kernel: one launch, one read of what comes from outside the group (the
 anchor's input and weights, each epilogue's other operand) and one write of its last result.
 Its FLOPs are the sum of its operators': fusion changes traffic and launches, never counts.
@@ -47,6 +62,16 @@ FOLDED_KINDS = frozenset({"channel_affine"})
 
 #: Kinds that cost nothing in a compiled graph.
 FREE_KINDS = frozenset({"layout"})
+
+#: Activations ONNX Runtime fuses into a convolution or a matrix product (its
+#: ``ConvActivationFusion`` and ``FusedGemm`` list: Relu, Clip, Sigmoid, Tanh, LeakyRelu,
+#: HardSigmoid), as the aten operators that export to them.
+ORT_ACTIVATIONS = frozenset(f"aten.{name}{suffix}" for name in (
+    "relu", "hardtanh", "clamp", "clamp_min", "clamp_max", "sigmoid", "tanh", "leaky_relu",
+    "hardsigmoid") for suffix in ("", "_"))
+#: Elementwise additions (a residual or a bias).
+ORT_ADDS = frozenset({"aten.add", "aten.add_", "aten.sub", "aten.sub_"})
+ORT_MULS = frozenset({"aten.mul", "aten.mul_", "aten.div", "aten.div_"})
 
 
 class Record(Protocol):
@@ -121,6 +146,8 @@ def units(records: Sequence[Record], fusion: str) -> list[Unit]:
     """The kernels a runtime with ``fusion`` runs for ``records`` (in execution order)."""
     if fusion == "none":
         return [Unit.of(r) for r in records]
+    if fusion == "onnxruntime":
+        return _onnxruntime_units(records)
     by_call: dict[int, list[Record]] = {}
     for r in records:
         by_call.setdefault(r.call, []).append(r)
@@ -143,6 +170,76 @@ def units(records: Sequence[Record], fusion: str) -> list[Unit]:
         else:
             out.append(Unit.of(r))
     return out
+
+
+def _graph(records: Sequence[Record]) -> tuple[dict[int, list[Record]],
+                                                dict[int, list[int]]]:
+    """``(records by call, consumer calls of each call)``."""
+    by_call: dict[int, list[Record]] = {}
+    for r in records:
+        by_call.setdefault(r.call, []).append(r)
+    consumers: dict[int, list[int]] = {}
+    for call, stages in by_call.items():
+        for source in dict.fromkeys(i for r in stages for i in r.inputs):
+            consumers.setdefault(source, []).append(call)
+    return by_call, consumers
+
+
+def _onnxruntime_units(records: Sequence[Record]) -> list[Unit]:
+    """The nodes ONNX Runtime runs (see the module docstring)."""
+    by_call, consumers = _graph(records)
+    absorbed: set[int] = set()
+    out: list[Unit] = []
+    for r in records:
+        if r.call in absorbed and r.call >= 0:
+            continue
+        single = r.call >= 0 and len(by_call[r.call]) == 1
+        if single and r.op_class in ("conv", "depthwise_conv") and r.kind != "transposed_conv":
+            chain = _ort_chain(r, by_call, consumers, ("norm", "add", "act"))
+        elif single and r.op_class == "matmul":
+            chain = _ort_chain(r, by_call, consumers, ("add", "mul", "act"))
+        else:
+            out.append(Unit.of(r))
+            continue
+        absorbed.update(m.call for m in chain[1:])
+        out.append(_group(chain, folds=True))
+    return out
+
+
+def _ort_step(r: Record) -> str:
+    """What an operator can be in an ONNX Runtime epilogue: ``norm``, ``add``, ``mul``,
+    ``act`` or ``""`` (none)."""
+    if r.steps != 1:
+        return ""
+    if r.kind in FOLDED_KINDS:
+        return "norm"
+    if r.op in ORT_ADDS:
+        return "add"
+    if r.op in ORT_MULS:
+        return "mul"
+    if r.op in ORT_ACTIVATIONS:
+        return "act"
+    return ""
+
+
+def _ort_chain(anchor: Record, by_call: dict[int, list[Record]],
+               consumers: dict[int, list[int]], order: tuple[str, ...]) -> list[Record]:
+    """The anchor and the epilogue operators ONNX Runtime fuses into it: each consumes only
+    the previous one's result, each step of ``order`` at most once and in that order."""
+    chain = [anchor]
+    tail = anchor.call
+    position = 0
+    while True:
+        after = consumers.get(tail, [])
+        if len(after) != 1 or len(by_call[after[0]]) != 1:
+            return chain
+        nxt = by_call[after[0]][0]
+        step = _ort_step(nxt)
+        if step not in order[position:]:
+            return chain
+        position = order.index(step) + 1
+        chain.append(nxt)
+        tail = nxt.call
 
 
 def _fusable(r: Record) -> bool:

@@ -5,22 +5,31 @@ memory-bound, so one max over the whole model would be wrong). A *kernel* is wha
 runtime executes (:mod:`.fusion`): one counted operator for eager PyTorch, a fused group for a
 compiling runtime. For one kernel::
 
-    t = max(flops / (usable_peak[dtype] * utilisation), memory_seconds) / efficiency
-        + overhead * steps + link_seconds
+    t = max(flops / (usable_peak[dtype] * utilisation * compute_efficiency),
+            memory_seconds) / efficiency + overhead * steps + link_seconds + fresh_seconds
 
 * ``usable_peak`` is the device's peak at the profile's precision (else its
   ``default_dtype``) times ``cores_used / cores``; ``utilisation`` is the fraction of the MAC
   array a product's channels keep busy once padded to the device's ``tile``.
 * ``memory_seconds``: activations (what the kernel reads and writes besides weights) at
-  ``onchip_bandwidth`` when they fit in ``onchip_bytes``, else at ``bandwidth``; weights held
+  ``onchip_bandwidth`` when they fit in ``onchip_bytes``; a larger footprint keeps the share
+  ``onchip_bytes / activations`` of them in the cache and moves the rest at ``bandwidth``
+  (:func:`activation_seconds`); weights held
   in the ``weight_cache_bytes`` (the first weights in execution order that fit) at the
   on-chip bandwidth, the others at ``bandwidth``, or, when the device names a
   ``link_bandwidth``, streamed over that link after the compute (``link_seconds``). A device
   without these figures prices every byte at ``bandwidth``.
-* ``efficiency`` and ``overhead`` are the device's entries for the kernel's aten operator,
-  kind or class (most specific first); ``overhead`` is paid once per recurrent step.
+* ``efficiency``, ``compute_efficiency`` and ``overhead`` are the device's entries for the
+  kernel's aten operator, kind or class (most specific first): ``compute_efficiency`` is the
+  compute ceiling of the kernel (the fraction of the peak its arithmetic attains, a
+  transcendental function's or a convolution's), ``efficiency`` scales the whole roofline;
+  ``overhead`` is paid once per recurrent step.
+* ``fresh_seconds``: a kernel that writes at least ``fresh_output_bytes`` pays for first
+  touching that fresh output memory at ``fresh_output_bandwidth`` (page faults of an eager
+  runtime whose allocator maps large outputs afresh at every call), on top of the rest.
 * A recurrent operator runs ``T`` dependent steps and re-reads its recurrent weights at every
-  step unless they fit in ``onchip_bytes``.
+  step from memory unless they fit in ``onchip_bytes``; when they fit and the device names an
+  ``onchip_bandwidth`` (a cache), every step reads them again from there.
 * A kernel that moves and computes nothing (an eval-mode dropout) takes no time.
 * On a device with a ``pipeline_latency_factor`` (a dataflow pipeline) the sum is the
   per-frame time of the filled pipeline; one inference's latency is that factor times it.
@@ -41,9 +50,9 @@ from typing import Protocol
 from ..core.numbers import finite
 from ..core.op_classes import lookup_keys
 from ..core.paths import under
-from .catalog import get_device
 from .device import Device, DeviceError
 from .fusion import Record, Unit, units
+from .project import get_device
 
 
 class LayerRow(Protocol):
@@ -74,8 +83,10 @@ class OpTime:
     runs, ``modules`` the modules they belong to (more than one when fused); ``bytes``: its
     traffic at the device dtype, recurrent re-reads included. The terms: ``compute_seconds``
     and ``memory_seconds`` (each already divided by ``efficiency``), ``overhead_seconds``,
-    ``link_seconds`` (weights streamed over the host link). ``bare_seconds`` is the larger
-    of the two roofline terms before ``efficiency``; ``launches`` is how many overheads it
+    ``link_seconds`` (weights streamed over the host link), ``fresh_seconds`` (first touch of
+    a fresh output). ``bare_seconds`` is the larger
+    of the two roofline terms before ``efficiency`` and ``compute_efficiency``, which are
+    ``bare_compute`` and ``bare_memory``; ``launches`` is how many overheads it
     pays; ``efficiency_key``/``overhead_key`` are the device table entries that priced it (for
     fitting a device to measurements).
     """
@@ -92,8 +103,12 @@ class OpTime:
     ops: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     link_seconds: float = 0.0
+    fresh_seconds: float = 0.0
     bare_seconds: float = 0.0
     efficiency: float = 1.0
+    compute_efficiency: float = 1.0
+    bare_compute: float = 0.0
+    bare_memory: float = 0.0
     launches: int = 0
     efficiency_key: str = ""
     overhead_key: str = ""
@@ -126,6 +141,18 @@ class _Placement:
         return cached
 
 
+def activation_seconds(nbytes: int, device: Device) -> float:
+    """Seconds to move ``nbytes`` of activations: at ``onchip_bandwidth`` when they fit in
+    ``onchip_bytes``; beyond, the share ``onchip_bytes / nbytes`` of them still comes from the
+    cache (what a cache keeps of a stream larger than itself) and the rest from memory at
+    ``bandwidth``. A device without ``onchip_bandwidth`` moves them all at ``bandwidth``."""
+    onchip_bw = device.onchip_bandwidth
+    if not onchip_bw or not nbytes:
+        return nbytes / device.bandwidth
+    hit = min(1.0, device.onchip_bytes / nbytes)
+    return nbytes * (hit / onchip_bw + (1 - hit) / device.bandwidth)
+
+
 def unit_time(unit: Unit, device: Device, dtype: str,
               placement: _Placement | None = None) -> OpTime:
     """Roofline time of one kernel on ``device`` at precision ``dtype``."""
@@ -134,10 +161,9 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     activations = unit.read.bytes(dtype) + unit.written.bytes(dtype) - weights
     nbytes = activations + weights
     onchip_bw = device.onchip_bandwidth
-    act_bw = onchip_bw if onchip_bw and activations <= device.onchip_bytes else device.bandwidth
     cached = placement.take(weights) if placement is not None else 0
     streamed = weights - cached
-    memory = activations / act_bw + cached / (onchip_bw or device.bandwidth)
+    memory = activation_seconds(activations, device) + cached / (onchip_bw or device.bandwidth)
     link = 0.0
     if device.link_bandwidth is not None:
         link = streamed / device.link_bandwidth
@@ -148,8 +174,11 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         if rereads > device.onchip_bytes:
             nbytes += (r.steps - 1) * rereads
             memory += (r.steps - 1) * rereads / device.bandwidth
+        elif device.onchip_bandwidth:  # a cache, not a scratchpad: read again, from it
+            memory += (r.steps - 1) * rereads / device.onchip_bandwidth
     keys = lookup_keys(r.op, r.kind, r.op_class)
     eff = device.efficiency_of(r.op_class, r.op, r.kind)
+    ceiling = device.compute_efficiency_of(r.op_class, r.op, r.kind)
     peak = device.usable_peak(dtype) * device.utilisation(r.mac_dims)
     compute = unit.flops / peak
     if unit.free:
@@ -158,12 +187,20 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     launches = r.steps if moves and not unit.free else 0
     overhead = device.overhead_for(r.op, r.op_class, r.kind) * launches
     bare = max(compute, memory)
+    fresh = 0.0
+    written = unit.written.bytes(dtype)
+    if device.fresh_output_bandwidth and written >= max(device.fresh_output_bytes, 1) \
+            and not unit.free:
+        fresh = written / device.fresh_output_bandwidth
     return OpTime(
         op=r.op, module=r.module, op_class=r.op_class, flops=unit.flops, bytes=nbytes,
-        compute_seconds=compute / eff, memory_seconds=memory / eff,
-        overhead_seconds=overhead, seconds=bare / eff + overhead + link,
-        ops=unit.ops, modules=unit.modules, link_seconds=link, bare_seconds=bare,
-        efficiency=eff, launches=launches,
+        compute_seconds=compute / ceiling / eff, memory_seconds=memory / eff,
+        overhead_seconds=overhead,
+        seconds=max(compute / ceiling, memory) / eff + overhead + link + fresh,
+        ops=unit.ops, modules=unit.modules, link_seconds=link, fresh_seconds=fresh,
+        bare_seconds=bare,
+        efficiency=eff, compute_efficiency=ceiling, bare_compute=compute, bare_memory=memory,
+        launches=launches,
         efficiency_key=_key(device.efficiency, keys, r.op_class),
         overhead_key=_key(device.overheads, keys, "overhead"),
         kind=r.kind,

@@ -39,6 +39,9 @@ def lines(settings: Config, overrides: Mapping[str, tuple[Any, str]], root: Path
     declared = settings.settings.get("devices")
     n = len(declared) if isinstance(declared, Mapping) else 0
     parts = [f"devices from {settings.where('devices')} ({n})" if n else "built-in devices"]
+    files = [p.stem for p in settings.device_files if p != settings.host_path]
+    if files:
+        parts.append(f"device files ({len(files)}: {', '.join(files)})")
     host = shown(settings.host_path, root)
     if HOST in settings.catalog.names and settings.host_path.is_file():
         age = (now if now is not None else time.time()) - settings.host_path.stat().st_mtime

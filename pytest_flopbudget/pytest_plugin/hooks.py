@@ -28,8 +28,8 @@ from ..budgets.measurement import REPORT_SCHEMA, TestRecord, outcome_counts
 from ..core.files import atomic_write, check_writable
 from ..core.metrics import METRICS
 from ..core.version import VERSION
-from ..devices.catalog import set_default_catalog
 from ..devices.device import DeviceError
+from ..devices.project import set_default_catalog
 from ..reporting.text import (
     failing_oneliners,
     failing_summary,

@@ -1,0 +1,362 @@
+"""ONNX Runtime as a calibration runtime, and per-node times mapped back to modules.
+
+A model is exported with ``torch.onnx.export(model, inputs, dynamo=True)`` and run in an
+``InferenceSession`` on the CPU execution provider with the default graph optimisations and
+``intra_op_num_threads = torch.get_num_threads()`` (:func:`session`). ONNX Runtime's profiler
+(``SessionOptions.enable_profiling``) writes one event per node and run; the exporter records
+on every node the module it came from (``pkg.torch.onnx.name_scopes``), and a node of the
+optimised graph is traced back to the exported nodes by the tensors it writes (a fused node
+writes its last member's result) or, failing that, reads (:func:`node_modules`).
+
+The calibration (:class:`OnnxRuntime`) exports every row and structural probe as one suite
+(one submodule per row) in a single graph, runs it with the profiler, and takes a row's time
+as the median over runs of its nodes' times plus, per node, the executor's time between
+nodes (the run's time less its nodes', spread over them).
+
+onnxruntime, onnx and onnxscript are an optional extra: ``pip install
+'pytest-flopbudget[onnx]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import statistics
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .microbench import Bench, randn
+from .structure import MiB, Probe
+from .timing import Pass, Timer, Timing
+
+INSTALL = "pip install 'pytest-flopbudget[onnx]'"
+PACKAGES = ("onnxruntime", "onnx", "onnxscript")
+#: The metadata key of an exported node that names its module scopes.
+SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def missing() -> str:
+    """``""`` when ONNX Runtime and the exporter's packages are installed, else what to do."""
+    absent = [p for p in PACKAGES if importlib.util.find_spec(p) is None]
+    if not absent:
+        return ""
+    return (f"--runtime onnxruntime needs {', '.join(absent)} (not installed): {INSTALL}")
+
+
+def _require() -> None:
+    text = missing()
+    if text:
+        raise ImportError(text)
+
+
+def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> Path:
+    """Export ``model(*inputs)`` to ``path`` with ``torch.onnx.export(..., dynamo=True)``
+    (its progress lines and warnings kept quiet)."""
+    _require()
+    quiet = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), \
+                contextlib.redirect_stderr(quiet):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model.eval(), inputs, dynamo=True, verbose=False)
+        program.save(str(path))  # type: ignore[union-attr]
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+    return path
+
+
+def session(path: Path, profile_prefix: Path | None = None,
+            optimized: Path | None = None) -> Any:
+    """An ``InferenceSession`` as the calibration measures: CPU execution provider, default
+    graph optimisations, ``intra_op_num_threads = torch.get_num_threads()``; with
+    ``profile_prefix``, the per-node profiler on; with ``optimized``, the optimised graph
+    written there."""
+    _require()
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def version() -> str:
+    """ONNX Runtime's version."""
+    import onnxruntime as ort
+
+    return str(ort.__version__)
+
+
+def scope_module(scopes: str) -> str:
+    """The module path of an exported node from its ``name_scopes`` metadata
+    (``"['', 'seq', 'seq.1', 'batch_norm']"`` -> ``"seq.1"``; ``"['', 'mean']"`` -> ``""``)."""
+    try:
+        names = json.loads(scopes.replace("'", '"'))
+    except ValueError:
+        return ""
+    return str(names[-2]) if isinstance(names, list) and len(names) >= 2 else ""
+
+
+def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
+    """``{node name of the optimised graph: module path}``: through the exported node that
+    wrote the same tensor (a fused node writes its last member's result), else through the
+    exported node that wrote one of its inputs; ``""`` (the model) when neither is found."""
+    producer: dict[str, str] = {}
+    for node in exported.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == SCOPES), "")
+        for out in node.output:
+            producer[out] = scope_module(scopes)
+    found: dict[str, str] = {}
+    for node in optimized.graph.node:
+        module = next((producer[t] for t in node.output if t in producer), None)
+        if module is None:
+            module = next((producer[t] for t in node.input if t in producer), "")
+        found[node.name] = module
+    return found
+
+
+def optimize(path: Path) -> tuple[Path, dict[str, str]]:
+    """Write ``path``'s graph as ONNX Runtime optimises it (default level), every node named
+    (ONNX Runtime leaves the nodes of expanded functions unnamed, and its profiler would name
+    them by an index no file shows), next to ``path``; return that file and each node's
+    module (:func:`node_modules`). Running the written graph applies the same optimisations
+    again, which change nothing."""
+    import onnx
+
+    optimized = path.with_suffix(".opt.onnx")
+    session(path, optimized=optimized)
+    graph = onnx.load(str(optimized))
+    taken = {n.name for n in graph.graph.node}
+    for i, node in enumerate(graph.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_n{i}"
+            while node.name in taken:
+                node.name += "_"
+            taken.add(node.name)
+    named = path.with_suffix(".named.onnx")
+    onnx.save(graph, str(named))
+    return named, node_modules(onnx.load(str(path)), graph)
+
+
+def profile_runs(path: str) -> list[dict[str, float]]:
+    """Per run of a profile file: ``{node name: microseconds}`` of its nodes, and under the
+    key ``""`` the run's own microseconds (``model_run``)."""
+    events = json.loads(Path(path).read_text())
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    nodes = sorted((e for e in events if e.get("cat") == "Node"
+                    and str(e.get("name", "")).endswith("_kernel_time")),
+                   key=lambda e: e["ts"])
+    out: list[dict[str, float]] = []
+    i = 0
+    for run in runs:
+        end = run["ts"] + run["dur"]
+        times: dict[str, float] = {"": float(run["dur"])}
+        while i < len(nodes) and nodes[i]["ts"] <= end:
+            if nodes[i]["ts"] >= run["ts"]:
+                name = nodes[i]["name"][: -len("_kernel_time")]
+                times[name] = times.get(name, 0.0) + float(nodes[i]["dur"])
+            i += 1
+        out.append(times)
+    return out
+
+
+def _profiled(model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int,
+              workdir: Path) -> tuple[list[dict[str, float]], dict[str, str], Any]:
+    """Export, optimise and profile ``runs`` runs (after 3 warm-ups): the per-run node
+    times, each optimised node's module and the session."""
+    path, modules = optimize(export(model, inputs, workdir / "model.onnx"))
+    sess = session(path, profile_prefix=workdir / "profile")
+    feeds = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs, strict=True)}
+    for _ in range(3):
+        sess.run(None, feeds)
+    # the warm-up runs are in the profile too: keep the last `runs`
+    for _ in range(runs):
+        sess.run(None, feeds)
+    per_run = profile_runs(sess.end_profiling())[-runs:]
+    return per_run, modules, (sess, feeds)
+
+
+def layer_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int,
+                timer: Timer, workdir: Path | None = None) -> tuple[dict[str, float], float]:
+    """``({module path: median own seconds}, seconds of one run)`` of ``model`` in ONNX
+    Runtime: per-node profiler times summed per module; the run's time measured around
+    ``session.run`` without the profiler."""
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(workdir or tmp)
+        per_run, modules, _ = _profiled(model, inputs, repeats, where)
+        sess = session(where / "model.onnx")
+        feeds = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs, strict=True)}
+        total = timer(lambda: sess.run(None, feeds), max(repeats // 2, 3), warmup=3,
+                      min_sample_s=0.05).seconds
+    by_module: dict[str, list[float]] = {}
+    for run in per_run:
+        sums: dict[str, float] = {}
+        for node, us in run.items():
+            if node:
+                key = modules.get(node, "")
+                sums[key] = sums.get(key, 0.0) + us * 1e-6
+        for key, seconds in sums.items():
+            by_module.setdefault(key, []).append(seconds)
+    return {k: statistics.median(v) for k, v in by_module.items()}, total
+
+
+# --- the calibration runtime ------------------------------------------------------------------
+class Suite(nn.Module):
+    """Every row and probe as one module: ``b.<i>`` runs row ``i`` on its own inputs and
+    returns its outputs, so one export and one session hold them all."""
+
+    def __init__(self, benches: Sequence[Bench]) -> None:
+        super().__init__()
+        self.b = nn.ModuleList(b.module for b in benches)
+        self.counts = [len(b.inputs) for b in benches]
+
+    def forward(self, *xs: torch.Tensor) -> tuple[Any, ...]:
+        outs = []
+        i = 0
+        for module, n in zip(self.b, self.counts, strict=True):
+            outs.append(module(*xs[i:i + n]))
+            i += n
+        return tuple(outs)
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.mm(a, b)
+
+
+def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a + b
+
+
+def _sum(a: torch.Tensor) -> torch.Tensor:
+    return a.sum()
+
+
+class _Fn(nn.Module):
+    def __init__(self, body: Any) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, *xs: torch.Tensor) -> Any:
+        return self.body(*xs)
+
+
+def probe_bench(probe: Probe) -> Bench:
+    """The exportable row that stands for a structural probe in ONNX Runtime: ``gemm N`` a
+    MatMul, ``add S`` an Add of two buffers into a third, ``sum S`` a ReduceSum (sizes as
+    :func:`~.structure.size_text` writes them)."""
+    kind, _, size = probe.what.partition(" ")
+    if kind == "gemm":
+        n = int(size)
+        return Bench(probe.what, "structure", _Fn(_mm), (randn(n, n), randn(n, n)))
+    number, unit = size.split()
+    nbytes = int(number) * (MiB if unit == "MiB" else 1024)
+    x = torch.ones(nbytes // 4)
+    if kind == "add":
+        return Bench(probe.what, "structure", _Fn(_add), (x, torch.ones_like(x)))
+    if kind == "sum":
+        return Bench(probe.what, "structure", _Fn(_sum), (x,))
+    raise ValueError(f"no ONNX Runtime kernel for probe {probe.what!r}")
+
+
+class OnnxRuntime:
+    """ONNX Runtime's CPU execution provider (see the module docstring)."""
+
+    name = "onnxruntime"
+    fusion = "onnxruntime"
+    #: Streaming kernels it measures (a copy is no ONNX node of its own), and the one whose
+    #: sizes give the cache's capacity.
+    stream_kernels: tuple[str, ...] = ("add", "sum")
+    sweep_kernel = "add"
+
+    def __init__(self) -> None:
+        _require()
+        self._workdir = tempfile.TemporaryDirectory(prefix="flopbudget-ort-")
+        self._built: tuple[Path, dict[str, str], tuple[torch.Tensor, ...]] | None = None
+        self._passes = 0
+
+    def fresh(self) -> bool:
+        return False  # its arena keeps output memory between runs
+
+    def describe(self) -> str:
+        return (f"ONNX Runtime {version()} (CPU execution provider, default graph "
+                f"optimisations, {torch.get_num_threads()} intra-op threads; models exported "
+                f"by torch {torch.__version__} with dynamo=True)")
+
+    def _build(self, items: Sequence[Bench]) -> tuple[Path, dict[str, str],
+                                                      tuple[torch.Tensor, ...]]:
+        """Export the suite once, write its optimised graph, map its nodes to rows."""
+        if self._built is None:
+            work = Path(self._workdir.name)
+            inputs = tuple(x for b in items for x in b.inputs)
+            path, modules = optimize(export(Suite(items), inputs, work / "suite.onnx"))
+            self._built = (path, modules, inputs)
+        return self._built
+
+    def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Any,
+                timer: Any) -> Any:
+        """One pass: a new profiled session, ``plan.repeats`` runs of the suite after
+        warm-ups; a row's seconds are the median over runs of its nodes' plus the
+        executor's time per node (:func:`row_seconds`)."""
+        items = [probe_bench(p) for p in probes] + list(benches)
+        path, modules, inputs = self._build(items)
+        self._passes += 1
+        sess = session(path, profile_prefix=Path(self._workdir.name) / f"pass{self._passes}")
+        feeds = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs, strict=True)}
+        for _ in range(max(plan.warmup, 1)):
+            sess.run(None, feeds)
+        runs = max(plan.repeats, 3)
+        for _ in range(runs):
+            sess.run(None, feeds)
+        per_run = profile_runs(sess.end_profiling())[-runs:]
+        seconds = row_seconds(per_run, modules, len(items))
+        timings = [Timing(s, runs, 0, 0.0) for s in seconds]
+        return Pass({p.what: t for p, t in zip(probes, timings, strict=False)},
+                    timings[len(probes):])
+
+
+def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
+                rows: int) -> list[float]:
+    """Per row of a suite (its nodes' module paths start ``b.<i>``): the median over runs of
+    its nodes' seconds plus, per node, the run's time not spent in any node spread over
+    every node of the run."""
+    def row_of(node: str) -> int | None:
+        parts = modules.get(node, "").split(".")
+        if len(parts) >= 2 and parts[0] == "b" and parts[1].isdigit():
+            return int(parts[1])
+        return None
+
+    samples: list[list[float]] = [[] for _ in range(rows)]
+    for run in per_run:
+        nodes = {k: v for k, v in run.items() if k}
+        gap = max(run[""] - sum(nodes.values()), 0.0) / max(len(nodes), 1)
+        sums = [0.0] * rows
+        for node, us in nodes.items():
+            index = row_of(node)
+            if index is not None:
+                sums[index] += us + gap
+        for i, total in enumerate(sums):
+            samples[i].append(total * 1e-6)
+    return [statistics.median(s) if s else 0.0 for s in samples]
+
+
+__all__ = ["INSTALL", "OnnxRuntime", "Suite", "export", "layer_times", "missing",
+           "node_modules", "profile_runs", "row_seconds", "scope_module", "session"]

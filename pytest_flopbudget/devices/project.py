@@ -1,0 +1,233 @@
+"""A project's devices, found the same way inside pytest and outside it.
+
+A *project* is a folder with a ``pyproject.toml`` holding a ``[tool.flopbudget]`` table, or a
+``.flopbudget`` folder. Inside pytest it is the rootdir; in a script, a notebook or the REPL it
+is found from the current directory upward, as pytest finds its rootdir (:func:`find_root`).
+Its catalog (:func:`project_catalog`) is, each layer able to override the one before:
+
+1. the built-in devices (``devices.toml`` with ``fitted.toml``);
+2. every device file in the project's ``.flopbudget/`` folder (``*.toml`` files holding
+   ``[devices.NAME]`` tables: what ``python -m pytest_flopbudget calibrate --name NAME`` and
+   ``fit`` write), each device joining by its table's name;
+3. the ``host_file`` of ``[tool.flopbudget]`` when it lies elsewhere (its ``[devices.host]``);
+4. the devices declared under ``[tool.flopbudget.devices]``, which may inherit from any of
+   the above (``base = "host"``).
+
+:func:`get_device` resolves names in the session's catalog while pytest runs (the plugin sets
+it) and in the current directory's project otherwise, re-read when a file changes. A missing
+``host`` says how to calibrate.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.tomlio import TomlError, read_toml
+from .catalog import Catalog
+from .device import Device, DeviceError
+from .device_file import DEFAULT_PATH, FOLDER, HOST
+
+
+def device_file_path(root: Path, name: str) -> Path:
+    """``ROOT/.flopbudget/NAME.toml``: where a device file for ``name`` lives."""
+    return root / FOLDER / f"{name}.toml"
+
+
+def _section(pyproject: Path) -> Mapping[str, Any] | None:
+    """``[tool.flopbudget]`` of ``pyproject`` (``None`` when it has none)."""
+    data = read_toml(pyproject, str(pyproject))
+    tool = data.get("tool", {})
+    section = tool.get("flopbudget") if isinstance(tool, Mapping) else None
+    return section if isinstance(section, Mapping) else None
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest folder, ``start`` or a parent, that is a project: it has a
+    ``pyproject.toml`` with a ``[tool.flopbudget]`` table or a ``.flopbudget`` folder
+    (``None`` when there is none). A ``pyproject.toml`` that is not valid TOML is a
+    :class:`DeviceError` naming it."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / FOLDER).is_dir():
+            return folder
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                if _section(pyproject) is not None:
+                    return folder
+            except TomlError as exc:
+                raise DeviceError(str(exc)) from None
+    return None
+
+
+@dataclass(frozen=True)
+class ProjectDevices:
+    """A project's catalog and where it came from: ``files`` are the device files read (in
+    order), ``host_path`` where the ``host`` device is read and written, ``declared`` how
+    many devices ``[tool.flopbudget.devices]`` declares."""
+
+    catalog: Catalog
+    host_path: Path
+    files: tuple[Path, ...] = ()
+    declared: int = 0
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+
+def host_missing(host_path: Path) -> str:
+    """What to say when device ``host`` is asked for and ``host_path`` does not exist."""
+    return (f"device 'host' is this machine once calibrated, and there is no calibration "
+            f"file at {host_path}: run 'pytest --flop-calibrate' or 'python -m "
+            f"pytest_flopbudget calibrate' to measure this machine and write it")
+
+
+def device_tables(path: Path, where: str) -> dict[str, Any]:
+    """The ``[devices.NAME]`` tables of a device file (``{}`` when it has no ``devices``
+    table: another tool's TOML file in the folder). Errors name ``where``."""
+    try:
+        data = read_toml(path, where)
+    except TomlError as exc:
+        raise DeviceError(str(exc)) from None
+    devices = data.get("devices", {})
+    if not isinstance(devices, Mapping):
+        raise DeviceError(f"{where}: devices must be a table of [devices.NAME] tables")
+    return dict(devices)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def project_catalog(root: Path, section: Mapping[str, Any] | None = None, *,
+                    devices_where: str = "pyproject.toml [tool.flopbudget.devices]",
+                    host_file: Path | None = None) -> ProjectDevices:
+    """The catalog of the project at ``root`` whose ``[tool.flopbudget]`` is ``section``
+    (see the module docstring for the layers). ``host_file``: the host calibration file when
+    the caller knows it (pytest's ``--flop-host-file``...), else ``section``'s ``host_file``
+    (relative to ``root``), else ``.flopbudget/host.toml``.
+
+    Raises :class:`DeviceError` naming the file and key: a device file that is not TOML, a
+    device declared by two files of the folder, a bad figure, a bad ``host_file``.
+    """
+    section = section or {}
+    if host_file is None:
+        setting = section.get("host_file", str(DEFAULT_PATH))
+        if not isinstance(setting, str) or not setting.strip():
+            raise DeviceError(f"{devices_where.rsplit('.', 1)[0]}]: host_file must be a file "
+                              f"path (a string), got {setting!r}")
+        host_file = root / setting
+    catalog = Catalog.builtin()
+    files: list[Path] = []
+    declared_in: dict[str, str] = {}
+    folder = root / FOLDER
+    found = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    for path in found:
+        if path.resolve() == host_file.resolve():
+            continue  # read last, below: the host file wins over the folder's files
+        where = _shown(path, root)
+        tables = device_tables(path, where)
+        for name in tables:
+            if name in declared_in:
+                raise DeviceError(f"device {name!r} is declared by two device files: "
+                                  f"{declared_in[name]} and {where}; keep one")
+            declared_in[name] = where
+        if tables:
+            catalog = catalog.with_tables(tables, f"{where} [devices]")
+            files.append(path)
+    hints: dict[str, str] = {}
+    if host_file.is_file():
+        where = _shown(host_file, root)
+        tables = device_tables(host_file, where)
+        if HOST not in tables:
+            raise DeviceError(f"{where}: no [devices.{HOST}] table; run 'python -m "
+                              f"pytest_flopbudget calibrate' to write one")
+        catalog = catalog.with_tables(tables, f"{where} [devices]")
+        files.append(host_file)
+    elif HOST not in catalog.names:
+        hints[HOST] = host_missing(host_file)
+    declared = section.get("devices", {})
+    if declared:
+        catalog = catalog.with_tables(declared, devices_where)
+    catalog = catalog.with_hints(hints)
+    return ProjectDevices(catalog, host_file, tuple(files),
+                          len(declared) if isinstance(declared, Mapping) else 0, hints)
+
+
+def discover(start: Path) -> ProjectDevices | None:
+    """The devices of the project around ``start`` (see :func:`find_root`), or ``None``
+    outside any project."""
+    root = find_root(start)
+    if root is None:
+        return None
+    pyproject = root / "pyproject.toml"
+    section = None
+    if pyproject.is_file():
+        try:
+            section = _section(pyproject)
+        except TomlError as exc:
+            raise DeviceError(str(exc)) from None
+    return project_catalog(root, section,
+                           devices_where=f"{pyproject} [tool.flopbudget.devices]")
+
+
+# --- the catalog get_device() uses ------------------------------------------------------
+_session: Catalog | None = None
+_found: dict[Path, tuple[tuple[Any, ...], Catalog]] = {}
+
+
+def set_default_catalog(catalog: Catalog | None) -> None:
+    """Make ``catalog`` what :func:`get_device` resolves names with while a pytest session
+    runs (``None``: back to the current directory's project)."""
+    global _session
+    _session = catalog
+
+
+def _stamp(start: Path) -> tuple[Any, ...]:
+    """What a project's catalog depends on, cheaply: the files' paths and modification
+    times, from ``start`` up to the first project folder."""
+    out: list[Any] = []
+    for folder in (start, *start.parents):
+        for path in (folder / "pyproject.toml", folder / FOLDER):
+            try:
+                out.append((str(path), path.stat().st_mtime_ns))
+            except OSError:
+                continue
+            if path.name == FOLDER:
+                out.extend((str(p), p.stat().st_mtime_ns) for p in sorted(path.iterdir()))
+    return tuple(out)
+
+
+def default_catalog() -> Catalog:
+    """The catalog :func:`get_device` uses: the pytest session's while one runs, else the
+    project's around the current directory (built-ins outside any project)."""
+    if _session is not None:
+        return _session
+    start = Path(os.getcwd())
+    stamp = _stamp(start)
+    cached = _found.get(start)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    found = discover(start)
+    catalog = found.catalog if found is not None else \
+        Catalog.builtin().with_hints({HOST: host_missing(start / DEFAULT_PATH)})
+    _found[start] = (stamp, catalog)
+    return catalog
+
+
+def get_device(name: str | Device, catalog: Catalog | None = None) -> Device:
+    """A device by name (built-in, a project's device file or declared in its
+    ``[tool.flopbudget.devices]``), or ``name`` itself if a Device."""
+    if isinstance(name, Device):
+        return name
+    return (catalog or default_catalog()).get(name)
+
+
+__all__ = ["ProjectDevices", "default_catalog",
+           "device_file_path", "discover", "find_root", "get_device", "project_catalog",
+           "set_default_catalog"]

@@ -1,0 +1,179 @@
+"""A team fits its own board: ``python -m pytest_flopbudget fit``.
+
+The team runs its tests with ``pytest --flop-json flop.json`` on the device the catalog has
+for its board (``--flop-device NAME`` or the tests' own), measures the same models on the
+board with the tools it already has, and lists the latencies by test id
+(:mod:`.measured`: milliseconds, or trtexec, benchmark_model, benchncnn and hailortcli logs).
+Each measurement of the report carries its prediction's fit terms
+(:func:`.fit.terms`), so the fit needs neither torch nor the models:
+
+    python -m pytest_flopbudget fit --device rk3588-npu --report flop.json \\
+        --measured times.csv --free efficiency.conv,overhead --name rk3588-ours
+
+writes ``.flopbudget/rk3588-ours.toml`` in the project (where every device file joins the
+catalog): the device's figures with the fitted ones, each fitted figure's source citing the
+rows, and the residual of every row as comments.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..core.files import atomic_write
+from ..core.op_classes import OP_CLASSES
+from .device import Device, DeviceError
+from .device_file import FOLDER, device_toml
+from .fit import TABLES, Fit, Row, Term, fit, used_by
+from .measured import MeasuredError, read_measured
+from .project import discover, find_root, get_device
+
+
+class FitCommandError(ValueError):
+    """A bad option, report or measured file; the message names it."""
+
+
+def report_rows(report: Path, device: str) -> dict[str, tuple[Term, ...]]:
+    """``{test id: fit terms}`` of the tests a ``--flop-json`` report priced on ``device``."""
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FitCommandError(f"--report {report}: cannot be read: {exc}") from None
+    except ValueError as exc:
+        raise FitCommandError(f"--report {report}: not JSON ({exc})") from None
+    tests = data.get("tests") if isinstance(data, dict) else None
+    if not isinstance(tests, list):
+        raise FitCommandError(f"--report {report}: not a --flop-json report (no 'tests' list)")
+    out: dict[str, tuple[Term, ...]] = {}
+    for test in tests:
+        mine = [m for m in test.get("measurements", []) if m.get("device") == device]
+        if not mine:
+            continue
+        nodeid = test.get("nodeid", "?")
+        if len(mine) > 1:
+            raise FitCommandError(f"--report {report}: test {nodeid} profiles {len(mine)} "
+                                  f"models on {device}; a measured latency needs one model "
+                                  f"per test")
+        if "terms" not in mine[0]:
+            raise FitCommandError(f"--report {report}: test {nodeid} has no fit terms (a "
+                                  f"report of an older pytest-flopbudget); run the tests again")
+        try:
+            out[nodeid] = tuple(Term.from_list(t) for t in mine[0]["terms"])
+        except ValueError as exc:
+            raise FitCommandError(f"--report {report}: test {nodeid}: {exc}") from None
+    if not out:
+        raise FitCommandError(f"--report {report}: no test was priced on device {device!r}; "
+                              f"run the tests with --flop-device {device}")
+    return out
+
+
+def expand_free(spec: str, rows: Sequence[Row]) -> list[str]:
+    """The free figures of ``--free``: comma-separated figures (``efficiency.conv``,
+    ``overheads.aten.lstm``, ``overhead``...); ``efficiency``, ``compute_efficiency`` or
+    ``overheads`` alone stand for one entry per operator class the rows run."""
+    classes = [c for c in OP_CLASSES if any(t.op_class == c for r in rows for t in r.terms)]
+    out: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if item in TABLES:
+            out += [f"{item}.{c}" for c in classes]
+        elif item in ("overhead", "link_bandwidth") or \
+                (item.partition(".")[0] in TABLES and item.partition(".")[2]):
+            out.append(item)
+        else:
+            raise FitCommandError(f"--free: {item!r} is not a free figure; expected "
+                                  f"efficiency, compute_efficiency, overheads (one per "
+                                  f"operator class), efficiency.KEY, compute_efficiency.KEY, "
+                                  f"overheads.KEY, overhead or link_bandwidth")
+    if not out:
+        raise FitCommandError("--free: no free figures given")
+    return list(dict.fromkeys(out))
+
+
+def fitted_file(result: Fit, base: Device, name: str, cite: str, notes: Sequence[str]) -> str:
+    """The fitted device as a complete device file: every figure of ``base`` with the fitted
+    ones, every source, the residuals as comments."""
+    defaults = Device("defaults", 1.0, 1.0).to_dict()
+    table = {k: v for k, v in result.device.to_dict().items()
+             if k not in ("name", "sources") and v is not None
+             and (v != defaults[k] or k in base.sources or k in ("bandwidth", "peak_flops"))}
+    table["description"] = (f"{base.description or base.name}, its free figures fitted to "
+                            f"{cite} on {_dt.date.today().isoformat()}")
+    table["sources"] = dict(result.device.sources)
+    header = [f"Written by 'python -m pytest_flopbudget fit' from device {base.name!r} and "
+              f"{cite}.", *notes, "", "Residual of every row (measured, predicted before and "
+              "after the fit):", *result.residual_lines()]
+    return device_toml(name, table, "\n".join(header))
+
+
+def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str | None,
+            out: Path | None, start: Path) -> list[str]:
+    """The ``fit`` command: returns the lines to print; raises :class:`FitCommandError`."""
+    found = discover(start)
+    catalog = found.catalog if found is not None else None
+    try:
+        base = get_device(device, catalog)
+    except DeviceError as exc:
+        raise FitCommandError(f"--device: {exc}") from None
+    terms = report_rows(report, device)
+    try:
+        times = read_measured(measured)
+    except MeasuredError as exc:
+        raise FitCommandError(f"--measured: {exc}") from None
+    rows = [Row(test, terms[test], seconds) for test, seconds in times.items()
+            if test in terms]
+    unknown = [t for t in times if t not in terms]
+    if not rows:
+        raise FitCommandError(f"--measured {measured}: none of its tests is in the report "
+                              f"(e.g. {next(iter(times))!r}; the report has "
+                              f"{', '.join(list(terms)[:3])})")
+    figures = expand_free(free, rows)
+    users = used_by(base, rows, figures)
+    unused = [f for f in figures if not users[f]]
+    figures = [f for f in figures if users[f]]
+    if not figures:
+        raise FitCommandError(f"--free: no row prices with {', '.join(unused)}")
+    cite = f"the {len(rows)} rows of {measured.name}"
+    try:
+        result = fit(base, rows, figures, cite=measured.name)
+    except ImportError as exc:
+        raise FitCommandError(str(exc)) from None
+    except DeviceError as exc:
+        raise FitCommandError(str(exc)) from None
+    notes = []
+    if unknown:
+        notes.append(f"Not in the report, not fitted: {', '.join(unknown)}.")
+    if unused:
+        notes.append(f"No row prices with {', '.join(unused)}: left as they were.")
+    if len(rows) < len(figures):
+        notes.append(f"WARNING: {len(figures)} free figures from {len(rows)} rows: the fit is "
+                     f"underdetermined; measure more tests or free fewer figures.")
+    new = name or f"{device}-fitted"
+    if out is None:
+        root = find_root(start) or start
+        out = root / FOLDER / f"{new}.toml"
+    text = fitted_file(result, base, new, cite, notes)
+    try:
+        atomic_write(out, text)
+    except OSError as exc:
+        raise FitCommandError(f"cannot write {out}: {exc}") from None
+    before, after = result.summary(after=False), result.summary()
+    figure_text = ", ".join(f"{k} = {_shown(k, v)}" for k, v in result.figures.items())
+    return [*notes,
+            f"fitted {len(figures)} figures of {device!r} to {len(rows)} rows: median / worst "
+            f"|error| {before[0]:.1%} / {before[1]:.1%} -> {after[0]:.1%} / {after[1]:.1%}",
+            f"  {figure_text}",
+            *result.residual_lines(),
+            f"wrote device {new!r} to {out}"]
+
+
+def _shown(figure: str, value: float) -> str:
+    if figure.startswith("overhead"):
+        return f"{value * 1e6:.3g} us"
+    return f"{value:.4g}"
+
+
+__all__ = ["FitCommandError", "expand_free", "fitted_file", "report_rows", "run_fit"]

@@ -1,0 +1,146 @@
+"""The ONNX Runtime path: per-node profiles read and mapped to rows and modules (by hand, on
+written-out profiles and graphs), then end to end, small and quick: a calibration of a few
+rows through ONNX Runtime and ``compare`` through both runtimes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_flopbudget import __main__ as cli
+from pytest_flopbudget.calibration.onnx_runtime import (
+    node_modules,
+    profile_runs,
+    row_seconds,
+    scope_module,
+)
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+pytest.importorskip("scipy")
+
+
+def test_scope_module_is_the_last_module_of_the_scopes() -> None:
+    assert scope_module("['', 'seq', 'seq.1', '_native_batch_norm_legit_no_training']") == \
+        "seq.1"
+    assert scope_module("['', 'mean']") == ""
+    assert scope_module("not a list") == ""
+
+
+def _node(op: str, name: str, inputs: list[str], outputs: list[str], scopes: str = ""):
+    node = onnx.helper.make_node(op, inputs, outputs, name=name)
+    if scopes:
+        entry = node.metadata_props.add()
+        entry.key, entry.value = "pkg.torch.onnx.name_scopes", scopes
+    return node
+
+
+def _graph(nodes):
+    return onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [], []))
+
+
+def test_optimised_nodes_map_to_the_module_that_wrote_their_tensor() -> None:
+    exported = _graph([
+        _node("Conv", "c", ["x"], ["y"], "['', 'seq', 'seq.1', 'bn']"),
+        _node("Relu", "r", ["y"], ["z"], "['', 'seq', 'seq.2', 'relu']"),
+        _node("Transpose", "t", ["z"], ["w"], "['', 'flat', 'permute']"),
+    ])
+    optimized = _graph([
+        _node("ReorderInput", "ri", ["x"], ["x_nchwc"]),  # new tensor: through its input
+        _node("Conv", "fused", ["x_nchwc"], ["z"]),  # conv + relu: writes relu's result
+        _node("Transpose", "t", ["z"], ["w"]),
+    ])
+    # ReorderInput reads x, which no exported node wrote: the model
+    assert node_modules(exported, optimized) == {"ri": "", "fused": "seq.2", "t": "flat"}
+
+
+def test_a_profile_is_read_run_by_run(tmp_path: Path) -> None:
+    events = [
+        {"cat": "Session", "name": "model_run", "ts": 100, "dur": 50},
+        {"cat": "Node", "name": "a_kernel_time", "ts": 105, "dur": 10},
+        {"cat": "Node", "name": "b_kernel_time", "ts": 120, "dur": 20},
+        {"cat": "Node", "name": "a_fence_before", "ts": 104, "dur": 1},  # not a kernel
+        {"cat": "Session", "name": "model_run", "ts": 200, "dur": 60},
+        {"cat": "Node", "name": "a_kernel_time", "ts": 205, "dur": 12},
+        {"cat": "Node", "name": "b_kernel_time", "ts": 220, "dur": 28},
+    ]
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(events))
+    runs = profile_runs(str(path))
+    assert runs == [{"": 50.0, "a": 10.0, "b": 20.0}, {"": 60.0, "a": 12.0, "b": 28.0}]
+    # rows: a is in row 0, b in row 1. Run 1: 50 - 30 = 20 us between nodes, 10 us per node:
+    # row 0 20 us, row 1 30 us; run 2: 20 us, 10 each: 22 and 38. Medians of two: 21, 34 us
+    modules = {"a": "b.0.parts.0", "b": "b.1"}
+    assert row_seconds(runs, modules, 2) == [pytest.approx(21e-6), pytest.approx(34e-6)]
+
+
+ROWS = ("conv-bn-relu 3x3 48->48 at 28x28", "linear 77x768 -> 768", "relu of 256 KiB",
+        "gelu of 256 KiB", "layer_norm 196 x 384", "tiny relu")
+
+
+def test_a_calibration_through_onnx_runtime_end_to_end(tmp_path: Path) -> None:
+    """A quick calibration of a few rows: one export of the suite, one profiled pass; the
+    device carries ONNX Runtime's fusion, and its sources say what ran."""
+    from pytest_flopbudget.calibration.calibrate import run_calibration
+    from pytest_flopbudget.calibration.microbench import rows
+
+    by_name = {b.what: b for b in rows()}
+    result = run_calibration(tmp_path / "ort.toml", quick=True, runtime="onnxruntime",
+                             name="host-ort", benches=[by_name[n] for n in ROWS],
+                             log=lambda _: None)
+    device = result.device
+    assert device.name == "host-ort" and device.fusion == "onnxruntime"
+    assert device.fresh_output_bandwidth is None  # ONNX Runtime's arena keeps its memory
+    assert all(t.seconds > 0 for t in result.passes[0].rows)  # every row ran some node
+    assert "ONNX Runtime" in device.sources["overheads.elementwise"]
+    assert "the fastest of add and sum over 128 MiB" in device.sources["bandwidth"]
+    text = (tmp_path / "ort.toml").read_text()
+    assert "[devices.host-ort]" in text and "--runtime onnxruntime --name host-ort" in text
+
+
+MODELS = '''
+import torch
+from torch import nn
+
+def build():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
+    return model, torch.randn(1, 3, 16, 16)
+'''
+
+
+@pytest.mark.parametrize("runtime", ["eager", "onnxruntime"])
+def test_compare_prints_predicted_next_to_measured(tmp_path: Path, runtime: str,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "models.py").write_text(MODELS)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["compare", "models.py:build", "--runtime", runtime, "--device", "cpu",
+                     "--repeats", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"Sequential on cpu through {runtime}: predicted ")
+    assert lines[1].split() == ["layer", "type", "predicted", "ms", "measured", "ms",
+                                "pred/meas"]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert {"0", "4"} <= set(rows)  # the conv and the linear, each measured
+    assert float(rows["4"][3]) > 0
+
+
+def test_compare_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models.py").write_text("def build():\n    return 3\n")
+    assert cli.main(["compare", "models.py:build", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == ("error: models.py:build must return (model, inputs), "
+                                       "got int\n")
+    assert cli.main(["compare", "models.py", "--device", "cpu"]) == 2
+    assert "expected MODULE:FACTORY" in capsys.readouterr().err
+    assert cli.main(["compare", "nope_module:build", "--device", "cpu"]) == 2
+    assert "cannot import 'nope_module'" in capsys.readouterr().err
+    assert cli.main(["compare", "models.py:build", "--device", "nope"]) == 2
+    assert "unknown device 'nope'" in capsys.readouterr().err

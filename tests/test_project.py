@@ -1,0 +1,186 @@
+"""A project's devices, found in pytest and outside it: the project root from a directory
+upward, every device file of ``.flopbudget/``, ``host_file``, ``[tool.flopbudget.devices]``,
+and ``get_device``/``profile().latency`` from a plain script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_flopbudget.budgets.config import host_file_setting
+from pytest_flopbudget.devices.device import DeviceError
+from pytest_flopbudget.devices.device_file import device_toml
+from pytest_flopbudget.devices.project import (
+    discover,
+    find_root,
+    get_device,
+    project_catalog,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def device_file(path: Path, name: str, bandwidth: float = 1e10, **extra: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = {"peak_flops": 1e11, "bandwidth": bandwidth, **extra,
+             "sources": {"peak_flops": "measured: test", "bandwidth": "measured: test"}}
+    path.write_text(device_toml(name, table))
+    return path
+
+
+def test_find_root_walks_up_to_a_pyproject_with_the_section_or_a_folder(tmp_path):
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    assert find_root(deep) is None
+    (tmp_path / "pyproject.toml").write_text("[tool.flopbudget]\n")
+    assert find_root(deep) == tmp_path.resolve()
+    # a pyproject.toml without [tool.flopbudget] is not a project: the walk goes on
+    (tmp_path / "a" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert find_root(deep) == tmp_path.resolve()
+    # a .flopbudget folder is a project, the nearest wins
+    (tmp_path / "a" / "b" / ".flopbudget").mkdir()
+    assert find_root(deep) == (tmp_path / "a" / "b").resolve()
+    (tmp_path / "a" / "pyproject.toml").write_text("not = = toml")
+    assert find_root(deep) == (tmp_path / "a" / "b").resolve()  # found before the bad file
+    with pytest.raises(DeviceError, match=r"pyproject\.toml is not valid TOML"):
+        find_root(tmp_path / "a")
+
+
+def test_every_device_file_joins_by_its_name(tmp_path):
+    device_file(tmp_path / ".flopbudget" / "host.toml", "host", 2e10)
+    device_file(tmp_path / ".flopbudget" / "rpi5-ort.toml", "rpi5-ort", 3e10,
+                fusion="epilogue")
+    (tmp_path / ".flopbudget" / "notes.toml").write_text("[other]\nx = 1\n")  # not devices
+    found = project_catalog(tmp_path, {"devices": {"mine": {"base": "rpi5-ort",
+                                                            "bandwidth": 4e10}}})
+    catalog = found.catalog
+    assert catalog.get("host").bandwidth == 2e10
+    assert catalog.get("rpi5-ort").fusion == "epilogue"
+    # [tool.flopbudget.devices] may inherit from a device file's device
+    mine = catalog.get("mine")
+    assert (mine.bandwidth, mine.fusion) == (4e10, "epilogue")
+    assert [p.name for p in found.files] == ["rpi5-ort.toml", "host.toml"]
+    assert found.declared == 1
+    assert found.host_path == tmp_path / ".flopbudget" / "host.toml"
+
+
+def test_host_file_elsewhere_wins_and_a_missing_host_says_how_to_calibrate(tmp_path):
+    device_file(tmp_path / ".flopbudget" / "host.toml", "host", 2e10)
+    device_file(tmp_path / "hw" / "me.toml", "host", 5e10)
+    found = project_catalog(tmp_path, {"host_file": "hw/me.toml"})
+    assert found.catalog.get("host").bandwidth == 5e10
+    empty = project_catalog(tmp_path / "hw", {})
+    with pytest.raises(DeviceError, match=r"no calibration file at .*host\.toml: run "
+                                          r"'pytest --flop-calibrate' or 'python -m "
+                                          r"pytest_flopbudget calibrate'"):
+        empty.catalog.get("host")
+
+
+def test_bad_device_files_name_the_file(tmp_path):
+    folder = tmp_path / ".flopbudget"
+    device_file(folder / "a.toml", "board")
+    device_file(folder / "b.toml", "board")
+    with pytest.raises(DeviceError, match=r"'board' is declared by two device files: "
+                                          r"\.flopbudget/a\.toml and \.flopbudget/b\.toml"):
+        project_catalog(tmp_path)
+    (folder / "b.toml").write_text("[devices.board2]\nbandwidth = -1\npeak_flops = 1.0\n")
+    with pytest.raises(DeviceError, match=r"\.flopbudget/b\.toml \[devices\]\.board2: "
+                                          r"bandwidth must be positive"):
+        project_catalog(tmp_path)
+    (folder / "b.toml").write_text("oops = = 1")
+    with pytest.raises(DeviceError, match=r"\.flopbudget/b\.toml is not valid TOML"):
+        project_catalog(tmp_path)
+    (folder / "b.toml").write_text("devices = 3\n")
+    with pytest.raises(DeviceError, match=r"b\.toml: devices must be a table"):
+        project_catalog(tmp_path)
+    (folder / "b.toml").unlink()
+    device_file(tmp_path / "host.toml", "not-host")
+    with pytest.raises(DeviceError, match=r"host\.toml: no \[devices\.host\] table"):
+        project_catalog(tmp_path, {"host_file": "host.toml"})
+
+
+def test_get_device_outside_pytest_follows_the_current_directory(tmp_path, monkeypatch):
+    from pytest_flopbudget.devices import project
+
+    monkeypatch.setattr(project, "_session", None)  # as in a script, not in this session
+    project = tmp_path / "proj"
+    device_file(project / ".flopbudget" / "board.toml", "board", 7e9)
+    (project / "pyproject.toml").write_text(
+        "[tool.flopbudget.devices.mine]\nbase = 'board'\nbandwidth = 8e9\n")
+    sub = project / "notebooks"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    assert get_device("board").bandwidth == 7e9
+    assert get_device("mine").bandwidth == 8e9
+    assert get_device("npu").name == "npu"  # built-ins stay
+    with pytest.raises(DeviceError, match="no calibration file at .*proj/.flopbudget/host"):
+        get_device("host")
+    # a new file is seen at the next call (the catalog is re-read when a file changes)
+    device_file(project / ".flopbudget" / "host.toml", "host", 9e9)
+    assert get_device("host").bandwidth == 9e9
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DeviceError, match="unknown device 'board'"):
+        get_device("board")
+    with pytest.raises(DeviceError, match="no calibration file at"):
+        get_device("host")
+    assert discover(tmp_path) is None
+
+
+def test_calibrate_destination_by_name(tmp_path):
+    sub = tmp_path / "src"
+    sub.mkdir()
+    (tmp_path / ".flopbudget").mkdir()
+    assert host_file_setting(sub)[0] == tmp_path / ".flopbudget" / "host.toml"
+    assert host_file_setting(sub, "rpi5-ort")[0] == tmp_path / ".flopbudget" / "rpi5-ort.toml"
+    (tmp_path / "pyproject.toml").write_text('[tool.flopbudget]\nhost_file = "hw/h.toml"\n')
+    assert host_file_setting(sub)[0] == tmp_path / "hw" / "h.toml"
+    # host_file is the host's: other names still go to the folder
+    assert host_file_setting(sub, "x")[0] == tmp_path / ".flopbudget" / "x.toml"
+
+
+def test_a_plain_script_in_a_project_prices_on_its_devices(tmp_path):
+    """A script (no pytest) inside a project: profile(m, x).latency("host") and a device
+    declared in [tool.flopbudget.devices] that inherits from it."""
+    device_file(tmp_path / ".flopbudget" / "host.toml", "host", 1e9, overhead=1e-3)
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.flopbudget.devices.slow-host]\nbase = 'host'\noverhead = 2e-3\n")
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "predict.py"
+    script.write_text(textwrap.dedent("""
+        import torch
+        from pytest_flopbudget import get_device, profile
+
+        model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()
+        prof = profile(model, torch.randn(1, 8))
+        # two operators (linear, relu), each paying the overhead
+        print(round(prof.latency("host").ms, 3), round(prof.latency("slow-host").ms, 3),
+              get_device("host").sources["bandwidth"])
+    """))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path / "scripts",
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # linear 1x8 @ 8x8 + bias: reads 8 + 64 + 8 floats, writes 8: 352 bytes at 1e9 B/s =
+    # 0.352 us; relu reads and writes 8 floats: 64 bytes = 0.064 us. host: 2 x 1 ms + 0.416 us
+    # = 2.000416 ms -> 2.0; slow-host: 2 x 2 ms -> 4.0
+    assert result.stdout.split() == ["2.0", "4.0", "measured:", "test"]
+
+
+def test_pytest_session_sees_device_files_and_the_header_names_them(pytester):
+    device_file(pytester.path / ".flopbudget" / "board.toml", "board", 7e9)
+    pytester.makepyfile("""
+import pytest, torch
+
+@pytest.mark.flop_budget(device="board")
+def test_on_board(flop_budget):
+    assert flop_budget.device.bandwidth == 7e9
+    flop_budget(torch.nn.Linear(4, 4), torch.randn(1, 4))
+""")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["flopbudget: *device files (1: board)*"])
