@@ -61,7 +61,35 @@ def test_torchscript_rows_are_the_submodules_the_graph_names(form):
     p = profile(scripted, X)
     assert rows(p) == rows(profile(model, X))
     assert (p.model, p.notes, p.traced, p.unsupported) == ("Sequential", (), "fake", {})
+    # a scripted submodule is a ScriptObject too, but its weights are parameters: all seen
+    assert (p.hidden_weights, p.params) == ({}, 224 + 16 + 36)
     assert p.layer("0").macs == 7_776
+
+
+class Ignored(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    # runs in Python, outside the graph (unannotated: TorchScript cannot resolve an ignored
+    # method's string annotations, and takes a Tensor)
+    @torch.jit.ignore
+    def extra(self, x):  # type: ignore[no-untyped-def]
+        return x.sin()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extra(self.fc(x))
+
+
+def test_a_scripted_model_charges_what_its_graph_does_not_name_to_the_root_with_a_note():
+    p = profile(torch.jit.script(Ignored().eval()), torch.randn(2, 4))
+    # fc: 2 rows * 4 * 4 = 32 MACs, 8 bias adds; the ignored sin: 8, on the model's row
+    assert (p.traced, p.unsupported, p.macs, p.flops) == ("fake", {}, 32, 2 * 32 + 8 + 8)
+    assert (p.layer("fc").flops, p.layer("fc").params, p.params) == (72, 20, 20)
+    assert [r.op for r in p.records if r.module == ""] == ["aten.sin"]
+    assert p.notes == ("1 operator call(s) not named by the model's graph (aten::sin x1) "
+                       "are charged to the model's own row",)
+    assert "note: 1 operator call(s) not named" in str(p)
 
 
 def test_operators_the_graph_does_not_name_go_to_the_root_with_a_note():

@@ -114,7 +114,9 @@ def type_name(obj: Any) -> str:
 
 
 def is_script_object(obj: Any) -> bool:
-    return isinstance(obj, torch.ScriptObject)
+    """True for a TorchBind object (a packed weight); a scripted submodule's C++ module,
+    which is a ``ScriptObject`` too, holds its weights as parameters: not one."""
+    return isinstance(obj, torch.ScriptObject) and not isinstance(obj, torch._C.ScriptModule)
 
 
 def _meta(t: torch.Tensor | None) -> TensorMeta | None:
