@@ -138,7 +138,8 @@ def unsupported_summary(records: Iterable[dict[str, Any]], verbosity: int = 0) -
         for m in rec["measurements"]:
             if (m["unsupported"] or m.get("hidden_weights")) and not m["violations"]:
                 if verbosity < 0:
-                    ops = ", ".join(sorted(m["unsupported"]))
+                    hidden = ["weights not visible"] if m.get("hidden_weights") else []
+                    ops = ", ".join([*sorted(m["unsupported"]), *hidden])
                     lines.append(f"{rec['nodeid']}: {m['name']}: {ops}")
                     continue
                 lines.append(f"{rec['nodeid']}: {m['name']}")
