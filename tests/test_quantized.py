@@ -175,17 +175,67 @@ def test_dynamic_quantized_lstm_and_linear():
 
 def test_dynamic_quantized_gru_and_fp16_weights():
     x = torch.randn(5, 2, 8)
-    gru = nn.GRU(8, 16, num_layers=2, bidirectional=True)
-    # layer 0: 2 dirs * 10 rows * 3*16*(8 + 16); layer 1: 2 * 10 * 3*16*(32 + 16)
+    # quantize_dynamic swaps a model's children, never the model itself: wrap the GRU
+    gru = nn.Sequential(nn.GRU(8, 16, num_layers=2, bidirectional=True))
+    # layer 0: 2 dirs * 10 rows * 3*16*(8 + 16) = 23,040; layer 1: 2 * 10 * 3*16*(32 + 16)
+    # = 46,080
     macs = 2 * 10 * 3 * 16 * 24 + 2 * 10 * 3 * 16 * 48
     # params: layer 0 2 * (48*8 + 48*16 + 96) = 2,496; layer 1 2 * (48*32 + 48*16 + 96)
     params = 2 * (48 * 8 + 48 * 16 + 96) + 2 * (48 * 32 + 48 * 16 + 96)
     p = profile(dynamic(gru), x)
     assert (p.macs, p.params, p.unsupported, p.traced) == (macs, params, {}, "fake")
+    assert {r.op for r in p.records} == {"aten.zeros", "aten.quantized_gru"}
+    # elementwise: the float cell with biases (16 + 6) * 16 = 352 per row, 10 rows, 4
+    # stages: 14,080; quantizing x_t and h each step, 7 per element: layer 0 7 * (8 + 16)
+    # = 168, layer 1 7 * (32 + 16) = 336 per row; rescaling both products' 48 gate outputs:
+    # 2 * 48 = 96 per row. 2 directions * 10 rows * ((168 + 96) + (336 + 96)) = 13,920
+    assert p.flops == 2 * macs + 14_080 + 13_920
+    # weights per stage: int8 w_ih and w_hh, a (scale, zero point) pair each (16 B), 96
+    # float biases (384 B): layer 0 384 + 768 + 16 + 384 = 1,552, layer 1 1,536 + 768 + 16
+    # + 384 = 2,704
+    assert p.weight_bytes == 2 * (1_552 + 2_704)
     # fp16 weights: the float model's MACs, FLOPs and params
     x = torch.randn(2, 5, 8)
     p, f = profile(dynamic(Recurrent(), torch.float16), x), profile(Recurrent().eval(), x)
     assert (p.macs, p.flops, p.params, p.unsupported) == (f.macs, f.flops, f.params, {})
+
+
+class CatMul(nn.Module):
+    """quant -> 1x1 conv -> hardswish, concatenated with its input, squared, dequant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.conv = nn.Conv2d(4, 4, 1)
+        self.act = nn.Hardswish()
+        self.cat = nn.quantized.FloatFunctional()
+        self.mul = nn.quantized.FloatFunctional()
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.quant(x)
+        c = self.cat.cat([self.act(self.conv(x)), x], 1)
+        return self.dequant(self.mul.mul(c, c))
+
+
+def test_quantized_cat_mul_and_hardswish():
+    q = static_quantized(CatMul(), X)
+    p = profile(q, X)
+    assert (p.traced, p.unsupported) == ("fake", {})
+    ops = {r.op: r for r in p.records}
+    # cat: a copy of two quint8 tensors of 144 elements (inputs at the output's scale)
+    cat = ops["quantized.cat"]
+    assert (cat.flops, cat.read.bytes(), cat.written.bytes()) == (0, 288, 288)
+    # mul: per output, dequantize both operands 2 + 2, multiply 1, requantize 5: 288 * 10
+    assert (ops["quantized.mul"].flops, ops["quantized.mul"].written.bytes()) == (2_880, 288)
+    # hardswish: dequantize 2, the float hardswish 5, requantize 5: 144 * 12
+    assert ops["quantized.hardswish"].flops == 1_728
+    # conv: 36 positions * 4 * 4 = 576 MACs, bias 144, requantize 144 * 5 = 720
+    assert (p.macs, ops["quantized.conv2d"].flops) == (576, 2 * 576 + 144 + 720)
+    # all: quantize 144 * 5 = 720, conv 2,016, hardswish 1,728, cat 0, mul 2,880,
+    # dequantize 288 * 2 = 576
+    assert p.flops == 720 + 2_016 + 1_728 + 2_880 + 576
+    assert p.params == 4 * 4 + 4
 
 
 def test_fx_graph_mode_quantized_model():
@@ -278,6 +328,27 @@ def test_hidden(flop_budget):
     result.stdout.fnmatch_lines(["*max_params: 20 params counted, but the weights of 1 "
                                  "module(s) cannot be seen*cannot be checked*",
                                  "*weights not visible (not in params)*CellParamsBase*"])
+
+
+def test_unseen_weights_are_said_in_the_summary_of_a_passing_test(pytester):
+    pytester.makeconftest(f"import sys; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r})")
+    pytester.makepyfile(test_h="""
+import pytest, torch
+from test_quantized import Hidden
+
+@pytest.mark.flop_budget(max_mflops=10)
+def test_hidden(flop_budget):
+    flop_budget(Hidden(), torch.randn(1, 4))
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "operators without a formula (their FLOPs are not counted) and weights not visible "
+        "(not in params):",
+        "test_h.py::test_hidden: Hidden",
+        "*weights not visible (not in params): <model>: cell (CellParamsBase)*"])
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q")
+    result.stdout.fnmatch_lines(["test_h.py::test_hidden: Hidden: weights not visible"])
 
 
 class Int8Weight(torch.Tensor):
