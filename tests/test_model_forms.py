@@ -111,6 +111,85 @@ def test_module_chain_of_a_graph_node():
     assert module_chain("0(Blk).bn(BatchNorm2d).UNKNOWN_INSTANCE(UNKNOWN_TYPE)") == (
         ("0", "Blk"), ("0.bn", "BatchNorm2d"))
     assert module_chain("") == module_chain(".UNKNOWN_INSTANCE(UNKNOWN_TYPE)") == ()
+    # a method of the module (SELF) still calls the module's own submodules
+    assert module_chain("0(Blk).SELF(Blk).bn(BatchNorm2d).UNKNOWN_INSTANCE(UNKNOWN_TYPE)") \
+        == (("0", "Blk"), ("0.bn", "BatchNorm2d"))
+    # a ModuleList element called in a loop is named by its index alone: placed one
+    # container down where one module of that class fits; the chain stops where several
+    # do; a name nothing fits is kept (a frozen model has no submodules left)
+    modules = {"layers": "ModuleList", "layers.0": "Layer", "layers.0.fc": "Linear",
+               "a": "ModuleList", "a.0": "Linear", "b": "ModuleList", "b.0": "Linear"}
+    assert module_chain("0(Layer).SELF(Layer).fc(Linear)", modules) == (
+        ("layers.0", "Layer"), ("layers.0.fc", "Linear"))
+    assert module_chain("0(Linear)", modules) == ()
+    assert module_chain("1(Layer)", modules) == module_chain("1(Layer)", {}) == (
+        ("1", "Layer"),)
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.inner(x)
+
+    def inner(self, x: torch.Tensor) -> torch.Tensor:  # a method calling submodules
+        return self.act(self.fc(x))
+
+
+class Stack(nn.Module):
+    """A stem, a ModuleList of blocks run in a loop (as transformer layers are), a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 8)
+        self.blocks = nn.ModuleList([Residual(), Residual()])
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("form", ["script", "trace"])
+def test_torchscript_modulelist_loops_and_methods_keep_the_eager_names(form):
+    model, x = Stack().eval(), torch.randn(2, 4)
+    scripted = torch.jit.script(model) if form == "script" else torch.jit.trace(model, x)
+    p = profile(scripted, x)
+    assert rows(p) == rows(profile(model, x))
+    assert p.notes == ()
+    # each block's fc: 2 rows * 8 * 8 = 128 MACs, 16 bias adds; its relu 16; its add 16
+    assert [(r.name, r.flops) for r in p.layers if r.name.startswith("blocks.1")] == [
+        ("blocks.1", 16), ("blocks.1.fc", 2 * 128 + 16), ("blocks.1.act", 16)]
+
+
+class TwoLists(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.ModuleList([nn.Linear(4, 4)])
+        self.b = nn.ModuleList([nn.Linear(4, 4)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.a:
+            x = m(x)
+        for m in self.b:
+            x = m(x)
+        return x
+
+
+def test_a_graph_name_that_fits_several_modules_goes_to_the_module_around_it_with_a_note():
+    p = profile(torch.jit.script(TwoLists().eval()), torch.randn(2, 4))
+    # "0(Linear)" is a.0 or b.0: both linears (2 * 4 * 4 = 32 MACs, 8 bias adds each) are
+    # charged to the model's row, and the profile says so
+    assert [(r.name, r.flops, r.params) for r in p.layers] == [
+        ("", 2 * (64 + 8), 0), ("a.0", 0, 20), ("b.0", 0, 20)]
+    assert p.notes == ("2 operator call(s) in modules the graph names by an index that fits "
+                       "several of the model's modules (0(Linear) x2) are charged to the "
+                       "module around them",)
 
 
 def test_an_exported_program_counts_with_the_eager_layer_names():
