@@ -92,6 +92,37 @@ def test_a_scripted_model_charges_what_its_graph_does_not_name_to_the_root_with_
     assert "note: 1 operator call(s) not named" in str(p)
 
 
+class ReadsValue(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * int(x.sum())
+
+
+def test_a_scripted_model_that_reads_a_tensor_value_says_so_when_it_runs_for_real():
+    # the TorchScript interpreter re-raises the fake tensor's complaint as a bare
+    # RuntimeError; the reason is the operator's own
+    p = profile(torch.jit.script(ReadsValue()), torch.ones(3))
+    assert p.traced == "real"
+    assert p.fallback_reason.startswith("the forward reads tensor values")
+    assert p.flops == 3 + 3  # the sum and the multiply, 3 elements each
+
+
+class Halves(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape
+        return x.view(b, 2, c // 2).sum(1)
+
+
+def test_a_traced_model_doing_size_arithmetic_stays_fake():
+    # traced, c // 2 is a tensor made from the size (NumToTensor), divided and read back
+    # with int(): a constant of the trace, so no real forward is needed
+    x = torch.randn(3, 8)
+    p = profile(torch.jit.trace(Halves(), x), x)
+    assert (p.traced, p.notes) == ("fake", ())
+    # the sum over dim 1 of 3 x 2 x 4: 24 input elements, 1 each; the size's floor_divide:
+    # div and floor, 2
+    assert p.flops == 24 + 2
+
+
 def test_operators_the_graph_does_not_name_go_to_the_root_with_a_note():
     scopes = ScriptScopes([("aten::conv2d", (("0", "Conv2d"),)), ("aten::relu", ()),
                            ("aten::linear", (("1", "Linear"),))])

@@ -249,6 +249,7 @@ class CountingMode(TorchDispatchMode):
         self.script: ScriptScopes | None = None
         self.script_path = ROOT
         self.depth = 0  # nesting of dispatches: 0 for an operator the forward itself called
+        self.failure: Exception | None = None  # the last operator, when it raised
         # autograd node -> module path whose forward created it (for backward attribution)
         self.node_modules: dict[Any, str] = {}
 
@@ -294,14 +295,22 @@ class CountingMode(TorchDispatchMode):
         kwargs = kwargs or {}
         if isinstance(func, torch._ops.HigherOrderOperator):
             return self._higher_order(func, args, kwargs)
+        packet = func._overloadpacket
+        # a scalar read (aten::Int of a traced size) has no tensor node in the graph: it
+        # stays with the operator before it
         if self.script is not None and self.depth == 0 and self.phase == "forward" and \
-                not is_free(func._overloadpacket):
+                not is_free(packet) and packet not in _SCALAR_READS:
             self.script_path = self.script.match(func._schema.name)
         self.depth += 1
         try:
-            return self._dispatch(func, args, kwargs)
+            out = self._dispatch(func, args, kwargs)
+        except Exception as exc:  # the TorchScript interpreter re-raises it without its type
+            self.failure = exc
+            raise
         finally:
             self.depth -= 1
+        self.failure = None  # an exception the model caught is no cause of a later failure
+        return out
 
     def _dispatch(self, func: Any, args: tuple, kwargs: dict) -> Any:
         packet = func._overloadpacket
@@ -469,8 +478,13 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
         h2.remove()
 
 
-def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns
+def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns,
+                    value_free: frozenset[int] = frozenset()
                     ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    """Real tensors to fake ones. An integer scalar the forward makes without dispatch (a
+    traced graph's ``prim::NumToTensor`` of a size) or takes from its graph's constants
+    keeps its value (a fake constant), so that ``x.size(1) // 2`` and the ``int()`` of it
+    stay fake; the tensors in ``value_free`` (the model's and the caller's) never do."""
     memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     converter = fake_mode.fake_tensor_converter
 
@@ -483,6 +497,9 @@ def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns
                 fake = quantized.from_real(t)
             elif t.is_meta:
                 fake = converter.from_meta_and_device(fake_mode, t, torch.device("cpu"))
+            elif t.dim() == 0 and not (t.is_floating_point() or t.is_complex()) \
+                    and id(t) not in value_free:
+                fake = converter.from_real_tensor(fake_mode, t, make_constant=True)
             else:
                 fake = fake_mode.from_tensor(t)
             hit = memo[id(t)] = (fake, t)  # keep t alive so its id stays unique
@@ -646,7 +663,8 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
         quantized = StandIns(fake_mode, Describer())
-        convert = _fake_converter(fake_mode, quantized)
+        convert = _fake_converter(fake_mode, quantized, model_ids | frozenset(
+            id(t) for t in _unique_tensors((inputs, kwargs))))
         mode = CountingMode(convert, real_scalars=True, model_ids=model_ids,
                             quantized=quantized)
         try:
@@ -664,11 +682,11 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
                 where = "on the meta device " if on_meta else ""
                 raise TraceError(
                     f"{type(model).__name__} cannot be traced on fake tensors {where}"
-                    f"because {_why_real(exc)}"
+                    f"because {_why_real(exc, mode.failure)}"
                     + ("; build it on a real device to profile it with one real forward"
                        if on_meta else "; profile it with trace='auto' or 'real'")
                 ) from exc
-            fallback_reason = _why_real(exc)
+            fallback_reason = _why_real(exc, mode.failure)
             state.restore()  # the real run must not see what the fake attempt left behind
     mode = CountingMode(_copy_on_write(model, (inputs, kwargs)), real_scalars=False,
                         model_ids=model_ids)
@@ -687,8 +705,16 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _why_real(exc: BaseException) -> str:
-    """Why a fake trace failed, in words a model author recognises."""
+_FAKE_LIMITS = (DataDependentOutputException, DynamicOutputShapeException,
+                UnsupportedOperatorException)
+
+
+def _why_real(exc: BaseException, inner: BaseException | None = None) -> str:
+    """Why a fake trace failed, in words a model author recognises; ``inner`` is the last
+    exception an operator raised, which the TorchScript interpreter re-raises as a bare
+    ``RuntimeError``."""
+    if not isinstance(exc, _FAKE_LIMITS) and isinstance(inner, _FAKE_LIMITS):
+        exc = inner
     func = getattr(exc, "func", None)
     if isinstance(func, torch._ops.HigherOrderOperator):
         return (f"torch.{func.name()} takes a branch that depends on a tensor value (the "
