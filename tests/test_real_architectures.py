@@ -382,3 +382,235 @@ def test_scripted_mobilenetv3_block():
     assert p.params == 6_064
     assert p.layer("block.conv_dw").macs == 102_400
     assert [r.name for r in p.layers] == [r.name for r in profile(model, x).layers]
+
+
+# -- A second set, of architectures outside the families above -----------------------------
+# torch's own TransformerEncoder (its eval fast path, one fused operator per layer), GPT-2 (its
+# Conv1D is an addmm; the causal mask a where), ShuffleNetV2 (split, channel shuffle),
+# U-Net (transposed conv, skip concatenation), Conformer (GLU, depthwise Conv1d,
+# BatchNorm1d), DenseNet (concatenated features), a bi-GRU text classifier and a
+# MobileNetV2 inverted residual in int8.
+class GPT2Conv1D(nn.Module):
+    """transformers' Conv1D: a linear layer with its weight transposed, run as addmm."""
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return out.view(*x.shape[:-1], self.nf)
+
+
+class GPT2Block(nn.Module):
+    def __init__(self, d: int = 32, heads: int = 4, positions: int = 16) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn, self.c_proj = GPT2Conv1D(3 * d, d), GPT2Conv1D(d, d)
+        self.c_fc, self.mlp_proj = GPT2Conv1D(4 * d, d), GPT2Conv1D(d, 4 * d)
+        causal = torch.tril(torch.ones(positions, positions, dtype=torch.bool))
+        self.register_buffer("bias", causal.view(1, 1, positions, positions), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2)
+                   for t in self.c_attn(self.ln_1(x)).split(d, dim=2))
+        w = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5
+        w = torch.where(self.bias[:, :, :n, :n], w, torch.finfo(w.dtype).min)
+        a = (w.softmax(-1) @ v).transpose(1, 2).reshape(b, n, d)
+        x = x + self.c_proj(a)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class ShuffleV2Unit(nn.Module):
+    def __init__(self, c: int = 16) -> None:
+        super().__init__()
+        half = c // 2
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
+            nn.Conv2d(half, half, 3, padding=1, groups=half, bias=False), nn.BatchNorm2d(half),
+            nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, dim=1)
+        out = torch.cat((x1, self.branch2(x2)), dim=1)
+        b, c, h, w = out.shape
+        return out.view(b, 2, c // 2, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class UNetUp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.conv = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = F.interpolate(x[:, :8], scale_factor=2.0, mode="nearest")
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class ConformerConv(nn.Module):
+    def __init__(self, d: int = 16, kernel: int = 7) -> None:
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(d)
+        self.pointwise_conv1 = nn.Conv1d(d, 2 * d, 1)
+        self.depthwise_conv = nn.Conv1d(d, d, kernel, padding=kernel // 2, groups=d)
+        self.batch_norm = nn.BatchNorm1d(d)
+        self.pointwise_conv2 = nn.Conv1d(d, d, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.glu(self.pointwise_conv1(self.layer_norm(x).transpose(1, 2)), dim=1)
+        y = self.pointwise_conv2(F.silu(self.batch_norm(self.depthwise_conv(y))))
+        return x + y.transpose(1, 2)
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, c: int = 16, growth: int = 8) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = nn.BatchNorm2d(c), nn.Conv2d(c, 4 * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(4 * growth)
+        self.conv2 = nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.norm2(self.conv1(F.relu(self.norm1(x))))))
+        return torch.cat([x, y], dim=1)
+
+
+def transformer_encoder() -> nn.Module:
+    layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+
+OTHER_CASES = {
+    # 2 x 10 tokens = 20 rows, d 32, 4 heads of 8, ffn 64, per layer: in_proj 20*32*96 =
+    # 61,440; q k^T and attn v 2*4 * 10*10*8 = 6,400 each; out_proj 20*32*32 = 20,480;
+    # ffn 2 * 20*32*64 = 81,920: 176,640. params per layer: 3,168 + 1,056 + 2,112 + 2,080
+    # + 2 norms * 64 = 8,544
+    "torch_transformer_encoder": (transformer_encoder, (2, 10, 32), 2 * 176_640, 2 * 8_544),
+    # 12 tokens, d 32, 4 heads: c_attn 12*32*96 = 36,864; q k^T and attn v 4 * 12*12*8 =
+    # 4,608 each; c_proj 12,288; c_fc and mlp_proj 12*32*128 = 49,152 each
+    # params: 2 norms * 64, c_attn 3,072 + 96, c_proj 1,056, c_fc 4,224, mlp_proj 4,128
+    "gpt2_block": (GPT2Block, (1, 12, 32), 156_672, 12_704),
+    # branch of 8 channels on 8x8: 1x1 64*8*8 = 4,096, dw 64*8*9 = 4,608, 1x1 4,096
+    # params: 64 + 72 + 64 weights, 3 BNs * 16
+    "shufflenetv2_unit": (ShuffleV2Unit, (1, 16, 8, 8), 12_800, 248),
+    # up: 4x4 inputs * 16 in * 8 out * 2x2 = 8,192; conv 8x8 * 8 * 16 * 9 = 73,728
+    # params: up 512 + 8, conv 1,152 + 8, BN 16
+    "unet_up_block": (UNetUp, (1, 16, 4, 4), 81_920, 1_696),
+    # 2 x 20 = 40 positions: pw1 40*16*32 = 20,480; dw 40*16*7 = 4,480; pw2 40*16*16 =
+    # 10,240. params: LN 32, pw1 544, dw 112 + 16, BN 32, pw2 272
+    "conformer_conv_module": (ConformerConv, (2, 20, 16), 35_200, 1_008),
+    # 8x8: conv1 64*32*16 = 32,768; conv2 64*8*32*9 = 147,456
+    # params: BN 32, conv1 512, BN 64, conv2 2,304
+    "densenet_layer": (DenseLayer, (1, 16, 8, 8), 180_224, 2_912),
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_CASES))
+def test_other_architecture_is_exact(name):
+    make, shape, macs, params = OTHER_CASES[name]
+    p = profile(make().eval(), torch.randn(*shape))
+    assert (p.traced, p.unsupported) == ("fake", {}), p.fallback_reason
+    assert (p.macs, p.params) == (macs, params)
+
+
+def rows(p):  # type: ignore[no-untyped-def]
+    return [(r.name, r.kind, r.flops, r.macs, r.params) for r in p.layers]
+
+
+@pytest.mark.parametrize("name,form", [
+    ("torch_transformer_encoder", "script"),  # layers.0 and .1 run in a ModuleList loop
+    ("gpt2_block", "export"), ("shufflenetv2_unit", "trace"), ("unet_up_block", "export"),
+    ("conformer_conv_module", "compile"), ("densenet_layer", "script"),
+])
+def test_other_architecture_in_a_shipped_form_counts_as_the_eager_one(name, form):
+    make, shape, macs, params = OTHER_CASES[name]
+    model, x = make().eval(), torch.randn(*shape)
+    shipped = (torch.jit.script(model) if form == "script" else
+               torch.jit.trace(model, x) if form == "trace" else
+               torch.export.export(model, (x,)).module() if form == "export" else
+               torch.compile(model))
+    p = profile(shipped, x)
+    assert (p.traced, p.unsupported, p.notes, p.hidden_weights) == ("fake", {}, (), {})
+    assert (p.macs, p.params) == (macs, params)
+    # the same rows under the same names (an exported program's root is a GraphModule)
+    assert rows(p)[1:] == rows(profile(model, x))[1:]
+
+
+class TextGRU(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(100, 16)
+        self.gru = nn.GRU(16, 24, batch_first=True, bidirectional=True)
+        self.classifier = nn.Linear(48, 5)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.gru(self.embedding(tokens))[0].mean(1))
+
+
+def test_dynamic_int8_bigru_text_classifier():
+    model = TextGRU().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = torch.ao.quantization.quantize_dynamic(model, {nn.GRU, nn.Linear})
+    tokens = torch.randint(0, 100, (2, 7))
+    p = profile(quantized, tokens)
+    # 14 rows, 2 directions * 3*24*(16 + 24) = 5,760 MACs a row: 80,640; classifier 2 *
+    # 48 * 5 = 480
+    assert (p.macs, p.traced, p.unsupported) == (80_640 + 480, "fake", {})
+    # embedding 1,600; per direction 72 * 40 + 144 biases = 3,024; classifier 245
+    assert p.params == profile(model, tokens).params == 1_600 + 2 * 3_024 + 245
+
+
+class QuantizedInvertedResidual(nn.Module):
+    """MobileNetV2's inverted residual as torchvision's quantizable variant writes it (ReLU
+    for ReLU6, so that conv, BN and ReLU fuse), 8 channels expanded 6 times."""
+
+    def __init__(self, c: int = 8, expand: int = 6) -> None:
+        super().__init__()
+        mid = c * expand
+        self.quant = torch.ao.quantization.QuantStub()
+        self.expand = nn.Sequential(nn.Conv2d(c, mid, 1, bias=False), nn.BatchNorm2d(mid),
+                                    nn.ReLU())
+        self.dw = nn.Sequential(nn.Conv2d(mid, mid, 3, padding=1, groups=mid, bias=False),
+                                nn.BatchNorm2d(mid), nn.ReLU())
+        self.project = nn.Sequential(nn.Conv2d(mid, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.skip = nn.quantized.FloatFunctional()
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.quant(x)
+        return self.dequant(self.skip.add(x, self.project(self.dw(self.expand(x)))))
+
+
+def test_eager_int8_mobilenetv2_inverted_residual():
+    import torch.ao.quantization as tq
+
+    x = torch.randn(1, 8, 8, 8)
+    before = torch.backends.quantized.engine
+    torch.backends.quantized.engine = "x86"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = tq.fuse_modules(QuantizedInvertedResidual().eval(), [
+                ["expand.0", "expand.1", "expand.2"], ["dw.0", "dw.1", "dw.2"],
+                ["project.0", "project.1"]])
+            model.qconfig = tq.get_default_qconfig("x86")
+            prepared = tq.prepare(model)
+            prepared(x)
+            quantized = tq.convert(prepared)
+        p = profile(quantized, x)
+    finally:
+        torch.backends.quantized.engine = before
+    # 8x8: expand 64*48*8 = 24,576; dw 64*48*9 = 27,648; project 64*8*48 = 24,576
+    assert (p.macs, p.traced, p.unsupported) == (76_800, "fake", {})
+    assert p.macs == profile(QuantizedInvertedResidual().eval(), x).macs
+    # BN folded into each conv's bias: 384 + 48, 432 + 48, 384 + 8
+    assert p.params == 1_304
+    # int8 weights, a float32 scale and int32 zero point per output channel, float biases:
+    # expand 384 + 48*8 + 48*4 = 960; dw 432 + 384 + 192 = 1,008; project 384 + 64 + 32 = 480
+    assert p.weight_bytes == 960 + 1_008 + 480
+    assert (p.layer("dw.0").kind, p.layer("dw.0").macs) == ("ConvReLU2d", 27_648)
