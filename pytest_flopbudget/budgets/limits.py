@@ -289,6 +289,8 @@ class Violation:
     allowed: float
     unit: str
     module: str | None = None
+    #: why the limit cannot be held whatever the figure (weights the plugin cannot see)
+    reason: str = ""
 
     @property
     def over(self) -> float:
@@ -299,6 +301,10 @@ class Violation:
     def text(self) -> str:
         """``"112.4 MFLOPs > 50 MFLOPs (+125%)"``; a violation too small for one decimal
         shows the digits that tell (``"50.000001 MFLOPs > 50 MFLOPs (+2e-06%)"``)."""
+        if self.reason:
+            return (f"{fmt_value(self.measured, self.unit)} {self.unit} counted, but "
+                    f"{self.reason}: the limit of {fmt_value(self.allowed, self.unit)} "
+                    f"{self.unit} cannot be checked")
         pct = self.over * 100
         pct_text = f"{pct:.3g}" if pct >= HUGE or not finite(pct) else f"{pct:.0f}" \
             if pct >= 1 else f"{pct:.1f}" if pct >= 0.05 else f"{pct:.2g}"
@@ -315,18 +321,30 @@ class Violation:
                "allowed": self.allowed, "unit": self.unit, "text": self.text}
         if self.module is not None:
             doc["module"] = self.module
+        if self.reason:
+            doc["reason"] = self.reason
         return doc
 
 
+#: Metrics a weight the plugin cannot see would add to.
+WEIGHT_METRICS = ("params", "weight")
+
+
 def check(values: Mapping[str, float], limits: Mapping[str, float],
-          module: str | None = None) -> list[Violation]:
+          module: str | None = None, unseen: str = "") -> list[Violation]:
     """Every limit that ``values`` (``{metric: value in base units}``) exceeds; ``module``
-    names the module path the values belong to (``None``: the whole model)."""
+    names the module path the values belong to (``None``: the whole model). ``unseen``
+    says which weights were not seen: then every limit on parameters or weight bytes
+    fails with that reason, whatever the counted figure (a budget that cannot be checked
+    must not pass)."""
     violations = []
     for key, allowed in limits.items():
         limit = LIMITS[key]
         measured = values[limit.metric] / limit.scale
-        if measured > allowed:
+        if unseen and limit.metric in WEIGHT_METRICS:
+            violations.append(Violation(key, limit.metric, measured, allowed, limit.unit,
+                                        module, reason=unseen))
+        elif measured > allowed:
             violations.append(Violation(key, limit.metric, measured, allowed, limit.unit,
                                         module))
     return violations

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.metrics import METRICS, fields_of
+from ..core.paths import under
 from ..core.text import close_matches
 from ..devices.device import Device
 from ..devices.fit import terms
@@ -65,6 +66,15 @@ def module_values(prof: ModelProfile, lat: Latency, path: str) -> dict[str, floa
     }
 
 
+def unseen_text(hidden: dict[str, str]) -> str:
+    """Why parameter limits cannot be checked: the weights not seen, by module ("" when
+    every weight was seen)."""
+    if not hidden:
+        return ""
+    where = "; ".join(f"{path or '(model)'}: {why}" for path, why in hidden.items())
+    return f"the weights of {len(hidden)} module(s) cannot be seen ({where})"
+
+
 def unknown_module(prof: ModelProfile, path: str, where: str) -> BudgetError:
     """The error for a ``modules`` path that is not a module of the profiled model: it names
     where the path was written and lists the closest module paths."""
@@ -95,6 +105,8 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
     #: per-module limits' figures: ``{path: {"kind", "values", "usage"}}``
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: modules whose weights the plugin cannot see: ``{path: why}``
+    hidden_weights: dict[str, str] = field(default_factory=dict)
     #: the prediction's fit terms (``devices.fit.Term.to_list()``, one per operator, kind
     #: and class): what ``python -m pytest_flopbudget fit`` fits a device's figures to
     terms: list[list[Any]] = field(default_factory=list)
@@ -114,14 +126,17 @@ class Measurement:
             "activation": priced.peak_activation_bytes,
             "latency": lat.seconds,
         }
-        violations = check(values, budget.limits)
+        hidden = prof.hidden_weights
+        violations = check(values, budget.limits, unseen=unseen_text(hidden))
         modules: dict[str, dict[str, Any]] = {}
         for path, limits in budget.modules.items():
             try:
                 figures = module_values(priced, lat, path)
             except KeyError:
                 raise unknown_module(prof, path, budget.module_origin(path)) from None
-            violations.extend(check(figures, limits, module=path))
+            inside = {p: why for p, why in hidden.items() if under(p, path)}
+            violations.extend(check(figures, limits, module=path,
+                                    unseen=unseen_text(inside)))
             modules[path] = {"kind": priced.layout.kinds[path], "values": figures,
                              "usage": usage(figures, limits)}
         return cls(
@@ -136,6 +151,7 @@ class Measurement:
             violations=violations,
             usage=usage(values, budget.limits),
             modules=modules,
+            hidden_weights=hidden,
             terms=[t.to_list() for t in terms(lat)],
         )
 
@@ -159,6 +175,7 @@ class Measurement:
             "layers": self.layers,
             **({"modules": {path: module_dict(m) for path, m in self.modules.items()}}
                if self.modules else {}),
+            **({"hidden_weights": dict(self.hidden_weights)} if self.hidden_weights else {}),
             "terms": self.terms,
             **self.extra,
         }

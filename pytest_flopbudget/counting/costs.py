@@ -6,9 +6,14 @@ Traffic is priced by :class:`~pytest_flopbudget.core.access.Access` (the one re-
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+from ..core.access import ZERO_ACCESS, Access
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,25 @@ class TensorMeta:
     @classmethod
     def of(cls, t: torch.Tensor) -> TensorMeta:
         return cls(tuple(int(s) for s in t.shape), t.dtype)
+
+
+#: Tensor types that hold their own data (the common case, checked first: it is hot).
+_PLAIN = frozenset({torch.Tensor, torch.nn.Parameter, FakeTensor})
+
+
+def access_of(tensors: Iterable[torch.Tensor]) -> Access:
+    """The bytes of ``tensors`` as they are stored: a plain tensor at its dtype; a tensor
+    subclass that wraps others (an int8 weight-only tensor with its scales, as torchao
+    makes them) at the bytes of the tensors it holds, not at its logical dtype."""
+    plain: list[TensorMeta] = []
+    wrapped = ZERO_ACCESS
+    for t in tensors:
+        if type(t) not in _PLAIN and is_traceable_wrapper_subclass(t):
+            names, _ = t.__tensor_flatten__()
+            wrapped = wrapped + access_of(getattr(t, n) for n in names)
+        else:
+            plain.append(TensorMeta.of(t))
+    return Access.of(plain) + wrapped
 
 
 def outputs(result: object) -> tuple[TensorMeta, ...]:

@@ -1,13 +1,24 @@
-"""Which module owns which parameter, and what the parameters weigh."""
+"""Which module owns which parameter, and what the parameters weigh.
+
+Parameters are ``named_parameters``, plus the packed weights of quantized modules
+(``counting/packed.py``): their weight and bias elements are parameters like a float
+layer's, owned by the quantized module, and they weigh their stored bytes (int8 weights, a
+float32 scale and an int32 zero point per tensor or channel, float biases). A packed weight
+the plugin cannot read is listed in ``hidden`` by module, never counted as 0 in silence.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import torch
 from torch import nn
 
 from ..core.access import ZERO_ACCESS, Access
 from ..core.paths import under
+from .costs import TensorMeta, access_of
+from .packed import Describer, PackedCell, PackedWeight, owner, script_objects
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,8 @@ class ParamLayout:
     first_owner: dict[str, str]  # canonical name -> module path counted as its owner
     kinds: dict[str, str]  # module path -> class name
     buffers: int  # buffer elements (unique)
+    hidden: dict[str, str] = field(default_factory=dict)  # module path -> unseen weights
+    notes: tuple[str, ...] = ()  # how weights were found where they are not parameters
 
     @classmethod
     def of(cls, model: nn.Module) -> ParamLayout:
@@ -30,12 +43,12 @@ class ParamLayout:
         for name, p in model.named_parameters():
             canonical[id(p)] = name
             numel[name] = p.numel()
-            sizes[name] = Access.sized(p.numel(), p.numel() * p.element_size(), p.dtype)
+            sizes[name] = access_of([p])  # a wrapper subclass: the tensors it holds
         owned: dict[str, list[str]] = {}
         first_owner: dict[str, str] = {}
         kinds: dict[str, str] = {}
         for path, module in model.named_modules(remove_duplicate=False):
-            kinds.setdefault(path, type(module).__name__)
+            kinds.setdefault(path, module_kind(module))
             names = [canonical[id(p)] for p in module._parameters.values() if p is not None]
             if names:
                 owned.setdefault(path, [])
@@ -44,7 +57,9 @@ class ParamLayout:
                         owned[path].append(n)
                     first_owner.setdefault(n, path)
         buffers = sum(b.numel() for b in model.buffers())
-        return cls(numel, sizes, owned, first_owner, kinds, buffers)
+        hidden = _packed_params(model, numel, sizes, owned, first_owner, kinds)
+        notes = _graph_constants(model, numel, sizes, owned, first_owner) if not numel else ()
+        return cls(numel, sizes, owned, first_owner, kinds, buffers, hidden, notes)
 
     def own_params(self, path: str) -> int:
         """Elements of the parameters counted at ``path`` (their first owner)."""
@@ -67,3 +82,93 @@ class ParamLayout:
     def weight_bytes(self, dtype: str | None) -> int:
         """Bytes of all parameters at their own dtype or at a deployment precision."""
         return sum(self.sizes.values(), ZERO_ACCESS).bytes(dtype)
+
+
+def _packed_entries(name: str, described: PackedWeight | PackedCell
+                    ) -> list[tuple[str, TensorMeta, tuple[TensorMeta, ...]]]:
+    """``(parameter name, tensor, its quantization parameters)`` of a packed weight."""
+    if isinstance(described, PackedCell):
+        return [*_packed_entries(f"{name}.ih", described.w_ih),
+                *_packed_entries(f"{name}.hh", described.w_hh),
+                *((f"{name}.bias_ih", b, ()) for b in (described.b_ih,) if b is not None),
+                *((f"{name}.bias_hh", b, ()) for b in (described.b_hh,) if b is not None)]
+    entries = [(f"{name}.weight", described.weight, described.scales)]
+    if described.bias is not None:
+        entries.append((f"{name}.bias", described.bias, ()))
+    return entries
+
+
+def _packed_params(model: nn.Module, numel: dict[str, int], sizes: dict[str, Access],
+                   owned: dict[str, list[str]], first_owner: dict[str, str],
+                   kinds: dict[str, str]) -> dict[str, str]:
+    """Add the packed weights of quantized modules to the layout (in place); return the
+    modules whose weights cannot be read, with why."""
+    describe = Describer()
+    names_of: dict[int, list[str]] = {}
+    hidden: dict[str, str] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for attr, obj in script_objects(module):
+            where = owner(path, kinds)
+            names = names_of.get(id(obj))
+            if names is None:
+                described = describe(obj)
+                label = f"{path}.{attr}" if path else attr
+                if not isinstance(described, (PackedWeight, PackedCell)):
+                    hidden.setdefault(where, f"{label} ({described.type_name}): "
+                                             f"{described.reason}")
+                    continue
+                names = names_of[id(obj)] = []
+                for name, meta, qparams in _packed_entries(label, described):
+                    numel[name] = meta.numel
+                    sizes[name] = Access.of([meta, *qparams])
+                    names.append(name)
+            held = owned.setdefault(where, [])
+            for name in names:
+                if name not in held:
+                    held.append(name)
+                first_owner.setdefault(name, where)
+    return hidden
+
+
+def module_kind(module: nn.Module) -> str:
+    """A module's class name; a scripted module's is its original class's (``Conv2d``,
+    not ``RecursiveScriptModule``)."""
+    return str(getattr(module, "original_name", "") or type(module).__name__)
+
+
+def _graph_constants(model: nn.Module, numel: dict[str, int], sizes: dict[str, Access],
+                     owned: dict[str, list[str]], first_owner: dict[str, str]
+                     ) -> tuple[str, ...]:
+    """A frozen TorchScript model (``torch.jit.freeze``) has no parameters: its weights
+    became tensor constants of its graph. Count its floating-point constants as the model's
+    own parameters (in place) and say so."""
+    if not isinstance(model, torch.jit.ScriptModule):
+        return ()
+    try:
+        graph = model.graph
+    except (AttributeError, RuntimeError):
+        return ()
+    found: list[torch.Tensor] = []
+
+    def walk(block: Any) -> None:
+        for node in block.nodes():
+            if node.kind() == "prim::Constant" and "Tensor" in str(node.output().type()):
+                value = node.output().toIValue()
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    found.append(value)
+            for inner in node.blocks():
+                walk(inner)
+
+    walk(graph)
+    if not found:
+        return ()
+    for i, t in enumerate(found):
+        name = f"<graph constant {i}>"
+        numel[name] = t.numel()
+        sizes[name] = access_of([t])
+        owned.setdefault("", []).append(name)
+        first_owner[name] = ""
+    total = sum(t.numel() for t in found)
+    return (f"the model has no parameters but {len(found)} floating-point tensor constants in "
+            f"its TorchScript graph (a frozen model's weights, {total:,} elements): they are "
+            f"counted as the model's own params",)

@@ -20,7 +20,7 @@ from ..core.text import layer_label, shape_text, table
 from ..devices.device import Device
 from ..devices.roofline import Latency, predict
 from . import tracer
-from .params import ParamLayout
+from .params import ParamLayout, module_kind
 from .records import OpRecord
 from .tracer import ModuleCall
 
@@ -117,6 +117,7 @@ class ModelProfile:
     fallback_reason: str = ""
     dtype: str | None = None
     train: bool = False
+    notes: tuple[str, ...] = ()  # what the trace could not do as usual, in words
 
     # -- totals --------------------------------------------------------------------------
     @cached_property
@@ -157,6 +158,13 @@ class ModelProfile:
     def params(self) -> int:
         """Unique parameter elements (tied or shared weights once)."""
         return sum(self.layout.numel.values())
+
+    @property
+    def hidden_weights(self) -> dict[str, str]:
+        """``{module path: why}`` for modules holding weights the plugin cannot see (a
+        packed weight of a class it cannot read): ``params`` and ``weight_bytes`` do not
+        include them, and a ``max_params`` or ``max_weight_mb`` budget fails saying so."""
+        return dict(self.layout.hidden)
 
     @property
     def buffers(self) -> int:
@@ -260,6 +268,7 @@ class ModelProfile:
             "model": self.model,
             "traced": self.traced,
             "fallback_reason": self.fallback_reason,
+            **({"notes": list(self.notes)} if self.notes else {}),
             "dtype": self.dtype,
             "flops": self.flops,
             "macs": self.macs,
@@ -270,6 +279,7 @@ class ModelProfile:
             "bytes_written": self.bytes_written,
             "peak_activation_bytes": self.peak_activation_bytes,
             "unsupported": self.unsupported,
+            **({"hidden_weights": self.hidden_weights} if self.hidden_weights else {}),
             "layers": [row.to_dict() for row in self.layers],
             **({"phases": self.phase_totals()} if self.train else {}),
         }
@@ -299,8 +309,20 @@ def profile_table(prof: ModelProfile) -> str:
     if prof.unsupported:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(prof.unsupported.items()))
         lines.append(f"unsupported ops (FLOPs not counted): {ops}")
+    lines.extend(f"note: {note}" for note in prof.notes)
+    for path, why in prof.hidden_weights.items():
+        lines.append(f"weights not visible, not in params: {layer_label(path)}: {why}")
     return "\n".join(lines)
 
+
+
+def eager_module(model: nn.Module) -> nn.Module:
+    """The module that ``torch.compile`` wrapped (its forward counts the same and its layer
+    names carry no ``_orig_mod.`` prefix), or ``model`` itself."""
+    inner = getattr(model, "_orig_mod", None)
+    if isinstance(inner, nn.Module) and type(model).__name__ == "OptimizedModule":
+        return inner
+    return model
 
 
 RESERVED = ("dtype", "trace", "train", "optimizer", "loss", "forward_kwargs")
@@ -360,12 +382,16 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
     """
     forward = check_options(model, dtype, trace, train, optimizer, loss, forward_kwargs,
                             **kwargs)
+    model = eager_module(model)
     deploy = parse_dtype(dtype)
     layout = ParamLayout.of(model)
     step = tracer.TrainStep(loss, optimizer) if train else None
     result = tracer.trace(model, inputs, forward, trace, step=step)
+    for path, call in result.modules.items():  # modules a graph named (TorchScript, export)
+        if layout.kinds.get(path) in (None, "Module"):
+            layout.kinds[path] = call.kind
     return ModelProfile(
-        model=type(model).__name__,
+        model=module_kind(model),
         records=tuple(result.records),
         calls=result.modules,
         layout=layout,
@@ -375,6 +401,7 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
         fallback_reason=result.fallback_reason,
         dtype=deploy,
         train=train,
+        notes=(*layout.notes, *result.notes),
     )
 
 

@@ -48,11 +48,15 @@ from ..core.access import ZERO_ACCESS, Access
 from ..core.dtypes import DEPLOY_DTYPES
 from ..core.paths import ROOT
 from . import ops as _ops  # noqa: F401  (registers the formulas)
-from .costs import TensorMeta, Work
+from .costs import TensorMeta, Work, access_of
 from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
 from .optimizers import step_records
+from .packed import Describer, is_script_object
+from .params import module_kind
 from .records import OpRecord
 from .registry import Formula, bind, destinations, is_free, lookup
+from .script_scopes import ScriptScopes
+from .stand_ins import QUERIES, StandIns, has_rule
 
 
 @dataclass
@@ -77,6 +81,7 @@ class Trace:
     peak_module: str
     mode: str  # "fake" or "real"
     fallback_reason: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 class TraceError(RuntimeError):
@@ -119,8 +124,10 @@ def _unique_tensors(obj: Any) -> list[torch.Tensor]:
     return list(seen.values())
 
 
-def _meta(obj: Any) -> Any:
-    return tree_map(lambda t: TensorMeta.of(t) if isinstance(t, torch.Tensor) else t, obj)
+def _meta(obj: Any, describe: Callable[[Any], Any]) -> Any:
+    """Tensors as :class:`TensorMeta`, packed weights (``ScriptObject``) as what they hold."""
+    return tree_map(lambda t: TensorMeta.of(t) if isinstance(t, torch.Tensor)
+                    else describe(t) if is_script_object(t) else t, obj)
 
 
 class _Activations:
@@ -220,10 +227,17 @@ _SCALAR_READS = (torch.ops.aten._local_scalar_dense, torch.ops.aten.item)
 class CountingMode(TorchDispatchMode):
     """Counts every aten operator it sees and attributes it to the running module."""
 
+    # control flow (torch.cond, while_loop) comes here too: see _higher_order
+    supports_higher_order_operators = True
+
     def __init__(self, convert: Callable[[torch.Tensor, bool], torch.Tensor],
-                 real_scalars: bool, model_ids: frozenset[int] = frozenset()) -> None:
+                 real_scalars: bool, model_ids: frozenset[int] = frozenset(),
+                 quantized: StandIns | None = None) -> None:
         super().__init__()
         self.convert = convert
+        # fake traces: quantized tensors and kernels stand-ins (None in a real run)
+        self.quantized = quantized
+        self.describe = quantized.describe if quantized is not None else Describer()
         self.real_scalars = real_scalars
         self.stack: list[str] = [ROOT]
         self.records: list[OpRecord] = []
@@ -231,6 +245,11 @@ class CountingMode(TorchDispatchMode):
         self.flow = _DataFlow(model_ids)
         self.phase = "forward"
         self.suppress = False
+        # a TorchScript model: its graph names the submodule of each operator (no hooks fire)
+        self.script: ScriptScopes | None = None
+        self.script_path = ROOT
+        self.depth = 0  # nesting of dispatches: 0 for an operator the forward itself called
+        self.failure: Exception | None = None  # the last operator, when it raised
         # autograd node -> module path whose forward created it (for backward attribution)
         self.node_modules: dict[Any, str] = {}
 
@@ -250,6 +269,8 @@ class CountingMode(TorchDispatchMode):
         if self.phase == "backward":
             node = torch._C._current_autograd_node()
             return self.node_modules.get(node, ROOT) if node is not None else ROOT
+        if self.script is not None and self.script_path:
+            return self.script_path
         return self.stack[-1]
 
     # -- argument conversion -------------------------------------------------------------
@@ -272,13 +293,41 @@ class CountingMode(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            return self._higher_order(func, args, kwargs)
+        packet = func._overloadpacket
+        # a scalar read (aten::Int of a traced size) has no tensor node in the graph: it
+        # stays with the operator before it
+        if self.script is not None and self.depth == 0 and self.phase == "forward" and \
+                not is_free(packet) and packet not in _SCALAR_READS:
+            self.script_path = self.script.match(func._schema.name)
+        self.depth += 1
+        try:
+            out = self._dispatch(func, args, kwargs)
+        except Exception as exc:  # the TorchScript interpreter re-raises it without its type
+            self.failure = exc
+            raise
+        finally:
+            self.depth -= 1
+        self.failure = None  # an exception the model caught is no cause of a later failure
+        return out
+
+    def _dispatch(self, func: Any, args: tuple, kwargs: dict) -> Any:
         packet = func._overloadpacket
         # .item() on a tensor that is not fake (a model constant): read it for real.
         if self.real_scalars and packet in _SCALAR_READS and _is_real(args[0]):
             with _disable_current_modes():
                 return func(*args, **kwargs)
         args, kwargs = self._convert_args(func, args, kwargs)
-        if self.suppress or is_free(packet):
+        if self.suppress:
+            return func(*args, **kwargs)
+        quantized = self.quantized
+        if quantized is not None and has_rule(func):  # a quantized kernel: not run
+            out = quantized.run(func, args, kwargs)
+            if str(packet) not in QUERIES:
+                self._record(func, lookup(packet), args, kwargs, out)
+            return out
+        if is_free(packet):
             return func(*args, **kwargs)
         formula = lookup(packet)
         if formula is None:
@@ -289,9 +338,47 @@ class CountingMode(TorchDispatchMode):
                     return result
             if _is_view(func):
                 return func(*args, **kwargs)
-        out = func(*args, **kwargs)
+        if quantized is not None and quantized.any_carrier(args, kwargs):
+            out = quantized.via_floats(func, args, kwargs)
+        else:
+            out = func(*args, **kwargs)
         self._record(func, formula, args, kwargs, out)
         return out
+
+    def _higher_order(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """``torch.cond`` and ``while_loop`` run like the Python ``if`` and ``while`` they
+        stand for: the branch taken (the iterations run) are counted, attributed like any
+        code of the calling module. Which branch is taken depends on a tensor's value, so
+        on fake tensors it is data-dependent (a real forward, when allowed). Any other
+        higher-order operator stops the trace, named."""
+        name = func.name()
+        if name == "cond":
+            pred, true_fn, false_fn, operands = args
+            branch = true_fn if self._truth(func, pred) else false_fn
+            with self:
+                return branch(*operands)
+        if name == "while_loop":
+            cond_fn, body_fn, carried, extra = args
+            carried = tuple(carried)
+            with self:
+                while self._truth(func, cond_fn(*carried, *extra)):
+                    carried = tuple(body_fn(*carried, *extra))
+            return carried
+        raise TraceError(
+            f"torch.{name} (a higher-order operator) in {self.stack[-1] or 'the model'}'s "
+            f"forward cannot be counted: only torch.cond and torch.while_loop are (as the "
+            f"if and while they stand for); profile the function it calls as a model of its "
+            f"own")
+
+    def _truth(self, func: Any, value: Any) -> bool:
+        """A predicate's value: a Python one, a real tensor's (a model constant), or, for a
+        fake tensor, data-dependent."""
+        if isinstance(value, FakeTensor):
+            raise DataDependentOutputException(func)
+        if isinstance(value, torch.Tensor):
+            with _disable_current_modes():
+                return bool(value)
+        return bool(value)
 
     def _record(self, func: Any, formula: Formula | None, args: tuple, kwargs: dict,
                 out: Any) -> None:
@@ -302,15 +389,16 @@ class CountingMode(TorchDispatchMode):
             kwargs = {k: v for k, v in kwargs.items() if k not in dest}
         inputs = _unique_tensors((args, kwargs))
         outputs = _unique_tensors(out)
-        default_read = Access.of(TensorMeta.of(t) for t in inputs)
-        default_written = Access.of(TensorMeta.of(t) for t in outputs)
-        default_weights = Access.of(TensorMeta.of(t) for t in inputs if self.flow.is_weight(t))
+        default_read = access_of(inputs)
+        default_written = access_of(outputs)
+        default_weights = access_of(t for t in inputs if self.flow.is_weight(t))
         call, sources = self.flow.call(inputs, outputs)
         works: list[Work] | None = None
         op_class = formula.op_class if formula is not None else "elementwise"
         if formula is not None:
             try:
-                cost = formula.fn(**_meta(bind(func, args, kwargs)), result=_meta(out))
+                cost = formula.fn(**_meta(bind(func, args, kwargs), self.describe),
+                                  result=_meta(out, self.describe))
                 works = cost if isinstance(cost, list) else [cost]
             except Exception as exc:  # a formula bug must never hide the op
                 name = f"{name} (formula failed: {type(exc).__name__}: {exc})"
@@ -365,7 +453,7 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
         mode.stack.append(path)
         call = calls.get(path)
         if call is None:
-            call = calls[path] = ModuleCall(path, type(module).__name__,
+            call = calls[path] = ModuleCall(path, module_kind(module),
                                             input_shapes=_shapes(args))
         call.calls += 1
 
@@ -390,7 +478,13 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
         h2.remove()
 
 
-def _fake_converter(fake_mode: FakeTensorMode) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns,
+                    value_free: frozenset[int] = frozenset()
+                    ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    """Real tensors to fake ones. An integer scalar the forward makes without dispatch (a
+    traced graph's ``prim::NumToTensor`` of a size) or takes from its graph's constants
+    keeps its value (a fake constant), so that ``x.size(1) // 2`` and the ``int()`` of it
+    stay fake; the tensors in ``value_free`` (the model's and the caller's) never do."""
     memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     converter = fake_mode.fake_tensor_converter
 
@@ -399,8 +493,13 @@ def _fake_converter(fake_mode: FakeTensorMode) -> Callable[[torch.Tensor, bool],
             return t
         hit = memo.get(id(t))
         if hit is None:
-            if t.is_meta:
+            if t.is_quantized:  # fake tensors cannot be quantized: an integer carrier
+                fake = quantized.from_real(t)
+            elif t.is_meta:
                 fake = converter.from_meta_and_device(fake_mode, t, torch.device("cpu"))
+            elif t.dim() == 0 and not (t.is_floating_point() or t.is_complex()) \
+                    and id(t) not in value_free:
+                fake = converter.from_real_tensor(fake_mode, t, make_constant=True)
             else:
                 fake = fake_mode.from_tensor(t)
             hit = memo[id(t)] = (fake, t)  # keep t alive so its id stays unique
@@ -511,6 +610,7 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
          step: TrainStep | None = None,
          leaves: dict[str, torch.Tensor] | None = None) -> tuple[list[OpRecord], Any]:
     calls: dict[str, ModuleCall] = {}
+    mode.script = ScriptScopes.of(model)
     grad_mode = torch.enable_grad() if grad or step else torch.inference_mode()
     with grad_mode, _module_tracking(mode, paths, calls), warnings.catch_warnings():
         # fake weights are never one contiguous chunk; the RNN's warning about it is noise here
@@ -519,7 +619,7 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
         with mode:
             args = tree_map(prepare, inputs)
             kw = tree_map(prepare, kwargs)
-            calls[ROOT] = ModuleCall(ROOT, type(model).__name__, input_shapes=_shapes(args))
+            calls[ROOT] = ModuleCall(ROOT, module_kind(model), input_shapes=_shapes(args))
             mode.stack = [ROOT]
             out = _forward(model, args, kw, leaves)
             if step is not None:
@@ -527,6 +627,10 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
         calls[ROOT].calls = 1
         calls[ROOT].output_shapes = _shapes(out)
     mode.activations.active = False
+    if mode.script is not None:  # submodules the scripted graph named, in first-run order
+        found = {path: ModuleCall(path, kind, calls=1) for path, kind in
+                 mode.script.kinds.items() if path not in calls}
+        calls = {ROOT: calls[ROOT], **found, **calls}
     return mode.records, calls
 
 
@@ -544,7 +648,8 @@ def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
         raise ValueError(f"trace must be 'auto', 'fake' or 'real', got {how!r}")
     kwargs = kwargs or {}
     # The root is tracked separately: a module's own forward hooks fire for the root too.
-    paths = {id(m): name for name, m in model.named_modules() if name}
+    # (an exported program's _guards_fn is no module of the model that was exported)
+    paths = {id(m): name for name, m in model.named_modules() if name and name != "_guards_fn"}
     on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
     with preserved(model) as state:
         return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step, state)
@@ -557,8 +662,11 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
     model_ids = frozenset(params | others)
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
-        convert = _fake_converter(fake_mode)
-        mode = CountingMode(convert, real_scalars=True, model_ids=model_ids)
+        quantized = StandIns(fake_mode, Describer())
+        convert = _fake_converter(fake_mode, quantized, model_ids | frozenset(
+            id(t) for t in _unique_tensors((inputs, kwargs))))
+        mode = CountingMode(convert, real_scalars=True, model_ids=model_ids,
+                            quantized=quantized)
         try:
             with fake_mode, _quiet(logging.getLogger("torch._subclasses.fake_tensor")):
                 leaves = _fake_leaves(model, mode.flow.weights_of(convert)) \
@@ -574,11 +682,11 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
                 where = "on the meta device " if on_meta else ""
                 raise TraceError(
                     f"{type(model).__name__} cannot be traced on fake tensors {where}"
-                    f"because {_why_real(exc)}"
+                    f"because {_why_real(exc, mode.failure)}"
                     + ("; build it on a real device to profile it with one real forward"
                        if on_meta else "; profile it with trace='auto' or 'real'")
                 ) from exc
-            fallback_reason = _why_real(exc)
+            fallback_reason = _why_real(exc, mode.failure)
             state.restore()  # the real run must not see what the fake attempt left behind
     mode = CountingMode(_copy_on_write(model, (inputs, kwargs)), real_scalars=False,
                         model_ids=model_ids)
@@ -597,9 +705,20 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _why_real(exc: BaseException) -> str:
-    """Why a fake trace failed, in words a model author recognises."""
+_FAKE_LIMITS = (DataDependentOutputException, DynamicOutputShapeException,
+                UnsupportedOperatorException)
+
+
+def _why_real(exc: BaseException, inner: BaseException | None = None) -> str:
+    """Why a fake trace failed, in words a model author recognises; ``inner`` is the last
+    exception an operator raised, which the TorchScript interpreter re-raises as a bare
+    ``RuntimeError``."""
+    if not isinstance(exc, _FAKE_LIMITS) and isinstance(inner, _FAKE_LIMITS):
+        exc = inner
     func = getattr(exc, "func", None)
+    if isinstance(func, torch._ops.HigherOrderOperator):
+        return (f"torch.{func.name()} takes a branch that depends on a tensor value (the "
+                f"branch taken is counted)")
     if isinstance(exc, DataDependentOutputException):
         return f"the forward reads tensor values ({func}: .item(), .tolist(), bool(tensor))"
     if isinstance(exc, DynamicOutputShapeException):
@@ -617,5 +736,6 @@ def _short(exc: BaseException) -> str:
 def _finish(mode: CountingMode, records: list[OpRecord], calls: dict[str, ModuleCall],
             how: str, reason: str) -> Trace:
     unsupported = Counter(r.op for r in records if not r.supported)
+    note = mode.script.note() if mode.script is not None else ""
     return Trace(records, calls, unsupported, dict(mode.activations.peak),
-                 mode.activations.peak_module, how, reason)
+                 mode.activations.peak_module, how, reason, [note] if note else [])

@@ -338,7 +338,10 @@ class FlopBudgetPlugin:
                      if r["outcome"] == "error" and r["error"] != self.settings.error)
         unsupported = unsupported_summary(records, self.verbosity)
         if unsupported:
-            lines.append("operators without a formula (their FLOPs are not counted):")
+            hidden = any(m.get("hidden_weights") for r in records for m in r["measurements"])
+            lines.append("operators without a formula (their FLOPs are not counted)"
+                         + (" and weights not visible (not in params)" if hidden else "")
+                         + ":")
             lines.extend(unsupported)
         if lines:
             tr.write_sep("=", "flop budget")

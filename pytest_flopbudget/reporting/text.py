@@ -72,10 +72,13 @@ def hotspot_sections(m: dict[str, Any], n: int, width: int | None = None) -> lis
 
 
 def unsupported_lines(m: dict[str, Any]) -> list[str]:
+    """Operators without a formula, and weights the plugin cannot see, one line each."""
+    lines = [f"  weights not visible (not in params): {layer_label(path)}: {why}"
+             for path, why in m.get("hidden_weights", {}).items()]
     if not m["unsupported"]:
-        return []
+        return lines
     ops = ", ".join(f"{op} x{n}" for op, n in sorted(m["unsupported"].items()))
-    return [f"  unsupported ops (FLOPs not counted, traffic counted): {ops}"]
+    return [f"  unsupported ops (FLOPs not counted, traffic counted): {ops}", *lines]
 
 
 def failure_message(record: dict[str, Any], n: int = 0) -> str:
@@ -133,9 +136,10 @@ def unsupported_summary(records: Iterable[dict[str, Any]], verbosity: int = 0) -
     lines = []
     for rec in records:
         for m in rec["measurements"]:
-            if m["unsupported"] and not m["violations"]:
+            if (m["unsupported"] or m.get("hidden_weights")) and not m["violations"]:
                 if verbosity < 0:
-                    ops = ", ".join(sorted(m["unsupported"]))
+                    hidden = ["weights not visible"] if m.get("hidden_weights") else []
+                    ops = ", ".join([*sorted(m["unsupported"]), *hidden])
                     lines.append(f"{rec['nodeid']}: {m['name']}: {ops}")
                     continue
                 lines.append(f"{rec['nodeid']}: {m['name']}")

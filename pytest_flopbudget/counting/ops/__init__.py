@@ -9,6 +9,8 @@ from . import (  # noqa: F401
     linear_algebra,
     normalization,
     pooling,
+    quantized,
     recurrent,
     reductions,
+    selection,
 )

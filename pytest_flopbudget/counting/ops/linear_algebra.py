@@ -1,5 +1,6 @@
 """Matrix products: linear, the matmul family (mm, bmm, mv, dot, vdot, matmul) and its
-``add*`` forms (addmm, _addmm_activation, baddbmm, addbmm, addmv), addr, _trilinear.
+``add*`` forms (addmm, _addmm_activation, baddbmm, addbmm, addmv), addr, _trilinear, and the
+grouped products of mixture-of-experts layers (_grouped_mm).
 
 The matmul family is one idea in two formulas: :func:`product`, the MACs of the product of
 two operands (:func:`matmul_macs`: 1-D operands and broadcast batches included), and
@@ -105,3 +106,20 @@ def trilinear(i1: TensorMeta, i2: TensorMeta, i3: TensorMeta, expand1: list[int]
         shapes.append(shape)
     space = math.prod(max(sizes) for sizes in zip(*shapes, strict=True))
     return Work(macs=space, elementwise=space)
+
+
+@register("_grouped_mm", op_class="matmul")
+def grouped_mm(self: TensorMeta, mat2: TensorMeta, bias: TensorMeta | None = None, *,
+               result: TensorMeta, **_: object) -> Work:
+    # one product per group (mixture-of-experts layers): 2-D x 3-D, the rows of self split
+    # by offs, each times its group's [K, N]: rows * K * N; 3-D x 3-D, a batch of G products:
+    # G * M * K * N; 3-D x 2-D, mat2's columns split by offs: M * K * N_total; all three are
+    # (output elements) * K. 2-D x 2-D splits the reduced dim K by offs into G products
+    # written to a [G, M, N] output: M * K_total * N. Bias: 1 per output.
+    k = self.shape[-1]
+    if self.ndim == 2 and mat2.ndim == 2:
+        macs = self.shape[0] * k * mat2.shape[1]
+    else:
+        macs = result.numel * k
+    return Work(macs=macs, elementwise=result.numel if bias is not None else 0,
+                mac_dims=(k, mat2.shape[-1]))

@@ -76,3 +76,12 @@ def instance_norm(input: TensorMeta, weight: TensorMeta | None, bias: TensorMeta
 def rms_norm(input: TensorMeta, weight: TensorMeta | None, **_: object) -> Work:
     per = RMS_STATISTICS + RMS_NORMALIZE + (weight is not None)
     return Work(elementwise=per * input.numel)
+
+
+WEIGHT_NORM = 3  # ||v||: square, add; v * (g / ||v||): mul
+
+
+@register("_weight_norm_interface", op_class="norm")
+def weight_norm(v: TensorMeta, **_: object) -> Work:
+    # per element of v: square and add for the norm (2), the scaling by g / norm (1)
+    return Work(elementwise=WEIGHT_NORM * v.numel)

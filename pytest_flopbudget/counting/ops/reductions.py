@@ -3,7 +3,8 @@
 sum, mean, max, min, amax, amin, argmax, argmin, prod, any, all, cumsum, cumprod: 1;
 aminmax, vector norms (abs or square, add), nansum (NaN compare, add): 2; nanmean (compare,
 add, count): 3; var, std and their ``_mean`` forms (mean: add;
-then subtract, square, add): 4; logsumexp (max, subtract, exp, add): 4. The final division of a
+then subtract, square, add): 4; logsumexp (max, subtract, exp, add): 4; ``equal`` 1 (0 when
+the shapes differ: the answer is known from them). The final division of a
 mean, the square root of a std and similar per-output work are not counted.
 """
 
@@ -58,3 +59,10 @@ def max_min(self: TensorMeta, other: TensorMeta | None = None, *, result: object
     if other is not None:
         return Work(elementwise=outputs(result)[0].numel)
     return Work(elementwise=self.numel)
+
+
+@register("equal", op_class="elementwise")
+def equal(self: TensorMeta, other: TensorMeta, **_: object) -> Work:
+    # torch.equal: one compare per element when the shapes agree, none when they do not
+    # (the kernel answers False from the shapes alone)
+    return Work(elementwise=self.numel if self.shape == other.shape else 0)
