@@ -96,7 +96,10 @@ def test_a_calibration_through_onnx_runtime_end_to_end(tmp_path: Path) -> None:
     assert device.fresh_output_bandwidth is None  # ONNX Runtime's arena keeps its memory
     assert all(t.seconds > 0 for t in result.passes[0].rows)  # every row ran some node
     assert "ONNX Runtime" in device.sources["overheads.elementwise"]
-    assert "the fastest of add and sum over 128 MiB" in device.sources["bandwidth"]
+    assert ("the fastest of add, sum and copy (the copy timed with PyTorch: the hardware's "
+            "bandwidth) over 128 MiB") in device.sources["bandwidth"]
+    # the cache's capacity from copies of growing size, timed with PyTorch
+    assert "copies of" in device.sources["onchip_bytes"]
     text = (tmp_path / "ort.toml").read_text()
     assert "[devices.host-ort]" in text and "--runtime onnxruntime --name host-ort" in text
 
@@ -165,3 +168,19 @@ def test_the_comparison_table_marks_fused_layers_and_totals_by_hand() -> None:
     assert lines[4].split() == ["head", "Linear", "1.0000", "0.5000", "2.00x"]
     # one layer left out, with its 0.1 ms measured
     assert lines[5] == "  (1 more layers, 0.100 ms measured)"
+
+
+def test_row_times_add_up_to_the_unprofiled_run() -> None:
+    # two runs of nodes a (row 0) and b (row 1); the profiled runs took 50 and 60 us but a run
+    # without the profiler takes 24 us: the profiler cost more than the executor's own time
+    runs = [{"": 50.0, "a": 10.0, "b": 20.0}, {"": 60.0, "a": 12.0, "b": 28.0}]
+    modules = {"a": "b.0", "b": "b.1"}
+    # run 1: (24 - 30) / 2 = -3 us per node: a 7, b 17; run 2: (24 - 40) / 2 = -8: a 4, b 20
+    # medians of two: row 0 5.5 us, row 1 18.5 us (they add up to 24 us)
+    assert row_seconds(runs, modules, 2, wall_us=24.0) == [pytest.approx(5.5e-6),
+                                                            pytest.approx(18.5e-6)]
+    # a node keeps at least a tenth of its profiled time: at 4 us unprofiled, run 1: -13 us
+    # per node, a max(-3, 1.0) = 1.0, b max(7, 2.0) = 7; run 2: -18 us, a max(-6, 1.2) = 1.2,
+    # b max(10, 2.8) = 10; medians: a 1.1 us, b 8.5 us
+    assert row_seconds(runs, modules, 2, wall_us=4.0) == [pytest.approx(1.1e-6),
+                                                           pytest.approx(8.5e-6)]

@@ -264,6 +264,7 @@ class Runtime(Protocol):
     fusion: str
     stream_kernels: tuple[str, ...]
     sweep_kernel: str
+    stream_note: str  # how the streaming kernels ran, when not all through the runtime
 
     def fresh(self) -> bool:
         """Whether its allocator maps large outputs afresh at every call."""
@@ -284,6 +285,7 @@ class Eager:
     fusion = "none"
     stream_kernels: tuple[str, ...] = STREAMS
     sweep_kernel = "copy"
+    stream_note = ""
 
     def fresh(self) -> bool:
         return True
@@ -525,7 +527,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         return f", {_spread(values, unit)} {text} over passes" if len(values) > 1 else ""
 
     peaks = [s.peak for s in structures]
-    kinds = " and ".join(", ".join(engine.stream_kernels).rsplit(", ", 1))
+    kinds = " and ".join(", ".join(engine.stream_kernels).rsplit(", ", 1)) + engine.stream_note
     sweep = {"copy": "copies", "add": "adds", "sum": "sums"}[engine.sweep_kernel]
     sources["peak_flops.fp32"] = (
         f"measured: {GEMM_N}x{GEMM_N} fp32 GEMM (2n^3 FLOPs), {how}"
