@@ -14,6 +14,8 @@ import warnings
 import pytest
 import torch
 import torch.ao.quantization as tq
+import torch.ao.quantization.fx._decomposed  # defines the quantized_decomposed operators
+from reference_models import Fn
 from torch import nn
 
 from pytest_flopbudget import profile
@@ -409,3 +411,55 @@ def test_a_real_forward_of_a_quantized_model_counts_the_same():
     d = dynamic(Recurrent())
     fake, real = profile(d, x), profile(d, x, trace="real")
     assert (real.macs, real.flops, real.bytes) == (fake.macs, fake.flops, fake.bytes)
+
+
+# -- the quantized_decomposed operators (PT2E quantization, torchao) -----------------------
+
+qd = torch.ops.quantized_decomposed
+
+
+XF = torch.randn(4, 8)  # 32 floats, 128 B
+QI = torch.randint(-128, 128, (4, 8), dtype=torch.int8)  # 32 int8, 32 B
+S4, Z4 = torch.rand(4) + 0.1, torch.zeros(4, dtype=torch.int64)  # per row: 16 B, 32 B
+ST, ZT = torch.rand(4, 1) + 0.1, torch.zeros(4, 1, dtype=torch.int32)  # per token: 16, 16 B
+SG, ZG = torch.rand(8) + 0.1, torch.zeros(8, dtype=torch.int32)  # groups of 4: 32, 32 B
+
+
+@pytest.mark.parametrize("call,flops,read,written", [
+    # quantize, 5 per element (mul by 1/s, round, add zp, 2 clamps): 32 * 5 = 160; reads
+    # the 128 B of floats (+ tensor parameters), writes 32 int8
+    (lambda: qd.quantize_per_tensor(XF, 0.1, 0, -128, 127, torch.int8), 160, 128, 32),
+    (lambda: qd.quantize_per_tensor(XF, torch.tensor(0.1), torch.tensor(0), -128, 127,
+                                    torch.int8), 160, 128 + 4 + 8, 32),
+    (lambda: qd.quantize_per_channel(XF, S4, Z4, 0, -128, 127, torch.int8),
+     160, 128 + 16 + 32, 32),
+    (lambda: qd.quantize_per_token(XF, ST, ZT, -128, 127, torch.int8), 160, 128 + 16 + 16, 32),
+    (lambda: qd.quantize_per_channel_group(XF, SG, ZG, -128, 127, torch.int8, 4),
+     160, 128 + 32 + 32, 32),
+    # dequantize, (q - zp) * s: 2 per element = 64; reads 32 int8 (+ parameters), writes
+    # 128 B of floats
+    (lambda: qd.dequantize_per_tensor(QI, 0.1, 0, -128, 127, torch.int8), 64, 32, 128),
+    (lambda: qd.dequantize_per_channel(QI, S4, Z4, 0, -128, 127, torch.int8),
+     64, 32 + 16 + 32, 128),
+    # no zero point (symmetric): q * s, 1 per element = 32
+    (lambda: qd.dequantize_per_channel(QI, S4, None, 0, -128, 127, torch.int8),
+     32, 32 + 16, 128),
+    (lambda: qd.dequantize_per_token(QI, ST, ZT, -128, 127, torch.int8, torch.float32),
+     64, 32 + 16 + 16, 128),
+    (lambda: qd.dequantize_per_channel_group(QI, SG, ZG, -128, 127, torch.int8, 4,
+                                             torch.float32), 64, 32 + 32 + 32, 128),
+    # choose the parameters: min and max (or abs and max) of the input, 2 per element = 64;
+    # per tensor, writes a float64 scale and an int64 zero point (16 B; torch's meta
+    # kernel, as determine_qparams makes them)
+    (lambda: qd.choose_qparams(XF, -128, 127, 1e-5, torch.int8), 64, 128, 16),
+    (lambda: qd.choose_qparams_symmetric(XF, -128, 127, 1e-5, torch.int8), 64, 128, 16),
+    (lambda: qd.choose_qparams_per_token(XF, torch.int8), 64, 128, None),
+    (lambda: qd.choose_qparams_per_token_asymmetric(XF, torch.int8), 64, 128, None),
+])
+def test_quantized_decomposed_operators(call, flops, read, written):
+    p = profile(Fn(lambda: call()))
+    [rec] = p.records
+    assert (p.traced, p.unsupported, rec.macs, rec.flops) == ("fake", {}, 0, flops)
+    assert rec.read.bytes() == read
+    if written is not None:
+        assert rec.written.bytes() == written

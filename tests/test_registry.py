@@ -25,9 +25,29 @@ from pytest_flopbudget.counting.registry import bind, formulas, schema_names, un
 aten = torch.ops.aten
 
 
+# the operator libraries torch defines in Python (quantized_decomposed), so that every
+# formula is checked below
+registry.load_libraries()
+
+
 def test_every_registered_name_is_an_operator_of_this_torch():
-    # a name that matches no operator is remembered, not skipped: none on this torch
+    # a name that matches no operator is remembered, not skipped: none on this torch, and
+    # none of a library's operators waits for its library once the libraries are loaded
     assert unresolved() == ()
+    assert registry.pending() == ()
+    assert "quantized_decomposed.dequantize_per_tensor" in registry.registered_ops()
+
+
+def test_a_formula_of_a_library_operator_waits_for_its_first_call(monkeypatch):
+    # registered before its library is loaded, it is kept by name and resolved when the
+    # operator is first met
+    packet = torch.ops.quantized_decomposed.dequantize_per_tensor
+    formula = registry.formulas()[packet]
+    monkeypatch.delitem(registry._FORMULAS, packet)
+    monkeypatch.setitem(registry._PENDING, packet._qualified_op_name, formula)
+    assert registry.pending() == ("quantized_decomposed.dequantize_per_tensor",)
+    assert registry.lookup(packet) is formula
+    assert (registry.pending(), registry.formulas()[packet]) == ((), formula)
 
 
 def dispatched_overloads(packet):  # type: ignore[no-untyped-def]

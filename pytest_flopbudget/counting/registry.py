@@ -19,11 +19,19 @@ Operators named in :func:`register_free` cost nothing (views, shape queries, all
 without initialisation). Every other operator is *unsupported*: the profile lists it by name.
 A name that matches no operator of this torch is remembered (:func:`unresolved`), never
 silently dropped.
+
+Some operator libraries exist only once a Python module of torch defines them
+(``quantized_decomposed``, the quantize and dequantize operators of PT2E quantization, by
+``torch.ao.quantization.fx._decomposed``): :data:`LIBRARIES` names them. A formula for one of
+their operators is kept by name until the operator is first met (the model that calls it has
+loaded its library) or :func:`load_libraries` loads them all; importing this package loads
+none.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -51,23 +59,46 @@ class Formula:
     name: str
 
 
+#: Operator namespaces that a Python module of torch defines when it is imported:
+#: ``{namespace: module}``.
+LIBRARIES = {"quantized_decomposed": "torch.ao.quantization.fx._decomposed"}
+
 _FORMULAS: dict[_OpKey, Formula] = {}
 _FREE: set[_OpKey] = set()
 _UNRESOLVED: list[str] = []
+#: formulas of operators whose library is not loaded yet, by qualified name (``ns::op``)
+_PENDING: dict[str, Formula] = {}
+
+
+def _packet(name: str) -> _OpKey | None:
+    """The operator packet named ``"conv2d"`` or ``"prim.device"``, or ``None``."""
+    ns, _, op = name.rpartition(".")
+    namespace = getattr(torch.ops, ns or "aten")
+    return getattr(namespace, op) if hasattr(namespace, op) else None
 
 
 def _packets(names: tuple[str, ...]) -> list[_OpKey]:
-    """Resolve ``"conv2d"`` or ``"prim.device"`` to operator packets; a name this torch lacks
-    is remembered in :func:`unresolved`."""
+    """Resolve names to operator packets; a name this torch lacks is remembered in
+    :func:`unresolved`."""
     found = []
     for name in names:
-        ns, _, op = name.rpartition(".")
-        namespace = getattr(torch.ops, ns or "aten")
-        if hasattr(namespace, op):
-            found.append(getattr(namespace, op))
-        else:
+        packet = _packet(name)
+        if packet is None:
             _UNRESOLVED.append(name)
+        else:
+            found.append(packet)
     return found
+
+
+def _qualified(name: str) -> str:
+    ns, _, op = name.rpartition(".")
+    return f"{ns}::{op}"
+
+
+def _add(packet: _OpKey, formula: Formula) -> None:
+    if packet in _FORMULAS or packet in _FREE:
+        raise ValueError(f"a formula for {packet} is already registered")
+    _FORMULAS[packet] = formula
 
 
 def with_in_place(name: str) -> tuple[str, ...]:
@@ -82,10 +113,16 @@ def register(*names: str, op_class: str) -> Callable[[F], F]:
         raise ValueError(f"unknown op_class {op_class!r}; expected one of {OP_CLASSES}")
 
     def decorator(fn: F) -> F:
-        for packet in _packets(names):
-            if packet in _FORMULAS or packet in _FREE:
-                raise ValueError(f"a formula for {packet} is already registered")
-            _FORMULAS[packet] = Formula(fn, op_class, str(packet))
+        for name in names:
+            packet = _packet(name)
+            if packet is not None:
+                _add(packet, Formula(fn, op_class, str(packet)))
+            elif name.rpartition(".")[0] in LIBRARIES:  # resolved when its library loads
+                if _qualified(name) in _PENDING:
+                    raise ValueError(f"a formula for {name} is already registered")
+                _PENDING[_qualified(name)] = Formula(fn, op_class, name)
+            else:
+                _UNRESOLVED.append(name)
         return fn
 
     return decorator
@@ -101,7 +138,12 @@ def register_free(*names: str) -> None:
 
 def lookup(packet: _OpKey) -> Formula | None:
     """The formula registered for an operator packet, or ``None``."""
-    return _FORMULAS.get(packet)
+    formula = _FORMULAS.get(packet)
+    if formula is None and _PENDING:  # an operator of a library loaded since
+        formula = _PENDING.pop(packet._qualified_op_name, None)
+        if formula is not None:
+            _add(packet, formula)
+    return formula
 
 
 def is_free(packet: _OpKey) -> bool:
@@ -117,6 +159,24 @@ def registered_ops() -> dict[str, str]:
 def formulas() -> dict[_OpKey, Formula]:
     """``{operator packet: formula}`` for every operator with a formula (for tests)."""
     return dict(_FORMULAS)
+
+
+def load_libraries() -> None:
+    """Import the modules of :data:`LIBRARIES` and resolve the formulas of their operators
+    (for tests and docs; a trace resolves each operator when it first meets it)."""
+    for module in LIBRARIES.values():
+        importlib.import_module(module)
+    for qualified, formula in list(_PENDING.items()):
+        packet = _packet(formula.name)
+        if packet is not None:
+            del _PENDING[qualified]
+            _add(packet, formula)
+
+
+def pending() -> tuple[str, ...]:
+    """Names of operators of :data:`LIBRARIES` whose formula waits for its library to be
+    loaded (after :func:`load_libraries`, a name that matches no operator of this torch)."""
+    return tuple(f.name for f in _PENDING.values())
 
 
 def unresolved() -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """Quantized operators (``torch.ao`` eager and FX graph mode, static and dynamic): the
-``quantized::`` kernels, ``aten.quantize_*``/``dequantize`` and the dynamic quantized LSTM
-and GRU.
+``quantized::`` kernels, ``aten.quantize_*``/``dequantize``, the dynamic quantized LSTM
+and GRU, and the ``quantized_decomposed`` quantize and dequantize operators that PT2E
+quantization and torchao run on plain integer tensors.
 
 A quantized product counts the MACs of its float twin, with the same operator class, kind
 and MAC-array dims (so a device prices it alike), read from the packed weight's shapes;
@@ -11,7 +12,9 @@ bias. The elementwise work, per element:
 * quantize ``clamp(round(x / s) + zp, qmin, qmax)``: divide, round, add, two compares: **5**
   (a requantized output costs the same); choosing the parameters at run time (dynamic
   quantization) adds the min and max of the input: **2**;
-* dequantize ``(q - zp) * s``: **2**;
+* dequantize ``(q - zp) * s``: **2** (``q * s`` where no zero point is given: **1**);
+* choosing quantization parameters (``quantized_decomposed.choose_qparams*``): the min and
+  max of the input (or max and abs, symmetric), **2** per input element;
 * a product: its float twin's bias add (1 per output) and the requantize of each output
   (5); a fused ReLU is the requantize's lower bound (0). A dynamic product quantizes its
   input (7 per input element) and rescales its int32 accumulator to float (1 per output),
@@ -75,6 +78,41 @@ def quantize_dynamic(self: TensorMeta, **_: object) -> Work:
 def dequantize(self: TensorMeta | None = None, tensors: object = None, **_: object) -> Work:
     # 2 per element of the quantized input(s)
     return Work(elementwise=DEQUANTIZE * _numel(self if self is not None else tensors))
+
+
+@register("quantized_decomposed.quantize_per_tensor",
+          "quantized_decomposed.quantize_per_channel",
+          "quantized_decomposed.quantize_per_token",
+          "quantized_decomposed.quantize_per_channel_group", op_class="elementwise")
+def decomposed_quantize(input: TensorMeta, **_: object) -> Work:
+    """``clamp(round(x * (1/s)) + zp, qmin, qmax)`` on a float tensor, written as an
+    integer tensor: mul, round, add, 2 compares, 5 FLOPs per element (the parameters are
+    given, per tensor, channel, token or group). Traffic: the float input and its
+    parameters read, the integer output written."""
+    return Work(elementwise=QUANTIZE * input.numel)
+
+
+@register("quantized_decomposed.dequantize_per_tensor",
+          "quantized_decomposed.dequantize_per_channel",
+          "quantized_decomposed.dequantize_per_token",
+          "quantized_decomposed.dequantize_per_channel_group", op_class="elementwise")
+def decomposed_dequantize(input: TensorMeta, zero_point: object = None,
+                          zero_points: object = None, **_: object) -> Work:
+    """``(q - zp) * s`` on an integer tensor, written as a float one: sub, mul, 2 FLOPs per
+    element; ``q * s`` (1) where no zero point is given (``zero_points=None``, symmetric).
+    Traffic: the integer input at its width and its parameters read, the float output
+    written. An ``input`` the model holds is a weight (see the tracer)."""
+    given = zero_point is not None or zero_points is not None
+    return Work(elementwise=(DEQUANTIZE if given else DEQUANTIZE - 1) * input.numel)
+
+
+@register("quantized_decomposed.choose_qparams", "quantized_decomposed.choose_qparams_symmetric",
+          "quantized_decomposed.choose_qparams_per_token",
+          "quantized_decomposed.choose_qparams_per_token_asymmetric", op_class="elementwise")
+def decomposed_choose_qparams(input: TensorMeta, **_: object) -> Work:
+    """The min and max of the input (per tensor or token; symmetric: abs and max), 2 FLOPs
+    per input element; the scale and zero point made from them are a few scalars (0)."""
+    return Work(elementwise=CHOOSE_QPARAMS * input.numel)
 
 
 @register("int_repr", op_class="data")
