@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.ao.quantization as tq
 import torch.ao.quantization.fx._decomposed  # defines the quantized_decomposed operators
+import torch.nn.functional as F
 from reference_models import Fn
 from torch import nn
 
@@ -413,9 +414,109 @@ def test_a_real_forward_of_a_quantized_model_counts_the_same():
     assert (real.macs, real.flops, real.bytes) == (fake.macs, fake.flops, fake.bytes)
 
 
-# -- the quantized_decomposed operators (PT2E quantization, torchao) -----------------------
+# -- int8 weights as plain integer tensors (PT2E quantization, torchao) --------------------
+# PT2E's convert_pt2e and torchao keep an int8 weight as an integer tensor of the model and
+# call torch.ops.quantized_decomposed.dequantize_* on it where it is used; activations pass
+# through quantize_per_tensor / dequantize_per_tensor pairs. Built by hand here (this torch
+# ships no prepare_pt2e and torchao is not installed).
 
 qd = torch.ops.quantized_decomposed
+
+
+class Int8Conv(nn.Module):
+    """A 3 -> 8 channel 3x3 conv (padding 1): int8 weight buffer with a float32 scale and an
+    int64 zero point per output channel, float bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("weight_int8",
+                             torch.randint(-128, 128, (8, 3, 3, 3), dtype=torch.int8))
+        self.register_buffer("scale", torch.rand(8) / 100)
+        self.register_buffer("zero_point", torch.zeros(8, dtype=torch.int64))
+        self.bias = nn.Parameter(torch.zeros(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = qd.dequantize_per_channel(self.weight_int8, self.scale, self.zero_point, 0,
+                                      -128, 127, torch.int8)
+        return F.conv2d(x, w, self.bias, padding=1)
+
+
+class Int8Linear(nn.Module):
+    """An 8 -> 10 linear layer: int8 weight held as a plain tensor attribute (no buffer),
+    one Python float scale and zero point, float bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight_int8 = torch.randint(-128, 128, (10, 8), dtype=torch.int8)
+        self.bias = nn.Parameter(torch.zeros(10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = qd.dequantize_per_tensor(self.weight_int8, 0.02, 0, -128, 127, torch.int8)
+        return F.linear(x, w, self.bias)
+
+
+class PT2ENet(nn.Module):
+    """quantize / dequantize the input, Int8Conv, global mean, Int8Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = Int8Conv()
+        self.fc = Int8Linear()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = qd.quantize_per_tensor(x, 0.05, 0, -128, 127, torch.int8)
+        x = qd.dequantize_per_tensor(q, 0.05, 0, -128, 127, torch.int8)
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+X8 = torch.randn(1, 3, 8, 8)
+
+
+@pytest.mark.parametrize("how", ["auto", "real"])
+def test_int8_weights_dequantized_from_integer_tensors_are_params(how):
+    p = profile(PT2ENet(), X8, trace=how)
+    assert (p.traced, p.unsupported) == ("fake" if how == "auto" else "real", {})
+    # conv: 8x8 positions * 8 out * 3 in * 3x3 = 13,824 MACs; fc: 8 * 10 = 80
+    assert p.macs == 13_824 + 80
+    # FLOPs: quantize the input 192 elements * 5 = 960; dequantize it 192 * 2 = 384;
+    # dequantize the conv weight 216 * 2 = 432; conv 2 * 13,824 + 512 bias adds = 28,160;
+    # mean 512; dequantize the fc weight 80 * 2 = 160; fc 2 * 80 + 10 = 170
+    assert p.flops == 960 + 384 + 432 + 28_160 + 512 + 160 + 170 == 30_778
+    # params: the float twin's, 8*3*3*3 + 8 + 8*10 + 10 = 314: the int8 weights count
+    assert p.params == 216 + 8 + 80 + 10 == 314
+    assert (p.layer("conv").params, p.layer("fc").params) == (224, 90)
+    # weight bytes: conv 216 int8 + 8 float32 scales 32 + 8 int64 zero points 64 + bias
+    # 8 floats 32; fc 80 int8 (its scale and zero point are Python numbers) + bias 40
+    assert p.weight_bytes == (216 + 32 + 64 + 32) + (80 + 40) == 464
+    # the conv's weight, scales and zero points are no longer buffers
+    assert p.buffers == 0
+    [note] = p.notes
+    assert "conv.weight_int8, fc.weight_int8" in note and "counted in params" in note
+    assert f"note: {note}" in str(p)
+
+
+def test_dequantize_of_an_activation_is_no_weight():
+    # the input's quantize / dequantize pair reads no tensor of the model: nothing moves
+    # into params, no note
+    class QDQ(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q = qd.quantize_per_tensor(x, 0.05, 0, -128, 127, torch.int8)
+            return qd.dequantize_per_tensor(q, 0.05, 0, -128, 127, torch.int8)
+
+    p = profile(QDQ(), X8)
+    assert (p.params, p.notes) == (0, ())
+    # 192 elements: quantize 5 + dequantize 2 each = 1,344; quantize reads 192 floats
+    # (768 B) and writes 192 int8; dequantize reads 192 int8 and writes 768 B
+    assert p.flops == 192 * 7 == 1_344
+    assert (p.bytes_read, p.bytes_written) == (768 + 192, 192 + 768)
+
+
+def test_max_params_counts_the_int8_weights():
+    # the limit sees 314 params, not the 18 float biases alone
+    p = profile(PT2ENet(), X8)
+    [v] = check({"params": p.params}, {"max_params": 300})
+    assert "314" in v.text
+    assert check({"params": p.params}, {"max_params": 314}) == []
 
 
 XF = torch.randn(4, 8)  # 32 floats, 128 B

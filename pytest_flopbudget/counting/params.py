@@ -5,12 +5,19 @@ Parameters are ``named_parameters``, plus the packed weights of quantized module
 layer's, owned by the quantized module, and they weigh their stored bytes (int8 weights, a
 float32 scale and an int32 zero point per tensor or channel, float biases). A packed weight
 the plugin cannot read is listed in ``hidden`` by module, never counted as 0 in silence.
+
+Integer tensors a model holds as buffers (or plain attributes) and reads through a
+dequantize operator, as PT2E quantization and torchao store int8 weights, are weights too:
+the trace finds them (:meth:`ParamLayout.with_stored_weights`), and they count as
+parameters of the module holding them, weighing their integer bytes and the scales and zero
+points dequantized with them, with a note saying so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -61,6 +68,39 @@ class ParamLayout:
         notes = _graph_constants(model, numel, sizes, owned, first_owner) if not numel else ()
         return cls(numel, sizes, owned, first_owner, kinds, buffers, hidden, notes)
 
+    def with_stored_weights(self, model: nn.Module, stored: Mapping[int, Iterable[int]]
+                            ) -> ParamLayout:
+        """This layout with the model's integer tensors that a dequantize operator read as
+        weights (``stored``: id of the tensor -> ids of its scales and zero points, as
+        :attr:`~.tracer.Trace.stored_weights` gives them) counted as parameters: elements
+        in ``numel``, bytes (the integer tensor and its quantization parameters) in
+        ``sizes``, owned by the module holding them, no longer in ``buffers``; and a note."""
+        held = _held_tensors(model)
+        weights = [held[i] for i in stored if i in held]
+        if not weights:
+            return self
+        numel, sizes = dict(self.numel), dict(self.sizes)
+        owned = {path: list(names) for path, names in self.owned.items()}
+        first_owner = dict(self.first_owner)
+        buffers = self.buffers
+        taken = {id(w.tensor) for w in weights}
+        for w in weights:
+            qparams = [held[q] for q in stored[id(w.tensor)] if q in held and q not in taken]
+            taken.update(id(q.tensor) for q in qparams)
+            numel[w.name] = w.tensor.numel()
+            sizes[w.name] = access_of([w.tensor, *(q.tensor for q in qparams)])
+            owned.setdefault(w.path, []).append(w.name)
+            first_owner[w.name] = w.path
+            buffers -= sum(h.tensor.numel() for h in (w, *qparams) if h.buffer)
+        names = [w.name for w in weights]
+        note = (f"{len(weights)} integer tensor(s) the model holds and reads through a "
+                f"dequantize operator are weights stored quantized ({', '.join(names[:3])}"
+                f"{', ...' if len(names) > 3 else ''}): counted in params "
+                f"({sum(w.tensor.numel() for w in weights):,} elements), weighing their "
+                f"stored bytes with their scales and zero points")
+        return replace(self, numel=numel, sizes=sizes, owned=owned, first_owner=first_owner,
+                       buffers=buffers, notes=(*self.notes, note))
+
     def own_params(self, path: str) -> int:
         """Elements of the parameters counted at ``path`` (their first owner)."""
         return sum(self.numel[n] for n in self.owned.get(path, ()) if
@@ -82,6 +122,30 @@ class ParamLayout:
     def weight_bytes(self, dtype: str | None) -> int:
         """Bytes of all parameters at their own dtype or at a deployment precision."""
         return sum(self.sizes.values(), ZERO_ACCESS).bytes(dtype)
+
+
+class _Held(NamedTuple):
+    """A tensor a module holds that is not a parameter: a buffer or a plain attribute."""
+
+    name: str
+    path: str  # the module holding it
+    tensor: torch.Tensor
+    buffer: bool
+
+
+def _held_tensors(model: nn.Module) -> dict[int, _Held]:
+    """The model's buffers and tensor attributes that are not parameters, by id (each at
+    its first holder)."""
+    params = {id(p) for p in model.parameters()}
+    held: dict[int, _Held] = {}
+    for path, module in model.named_modules():
+        buffers = {k: b for k, b in module._buffers.items() if b is not None}
+        attributes = {k: v for k, v in vars(module).items() if isinstance(v, torch.Tensor)}
+        for table, is_buffer in ((buffers, True), (attributes, False)):
+            for attr, t in table.items():
+                if id(t) not in params and id(t) not in held:
+                    held[id(t)] = _Held(f"{path}.{attr}" if path else attr, path, t, is_buffer)
+    return held
 
 
 def _packed_entries(name: str, described: PackedWeight | PackedCell

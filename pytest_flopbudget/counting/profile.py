@@ -387,6 +387,7 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
     layout = ParamLayout.of(model)
     step = tracer.TrainStep(loss, optimizer) if train else None
     result = tracer.trace(model, inputs, forward, trace, step=step)
+    layout = layout.with_stored_weights(model, result.stored_weights)
     for path, call in result.modules.items():  # modules a graph named (TorchScript, export)
         if layout.kinds.get(path) in (None, "Module"):
             layout.kinds[path] = call.kind

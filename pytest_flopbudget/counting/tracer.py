@@ -10,6 +10,10 @@ in-place write (a BatchNorm running-stat update) lands on the twin and never on 
 When the forward needs real values (``.item()``, data-dependent shapes), the trace falls back to
 one real forward; writes to the model's buffers then go to private copies.
 
+A dequantize operator (``quantized_decomposed``) that reads an integer tensor of the model
+reads a weight stored quantized (PT2E, torchao): the trace reports it
+(:attr:`Trace.stored_weights`) and the profile counts it in ``params``.
+
 The forward runs under ``torch.inference_mode()``: composite operators (``linear``, ``lstm``,
 ``scaled_dot_product_attention``) then reach the mode whole, and are counted by their own
 formula whatever kernel would run them. A composite without a formula is decomposed and its
@@ -50,6 +54,7 @@ from ..core.paths import ROOT
 from . import ops as _ops  # noqa: F401  (registers the formulas)
 from .costs import TensorMeta, Work, access_of
 from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
+from .ops.quantized import DEQUANTIZE_OPS
 from .optimizers import step_records
 from .packed import Describer, is_script_object
 from .params import module_kind
@@ -82,6 +87,10 @@ class Trace:
     mode: str  # "fake" or "real"
     fallback_reason: str = ""
     notes: list[str] = field(default_factory=list)
+    # integer tensors of the model read as weights by a dequantize operator (PT2E, torchao):
+    # id of the model's tensor -> ids of the model's tensors among that call's other
+    # arguments (its scales and zero points)
+    stored_weights: dict[int, frozenset[int]] = field(default_factory=dict)
 
 
 class TraceError(RuntimeError):
@@ -175,7 +184,7 @@ class _DataFlow:
 
     def __init__(self, model_ids: frozenset[int]) -> None:
         self.model_ids = model_ids
-        self.weights: set[int] = set()
+        self.weights: dict[int, int] = {}  # storage -> id of the model's tensor it holds
         self.producer: dict[int, int] = {}
         self.calls = 0
 
@@ -183,7 +192,7 @@ class _DataFlow:
         """Remember ``converted`` (a fake twin, a private copy or the tensor itself) as a
         weight when ``original`` is one of the model's parameters or buffers."""
         if id(original) in self.model_ids:
-            self.weights.add(_storage_key(converted))
+            self.weights[_storage_key(converted)] = id(original)
 
     def weights_of(self, convert: Callable[[torch.Tensor, bool], torch.Tensor]
                    ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
@@ -198,6 +207,10 @@ class _DataFlow:
 
     def is_weight(self, t: torch.Tensor) -> bool:
         return _storage_key(t) in self.weights
+
+    def model_tensor(self, t: torch.Tensor) -> int | None:
+        """The id of the model's tensor that ``t`` (a twin, a copy, a view of one) holds."""
+        return self.weights.get(_storage_key(t))
 
     def call(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]
              ) -> tuple[int, tuple[int, ...]]:
@@ -252,6 +265,7 @@ class CountingMode(TorchDispatchMode):
         self.failure: Exception | None = None  # the last operator, when it raised
         # autograd node -> module path whose forward created it (for backward attribution)
         self.node_modules: dict[Any, str] = {}
+        self.stored_weights: dict[int, set[int]] = {}  # see Trace.stored_weights
 
     def claim(self, outputs: Any, path: str) -> None:
         """Attribute the autograd nodes behind ``outputs`` not yet claimed by an inner module
@@ -395,6 +409,8 @@ class CountingMode(TorchDispatchMode):
         call, sources = self.flow.call(inputs, outputs)
         works: list[Work] | None = None
         op_class = formula.op_class if formula is not None else "elementwise"
+        if name in DEQUANTIZE_OPS:  # an int8 weight stored as an integer tensor?
+            self._stored_weight(func, args, kwargs)
         if formula is not None:
             try:
                 cost = formula.fn(**_meta(bind(func, args, kwargs), self.describe),
@@ -436,6 +452,23 @@ class CountingMode(TorchDispatchMode):
         if not _writes_input(func):
             input_ids = {id(t) for t in inputs}
             self.activations.add([t for t in outputs if id(t) not in input_ids], module)
+
+    def _stored_weight(self, func: Any, args: tuple, kwargs: dict) -> None:
+        """A dequantize operator whose ``input`` is an integer tensor the model holds reads a
+        stored weight (PT2E and torchao keep int8 weights so): remember it, and the model's
+        tensors among the call's other arguments as its quantization parameters."""
+        bound = bind(func, args, kwargs)
+        q = bound.get("input")
+        if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex():
+            return
+        weight = self.flow.model_tensor(q)
+        if weight is None:
+            return
+        qparams = self.stored_weights.setdefault(weight, set())
+        for t in _unique_tensors([v for k, v in bound.items() if k != "input"]):
+            held = self.flow.model_tensor(t)
+            if held is not None and held != weight:
+                qparams.add(held)
 
 
 @contextmanager
@@ -738,4 +771,5 @@ def _finish(mode: CountingMode, records: list[OpRecord], calls: dict[str, Module
     unsupported = Counter(r.op for r in records if not r.supported)
     note = mode.script.note() if mode.script is not None else ""
     return Trace(records, calls, unsupported, dict(mode.activations.peak),
-                 mode.activations.peak_module, how, reason, [note] if note else [])
+                 mode.activations.peak_module, how, reason, [note] if note else [],
+                 {w: frozenset(q) for w, q in mode.stored_weights.items()})

@@ -115,6 +115,15 @@ def decomposed_choose_qparams(input: TensorMeta, **_: object) -> Work:
     return Work(elementwise=CHOOSE_QPARAMS * input.numel)
 
 
+#: Operators whose ``input`` is a stored integer weight when the model holds it (PT2E and
+#: torchao keep int8 weights as plain tensors and dequantize them where they are used):
+#: the tracer reports it, and the profile counts it in ``params``.
+DEQUANTIZE_OPS = frozenset({"quantized_decomposed.dequantize_per_tensor",
+                            "quantized_decomposed.dequantize_per_channel",
+                            "quantized_decomposed.dequantize_per_token",
+                            "quantized_decomposed.dequantize_per_channel_group"})
+
+
 @register("int_repr", op_class="data")
 def int_repr(**_: object) -> Work:
     return Work(op_class="data")
