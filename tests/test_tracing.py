@@ -73,6 +73,36 @@ def test_item_on_a_model_constant_stays_fake():
     assert (p.traced, p.flops) == ("fake", 10)
 
 
+def test_a_small_integer_cpu_tensor_keeps_its_value():
+    # the caller's step counts are integer CPU data: their max is read on the trace's own
+    # copy, so the loop runs 3 times on fake tensors. max over 3 elements: 3; 3 multiplies
+    # of 4 elements: 12
+    class Steps(nn.Module):
+        def forward(self, x, n):
+            for _ in range(int(n.max())):
+                x = x * 2
+            return x
+
+    n = torch.tensor([1, 3, 2])
+    p = profile(Steps(), torch.randn(4), n)
+    assert (p.traced, p.flops) == ("fake", 3 + 12)
+    assert n.tolist() == [1, 3, 2]
+
+
+def test_an_integer_value_written_from_float_data_is_no_longer_known():
+    # m is the caller's n shifted in place by a sum of x: a value a fake trace cannot know,
+    # so int(m[0]) needs the real forward, which says so
+    class Shifted(nn.Module):
+        def forward(self, x, n):
+            m = n.clone()
+            m += x.sum().long()
+            return x * int(m[0])
+
+    p = profile(Shifted(), torch.zeros(4), torch.tensor([2, 1]))
+    assert p.traced == "real"
+    assert "reads tensor values" in p.fallback_reason
+
+
 def test_model_on_the_meta_device():
     with torch.device("meta"):
         model = nn.Sequential(nn.Embedding(32_000, 512), nn.Linear(512, 512))

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
+from .known_values import KnownValues
 from .packed import CARRIERS, Describer, PackedCell, PackedWeight
 
 _INTEGER_TO_QUANTIZED = {v: k for k, v in CARRIERS.items()}
@@ -86,6 +87,7 @@ class StandIns:
         self.fake_mode = fake_mode
         self.describe = describe
         self.carriers: dict[int, QInfo] = {}
+        self.known = KnownValues()  # values of small integer CPU tensors (lengths)
 
     # -- carriers -----------------------------------------------------------------------
     def info(self, t: Any) -> QInfo | None:

@@ -8,7 +8,9 @@ receives, the model's weights and buffers included, is swapped for a fake twin f
 in-place write (a BatchNorm running-stat update) lands on the twin and never on the model.
 
 When the forward needs real values (``.item()``, data-dependent shapes), the trace falls back to
-one real forward; writes to the model's buffers then go to private copies.
+one real forward; writes to the model's buffers then go to private copies. Small integer CPU
+tensors (sequence lengths) keep their values on fake tensors (``known_values``), so
+``.item()`` of one needs no real forward.
 
 A dequantize operator (``quantized_decomposed``) that reads an integer tensor of the model
 reads a weight stored quantized (PT2E, torchao): the trace reports it
@@ -53,6 +55,7 @@ from ..core.dtypes import DEPLOY_DTYPES
 from ..core.paths import ROOT
 from . import ops as _ops  # noqa: F401  (registers the formulas)
 from .costs import TensorMeta, Work, access_of
+from .known_values import NeedsValues
 from .model_guard import ModelState, model_tensors, preserved, reachable_tensors
 from .ops.quantized import DEQUANTIZE_OPS
 from .optimizers import step_records
@@ -235,6 +238,8 @@ def _smaller(a: Access, b: Access) -> Access:
 
 
 _SCALAR_READS = (torch.ops.aten._local_scalar_dense, torch.ops.aten.item)
+# (``item`` decomposes into ``_local_scalar_dense``)
+_VALUE_READS = (torch.ops.aten._local_scalar_dense, torch.ops.aten.is_nonzero)
 
 
 class CountingMode(TorchDispatchMode):
@@ -251,6 +256,7 @@ class CountingMode(TorchDispatchMode):
         # fake traces: quantized tensors and kernels stand-ins (None in a real run)
         self.quantized = quantized
         self.describe = quantized.describe if quantized is not None else Describer()
+        self.known = quantized.known if quantized is not None else None
         self.real_scalars = real_scalars
         self.stack: list[str] = [ROOT]
         self.records: list[OpRecord] = []
@@ -288,6 +294,15 @@ class CountingMode(TorchDispatchMode):
         return self.stack[-1]
 
     # -- argument conversion -------------------------------------------------------------
+    def prepare(self, x: Any) -> Any:
+        """An input of the forward as the trace passes it on (fake in a fake trace)."""
+        if not isinstance(x, torch.Tensor):
+            return x
+        converted = self.convert(x, False)
+        if self.known is not None and converted is not x:
+            self.known.seed(x, converted)
+        return converted
+
     def _convert_args(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         writes = _writes_input(func)
         conv = self.convert
@@ -296,6 +311,8 @@ class CountingMode(TorchDispatchMode):
             if isinstance(x, torch.Tensor):
                 converted = conv(x, writes)
                 self.flow.note_model_tensor(x, converted)
+                if self.known is not None and converted is not x:
+                    self.known.seed(x, converted)
                 return converted
             if isinstance(x, (list, tuple)):
                 return type(x)(one(y) for y in x) if x else x
@@ -335,6 +352,22 @@ class CountingMode(TorchDispatchMode):
         args, kwargs = self._convert_args(func, args, kwargs)
         if self.suppress:
             return func(*args, **kwargs)
+        known = self.known
+        if known is None:
+            return self._call(func, args, kwargs)
+        # small integer CPU tensors keep their values (sequence lengths): see known_values
+        if packet in _VALUE_READS:
+            found, value = known.read(func, args, kwargs)
+            if found:  # counted as a real run counts it: a read of the scalar
+                self._record(func, lookup(packet), args, kwargs, value)
+                return value
+        out = self._call(func, args, kwargs)
+        known.update(func, args, kwargs, out)
+        return out
+
+    def _call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Run (or stand in for) an operator on converted arguments and record it."""
+        packet = func._overloadpacket
         quantized = self.quantized
         if quantized is not None and has_rule(func):  # a quantized kernel: not run
             out = quantized.run(func, args, kwargs)
@@ -704,9 +737,8 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
             with fake_mode, _quiet(logging.getLogger("torch._subclasses.fake_tensor")):
                 leaves = _fake_leaves(model, mode.flow.weights_of(convert)) \
                     if step is not None else None
-                records, calls = _run(model, inputs, kwargs, mode, paths,
-                                      lambda x: convert(x, False)
-                                      if isinstance(x, torch.Tensor) else x, grad, step, leaves)
+                records, calls = _run(model, inputs, kwargs, mode, paths, mode.prepare, grad,
+                                      step, leaves)
             return _finish(mode, records, calls, "fake", "")
         except TraceError:
             raise
@@ -739,7 +771,7 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
 
 
 _FAKE_LIMITS = (DataDependentOutputException, DynamicOutputShapeException,
-                UnsupportedOperatorException)
+                UnsupportedOperatorException, NeedsValues)
 
 
 def _why_real(exc: BaseException, inner: BaseException | None = None) -> str:
@@ -758,6 +790,8 @@ def _why_real(exc: BaseException, inner: BaseException | None = None) -> str:
         return f"an output shape depends on tensor values ({func}: nonzero, x[mask], unique)"
     if isinstance(exc, UnsupportedOperatorException):
         return f"{func} has no fake-tensor implementation"
+    if isinstance(exc, NeedsValues):  # a stand-in that needs values it was not given
+        return str(exc)
     return f"{type(exc).__name__}: {_short(exc)}"
 
 
