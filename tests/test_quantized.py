@@ -176,6 +176,25 @@ def test_dynamic_quantized_lstm_and_linear():
     assert p.weight_bytes == (1_536 + 16 + 512) + (64 + 8 + 16)
 
 
+def test_a_dynamic_quantized_lstm_over_a_packed_sequence_counts_on_fake_tensors():
+    # lengths 2, 5, 3: steps run 3, 3, 2, 1, 1 sequences = 10 packed rows (not 15):
+    # 10 * 4*16*(8 + 16) = 15,360 MACs
+    class PackedLSTM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(8, 16, batch_first=True)
+
+        def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                       enforce_sorted=False)
+            return self.lstm(packed)[1][0]
+
+    q, x, lengths = dynamic(PackedLSTM()), torch.randn(3, 5, 8), torch.tensor([2, 5, 3])
+    p, real = profile(q, x, lengths), profile(q, x, lengths, trace="real")
+    assert (p.traced, p.unsupported, p.macs) == ("fake", {}, 15_360)
+    assert (real.macs, real.flops, real.bytes) == (p.macs, p.flops, p.bytes)
+
+
 def test_dynamic_quantized_gru_and_fp16_weights():
     x = torch.randn(5, 2, 8)
     # quantize_dynamic swaps a model's children, never the model itself: wrap the GRU

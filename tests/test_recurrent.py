@@ -10,6 +10,7 @@ import pytest
 import torch
 from reference_models import VibrationClassifier
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pytest_flopbudget import profile
 from pytest_flopbudget.counting.tracer import trace
@@ -154,3 +155,121 @@ def test_packed_sequence_counts_the_real_rows():
 
     p = profile(Packed(), torch.randn(5, 3, 8))
     assert p.layer("lstm").macs == 15_360
+    assert (p.traced, p.unsupported) == ("fake", {})  # the lengths are a list: known
+
+
+class PackedBiLSTM(nn.Module):
+    """Unsorted lengths from the caller, packed, a bidirectional LSTM, unpacked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, bidirectional=True, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        return pad_packed_sequence(out, batch_first=True)[0]
+
+
+LENGTHS = torch.tensor([2, 5, 3])
+XP = torch.randn(3, 5, 8)
+
+
+@pytest.mark.parametrize("how", ["auto", "real"])
+def test_a_packed_lstm_counts_only_the_sequences_still_running(how):
+    p = profile(PackedBiLSTM(), XP, LENGTHS, trace=how)
+    assert (p.traced, p.unsupported) == ("fake" if how == "auto" else "real", {})
+    # lengths 5, 3, 2 (sorted): steps 0..4 run 3, 3, 2, 1, 1 sequences = 10 rows, not
+    # 3 * 5 = 15. Per row and direction 4*16*(8 + 16) = 1,536 MACs and (22 + 8) * 16 = 480
+    # elementwise: 2 directions * 10 rows -> 30,720 MACs, 9,600 elementwise
+    lstm = p.layer("lstm")
+    assert (lstm.macs, lstm.flops) == (30_720, 2 * 30_720 + 9_600)
+    assert p.macs == 30_720
+    # per direction: reads the 10 packed rows (80 floats), h0 and c0 for the 3 sequences
+    # (2 * 48), W_ih 512, W_hh 1,024, biases 128 = 1,840 floats; writes 10 rows of 16 and
+    # the final h and c (96): 256 floats
+    [stage, reverse] = [r for r in p.records if r.op == "aten.lstm"]
+    for r in (stage, reverse):
+        assert (r.steps, r.read.bytes(), r.written.bytes()) == (5, 4 * 1_840, 4 * 256)
+
+
+def test_pack_padded_sequence_moves_the_rows_it_packs():
+    # reads the 10 rows it packs (80 floats = 320 B) and 3 int64 lengths (24 B); writes
+    # them (320 B) and 5 int64 batch sizes (40 B); 0 FLOPs
+    p = profile(PackedBiLSTM(), XP, LENGTHS)
+    [pack] = [r for r in p.records if r.op == "aten._pack_padded_sequence"]
+    assert (pack.flops, pack.read.bytes(), pack.written.bytes()) == (0, 344, 360)
+
+
+def test_pad_packed_sequence_writes_the_padded_tensor():
+    # reads the LSTM's 10 packed rows of 2 * 16 (320 floats = 1,280 B) and 5 int64 batch
+    # sizes (40 B); writes 3 x 5 x 32 = 480 floats (1,920 B, padding included) and 3 int64
+    # lengths (24 B); 0 FLOPs
+    p = profile(PackedBiLSTM(), XP, LENGTHS)
+    [pad] = [r for r in p.records if r.op == "aten._pad_packed_sequence"]
+    assert (pad.flops, pad.read.bytes(), pad.written.bytes()) == (0, 1_320, 1_944)
+
+
+def test_a_packed_gru_on_fake_tensors():
+    # lengths 3, 1: steps run 2, 1, 1 sequences = 4 rows; 3*8*(4 + 8) = 288 MACs per row:
+    # 1,152; elementwise (16 + 6) * 8 = 176 per row: 704
+    class PackedGRU(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(4, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.gru(pack_padded_sequence(x, [3, 1]))[1]
+
+    p = profile(PackedGRU(), torch.randn(3, 2, 4))
+    assert (p.traced, p.unsupported, p.macs, p.flops) == ("fake", {}, 1_152, 2 * 1_152 + 704)
+
+
+class PackedProjected(nn.Module):
+    """Two layers with proj_size, packed from unsorted lengths, unpacked to 7 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(6, 10, num_layers=2, proj_size=4)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, (h, c) = self.lstm(pack_padded_sequence(x, lengths, enforce_sorted=False))
+        return pad_packed_sequence(out, total_length=7)[0], h, c
+
+
+def test_a_packed_lstm_with_projections_counts_the_same_fake_and_real():
+    # lengths 3, 7, 1, 5: 16 packed rows. Per row, layer 0: 4*10*(6 + 4) + 4*10 (projection)
+    # = 440; layer 1 (input 4): 4*10*(4 + 4) + 40 = 360: 16 * 800 = 12,800 MACs
+    x, lengths = torch.randn(7, 4, 6), torch.tensor([3, 7, 1, 5])
+    fake = profile(PackedProjected(), x, lengths)
+    real = profile(PackedProjected(), x, lengths, trace="real")
+    assert (fake.traced, real.traced, fake.unsupported) == ("fake", "real", {})
+    assert fake.macs == real.macs == 16 * (440 + 360) == 12_800
+    assert (fake.flops, fake.bytes) == (real.flops, real.bytes)
+    # the outputs: 7 steps x 4 sequences x 4 (proj_size); h (2, 4, 4), c (2, 4, 10)
+    assert fake.calls[""].output_shapes == [(7, 4, 4), (2, 4, 4), (2, 4, 10)]
+
+
+def test_a_packed_lstm_in_a_training_step_runs_for_real_and_says_why():
+    # with autograd on, the LSTM reaches the counter decomposed: its kernel reads the batch
+    # sizes from a fake tensor's memory, which it cannot. Forward: 30,720 MACs as above
+    p = profile(PackedBiLSTM(), XP, LENGTHS, train=True)
+    assert p.traced == "real"
+    assert "a recurrent layer over a packed sequence with autograd on" in p.fallback_reason
+    assert p.phase("forward").macs == 30_720
+
+
+def test_lengths_computed_from_float_data_need_a_real_forward_that_says_why():
+    # the lengths come from the input's values (non-zero steps): no fake trace can know
+    # them, so the forward runs for real, and says which kernel needed them. Each of the
+    # 3 sequences here is all non-zero: lengths 5, 5, 5 -> 15 rows * 1,536 * 2 directions
+    class FromData(PackedBiLSTM):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            lengths = (x.abs().sum(-1) > 0).sum(1)
+            return super().forward(x, lengths)
+
+    p = profile(FromData(), XP.abs() + 1)
+    assert p.traced == "real"
+    assert p.fallback_reason.startswith("aten._pack_padded_sequence.default needs the values "
+                                        "of its lengths")
+    assert p.macs == 15 * 1_536 * 2

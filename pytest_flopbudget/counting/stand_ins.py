@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
-from .known_values import KnownValues
+from .known_values import KnownValues, NeedsValues
 from .packed import CARRIERS, Describer, PackedCell, PackedWeight
 
 _INTEGER_TO_QUANTIZED = {v: k for k, v in CARRIERS.items()}
@@ -70,9 +70,15 @@ def _rule(*names: str) -> Callable[[Rule], Rule]:
 
 
 @functools.cache
+def _rule_of(func: Any) -> Rule | None:
+    """The stand-in of ``func`` (an overload): one named for the overload
+    (``aten.lstm.data``) or for all of its operator's (``quantized.conv2d``)."""
+    return _RULES.get(str(func)) or _RULES.get(str(func._overloadpacket))
+
+
 def has_rule(func: Any) -> bool:
     """True when ``func`` (an overload) is a kernel the stand-ins run."""
-    return str(func._overloadpacket) in _RULES
+    return _rule_of(func) is not None
 
 
 #: Queries of a quantized tensor's parameters: answered, not counted.
@@ -145,7 +151,7 @@ class StandIns:
     # -- running ------------------------------------------------------------------------
     def run(self, func: Any, args: tuple, kwargs: dict) -> Any:
         """The output of ``func`` on carriers, without running a quantized kernel."""
-        rule = _RULES.get(str(func._overloadpacket))
+        rule = _rule_of(func)
         if rule is not None:
             return rule(self, func, args, kwargs)
         return self.via_floats(func, args, kwargs)
@@ -389,3 +395,71 @@ def _grouped_mm(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
     else:  # 2-D x 2-D: the reduced dim split by offs, one [M, N] per group
         shape = (offs.shape[0], a.shape[0], b.shape[-1])
     return _float_out(s, shape, bound["out_dtype"] or a.dtype)
+
+
+# -- packed sequences ---------------------------------------------------------------------
+def _lengths(s: StandIns, func: Any, name: str, t: Any) -> torch.Tensor:
+    value = s.known.value(t)
+    if value is None:
+        raise NeedsValues(
+            f"{func} needs the values of its {name} (a CPU tensor deciding the packed "
+            f"shapes), and they were computed from tensors a fake trace has no values of; "
+            f"pass them as a list or a CPU tensor of the caller's to count on fake tensors")
+    return value
+
+
+def _known_out(s: StandIns, value: torch.Tensor) -> torch.Tensor:
+    """A fake tensor holding ``value`` (a known value of the trace)."""
+    t = s._fake(lambda: torch.empty(value.shape, dtype=value.dtype))
+    s.known.seed(value, t)
+    return t
+
+
+@_rule("aten._pack_padded_sequence")
+def _pack_padded(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
+    """``(data, batch_sizes)``: the rows of the steps each sequence runs, and per step the
+    number of sequences still running, from the values of ``lengths`` (the kernel itself
+    runs on an input of one feature, so its checks and results are torch's)."""
+    from .registry import bind
+
+    bound = bind(func, args, kwargs)
+    x, batch_first = bound["input"], bound["batch_first"]
+    lengths = _lengths(s, func, "lengths", bound["lengths"])
+    with _disable_current_modes():
+        rows, batch_sizes = func(torch.zeros((*x.shape[:2], 1)), lengths, batch_first)
+    data = s._fake(lambda: torch.empty((rows.shape[0], *x.shape[2:]), dtype=x.dtype))
+    return data, _known_out(s, batch_sizes)
+
+
+@_rule("aten._pad_packed_sequence")
+def _pad_packed(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
+    """``(padded, lengths)``: the sequences back at ``total_length`` steps, and their
+    lengths, from the values of ``batch_sizes``."""
+    from .registry import bind
+
+    bound = bind(func, args, kwargs)
+    data = bound["data"]
+    batch_sizes = _lengths(s, func, "batch_sizes", bound["batch_sizes"])
+    with _disable_current_modes():
+        padded, lengths = func(torch.zeros((data.shape[0], 1)), batch_sizes,
+                               bound["batch_first"], bound["padding_value"],
+                               bound["total_length"])
+    out = s._fake(lambda: torch.empty((*padded.shape[:2], *data.shape[1:]), dtype=data.dtype))
+    return out, _known_out(s, lengths)
+
+
+@_rule("aten.lstm.data", "aten.gru.data", "aten.rnn_tanh.data", "aten.rnn_relu.data")
+def _rnn_packed(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
+    """A recurrent layer over a packed sequence: the kernel reads its batch sizes, which a
+    fake tensor has not; its outputs are shaped by ``data`` and the initial state: the
+    output ``(rows, directions x hidden or proj_size)`` and the final state(s) as given."""
+    from .registry import bind
+
+    bound = bind(func, args, kwargs)
+    data, hx, params = bound["data"], bound["hx"], bound["params"]
+    directions = 2 if bound["bidirectional"] else 1
+    width = params[1].shape[1]  # w_hh: (gates x hidden, hidden or proj_size)
+    out = _float_out(s, (data.shape[0], directions * width), data.dtype)
+    states = [_float_out(s, h.shape, h.dtype)
+              for h in (hx if isinstance(hx, (list, tuple)) else [hx])]
+    return (out, *states)

@@ -9,8 +9,8 @@ in-place write (a BatchNorm running-stat update) lands on the twin and never on 
 
 When the forward needs real values (``.item()``, data-dependent shapes), the trace falls back to
 one real forward; writes to the model's buffers then go to private copies. Small integer CPU
-tensors (sequence lengths) keep their values on fake tensors (``known_values``), so
-``.item()`` of one needs no real forward.
+tensors (sequence lengths) keep their values on fake tensors (``known_values``), so packing
+a sequence by its lengths, or ``.item()`` of one, needs no real forward.
 
 A dequantize operator (``quantized_decomposed``) that reads an integer tensor of the model
 reads a weight stored quantized (PT2E, torchao): the trace reports it
@@ -792,6 +792,10 @@ def _why_real(exc: BaseException, inner: BaseException | None = None) -> str:
         return f"{func} has no fake-tensor implementation"
     if isinstance(exc, NeedsValues):  # a stand-in that needs values it was not given
         return str(exc)
+    if isinstance(exc, RuntimeError) and "data is not allocated yet" in str(exc):
+        return (f"a kernel read a fake tensor's memory inside a composite operator, which "
+                f"fake tensors cannot give (a recurrent layer over a packed sequence with "
+                f"autograd on, train=True, reads its batch sizes so): {_short(exc)}")
     return f"{type(exc).__name__}: {_short(exc)}"
 
 

@@ -93,6 +93,24 @@ def index(self: TensorMeta, indices: list[TensorMeta | None], *, result: TensorM
     return Work(reads=(*picked, _gathered(self, result)), writes=(result,))
 
 
+@register("_pack_padded_sequence", op_class="data")
+def pack_padded_sequence(lengths: TensorMeta, *, result: tuple[TensorMeta, ...],
+                         **_: object) -> Work:
+    """Packs the steps each sequence runs into ``data`` (rows, features): reads those rows
+    of the padded input, not its padding, and the lengths (int64); writes ``data`` and one
+    batch size per step (int64). 0 FLOPs."""
+    data, batch_sizes = outputs(result)
+    return Work(reads=(data, lengths), writes=(data, batch_sizes))
+
+
+@register("_pad_packed_sequence", op_class="data")
+def pad_packed_sequence(**_: object) -> Work:
+    """Unpacks ``data`` into a padded (steps, batch, features) tensor: reads ``data`` and
+    the batch sizes, writes the whole padded tensor (its padding filled) and the lengths
+    (the default traffic). 0 FLOPs."""
+    return Work(op_class="data")
+
+
 @register("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_",
           op_class="elementwise")
 def scatter_add(index: TensorMeta, **_: object) -> Work:

@@ -37,7 +37,7 @@ from .elementwise import PER_ELEMENT
 from .linear_algebra import linear, product_work
 from .normalization import norm_work
 from .pooling import window_area
-from .recurrent import GATES, rnn_stages
+from .recurrent import GATES, packed_batch, rnn_stages
 
 QUANTIZE = 5  # clamp(round(x / s) + zp, qmin, qmax): div, round, add, 2 compares
 CHOOSE_QPARAMS = 2  # min and max of the input (dynamic quantization)
@@ -294,7 +294,7 @@ def quantized_embedding(weight: PackedWeight, indices: TensorMeta, *, result: Te
 
 def _recurrent(kind: str) -> FormulaFn:
     def formula(params: Sequence[PackedCell], has_biases: bool, num_layers: int,
-                bidirectional: bool, input: TensorMeta | None = None,
+                bidirectional: bool, hx: object, input: TensorMeta | None = None,
                 data: TensorMeta | None = None, batch_sizes: TensorMeta | None = None,
                 batch_first: bool = False, **_: object) -> list[Work]:
         # the float layer's stages (MACs, gates) on the int8 weights; a dynamic cell also
@@ -304,13 +304,15 @@ def _recurrent(kind: str) -> FormulaFn:
         if not all(isinstance(c, PackedCell) for c in params):
             raise TypeError(f"recurrent parameters the plugin cannot read: {params}")
         flat = [w for c in params for w in c.weights]
+        batch = None
         if batch_sizes is not None:
-            steps, rows = batch_sizes.shape[0], x.shape[0]
+            steps, rows, batch = batch_sizes.shape[0], x.shape[0], packed_batch(hx)
         elif x.ndim == 2:
             steps = rows = x.shape[0]
         else:
             steps, rows = (x.shape[1] if batch_first else x.shape[0]), x.shape[0] * x.shape[1]
-        stages = rnn_stages(kind, steps, rows, x, flat, has_biases, num_layers, bidirectional)
+        stages = rnn_stages(kind, steps, rows, x, flat, has_biases, num_layers, bidirectional,
+                            batch)
         out = []
         for stage, cell in zip(stages, params, strict=True):
             extra = 0

@@ -14,6 +14,10 @@ set, else ``H``) and layer input width ``I``:
     ``h = (h - n)*z + n`` 3H: 16H; biases +6H;
   - RNN: sum H, tanh/relu H: 2H; biases +2H.
 
+A packed sequence (``data`` with one ``batch_sizes`` entry per step) counts the rows it
+holds: at each step only the sequences still running, so lengths 5, 3, 2 are 10 rows, not
+3 x 5; its state has the first (largest) batch size's rows, read from ``hx``.
+
 So a one-layer LSTM over ``T`` steps does ``T*B*4H*(I+H)`` MACs: the seed-000 Bi-LSTM
 (``T=128, I=H=128``, two directions) is ``2*128*4*128*(128+128) = 33,554,432``.
 
@@ -38,9 +42,10 @@ _MKLDNN_MODES = {0: "rnn_relu", 1: "rnn_tanh", 2: "lstm", 3: "gru"}
 
 
 def stage_work(kind: str, steps: int, rows: int, x: TensorMeta, weights: Sequence[TensorMeta],
-               has_bias: bool, label: str) -> Work:
+               has_bias: bool, label: str, batch: int | None = None) -> Work:
     """One layer-direction over ``steps`` steps; ``rows`` is batch x steps (or the packed
-    row count) and ``x`` the layer's input sequence."""
+    row count: the sequences still running, summed over the steps) and ``x`` the layer's
+    input sequence; ``batch`` (the state's rows) is ``rows / steps`` unless given."""
     w_ih, w_hh = weights[0], weights[1]
     gates = GATES[kind]
     hidden = w_hh.shape[0] // gates
@@ -50,7 +55,8 @@ def stage_work(kind: str, steps: int, rows: int, x: TensorMeta, weights: Sequenc
     proj = weights[-1] if kind == "lstm" and recurrent != hidden else None
     macs_per_row = gates * hidden * (width_in + recurrent) + (recurrent * hidden if proj else 0)
     per_row = (CELL_ELEMENTWISE[kind] + (BIAS_ELEMENTWISE[kind] if has_bias else 0)) * hidden
-    batch = max(rows // steps, 1) if steps else 0
+    if batch is None:
+        batch = max(rows // steps, 1) if steps else 0
     dt = x.dtype
     state = [TensorMeta((batch, recurrent), dt)]
     if kind == "lstm":
@@ -76,7 +82,8 @@ def stage_work(kind: str, steps: int, rows: int, x: TensorMeta, weights: Sequenc
 
 
 def rnn_stages(kind: str, steps: int, rows: int, x: TensorMeta, params: Sequence[TensorMeta],
-               has_biases: bool, num_layers: int, bidirectional: bool) -> list[Work]:
+               has_biases: bool, num_layers: int, bidirectional: bool,
+               batch: int | None = None) -> list[Work]:
     """All layer-direction stages of a whole recurrent operator."""
     directions = 2 if bidirectional else 1
     per_stage = len(params) // (num_layers * directions)
@@ -88,11 +95,18 @@ def rnn_stages(kind: str, steps: int, rows: int, x: TensorMeta, params: Sequence
             i = (layer * directions + d) * per_stage
             weights = params[i:i + per_stage]
             label = f"layer {layer}" + (" reverse" if d else "")
-            stage = stage_work(kind, steps, rows, layer_in, weights, has_biases, label)
+            stage = stage_work(kind, steps, rows, layer_in, weights, has_biases, label, batch)
             width += weights[1].shape[1]
             stages.append(stage)
         layer_in = TensorMeta((rows, width), x.dtype)
     return stages
+
+
+def packed_batch(hx: object) -> int | None:
+    """The batch of a packed sequence (its first batch size): the rows of the initial
+    state ``hx`` (``(layers x directions, batch, width)``, or a list of such)."""
+    h = hx[0] if isinstance(hx, (list, tuple)) else hx
+    return h.shape[1] if isinstance(h, TensorMeta) and h.ndim == 3 else None
 
 
 def _steps_rows(x: TensorMeta, batch_first: bool) -> tuple[int, int]:
@@ -104,17 +118,20 @@ def _steps_rows(x: TensorMeta, batch_first: bool) -> tuple[int, int]:
 
 def _whole(kind: str) -> FormulaFn:
     def formula(params: Sequence[TensorMeta], has_biases: bool, num_layers: int,
-                bidirectional: bool, input: TensorMeta | None = None,
+                bidirectional: bool, hx: object, input: TensorMeta | None = None,
                 data: TensorMeta | None = None, batch_sizes: TensorMeta | None = None,
                 batch_first: bool = False, **_: object) -> list[Work]:
         # ``input`` (T, B, I), (B, T, I) with batch_first, or unbatched (T, I); or packed:
-        # ``data`` (rows, I) with one step per ``batch_sizes`` entry
+        # ``data`` (rows, I), the rows of the sequences still running at each of the
+        # ``batch_sizes`` steps, so a step computes only those; its state has the first
+        # (largest) batch size's rows
         x = one_of(input, data)
         if batch_sizes is not None:
-            steps, rows = batch_sizes.shape[0], x.shape[0]
+            steps, rows, batch = batch_sizes.shape[0], x.shape[0], packed_batch(hx)
         else:
-            steps, rows = _steps_rows(x, batch_first)
-        return rnn_stages(kind, steps, rows, x, params, has_biases, num_layers, bidirectional)
+            (steps, rows), batch = _steps_rows(x, batch_first), None
+        return rnn_stages(kind, steps, rows, x, params, has_biases, num_layers, bidirectional,
+                          batch)
 
     return formula
 
