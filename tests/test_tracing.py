@@ -355,3 +355,37 @@ def test_a_model_built_under_inference_mode():
         model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)).eval()
     # linear: 2 rows * 16 MACs -> 64 + 8 bias adds; batch norm eval: 8 elements * 4
     assert profile(model, torch.randn(2, 4)).flops == 72 + 32
+
+
+def test_an_integer_scalar_the_model_keeps_in_a_container_is_not_written_by_a_fake_trace():
+    # fake mode runs an operator whose inputs are all constants for real: a tensor of the
+    # model's, kept in a dict or list (no parameter, no buffer), must never be one
+    class Counts(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.state = {"n": torch.tensor(0)}
+            self.seen = [torch.tensor(5)]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.state["n"] += 1
+            self.seen[0].mul_(2)
+            return x * 2
+
+    class Steps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = torch.tensor(0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.n.add_(1)
+            return x * 2
+
+    model = Counts()
+    p = profile(model, torch.randn(2, 3), trace="fake")
+    # x * 2 over 2 x 3 elements: 6 FLOPs, plus the scalar add and the scalar multiply: 1 each,
+    # 8 in all; the model's counters are still 0 and 5
+    assert (p.traced, p.flops) == ("fake", 8)
+    assert model.state["n"].item() == 0 and model.seen[0].item() == 5
+    scripted = torch.jit.script(Steps())
+    p = profile(scripted, torch.randn(2, 3), trace="fake")
+    assert p.traced == "fake" and scripted.n.item() == 0

@@ -544,13 +544,12 @@ def _module_tracking(mode: CountingMode, paths: dict[int, str],
         h2.remove()
 
 
-def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns,
-                    value_free: frozenset[int] = frozenset()
+def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns
                     ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
-    """Real tensors to fake ones. An integer scalar the forward makes without dispatch (a
-    traced graph's ``prim::NumToTensor`` of a size) or takes from its graph's constants
-    keeps its value (a fake constant), so that ``x.size(1) // 2`` and the ``int()`` of it
-    stay fake; the tensors in ``value_free`` (the model's and the caller's) never do."""
+    """Real tensors to fake ones. (An integer scalar a traced graph makes without dispatch,
+    ``prim::NumToTensor`` of a size, keeps its value through :mod:`.known_values`, which
+    holds a private copy: a fake constant would be the tensor itself, and fake mode runs an
+    operator on constants for real, in place too.)"""
     memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     converter = fake_mode.fake_tensor_converter
 
@@ -563,9 +562,6 @@ def _fake_converter(fake_mode: FakeTensorMode, quantized: StandIns,
                 fake = quantized.from_real(t)
             elif t.is_meta:
                 fake = converter.from_meta_and_device(fake_mode, t, torch.device("cpu"))
-            elif t.dim() == 0 and not (t.is_floating_point() or t.is_complex()) \
-                    and id(t) not in value_free:
-                fake = converter.from_real_tensor(fake_mode, t, make_constant=True)
             else:
                 fake = fake_mode.from_tensor(t)
             hit = memo[id(t)] = (fake, t)  # keep t alive so its id stays unique
@@ -729,8 +725,7 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
         quantized = StandIns(fake_mode, Describer())
-        convert = _fake_converter(fake_mode, quantized, model_ids | frozenset(
-            id(t) for t in _unique_tensors((inputs, kwargs))))
+        convert = _fake_converter(fake_mode, quantized)
         mode = CountingMode(convert, real_scalars=True, model_ids=model_ids,
                             quantized=quantized)
         try:
