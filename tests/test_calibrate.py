@@ -8,6 +8,7 @@ calibration of a few rows, with one sample per row, is the smoke test.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -341,6 +342,23 @@ def test_a_machine_too_noisy_to_agree_is_written_as_such(tmp_path: Path) -> None
     assert "WARNING: too noisy to trust" in result.device.description
     assert any(line.startswith("warning: the machine was too noisy to trust: 3 passes")
                for line in lines)
+
+
+def test_a_calibration_stopped_after_one_pass_says_it_was_not_compared(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the time allowed is spent after the first pass (a slow ONNX export, a busy machine)
+    from pytest_flopbudget.calibration import calibrate as module
+
+    plan_of = module.Plan.of
+    monkeypatch.setattr(module.Plan, "of", classmethod(
+        lambda cls, quick: dataclasses.replace(plan_of(quick), deadline_s=-1.0)))
+    lines: list[str] = []
+    result = run_fake(tmp_path / "h.toml", log=lines.append)
+    assert len(result.passes) == 1 and result.noisy
+    assert ("# WARNING: stopped after one pass (the time allowed was spent), not compared with "
+            "a second: not known to be stable.") in (tmp_path / "h.toml").read_text()
+    assert "warning: stopped after one pass, not compared with a second (see the file's " \
+           "header); calibrate again on a quiet machine" in lines
 
 
 def test_samples_kept_disturbed_are_named_in_the_file(tmp_path: Path) -> None:

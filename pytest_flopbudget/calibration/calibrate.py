@@ -491,7 +491,10 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     log(f"fitted {len(result.figures)} figures to {len(benches)} rows: median |error| "
         f"{median:.1%}, worst {worst:.1%}")
     calibration = Calibration(device, table, passes, agreed or quick, disturbed, result)
-    if not agreed and not quick:
+    if len(passes) < 2 and not quick:
+        log("warning: stopped after one pass, not compared with a second (see the file's "
+            "header); calibrate again on a quiet machine")
+    elif not agreed and not quick:
         log(f"warning: the machine was too noisy to trust: {len(passes)} passes never agreed "
             f"(see the file's header); calibrate again on a quiet machine")
     if disturbed:
@@ -634,6 +637,9 @@ def _verdict(quick: bool, agreed: bool, passes: Sequence[Pass],
     """One line on how far the measurements can be trusted."""
     if quick:
         text = "Quick calibration: one pass, not compared with a second; noisier figures."
+    elif len(passes) < 2:
+        text = ("WARNING: stopped after one pass (the time allowed was spent), not compared "
+                "with a second: not known to be stable.")
     elif agreed:
         median, p90 = agreement(passes[-2].row_seconds, passes[-1].row_seconds)
         text = (f"Stable: passes {len(passes) - 1} and {len(passes)} agreed (rows changed by a "
