@@ -84,7 +84,11 @@ def _compare(args: argparse.Namespace) -> int:
         model, inputs = build(load_factory(args.factory), args.factory)
     except CompareError as exc:
         return _error(str(exc))
-    result = compare(model, inputs, device, args.runtime, repeats=args.repeats)
+    try:
+        result = compare(model, inputs, device, args.runtime, repeats=args.repeats)
+    except Exception as exc:  # a model that cannot be traced, exported or run: one line
+        return _error(f"cannot compare {args.factory} on {device.name}: "
+                      f"{type(exc).__name__}: {exc}")
     print("\n".join(result.lines(args.top)))
     return 0
 

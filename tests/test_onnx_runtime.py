@@ -147,6 +147,24 @@ def test_compare_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "cannot import 'nope_module'" in capsys.readouterr().err
     assert cli.main(["compare", "models.py:build", "--device", "nope"]) == 2
     assert "unknown device 'nope'" in capsys.readouterr().err
+    # a factory file with a dataclass (it needs its module registered), a factory that
+    # raises, and a model whose forward fails: each one line, no traceback
+    (tmp_path / "dc.py").write_text(
+        "from __future__ import annotations\nfrom dataclasses import dataclass\nimport torch\n"
+        "@dataclass\nclass Cfg:\n    width: int = 4\n"
+        "def build():\n    return torch.nn.Linear(Cfg().width, 2), torch.randn(1, 4)\n"
+        "def broken():\n    raise ValueError('no weights file')\n"
+        "class Bad(torch.nn.Module):\n    def forward(self, x):\n"
+        "        raise RuntimeError('shape mismatch')\n"
+        "def bad():\n    return Bad(), torch.randn(1, 4)\n")
+    assert cli.main(["compare", "dc.py:build", "--device", "cpu", "--repeats", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", "dc.py:broken", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == "error: dc.py:broken raised ValueError: no weights file\n"
+    assert cli.main(["compare", "dc.py:bad", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot compare dc.py:bad on cpu: ") and "shape mismatch" in err
+    assert err.count("\n") == 1
 
 
 def test_the_comparison_table_marks_fused_layers_and_totals_by_hand() -> None:

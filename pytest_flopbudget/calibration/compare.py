@@ -105,13 +105,14 @@ def load_factory(spec: str) -> Callable[[], Any]:
                 raise ImportError(f"no file {path}")
             sys.path.insert(0, str(path.parent))  # its own imports, beside it
             module = importlib.util.module_from_spec(found)
+            sys.modules[found.name] = module  # dataclasses and pickling look it up there
             found.loader.exec_module(module)
         else:
             if "" not in sys.path:
                 sys.path.insert(0, "")
             module = importlib.import_module(target)
-    except (ImportError, OSError, SyntaxError) as exc:
-        raise CompareError(f"cannot import {target!r}: {exc}") from None
+    except Exception as exc:  # the user's module: whatever it raises is one line
+        raise CompareError(f"cannot import {target!r}: {type(exc).__name__}: {exc}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise CompareError(f"{target} has no function {attr!r}")
@@ -120,7 +121,10 @@ def load_factory(spec: str) -> Callable[[], Any]:
 
 def build(factory: Callable[[], Any], spec: str) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     """Call the factory: it must return ``(model, inputs)``, inputs a tensor or a tuple."""
-    made = factory()
+    try:
+        made = factory()
+    except Exception as exc:  # the user's factory: whatever it raises is one line
+        raise CompareError(f"{spec} raised {type(exc).__name__}: {exc}") from None
     if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], nn.Module)):
         raise CompareError(f"{spec} must return (model, inputs), got {type(made).__name__}")
     model, inputs = made
