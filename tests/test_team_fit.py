@@ -137,3 +137,9 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "times.csv").write_text("t::a,-1\n")
     assert cli.main(args) == 2
     assert "error: --measured: " in capsys.readouterr().err
+    # a project whose pyproject.toml declares a device badly: one line naming it
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.flopbudget.devices.board]\nbandwidth = -1\npeak_flops = 1e9\n")
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "board" in err and err.count("\n") == 1

@@ -25,10 +25,10 @@ from pathlib import Path
 from ..core.files import atomic_write
 from ..core.op_classes import OP_CLASSES
 from .device import Device, DeviceError
-from .device_file import FOLDER, device_toml
+from .device_file import device_toml
 from .fit import TABLES, Fit, Row, Term, fit, used_by
 from .measured import MeasuredError, read_measured
-from .project import discover, find_root, get_device
+from .project import device_file_path, discover, find_root, get_device
 
 
 class FitCommandError(ValueError):
@@ -112,7 +112,10 @@ def fitted_file(result: Fit, base: Device, name: str, cite: str, notes: Sequence
 def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str | None,
             out: Path | None, start: Path) -> list[str]:
     """The ``fit`` command: returns the lines to print; raises :class:`FitCommandError`."""
-    found = discover(start)
+    try:
+        found = discover(start)
+    except DeviceError as exc:  # the project's pyproject.toml or device files
+        raise FitCommandError(str(exc)) from None
     catalog = found.catalog if found is not None else None
     try:
         base = get_device(device, catalog)
@@ -153,8 +156,7 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
                      f"underdetermined; measure more tests or free fewer figures.")
     new = name or f"{device}-fitted"
     if out is None:
-        root = find_root(start) or start
-        out = root / FOLDER / f"{new}.toml"
+        out = device_file_path(find_root(start) or start, new)
     text = fitted_file(result, base, new, cite, notes)
     try:
         atomic_write(out, text)
