@@ -32,6 +32,7 @@ def _error(text: str) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from .budgets.config import ConfigError, host_file_setting
     from .calibration.calibrate import calibrate
+    from .calibration.timing import CalibrationError
     from .core.files import check_writable
 
     if args.runtime == "onnxruntime":
@@ -56,6 +57,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                            runtime=args.runtime, name=args.name)
     except OSError as exc:
         return _error(f"cannot write the calibration to {out}: {exc.strerror or exc}")
+    except CalibrationError as exc:
+        return _error(f"calibration through {args.runtime} failed: {exc}")
     print()
     print(f"device {device.name!r}: {device.peak() / 1e9:.1f} GFLOP/s fp32, "
           f"{device.bandwidth / 1e9:.1f} GB/s, {device.overheads_text()}, "

@@ -202,3 +202,26 @@ def test_row_times_add_up_to_the_unprofiled_run() -> None:
     # b max(10, 2.8) = 10; medians: a 1.1 us, b 8.5 us
     assert row_seconds(runs, modules, 2, wall_us=4.0) == [pytest.approx(1.1e-6),
                                                            pytest.approx(8.5e-6)]
+
+
+def test_a_row_onnx_runtime_optimises_away_is_a_clear_error(tmp_path: Path) -> None:
+    # a reshape to its own shape exports to a graph ONNX Runtime reduces to nothing: no node
+    # to time, so the row cannot be measured (never 0 s, which no fit can take)
+    import torch
+    from torch import nn
+
+    from pytest_flopbudget.calibration.calibrate import run_calibration
+    from pytest_flopbudget.calibration.microbench import Bench, randn, rows
+    from pytest_flopbudget.calibration.timing import CalibrationError
+
+    class Same(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(x.shape)
+
+    relu = next(b for b in rows() if b.what == "relu of 256 KiB")
+    with pytest.raises(CalibrationError, match=r"ONNX Runtime ran no node for 1 calibration "
+                       r"row\(s\) \(nothing at all\): their exported graphs were optimised"):
+        run_calibration(tmp_path / "ort.toml", quick=True, runtime="onnxruntime",
+                        benches=[relu, Bench("nothing at all", "data", Same(), (randn(4, 4),))],
+                        log=lambda _: None)
+    assert not (tmp_path / "ort.toml").exists()

@@ -37,7 +37,7 @@ from torch import nn
 
 from .microbench import Bench, randn
 from .structure import MiB, Probe
-from .timing import Pass, Timer, Timing
+from .timing import CalibrationError, Pass, Timer, Timing
 
 INSTALL = "pip install 'pytest-flopbudget[onnx]'"
 PACKAGES = ("onnxruntime", "onnx", "onnxscript")
@@ -348,6 +348,11 @@ class OnnxRuntime:
         per_run = profile_runs(sess.end_profiling())[-runs:]
         seconds = row_seconds(per_run, modules, len(items),
                               wall_us=plain_run_us(path, feeds, plan.warmup, runs))
+        empty = [b.what for b, s in zip(items, seconds, strict=True) if s <= 0]
+        if empty:  # nothing to time: an exported row ONNX Runtime optimised away entirely
+            raise CalibrationError(
+                f"ONNX Runtime ran no node for {len(empty)} calibration row(s) "
+                f"({', '.join(empty[:5])}): their exported graphs were optimised away")
         timings = [Timing(s, runs, 0, 0.0) for s in seconds]
         return Pass({**copies, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
                     timings[len(probes):])

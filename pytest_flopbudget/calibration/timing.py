@@ -166,3 +166,7 @@ class Pass:
 
     def timings(self) -> list[Timing]:
         return [*self.probes.values(), *self.rows]
+
+
+class CalibrationError(RuntimeError):
+    """A calibration cannot measure what it needs (a row the runtime ran no kernel for)."""
