@@ -196,12 +196,29 @@ def _profiled(model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int,
     return per_run, modules, (sess, feeds)
 
 
+#: The least share of its profiled time a node keeps when the profiler's cost is taken off.
+FLOOR = 0.1
+
+
+def node_shares(run: dict[str, float], wall_us: float | None = None) -> dict[str, float]:
+    """``{node: microseconds}`` of one profiled run (:func:`profile_runs`): each node's time
+    plus an equal share of the run's time outside the nodes. With ``wall_us``, the run's
+    time without the profiler, that share is ``wall_us`` minus the nodes' sum (negative when
+    the profiler's cost exceeds the executor's own), and a node keeps at least
+    :data:`FLOOR` of its profiled time; without it, the profiled run's own time."""
+    nodes = {k: v for k, v in run.items() if k}
+    spent = sum(nodes.values())
+    gap = (max(run[""] - spent, 0.0) if wall_us is None else wall_us - spent) \
+        / max(len(nodes), 1)
+    floor = 1.0 if wall_us is None else FLOOR
+    return {node: max(us + gap, us * floor) for node, us in nodes.items()}
+
+
 def layer_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int,
                 timer: Timer, workdir: Path | None = None) -> tuple[dict[str, float], float]:
     """``({module path: median own seconds}, seconds of one run)`` of ``model`` in ONNX
     Runtime: per-node profiler times summed per module, the run's time measured around
-    ``session.run`` without the profiler, and the difference between that and the nodes'
-    sum spread over the nodes (as :func:`row_seconds` does with ``wall_us``)."""
+    ``session.run`` without the profiler, spread over the nodes by :func:`node_shares`."""
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(workdir or tmp)
         per_run, modules, _ = _profiled(model, inputs, repeats, where)
@@ -211,14 +228,10 @@ def layer_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int
                       min_sample_s=0.05).seconds
     by_module: dict[str, list[float]] = {}
     for run in per_run:
-        nodes = {k: v for k, v in run.items() if k}
-        # the run's unprofiled time outside the nodes (or the profiler's cost), per node
-        spent = sum(nodes.values())
-        gap = (total * 1e6 - spent) / max(len(nodes), 1)
         sums: dict[str, float] = {}
-        for node, us in nodes.items():
+        for node, us in node_shares(run, total * 1e6).items():
             key = modules.get(node, "")
-            sums[key] = sums.get(key, 0.0) + max(us + gap, us * FLOOR) * 1e-6
+            sums[key] = sums.get(key, 0.0) + us * 1e-6
         for key, seconds in sums.items():
             by_module.setdefault(key, []).append(seconds)
     return {k: statistics.median(v) for k, v in by_module.items()}, total
@@ -358,10 +371,6 @@ class OnnxRuntime:
                     timings[len(probes):])
 
 
-#: The least share of its profiled time a node keeps when the profiler's cost is taken off.
-FLOOR = 0.1
-
-
 def plain_run_us(path: Path, feeds: dict[str, Any], warmup: int, runs: int) -> float:
     """Median microseconds of one run of the model at ``path`` in a session without the
     profiler, after ``warmup`` runs."""
@@ -401,20 +410,15 @@ def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
 
     samples: list[list[float]] = [[] for _ in range(rows)]
     for run in per_run:
-        nodes = {k: v for k, v in run.items() if k}
-        spent = sum(nodes.values())
-        gap = (max(run[""] - spent, 0.0) if wall_us is None else wall_us - spent) \
-            / max(len(nodes), 1)
-        floor = 1.0 if wall_us is None else FLOOR
         sums = [0.0] * rows
-        for node, us in nodes.items():
+        for node, us in node_shares(run, wall_us).items():
             index = row_of(node)
             if index is not None:
-                sums[index] += max(us + gap, us * floor)
+                sums[index] += us
         for i, total in enumerate(sums):
             samples[i].append(total * 1e-6)
     return [statistics.median(s) if s else 0.0 for s in samples]
 
 
 __all__ = ["INSTALL", "OnnxRuntime", "Suite", "export", "layer_times", "missing",
-           "node_modules", "profile_runs", "row_seconds", "scope_module", "session"]
+           "node_modules", "node_shares", "profile_runs", "row_seconds", "scope_module", "session"]
