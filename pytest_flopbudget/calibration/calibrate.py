@@ -526,7 +526,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
     n = len(passes)
     how = f"median over {n} pass{'es' * (n != 1)} of the median of {plan.repeats} samples"
 
-    def spread(_: str, values: Sequence[float], unit: float, text: str) -> str:
+    def spread(values: Sequence[float], unit: float, text: str) -> str:
         return f", {_spread(values, unit)} {text} over passes" if len(values) > 1 else ""
 
     peaks = [s.peak for s in structures]
@@ -534,21 +534,21 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
     sweep = {"copy": "copies", "add": "adds", "sum": "sums"}[engine.sweep_kernel]
     sources["peak_flops.fp32"] = (
         f"measured: {GEMM_N}x{GEMM_N} fp32 GEMM (2n^3 FLOPs), {how}"
-        f"{spread('peak', peaks, 1e9, 'GFLOP/s')}, {context}")
+        f"{spread(peaks, 1e9, 'GFLOP/s')}, {context}")
     sources["bandwidth"] = (
         f"measured: the fastest of {kinds} over {size_text(dram_buffer(cache))} "
         f"buffers (4x the largest cache; bytes read + written), here {found.bandwidth_kernel},"
-        f" {how}{spread('bw', [s.bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
+        f" {how}{spread([s.bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
     sources["onchip_bandwidth"] = (
         f"measured: the fastest of {kinds} over {size_text(onchip_buffer(cache))} "
         f"buffers (1/16 of the largest cache), here {found.onchip_kernel}, {how}"
-        f"{spread('obw', [s.onchip_bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
+        f"{spread([s.onchip_bandwidth for s in structures], 1e9, 'GB/s')}, {context}")
     sources["onchip_bytes"] = (
         f"measured: the largest footprint (read + written bytes) of {sweep} of "
         f"{size_text(sweep_buffers(cache)[0])} to {size_text(sweep_buffers(cache)[-1])} "
         f"buffers still streamed at the geometric mean of the cache and DRAM bandwidths or "
         f"faster, at most the largest cache ({cache_text}), {how}"
-        f"{spread('ob', [s.onchip_bytes for s in structures], 2**20, 'MiB')}, {context}")
+        f"{spread([s.onchip_bytes for s in structures], 2**20, 'MiB')}, {context}")
     table: dict[str, Any] = {
         "description": "",
         "default_dtype": "fp32",

@@ -42,6 +42,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from .known_values import KnownValues, NeedsValues
 from .packed import CARRIERS, Describer, PackedCell, PackedWeight
+from .registry import bind
 
 _INTEGER_TO_QUANTIZED = {v: k for k, v in CARRIERS.items()}
 
@@ -202,8 +203,6 @@ def _scalar(value: Any) -> Any:
 @_rule("aten.quantize_per_tensor", "aten.quantize_per_channel",
        "aten.quantize_per_tensor_dynamic")
 def _quantize(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     dtype = bound["dtype"]
     scale, zp = _scalar(bound.get("scale")), _scalar(bound.get("zero_point"))
@@ -307,8 +306,6 @@ def _binary_shape(a: Any, b: Any) -> tuple[int, ...]:
        "quantized.add_scalar", "quantized.mul_scalar", "quantized.add_scalar_relu",
        "quantized.add_out")
 def _qbinary(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     if "out" in bound:  # the .out overloads write into ``out``
         return bound["out"]
@@ -334,8 +331,6 @@ def _qmatmul(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
 
 @_rule("quantized.max_pool2d", "aten.quantized_max_pool2d")
 def _qmax_pool(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     x = bound["qx"] if "qx" in bound else bound["self"]
     stride = bound["stride"] or bound["kernel_size"]
@@ -365,8 +360,6 @@ def _qembedding(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
 
 @_rule("aten.quantized_lstm", "aten.quantized_gru")
 def _qrnn(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     cells = [s.describe(c) for c in bound["params"]]
     if not all(isinstance(c, PackedCell) for c in cells):
@@ -382,8 +375,6 @@ def _qrnn(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
 
 @_rule("aten._grouped_mm")
 def _grouped_mm(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     a, b, offs = bound["self"], bound["mat2"], bound["offs"]
     if a.ndim == 2 and b.ndim == 3:  # rows split by offs, one [K, N] per group
@@ -420,8 +411,6 @@ def _pack_padded(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
     """``(data, batch_sizes)``: the rows of the steps each sequence runs, and per step the
     number of sequences still running, from the values of ``lengths`` (the kernel itself
     runs on an input of one feature, so its checks and results are torch's)."""
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     x, batch_first = bound["input"], bound["batch_first"]
     lengths = _lengths(s, func, "lengths", bound["lengths"])
@@ -435,8 +424,6 @@ def _pack_padded(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
 def _pad_packed(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
     """``(padded, lengths)``: the sequences back at ``total_length`` steps, and their
     lengths, from the values of ``batch_sizes``."""
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     data = bound["data"]
     batch_sizes = _lengths(s, func, "batch_sizes", bound["batch_sizes"])
@@ -453,8 +440,6 @@ def _rnn_packed(s: StandIns, func: Any, args: tuple, kwargs: dict) -> Any:
     """A recurrent layer over a packed sequence: the kernel reads its batch sizes, which a
     fake tensor has not; its outputs are shaped by ``data`` and the initial state: the
     output ``(rows, directions x hidden or proj_size)`` and the final state(s) as given."""
-    from .registry import bind
-
     bound = bind(func, args, kwargs)
     data, hx, params = bound["data"], bound["hx"], bound["params"]
     directions = 2 if bound["bidirectional"] else 1
