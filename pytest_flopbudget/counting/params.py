@@ -43,7 +43,9 @@ class ParamLayout:
     notes: tuple[str, ...] = ()  # how weights were found where they are not parameters
 
     @classmethod
-    def of(cls, model: nn.Module) -> ParamLayout:
+    def of(cls, model: nn.Module, describe: Describer | None = None) -> ParamLayout:
+        """The layout of ``model``'s weights; ``describe`` reads packed weights (shared with
+        the trace of the same model, so each is unpacked once)."""
         canonical: dict[int, str] = {}
         numel: dict[str, int] = {}
         sizes: dict[str, Access] = {}
@@ -64,7 +66,8 @@ class ParamLayout:
                         owned[path].append(n)
                     first_owner.setdefault(n, path)
         buffers = sum(b.numel() for b in model.buffers())
-        hidden = _packed_params(model, numel, sizes, owned, first_owner, kinds)
+        hidden = _packed_params(model, numel, sizes, owned, first_owner, kinds,
+                                describe or Describer())
         notes = _graph_constants(model, numel, sizes, owned, first_owner) if not numel else ()
         return cls(numel, sizes, owned, first_owner, kinds, buffers, hidden, notes)
 
@@ -164,10 +167,9 @@ def _packed_entries(name: str, described: PackedWeight | PackedCell
 
 def _packed_params(model: nn.Module, numel: dict[str, int], sizes: dict[str, Access],
                    owned: dict[str, list[str]], first_owner: dict[str, str],
-                   kinds: dict[str, str]) -> dict[str, str]:
+                   kinds: dict[str, str], describe: Describer) -> dict[str, str]:
     """Add the packed weights of quantized modules to the layout (in place); return the
     modules whose weights cannot be read, with why."""
-    describe = Describer()
     names_of: dict[int, list[str]] = {}
     hidden: dict[str, str] = {}
     for path, module in model.named_modules(remove_duplicate=False):

@@ -20,6 +20,7 @@ from ..core.text import layer_label, shape_text, table
 from ..devices.device import Device
 from ..devices.roofline import Latency, predict
 from . import tracer
+from .packed import Describer
 from .params import ParamLayout, module_kind
 from .records import OpRecord
 from .tracer import ModuleCall
@@ -384,9 +385,10 @@ def profile(model: nn.Module, *inputs: Any, dtype: str | None = None, trace: str
                             **kwargs)
     model = eager_module(model)
     deploy = parse_dtype(dtype)
-    layout = ParamLayout.of(model)
+    describe = Describer()  # one reading of each packed weight, for layout and trace
+    layout = ParamLayout.of(model, describe)
     step = tracer.TrainStep(loss, optimizer) if train else None
-    result = tracer.trace(model, inputs, forward, trace, step=step)
+    result = tracer.trace(model, inputs, forward, trace, step=step, describe=describe)
     layout = layout.with_stored_weights(model, result.stored_weights)
     for path, call in result.modules.items():  # modules a graph named (TorchScript, export)
         if layout.kinds.get(path) in (None, "Module"):

@@ -250,12 +250,14 @@ class CountingMode(TorchDispatchMode):
 
     def __init__(self, convert: Callable[[torch.Tensor, bool], torch.Tensor],
                  real_scalars: bool, model_ids: frozenset[int] = frozenset(),
-                 quantized: StandIns | None = None) -> None:
+                 quantized: StandIns | None = None, describe: Describer | None = None
+                 ) -> None:
         super().__init__()
         self.convert = convert
         # fake traces: quantized tensors and kernels stand-ins (None in a real run)
         self.quantized = quantized
-        self.describe = quantized.describe if quantized is not None else Describer()
+        self.describe = quantized.describe if quantized is not None \
+            else describe or Describer()
         self.known = quantized.known if quantized is not None else None
         self.real_scalars = real_scalars
         self.stack: list[str] = [ROOT]
@@ -697,7 +699,8 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
 
 
 def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
-          how: str = "auto", *, grad: bool = False, step: TrainStep | None = None) -> Trace:
+          how: str = "auto", *, grad: bool = False, step: TrainStep | None = None,
+          describe: Describer | None = None) -> Trace:
     """Trace one forward of ``model(*inputs, **kwargs)`` (and a training step's backward and
     optimizer step when ``step`` is given).
 
@@ -705,6 +708,8 @@ def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
     real forward), or ``"auto"`` (fake, falling back to real when the model needs real data).
     ``grad=False`` runs under ``inference_mode`` (composites arrive whole, fused inference
     kernels may run); ``grad=True`` runs with autograd on, as a training step does.
+    ``describe`` reads packed weights (pass the one the model's layout used: each packed
+    weight is then unpacked once).
     """
     if how not in ("auto", "fake", "real"):
         raise ValueError(f"trace must be 'auto', 'fake' or 'real', got {how!r}")
@@ -714,17 +719,19 @@ def trace(model: nn.Module, inputs: tuple, kwargs: dict | None = None,
     paths = {id(m): name for name, m in model.named_modules() if name and name != "_guards_fn"}
     on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
     with preserved(model) as state:
-        return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step, state)
+        return _trace(model, inputs, kwargs, how, paths, on_meta, grad, step, state,
+                      describe or Describer())
 
 
 def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[int, str],
-           on_meta: bool, grad: bool, step: TrainStep | None, state: ModelState) -> Trace:
+           on_meta: bool, grad: bool, step: TrainStep | None, state: ModelState,
+           describe: Describer) -> Trace:
     fallback_reason = ""
     params, others = model_tensors(model)
     model_ids = frozenset(params | others)
     if how in ("auto", "fake"):
         fake_mode = FakeTensorMode()
-        quantized = StandIns(fake_mode, Describer())
+        quantized = StandIns(fake_mode, describe)
         convert = _fake_converter(fake_mode, quantized)
         mode = CountingMode(convert, real_scalars=True, model_ids=model_ids,
                             quantized=quantized)
@@ -749,7 +756,7 @@ def _trace(model: nn.Module, inputs: tuple, kwargs: dict, how: str, paths: dict[
             fallback_reason = _why_real(exc, mode.failure)
             state.restore()  # the real run must not see what the fake attempt left behind
     mode = CountingMode(_copy_on_write(model, (inputs, kwargs)), real_scalars=False,
-                        model_ids=model_ids)
+                        model_ids=model_ids, describe=describe)
     records, calls = _run(model, inputs, kwargs, mode, paths, lambda x: x, grad, step)
     return _finish(mode, records, calls, "real", fallback_reason)
 
