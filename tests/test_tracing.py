@@ -357,6 +357,7 @@ def test_a_model_built_under_inference_mode():
     assert profile(model, torch.randn(2, 4)).flops == 72 + 32
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_an_integer_scalar_the_model_keeps_in_a_container_is_not_written_by_a_fake_trace():
     # fake mode runs an operator whose inputs are all constants for real: a tensor of the
     # model's, kept in a dict or list (no parameter, no buffer), must never be one
