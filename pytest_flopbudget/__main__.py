@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.numbers import positive_int
+
 RUNTIMES = ("eager", "onnxruntime")
 
 
@@ -109,16 +111,6 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m pytest_flopbudget``: one subcommand per task."""
     parser = argparse.ArgumentParser(
@@ -161,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--runtime", choices=RUNTIMES, default="eager")
     cmp.add_argument("--device", default="host", metavar="NAME",
                      help="the device to predict with (default host)")
-    cmp.add_argument("--repeats", type=_positive, default=20, metavar="N",
+    cmp.add_argument("--repeats", type=positive_int, default=20, metavar="N",
                      help="timed forwards per layer (default 20)")
-    cmp.add_argument("--top", type=_positive, default=15, metavar="N",
+    cmp.add_argument("--top", type=positive_int, default=15, metavar="N",
                      help="layers listed, slowest first (default 15)")
     cmp.set_defaults(run=_compare)
 

@@ -148,13 +148,7 @@ def units(records: Sequence[Record], fusion: str) -> list[Unit]:
         return [Unit.of(r) for r in records]
     if fusion == "onnxruntime":
         return _onnxruntime_units(records)
-    by_call: dict[int, list[Record]] = {}
-    for r in records:
-        by_call.setdefault(r.call, []).append(r)
-    consumers: dict[int, list[int]] = {}
-    for call, stages in by_call.items():
-        for source in dict.fromkeys(i for r in stages for i in r.inputs):
-            consumers.setdefault(source, []).append(call)
+    by_call, consumers = _graph(records)
     absorbed: set[int] = set()
     out: list[Unit] = []
     for r in records:

@@ -27,6 +27,7 @@ from ..budgets.limits import LIMITS, OPTIONS, Budget, BudgetError
 from ..budgets.measurement import REPORT_SCHEMA, TestRecord, outcome_counts
 from ..core.files import atomic_write, check_writable
 from ..core.metrics import METRICS
+from ..core.numbers import positive_int
 from ..core.version import VERSION
 from ..devices.device import DeviceError
 from ..devices.project import set_default_catalog
@@ -48,7 +49,7 @@ from . import (
     ini,
 )
 from .markers import MARKER, marker_arguments
-from .options import option_path, positive_int
+from .options import option_path
 
 if TYPE_CHECKING:  # the fixture imports torch: only a budgeted test's setup loads it
     from .fixture import FlopBudget

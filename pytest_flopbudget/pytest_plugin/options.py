@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
-
-
-def positive_int(text: str) -> int:
-    """argparse ``type=`` for a positive integer option (``--flop-hotspots=N``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def option_path(config: pytest.Config, name: str) -> tuple[Path, str] | None:
