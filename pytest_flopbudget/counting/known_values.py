@@ -24,13 +24,14 @@ forward, which says why.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
+
+from .registry import written_arguments
 
 #: the most elements of a tensor whose value is kept
 LIMIT = 1 << 16
@@ -45,16 +46,9 @@ def _small_integer(t: torch.Tensor) -> bool:
             and not t.is_quantized and t.numel() <= LIMIT)
 
 
-@functools.cache
-def _written_arguments(func: Any) -> tuple[tuple[int, str], ...]:
-    """``(position, name)`` of the arguments ``func`` writes (in place, ``out=``)."""
-    return tuple((i, a.name) for i, a in enumerate(func._schema.arguments)
-                 if a.alias_info is not None and a.alias_info.is_write)
-
-
 def _written(func: Any, args: tuple, kwargs: dict) -> list[torch.Tensor]:
     found: list[torch.Tensor] = []
-    for i, name in _written_arguments(func):
+    for i, name in written_arguments(func):
         given = kwargs.get(name, args[i] if i < len(args) else None)
         found.extend(t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor))
     return found
@@ -112,7 +106,7 @@ class KnownValues:
         """After ``func`` ran on fake tensors: compute the values of its outputs when all
         its tensor inputs have values and its outputs are small integer CPU tensors;
         forget the values of what it wrote otherwise."""
-        written = _written(func, args, kwargs) if _written_arguments(func) else []
+        written = _written(func, args, kwargs) if written_arguments(func) else []
         outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         if not written and not (outputs and all(_small_integer(t) for t in outputs)):
             return  # the common case: a float result

@@ -189,11 +189,19 @@ def unresolved() -> tuple[str, ...]:
 
 
 @functools.cache
+def written_arguments(func: _Overload) -> tuple[tuple[int, str], ...]:
+    """``(position, name)`` of the arguments ``func`` writes (in place, ``out=``); empty for
+    an operator that writes none of its arguments."""
+    return tuple((i, a.name) for i, a in enumerate(func._schema.arguments)
+                 if a.alias_info is not None and a.alias_info.is_write)
+
+
+@functools.cache
 def destinations(func: _Overload) -> frozenset[str]:
     """Names of ``func``'s keyword-only destination arguments (``out=``): written, not read,
     and not passed to formulas, whose ``result`` is the operator's output."""
-    return frozenset(a.name for a in func._schema.arguments
-                     if a.kwarg_only and a.alias_info is not None and a.alias_info.is_write)
+    arguments = func._schema.arguments
+    return frozenset(name for i, name in written_arguments(func) if arguments[i].kwarg_only)
 
 
 _NO_DEFAULT = object()

@@ -62,7 +62,7 @@ from .optimizers import step_records
 from .packed import Describer, is_script_object
 from .params import module_kind
 from .records import OpRecord
-from .registry import Formula, bind, destinations, is_free, lookup
+from .registry import Formula, bind, destinations, is_free, lookup, written_arguments
 from .script_scopes import ScriptScopes
 from .stand_ins import QUERIES, StandIns, has_rule
 
@@ -110,12 +110,6 @@ def _is_view(func: Any) -> bool:
     """True when every output of ``func`` aliases an input without writing it (a view)."""
     rets = func._schema.returns
     return bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
-
-
-@functools.cache
-def _writes_input(func: Any) -> bool:
-    """True when ``func`` writes into one of its arguments (an in-place or ``out=`` op)."""
-    return any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments)
 
 
 @functools.cache
@@ -306,7 +300,7 @@ class CountingMode(TorchDispatchMode):
         return converted
 
     def _convert_args(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        writes = _writes_input(func)
+        writes = bool(written_arguments(func))
         conv = self.convert
 
         def one(x: Any) -> Any:
@@ -433,7 +427,7 @@ class CountingMode(TorchDispatchMode):
                 out: Any) -> None:
         name = str(func._overloadpacket)
         module = self._module()
-        if _writes_input(func):
+        if written_arguments(func):
             dest = destinations(func)
             kwargs = {k: v for k, v in kwargs.items() if k not in dest}
         inputs = _unique_tensors((args, kwargs))
@@ -484,7 +478,7 @@ class CountingMode(TorchDispatchMode):
                     kind=w.kind,
                     mac_dims=w.mac_dims,
                 ))
-        if not _writes_input(func):
+        if not written_arguments(func):
             input_ids = {id(t) for t in inputs}
             self.activations.add([t for t in outputs if id(t) not in input_ids], module)
 
