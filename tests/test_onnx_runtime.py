@@ -49,12 +49,31 @@ def test_optimised_nodes_map_to_the_module_that_wrote_their_tensor() -> None:
         _node("Transpose", "t", ["z"], ["w"], "['', 'flat', 'permute']"),
     ])
     optimized = _graph([
-        _node("ReorderInput", "ri", ["x"], ["x_nchwc"]),  # new tensor: through its input
+        _node("ReorderInput", "ri", ["x"], ["x_nchwc"]),
         _node("Conv", "fused", ["x_nchwc"], ["z"]),  # conv + relu: writes relu's result
         _node("Transpose", "t", ["z"], ["w"]),
     ])
-    # ReorderInput reads x, which no exported node wrote: the model
-    assert node_modules(exported, optimized) == {"ri": "", "fused": "seq.2", "t": "flat"}
+    # ReorderInput reads x, which no exported node wrote, and writes a new tensor: it belongs
+    # to the conv that consumes it
+    assert node_modules(exported, optimized) == {"ri": "seq.2", "fused": "seq.2", "t": "flat"}
+
+
+def test_a_layout_converted_conv_belongs_to_the_reorder_that_writes_its_result() -> None:
+    exported = _graph([
+        _node("Conv", "c", ["x", "w"], ["y"], "['', 'body', 'body.0', 'conv']"),
+        _node("Relu", "r", ["y"], ["z"], "['', 'act', 'relu']"),
+    ])
+    # ONNX Runtime's NCHWc layout: every tensor of the conv is new, only ReorderOutput
+    # writes the exported y
+    optimized = _graph([
+        _node("ReorderInput", "ri", ["x"], ["x_nchwc"]),
+        _node("Conv", "conv_nchwc", ["x_nchwc", "w_nchwc"], ["y_nchwc"]),
+        _node("ReorderOutput", "ro", ["y_nchwc"], ["y"]),
+        _node("Relu", "r", ["y"], ["z"]),
+        _node("Identity", "lone", ["q"], ["q2"]),  # nothing to go by: the model
+    ])
+    assert node_modules(exported, optimized) == {
+        "ri": "body.0", "conv_nchwc": "body.0", "ro": "body.0", "r": "act", "lone": ""}
 
 
 def test_a_profile_is_read_run_by_run(tmp_path: Path) -> None:
@@ -202,6 +221,23 @@ def test_row_times_add_up_to_the_unprofiled_run() -> None:
     # b max(10, 2.8) = 10; medians: a 1.1 us, b 8.5 us
     assert row_seconds(runs, modules, 2, wall_us=4.0) == [pytest.approx(1.1e-6),
                                                            pytest.approx(8.5e-6)]
+
+
+def test_the_profilers_own_cost_comes_off_each_node_before_the_rest_is_spread() -> None:
+    # the profiler adds 4 us to each node's own time; nodes a (row 0) and b (row 1)
+    modules = {"a": "b.0", "b": "b.1"}
+    # run 1: a 10, b 20 profiled -> a 6, b 16 (22 us); unprofiled 24 us: 2 us between nodes,
+    # 1 us each -> a 7, b 17
+    # run 2 (disturbed): a 12, b 28 -> a 8, b 24 (32 us), more than 24 us unprofiled: scaled
+    # by 24 / 32 = 0.75 -> a 6, b 18
+    runs = [{"": 50.0, "a": 10.0, "b": 20.0}, {"": 60.0, "a": 12.0, "b": 28.0}]
+    # medians of two: a (7 + 6) / 2 = 6.5 us, b (17 + 18) / 2 = 17.5 us
+    assert row_seconds(runs, modules, 2, wall_us=24.0, cost_us=4.0) == [
+        pytest.approx(6.5e-6), pytest.approx(17.5e-6)]
+    # a node faster than the profiler's cost keeps a tenth of its time: a 3 us node with a
+    # 4 us cost keeps 0.3 us; b 20 -> 16; 16.3 us against 16.3 us unprofiled: nothing to add
+    assert row_seconds([{"": 30.0, "a": 3.0, "b": 20.0}], modules, 2, wall_us=16.3,
+                       cost_us=4.0) == [pytest.approx(0.3e-6), pytest.approx(16e-6)]
 
 
 def test_a_row_onnx_runtime_optimises_away_is_a_clear_error(tmp_path: Path) -> None:

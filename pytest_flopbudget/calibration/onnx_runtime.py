@@ -120,19 +120,43 @@ def scope_module(scopes: str) -> str:
 def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
     """``{node name of the optimised graph: module path}``: through the exported node that
     wrote the same tensor (a fused node writes its last member's result), else through the
-    exported node that wrote one of its inputs; ``""`` (the model) when neither is found."""
+    exported node that wrote one of its inputs. A node that writes and reads only tensors
+    the optimiser made (a convolution in the NCHWc layout, between a ``ReorderInput`` of a
+    graph input and the ``ReorderOutput`` that writes the exported result) belongs to the
+    module of the nearest node that consumes what it writes, else of the one that wrote
+    what it reads; ``""`` (the model) when none is found."""
     producer: dict[str, str] = {}
     for node in exported.graph.node:
         scopes = next((p.value for p in node.metadata_props if p.key == SCOPES), "")
         for out in node.output:
             producer[out] = scope_module(scopes)
-    found: dict[str, str] = {}
-    for node in optimized.graph.node:
+    nodes = list(optimized.graph.node)
+    found: dict[str, str | None] = {}
+    for node in nodes:
         module = next((producer[t] for t in node.output if t in producer), None)
         if module is None:
-            module = next((producer[t] for t in node.input if t in producer), "")
+            module = next((producer[t] for t in node.input if t in producer), None)
         found[node.name] = module
-    return found
+    consumers: dict[str, list[str]] = {}
+    writer: dict[str, str] = {}
+    for node in nodes:
+        for t in node.input:
+            consumers.setdefault(t, []).append(node.name)
+        for t in node.output:
+            writer[t] = node.name
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if found[node.name] is not None:
+                continue
+            down = [found[c] for t in node.output for c in consumers.get(t, ())]
+            up = [found[writer[t]] for t in node.input if t in writer]
+            module = next((m for m in (*down, *up) if m is not None), None)
+            if module is not None:
+                found[node.name] = module
+                changed = True
+    return {name: module or "" for name, module in found.items()}
 
 
 def optimize(path: Path) -> tuple[Path, dict[str, str]]:
@@ -198,30 +222,79 @@ def _profiled(model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int,
 
 #: The least share of its profiled time a node keeps when the profiler's cost is taken off.
 FLOOR = 0.1
+#: Nodes of the model that measures the profiler's own cost per node (:func:`profiler_cost_us`).
+COST_NODES = 200
 
 
-def node_shares(run: dict[str, float], wall_us: float | None = None) -> dict[str, float]:
-    """``{node: microseconds}`` of one profiled run (:func:`profile_runs`): each node's time
-    plus an equal share of the run's time outside the nodes. With ``wall_us``, the run's
-    time without the profiler, that share is ``wall_us`` minus the nodes' sum (negative when
-    the profiler's cost exceeds the executor's own), and a node keeps at least
-    :data:`FLOOR` of its profiled time; without it, the profiled run's own time."""
+def node_shares(run: dict[str, float], wall_us: float | None = None,
+                cost_us: float | None = None) -> dict[str, float]:
+    """``{node: microseconds}`` of one profiled run (:func:`profile_runs`).
+
+    Without ``wall_us``: each node's time plus an equal share of the run's time outside the
+    nodes. With ``wall_us``, the run's time without the profiler, the nodes add up to it:
+    each keeps its profiled time less the profiler's own cost per node (``cost_us``, at most
+    all of it but :data:`FLOOR`); then the run's time outside them is spread equally over
+    the nodes (the executor's cost per node), or, when the trimmed nodes still take longer
+    than the unprofiled run (the profiled runs were disturbed), every node is scaled down by
+    the same factor. Without ``cost_us`` the equal share of ``wall_us`` minus the nodes' sum
+    is taken off every node, at most all of it but :data:`FLOOR`."""
     nodes = {k: v for k, v in run.items() if k}
+    count = max(len(nodes), 1)
     spent = sum(nodes.values())
-    gap = (max(run[""] - spent, 0.0) if wall_us is None else wall_us - spent) \
-        / max(len(nodes), 1)
-    floor = 1.0 if wall_us is None else FLOOR
-    return {node: max(us + gap, us * floor) for node, us in nodes.items()}
+    if wall_us is None:
+        gap = max(run[""] - spent, 0.0) / count
+        return {node: us + gap for node, us in nodes.items()}
+    if cost_us is None:
+        gap = (wall_us - spent) / count
+        return {node: max(us + gap, us * FLOOR) for node, us in nodes.items()}
+    trimmed = {node: max(us - cost_us, us * FLOOR) for node, us in nodes.items()}
+    left = sum(trimmed.values())
+    if wall_us >= left:
+        gap = (wall_us - left) / count
+        return {node: us + gap for node, us in trimmed.items()}
+    scale = wall_us / left if left > 0 else 0.0
+    return {node: us * scale for node, us in trimmed.items()}
+
+
+class _Chain(nn.Module):
+    """:data:`COST_NODES` tiny nodes in a row (a ReLU and a scale, alternating)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(COST_NODES // 2):
+            x = torch.relu(x) * 1.01
+        return x
+
+
+def profiler_cost_us(workdir: Path, runs: int = 20) -> float:
+    """Microseconds the profiler adds to each node's own recorded time: over a chain of
+    :data:`COST_NODES` nodes on 16 floats (nanoseconds of work each), the median over
+    ``runs`` profiled runs of the nodes' sum, less the median of as many runs without the
+    profiler, per node (0 when the profiled nodes add up to less)."""
+    x = torch.ones(16)
+    path, _ = optimize(export(_Chain(), (x,), workdir / "profiler-cost.onnx"))
+    sess = session(path, profile_prefix=workdir / "profiler-cost")
+    feeds = {i.name: x.numpy() for i in sess.get_inputs()}
+    for _ in range(3):
+        sess.run(None, feeds)
+    for _ in range(runs):
+        sess.run(None, feeds)
+    per_run = profile_runs(sess.end_profiling())[-runs:]
+    spent = statistics.median(sum(us for k, us in run.items() if k) for run in per_run)
+    nodes = statistics.median(len(run) - 1 for run in per_run)
+    plain = plain_run_us(path, feeds, 3, runs)
+    return max(spent - plain, 0.0) / max(nodes, 1)
 
 
 def layer_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int,
                 timer: Timer, workdir: Path | None = None) -> tuple[dict[str, float], float]:
     """``({module path: median own seconds}, seconds of one run)`` of ``model`` in ONNX
-    Runtime: per-node profiler times summed per module, the run's time measured around
-    ``session.run`` without the profiler, spread over the nodes by :func:`node_shares`."""
+    Runtime: per-node profiler times summed per module, less the profiler's own cost per
+    node (:func:`profiler_cost_us`), made to add up to the run's time measured around
+    ``session.run`` without the profiler by :func:`node_shares`."""
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(workdir or tmp)
         per_run, modules, _ = _profiled(model, inputs, repeats, where)
+        cost = profiler_cost_us(where)
         sess = session(where / "model.onnx")
         feeds = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs, strict=True)}
         total = timer(lambda: sess.run(None, feeds), max(repeats // 2, 3), warmup=3,
@@ -229,7 +302,7 @@ def layer_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int
     by_module: dict[str, list[float]] = {}
     for run in per_run:
         sums: dict[str, float] = {}
-        for node, us in node_shares(run, total * 1e6).items():
+        for node, us in node_shares(run, total * 1e6, cost).items():
             key = modules.get(node, "")
             sums[key] = sums.get(key, 0.0) + us * 1e-6
         for key, seconds in sums.items():
@@ -317,6 +390,7 @@ class OnnxRuntime:
         self._workdir = tempfile.TemporaryDirectory(prefix="flopbudget-ort-")
         self._built: tuple[Path, dict[str, str], tuple[torch.Tensor, ...]] | None = None
         self._passes = 0
+        self._cost_us: float | None = None
 
     def fresh(self) -> bool:
         return False  # its arena keeps output memory between runs
@@ -359,8 +433,11 @@ class OnnxRuntime:
         for _ in range(runs):
             sess.run(None, feeds)
         per_run = profile_runs(sess.end_profiling())[-runs:]
+        if self._cost_us is None:
+            self._cost_us = profiler_cost_us(Path(self._workdir.name))
         seconds = row_seconds(per_run, modules, len(items),
-                              wall_us=plain_run_us(path, feeds, plan.warmup, runs))
+                              wall_us=plain_run_us(path, feeds, plan.warmup, runs),
+                              cost_us=self._cost_us)
         empty = [b.what for b, s in zip(items, seconds, strict=True) if s <= 0]
         if empty:  # nothing to time: an exported row ONNX Runtime optimised away entirely
             raise CalibrationError(
@@ -386,22 +463,21 @@ def plain_run_us(path: Path, feeds: dict[str, Any], warmup: int, runs: int) -> f
 
 
 def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
-                rows: int, wall_us: float | None = None) -> list[float]:
+                rows: int, wall_us: float | None = None,
+                cost_us: float | None = None) -> list[float]:
     """Per row of a suite (its nodes' module paths start ``b.<i>``): the median over runs of
     its nodes' seconds plus, per node, the run's time not spent in any node spread over
     every node of the run.
 
-    The profiler costs a few microseconds per node (6-10 us per node here, measured as
-    the difference between profiled and plain runs of small models), partly inside the
-    nodes' own times. With ``wall_us``, the run's time without the profiler, the time
-    spread over the nodes is ``wall_us`` minus the nodes' sum (negative when the profiler's
-    cost exceeds the executor's own): the rows then add up to what a run costs unprofiled.
-    A node whose share would fall below :data:`FLOOR` of its profiled time (a node faster
-    than the profiler's cost, where noise decides) keeps that much, so no row is ever 0.
-    Measured against ten held-out models run without the profiler (``bench/latency_accuracy.py
-    --runtime onnxruntime``, three calibrations each), this took the calibrated overhead
-    from 9.5-10.7 us per node to 0.5-1.5 us and a 13-node keyword-spotting CNN's error from
-    +146-190% to -13-+35%."""
+    The profiler costs a few microseconds per node, partly inside the nodes' own times
+    (3.5-4.3 us per node here: :func:`profiler_cost_us`). With ``wall_us``, the run's time
+    without the profiler, and ``cost_us``, that cost, the rows add up to what a run costs
+    unprofiled (:func:`node_shares`): each node loses the profiler's cost, keeps at least
+    :data:`FLOOR` of its time, so no row is ever 0, and the rest of the difference is spread
+    equally (executor time between nodes) or, when a disturbed profiled run took longer than
+    that explains, proportionally. Taking the whole difference off every node equally (the
+    rule before ``cost_us``) floored a calibration whose profiled runs were disturbed: 3x3
+    convolutions of about 0.1 ms came out at 3-6 us."""
     def row_of(node: str) -> int | None:
         parts = modules.get(node, "").split(".")
         if len(parts) >= 2 and parts[0] == "b" and parts[1].isdigit():
@@ -411,7 +487,7 @@ def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
     samples: list[list[float]] = [[] for _ in range(rows)]
     for run in per_run:
         sums = [0.0] * rows
-        for node, us in node_shares(run, wall_us).items():
+        for node, us in node_shares(run, wall_us, cost_us).items():
             index = row_of(node)
             if index is not None:
                 sums[index] += us
@@ -421,4 +497,5 @@ def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
 
 
 __all__ = ["INSTALL", "OnnxRuntime", "Suite", "export", "layer_times", "missing",
-           "node_modules", "node_shares", "profile_runs", "row_seconds", "scope_module", "session"]
+           "node_modules", "node_shares", "profile_runs", "profiler_cost_us", "row_seconds",
+           "scope_module", "session"]
