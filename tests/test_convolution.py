@@ -134,3 +134,67 @@ def test_functional_conv_counts_the_same_in_both_dispatch_paths(grad):
     # 4 * 36 * 3 * 9 = 3,888 MACs; 144 bias adds
     assert sum(r.macs for r in t.records) == 3_888
     assert sum(r.flops for r in t.records) == 7_776 + 144
+
+
+# --- what eager PyTorch lowers to a column matrix, and a product's rows -------------------------
+@pytest.fixture()
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_3d_conv_pytorch_lowers_records_its_column_matrix(two_threads):
+    # conv3d 3 -> 16, 3x3x3, padding 1 on 1x3x16x64x64: PyTorch runs it as vol2col + GEMM (its
+    # input's N x C x D x H = 1 x 3 x 16 x 64 = 3,072 is at most 20,480). The column matrix:
+    # C_in x 27 = 81 rows by 16 x 64 x 64 = 65,536 output positions = 5,308,416 elements;
+    # its rows (positions x batch): 65,536
+    rec = only_op(profile(nn.Conv3d(3, 16, 3, padding=1), torch.randn(1, 3, 16, 64, 64)),
+                  "aten.conv3d")
+    assert rec.lowered == 5_308_416
+    assert rec.rows == 65_536
+
+
+def test_convs_pytorch_runs_through_onednn_record_no_column_matrix(two_threads):
+    # conv3d 64 -> 128 on 1x64x8x56x56: 1 x 64 x 8 x 56 = 28,672 > 20,480: oneDNN, not
+    # lowered; its rows: 8 x 56 x 56 = 25,088
+    rec = only_op(profile(nn.Conv3d(64, 128, 3, padding=1), torch.randn(1, 64, 8, 56, 56)),
+                  "aten.conv3d")
+    assert rec.lowered == 0 and rec.rows == 25_088
+    # conv2d 64 -> 64 3x3 on 1x64x24x24: 36,864 input floats > 20,480: oneDNN
+    rec = only_op(profile(nn.Conv2d(64, 64, 3, padding=1), torch.randn(1, 64, 24, 24)),
+                  "aten.conv2d")
+    assert rec.lowered == 0 and rec.rows == 576
+
+
+def test_a_small_2d_conv_is_lowered_and_padding_strings_are_understood(two_threads):
+    # conv2d 512 -> 512 3x3 on 1x512x3x3 (4,608 floats): im2col of 512 x 9 = 4,608 rows by
+    # 3 x 3 = 9 positions = 41,472 elements
+    rec = only_op(profile(nn.Conv2d(512, 512, 3, padding=1), torch.randn(1, 512, 3, 3)),
+                  "aten.conv2d")
+    assert rec.lowered == 41_472 and rec.rows == 9
+    # padding="same" on 1x8x9x9: 9 x 9 positions x 8 x 9 = 5,832; "valid": 7 x 7 x 72 = 3,528
+    same = only_op(profile(nn.Conv2d(8, 8, 3, padding="same"), torch.randn(1, 8, 9, 9)),
+                   "aten.conv2d")
+    valid = only_op(profile(nn.Conv2d(8, 8, 3, padding="valid"), torch.randn(1, 8, 9, 9)),
+                    "aten.conv2d")
+    assert (same.lowered, valid.lowered) == (5_832, 3_528)
+    # a conv1d 64 -> 64, k3 over 256 (16,384 floats): 64 x 3 x 256 = 49,152
+    rec = only_op(profile(nn.Conv1d(64, 64, 3, padding=1), torch.randn(1, 64, 256)),
+                  "aten.conv1d")
+    assert rec.lowered == 49_152
+
+
+def test_a_linear_and_a_batched_matmul_record_their_rows():
+    # linear on 2 x 32 x 256 tokens: 64 rows; bmm of 12 x (96 x 48) @ (48 x 96): 96 rows per
+    # product
+    lin = only_op(profile(nn.Linear(256, 128), torch.randn(2, 32, 256)), "aten.linear")
+    assert lin.rows == 64 and lin.lowered == 0
+
+    class Bmm(nn.Module):
+        def forward(self, a, b):
+            return torch.bmm(a, b)
+
+    bmm = only_op(profile(Bmm(), torch.randn(12, 96, 48), torch.randn(12, 48, 96)), "aten.bmm")
+    assert bmm.rows == 96

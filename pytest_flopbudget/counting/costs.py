@@ -89,7 +89,12 @@ class Work:
     ``step_reads`` are tensors each step reads again (its weights) when they do not stay on
     chip. ``kind`` is a finer operator kind for a device's tables (``core.op_classes.KINDS``)
     and ``mac_dims`` the ``(reduced, output)`` channels of a product (MAC-array
-    utilisation).
+    utilisation). ``lowered`` is the number of elements of the column matrix (im2col) eager
+    PyTorch on this CPU writes before a convolution's matrix product, 0 when it runs the
+    convolution another way (a device prices it only when it names a
+    ``lowering_bandwidth``). ``rows`` are a product's rows, what a fixed cost per call is
+    spread over: a convolution's output positions over its batch, the rows of a linear's
+    input or of one matrix of a matmul (0: not a product).
     """
 
     macs: int = 0
@@ -103,6 +108,8 @@ class Work:
     weights: tuple[TensorMeta, ...] | None = None
     kind: str = ""
     mac_dims: tuple[int, int] | None = None
+    lowered: int = 0
+    rows: int = 0
 
     @property
     def flops(self) -> int:

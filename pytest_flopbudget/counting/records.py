@@ -22,6 +22,9 @@ class OpRecord:
     results this one reads (views looked through; weights and model inputs have none).
     ``kind`` is a finer operator kind within ``op_class`` (``core.op_classes.KINDS``) and
     ``mac_dims`` the ``(reduced, output)`` channels of a product, for MAC-array utilisation.
+    ``lowered``: elements of the column matrix eager PyTorch writes before a convolution's
+    product on this CPU (``counting.costs.Work.lowered``); ``rows``: a product's rows
+    (``counting.costs.Work.rows``).
     """
 
     op: str
@@ -41,3 +44,5 @@ class OpRecord:
     inputs: tuple[int, ...] = ()
     kind: str = ""
     mac_dims: tuple[int, int] | None = None
+    lowered: int = 0
+    rows: int = 0

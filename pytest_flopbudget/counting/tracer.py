@@ -477,6 +477,8 @@ class CountingMode(TorchDispatchMode):
                     inputs=sources,
                     kind=w.kind,
                     mac_dims=w.mac_dims,
+                    lowered=w.lowered,
+                    rows=w.rows,
                 ))
         if not written_arguments(func):
             input_ids = {id(t) for t in inputs}

@@ -6,18 +6,33 @@ kernel does ``N * prod(out spatial) * C_out * C_in/groups * prod(K)`` MACs (seed
 *input* positions instead: ``N * prod(in spatial) * C_in * C_out/groups * prod(K)``. The bias
 adds one FLOP per output element. Padding positions are multiplied like any other, the common
 convention.
+
+Eager PyTorch on a CPU runs some convolutions by *lowering*: it copies the input into a column
+matrix (im2col, vol2col for 3-D) of ``N * prod(out spatial) * C_in * prod(K)`` elements and
+multiplies the weights by it. Which ones is PyTorch's own choice (``ConvParams::use_mkldnn`` in
+``aten/src/ATen/native/ConvUtils.h``: small batch-1 inputs, most 3-D convolutions), asked of
+``torch._C._select_conv_backend`` on fake tensors of the same shapes
+(:func:`lowered_elements`); the size of that matrix is recorded as ``Work.lowered``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from ..costs import TensorMeta, Work
 from ..registry import register
 
+#: PyTorch's CPU convolution backends that lower the input to a column matrix.
+LOWERING_BACKENDS = frozenset({"Slow2d", "Slow3d", "SlowDilated2d", "SlowDilated3d"})
+
 
 def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups: int,
-              out: TensorMeta, stride: object = 1, dilation: object = 1) -> Work:
+              out: TensorMeta, stride: object = 1, dilation: object = 1,
+              padding: object = 0) -> Work:
     """Work of one convolution from its input, weight and output shapes."""
     spatial = w.ndim - 2
     batched = x.ndim == spatial + 2
@@ -38,7 +53,52 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
         kind=conv_kind(spatial, depthwise, transposed, w.shape[2:],
                        _all_one(stride) and _all_one(dilation)),
         mac_dims=(c_in // groups, c_out),
+        lowered=macs * groups // c_out if c_out and lowered_by_pytorch(
+            x, w, transposed, groups, stride, dilation, padding) else 0,
+        rows=batch * positions,
     )
+
+
+def _ints(value: object, n: int) -> tuple[int, ...]:
+    values = value if isinstance(value, (list, tuple)) else [value] * n
+    out = tuple(int(v) for v in values)  # type: ignore[arg-type]
+    return out * n if len(out) == 1 else out
+
+
+def lowered_by_pytorch(x: TensorMeta, w: TensorMeta, transposed: bool, groups: int,
+                       stride: object, dilation: object, padding: object) -> bool:
+    """True when eager PyTorch on this CPU runs this convolution by lowering it to a column
+    matrix (:data:`LOWERING_BACKENDS`), as its own backend choice says for contiguous CPU
+    tensors of these shapes and dtypes at its current number of threads."""
+    spatial = w.ndim - 2
+    if transposed or spatial not in (1, 2, 3) or x.ndim != spatial + 2 \
+            or not x.dtype.is_floating_point or not w.dtype.is_floating_point:
+        return False  # unbatched (rare) or quantized: none of these backends
+    dilations = _ints(dilation, spatial)
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":  # what PyTorch pads for an odd kernel
+        padding = [d * (k - 1) // 2 for d, k in zip(dilations, w.shape[2:], strict=True)]
+    try:
+        return _backend(x.shape, x.dtype, w.shape, w.dtype, groups, _ints(stride, spatial),
+                        dilations, _ints(padding, spatial),
+                        torch.get_num_threads()) in LOWERING_BACKENDS
+    except (TypeError, ValueError, RuntimeError):  # shapes PyTorch itself would reject
+        return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _backend(x_shape: tuple[int, ...], x_dtype: torch.dtype, w_shape: tuple[int, ...],
+             w_dtype: torch.dtype, groups: int, stride: tuple[int, ...],
+             dilation: tuple[int, ...], padding: tuple[int, ...], threads: int) -> str:
+    # ``threads`` is part of the choice (a 1x1 convolution is lowered on one thread only)
+    with FakeTensorMode():
+        x = torch.empty(x_shape, dtype=x_dtype)
+        w = torch.empty(w_shape, dtype=w_dtype)
+        backend = torch._C._select_conv_backend(
+            x, w, None, list(stride), list(padding), list(dilation), False,
+            [0] * len(stride), groups)
+    return str(backend.name)
 
 
 def conv_kind(spatial: int, depthwise: bool, transposed: bool, kernel: tuple[int, ...],
@@ -64,16 +124,18 @@ def _all_one(value: object) -> bool:
 
 @register("convolution", "_convolution", op_class="conv")
 def convolution(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None,
-                transposed: bool, groups: int, stride: object, dilation: object, *,
-                result: TensorMeta, **_: object) -> Work:
+                transposed: bool, groups: int, stride: object, dilation: object,
+                padding: object = 0, *, result: TensorMeta, **_: object) -> Work:
     return conv_work(input, weight, bias is not None, transposed, groups, result, stride,
-                     dilation)
+                     dilation, padding)
 
 
 @register("conv1d", "conv2d", "conv3d", op_class="conv")
 def conv_nd(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None, groups: int,
-            stride: object, dilation: object, *, result: TensorMeta, **_: object) -> Work:
-    return conv_work(input, weight, bias is not None, False, groups, result, stride, dilation)
+            stride: object, dilation: object, padding: object = 0, *, result: TensorMeta,
+            **_: object) -> Work:
+    return conv_work(input, weight, bias is not None, False, groups, result, stride, dilation,
+                     padding)
 
 
 @register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", op_class="conv")

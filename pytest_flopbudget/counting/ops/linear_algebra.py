@@ -44,12 +44,14 @@ def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
 
 
 def product_work(a: tuple[int, ...], b: tuple[int, ...], elementwise: int = 0) -> Work:
-    """A product's MACs, its kind (one output row or column: a matrix-vector product) and its
-    MAC-array dims (the reduced length and the larger output dimension)."""
+    """A product's MACs, its kind (one output row or column: a matrix-vector product), its
+    MAC-array dims (the reduced length and the larger output dimension) and its rows (those
+    of one matrix of ``a``)."""
     rows, k, m = matmul_dims(a, b)
+    per_product = a[-2] if len(a) >= 2 else 1  # the rows of one matrix of a batch
     return Work(macs=rows * k * m, elementwise=elementwise,
                 kind="matrix_vector" if min(rows, m) == 1 else "",
-                mac_dims=(k, max(rows, m) if min(rows, m) == 1 else m))
+                mac_dims=(k, max(rows, m) if min(rows, m) == 1 else m), rows=per_product)
 
 
 @register("mm", "bmm", "mv", "dot", "vdot", "matmul", op_class="matmul")
@@ -83,7 +85,7 @@ def linear(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None = None
     rows = input.numel // input.shape[-1] if input.shape else 1
     n_out, n_in = (weight.shape[0], weight.shape[1]) if weight.ndim == 2 else (1, weight.shape[0])
     return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if bias is not None else 0,
-                kind="matrix_vector" if rows == 1 else "", mac_dims=(n_in, n_out))
+                kind="matrix_vector" if rows == 1 else "", mac_dims=(n_in, n_out), rows=rows)
 
 
 @register("addr", op_class="elementwise")
