@@ -404,3 +404,43 @@ def test_recurrent_weights_that_fit_the_cache_are_read_from_it_every_step():
     # a scratchpad (no onchip_bandwidth) keeps them for free: 12,000 bytes at 1e9 = 12 us
     pad = Device("d", 1e15, 1e9, onchip_bytes=65_536)
     assert predict(Prof([lstm]), pad).seconds == pytest.approx(12e-6)
+
+
+def test_a_fresh_output_share_pays_part_of_the_first_touch():
+    mid = OpRecord("aten.relu", "r", "elementwise", 0, 5_000_000, fp32(5_000_000),
+                   fp32(5_000_000))
+    dev = Device("d", 1e15, 1e10, fresh_output_bytes=32 << 20, fresh_output_bandwidth=4e9,
+                 fresh_share_bytes=16 << 20, fresh_output_share=0.25)
+    # 40,000,000 bytes at 1e10: 4 ms; its 20,000,000-byte output is at least 16 MiB
+    # (16,777,216) and below 32 MiB: a quarter of it at 4e9 B/s, 1.25 ms
+    [t] = predict(Prof([mid]), dev).ops
+    assert t.fresh_seconds == pytest.approx(1.25e-3) and t.seconds == pytest.approx(5.25e-3)
+    with pytest.raises(DeviceError, match="fresh_output_share = 1.5 is above 1"):
+        Device("d", 1e9, 1e9, fresh_output_share=1.5)
+
+
+def test_a_lowered_conv_writes_its_column_matrix_at_the_lowering_bandwidth():
+    lowered = OpRecord("aten.conv3d", "c", "conv", 18_000, 36_000, fp32(10_000), fp32(8_000),
+                       kind="conv3d", lowered=1_000_000)
+    dev = Device("d", 1e9, 1e9, lowering_bandwidth=2e9)
+    # compute 36,000 FLOPs at 1e9: 36 us; memory 72,000 bytes at 1e9: 72 us; the column
+    # matrix, 4,000,000 bytes at 2e9: 2 ms more
+    [t] = predict(Prof([lowered]), dev).ops
+    assert t.lowering_seconds == pytest.approx(2e-3)
+    assert t.seconds == pytest.approx(2.072e-3)
+    # a device without a lowering bandwidth: the roofline alone
+    assert predict(Prof([lowered]), Device("d", 1e9, 1e9)).seconds == pytest.approx(72e-6)
+
+
+def test_few_rows_spread_a_products_fixed_cost_over_less_work():
+    few = OpRecord("aten.linear", "l", "matmul", 500_000, 1_000_000, fp32(10), fp32(10),
+                   rows=8)
+    gemv = OpRecord("aten.linear", "l", "matmul", 500_000, 1_000_000, fp32(10), fp32(10),
+                    kind="matrix_vector", rows=1)
+    dev = Device("d", 1e9, 1e12, half_rows=24.0)
+    # 1,000,000 FLOPs at 1e9 x 8 / (8 + 24) = 2.5e8 FLOP/s: 4 ms
+    assert predict(Prof([few]), dev).seconds == pytest.approx(4e-3)
+    # a matrix-vector product packs nothing: 1 ms
+    assert predict(Prof([gemv]), dev).seconds == pytest.approx(1e-3)
+    with pytest.raises(DeviceError, match="half_rows"):
+        Device("d", 1e9, 1e9, half_rows=-1.0)

@@ -44,6 +44,19 @@ KEYS: dict[str, str] = {
                           "serves large blocks with mmap), whose first touch costs page faults",
     "fresh_output_bandwidth": "bytes/s at which such fresh output memory is first touched "
                               "(page faults and zeroing), on top of the roofline",
+    "fresh_output_share": "share in [0, 1] of the outputs of at least fresh_share_bytes and "
+                          "below fresh_output_bytes that also land in fresh memory (a heap "
+                          "that gives freed memory back to the system), first touched at "
+                          "fresh_output_bandwidth",
+    "fresh_share_bytes": "outputs of at least this many bytes (and below fresh_output_bytes) "
+                         "pay fresh_output_share of the fresh-memory cost",
+    "half_rows": "rows at which a matrix product or convolution attains half its compute "
+                 "ceiling: one with r rows (output positions, rows of its left matrix) "
+                 "computes at r / (r + half_rows) of it (a fixed cost per call, such as "
+                 "packing the weights, spread over the rows; absent: no such cost)",
+    "lowering_bandwidth": "bytes/s at which the runtime lowers a convolution to a column matrix "
+                          "(im2col) before its matrix product, on top of the roofline; applies "
+                          "to the convolutions eager PyTorch lowers on a CPU (absent: none)",
     "weight_cache_bytes": "bytes of on-chip memory that keep weights between inferences: the "
                           "first weights in execution order that fit are read on chip",
     "link_bandwidth": "bytes/s of the host link (USB, PCIe) that weights beyond "
@@ -86,6 +99,12 @@ class Device:
     seconds added per operator; ``onchip_bytes``: on-chip memory in bytes, served at
     ``onchip_bandwidth`` bytes/s when given; outputs of at least ``fresh_output_bytes`` are first
     touched at ``fresh_output_bandwidth`` bytes/s when given (page faults);
+    outputs of ``fresh_share_bytes`` up to ``fresh_output_bytes`` pay ``fresh_output_share``
+    of that cost;
+    ``half_rows``: a product with ``r`` rows computes at ``r / (r + half_rows)`` of its
+    ceiling, when given;
+    ``lowering_bandwidth``: bytes/s of the column matrix a lowered convolution writes (eager
+    PyTorch's im2col, ``OpRecord.lowered``), when given;
     ``weight_cache_bytes``: on-chip bytes that keep
     weights between inferences, the rest streaming over ``link_bandwidth`` bytes/s when
     given; ``fusion``: what the runtime fuses; ``tile``: MAC-array widths channels are padded
@@ -107,6 +126,10 @@ class Device:
     onchip_bandwidth: float | None = None
     fresh_output_bytes: int = 0
     fresh_output_bandwidth: float | None = None
+    fresh_output_share: float | None = None
+    fresh_share_bytes: int = 0
+    half_rows: float | None = None
+    lowering_bandwidth: float | None = None
     weight_cache_bytes: int = 0
     link_bandwidth: float | None = None
     fusion: str = "none"
@@ -163,10 +186,22 @@ class Device:
         object.__setattr__(self, "fresh_output_bytes",
                            _byte_count(self.fresh_output_bytes, f"{where}: fresh_output_bytes",
                                        zero=True))
+        object.__setattr__(self, "fresh_share_bytes",
+                           _byte_count(self.fresh_share_bytes, f"{where}: fresh_share_bytes",
+                                       zero=True))
+        if self.fresh_output_share is not None:
+            share = _non_negative(self.fresh_output_share, f"{where}: fresh_output_share")
+            if share > 1:
+                raise DeviceError(f"{where}: fresh_output_share = {share} is above 1")
+            object.__setattr__(self, "fresh_output_share", share)
+        if self.half_rows is not None:
+            object.__setattr__(self, "half_rows",
+                               _non_negative(self.half_rows, f"{where}: half_rows"))
         object.__setattr__(self, "weight_cache_bytes",
                            _byte_count(self.weight_cache_bytes, f"{where}: weight_cache_bytes",
                                        zero=True))
-        for key in ("onchip_bandwidth", "link_bandwidth", "fresh_output_bandwidth"):
+        for key in ("onchip_bandwidth", "link_bandwidth", "fresh_output_bandwidth",
+                    "lowering_bandwidth"):
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, _positive(value, f"{where}: {key}"))
@@ -254,6 +289,14 @@ class Device:
                 used *= channels / (math.ceil(channels / width) * width)
         return used
 
+    def row_utilisation(self, rows: int, kind: str = "") -> float:
+        """Fraction of its compute ceiling a product of ``rows`` rows attains:
+        ``rows / (rows + half_rows)`` (1.0 without ``half_rows``, for a matrix-vector product,
+        which packs nothing, or for work that is not a product)."""
+        if not self.half_rows or rows <= 0 or kind == "matrix_vector":
+            return 1.0
+        return rows / (rows + self.half_rows)
+
     def ridge(self, dtype: str | None = None) -> float:
         """Arithmetic intensity (FLOP/byte) where the bandwidth slope meets the compute roof."""
         return self.peak(dtype) / self.bandwidth
@@ -273,6 +316,10 @@ class Device:
             "onchip_bandwidth": self.onchip_bandwidth,
             "fresh_output_bytes": self.fresh_output_bytes,
             "fresh_output_bandwidth": self.fresh_output_bandwidth,
+            "fresh_output_share": self.fresh_output_share,
+            "fresh_share_bytes": self.fresh_share_bytes,
+            "half_rows": self.half_rows,
+            "lowering_bandwidth": self.lowering_bandwidth,
             "weight_cache_bytes": self.weight_cache_bytes,
             "link_bandwidth": self.link_bandwidth,
             "fusion": self.fusion,

@@ -37,6 +37,8 @@ from .device import Device, DeviceError
 from .roofline import Latency
 
 INSTALL_HINT = "fitting a device needs scipy: pip install 'pytest-flopbudget[fit]'"
+#: Where the compute ceilings start, as multiples of the tight ceilings (:func:`fit`).
+START_SCALES = (1.0, 3.0, 1 / 3)
 #: Device tables whose entries can be free figures (``GROUP.KEY``).
 TABLES = ("efficiency", "compute_efficiency", "overheads")
 
@@ -47,7 +49,8 @@ class Term:
 
     ``op``/``kind``/``op_class``: which table entries may price it; ``bare_seconds``: its
     roofline seconds at efficiency 1; ``launches``: overheads it pays; ``link_seconds``: its
-    weights' time on the host link at the device's link bandwidth.
+    weights' time on the host link at the device's link bandwidth; ``fixed_seconds``: time
+    no free figure changes (first touch of fresh output memory, a convolution's lowering).
     """
 
     op: str
@@ -58,22 +61,22 @@ class Term:
     link_seconds: float = 0.0
     compute_seconds: float = 0.0
     memory_seconds: float = 0.0
-    fresh_seconds: float = 0.0
+    fixed_seconds: float = 0.0
 
     def to_list(self) -> list[Any]:
         return [self.op, self.kind, self.op_class, self.bare_seconds, self.launches,
                 self.link_seconds, self.compute_seconds, self.memory_seconds,
-                self.fresh_seconds]
+                self.fixed_seconds]
 
     @classmethod
     def from_list(cls, item: Sequence[Any]) -> Term:
         """A term from :meth:`to_list`'s list (``ValueError`` when it is not one)."""
         if not isinstance(item, (list, tuple)) or len(item) != 9:
             raise ValueError(f"a fit term is a list of 9 items (op, kind, class, bare s, "
-                             f"launches, link s, compute s, memory s, fresh s), got {item!r}")
-        op, kind, op_class, bare, launches, link, compute, memory, fresh = item
+                             f"launches, link s, compute s, memory s, fixed s), got {item!r}")
+        op, kind, op_class, bare, launches, link, compute, memory, fixed = item
         return cls(str(op), str(kind), str(op_class), float(bare), int(launches), float(link),
-                   float(compute), float(memory), float(fresh))
+                   float(compute), float(memory), float(fixed))
 
 
 def terms(latency: Latency, per_kernel: bool = False) -> list[Term]:
@@ -82,15 +85,17 @@ def terms(latency: Latency, per_kernel: bool = False) -> list[Term]:
     exactly)."""
     if per_kernel:
         return [Term(t.op, t.kind, t.op_class, t.bare_seconds, t.launches, t.link_seconds,
-                     t.bare_compute, t.bare_memory, t.fresh_seconds) for t in latency.ops]
+                     t.bare_compute, t.bare_memory, t.fresh_seconds + t.lowering_seconds)
+                for t in latency.ops]
     summed: dict[tuple[str, str, str], list[float]] = {}
     for t in latency.ops:
         acc = summed.setdefault((t.op, t.kind, t.op_class), [0.0] * 6)
         for i, value in enumerate((t.bare_seconds, t.launches, t.link_seconds,
-                                   t.bare_compute, t.bare_memory, t.fresh_seconds)):
+                                   t.bare_compute, t.bare_memory,
+                                   t.fresh_seconds + t.lowering_seconds)):
             acc[i] += value
-    return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fresh)
-            for (op, kind, cls), (bare, launches, link, compute, memory, fresh)
+    return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fixed)
+            for (op, kind, cls), (bare, launches, link, compute, memory, fixed)
             in summed.items()]
 
 
@@ -210,7 +215,7 @@ class _Model:
             if "link_bandwidth" in values and self.device.link_bandwidth:
                 link_scale = self.device.link_bandwidth / values["link_bandwidth"]
             total += bare / eff + term.launches * ovh + \
-                term.link_seconds * link_scale + term.fresh_seconds
+                term.link_seconds * link_scale + term.fixed_seconds
         return total * (self.device.pipeline_latency_factor or 1.0)
 
     def device_with(self, values: Mapping[str, float], sources: Mapping[str, str]) -> Device:
@@ -309,11 +314,22 @@ def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
         values = values_of(x)
         return [math.log(max(model.predict(r, values), 1e-15) / r.measured) for r in rows]
 
-    # strictly inside the bounds: a start on a bound can leave the solver there
-    start = [min(max(s, lo + 0.01), hi - 0.01) for s, lo, hi in zip(start, lower, upper,
-                                                                  strict=True)]
-    result = least_squares(residuals, start, bounds=(lower, upper), loss="soft_l1",
-                           f_scale=0.1)
+    # a ceiling that stops binding (its compute below its memory) has no slope, so the solver
+    # can stop short: start it from the tight ceilings and from a third and three times them,
+    # and keep the best
+    result = None
+    for scale in START_SCALES:
+        shift = -math.log(scale)
+        moved = [s + shift if name.startswith("compute_efficiency.") else s
+                 for name, s in zip(model.free, start, strict=True)]
+        # strictly inside the bounds: a start on a bound can leave the solver there
+        moved = [min(max(s, lo + 0.01), hi - 0.01) for s, lo, hi in zip(moved, lower, upper,
+                                                                       strict=True)]
+        tried = least_squares(residuals, moved, bounds=(lower, upper), loss="soft_l1",
+                              f_scale=0.1)
+        if result is None or tried.cost < result.cost - 1e-12:
+            result = tried
+    assert result is not None
     values = values_of(result.x)
     names = ", ".join(r.name for r in rows)
     where = f" of {cite}" if cite else ""

@@ -7,10 +7,13 @@ compiling runtime. For one kernel::
 
     t = max(flops / (usable_peak[dtype] * utilisation * compute_efficiency),
             memory_seconds) / efficiency + overhead * steps + link_seconds + fresh_seconds
+        + lowering_seconds
 
 * ``usable_peak`` is the device's peak at the profile's precision (else its
   ``default_dtype``) times ``cores_used / cores``; ``utilisation`` is the fraction of the MAC
-  array a product's channels keep busy once padded to the device's ``tile``.
+  array a product's channels keep busy once padded to the device's ``tile``, times
+  ``rows / (rows + half_rows)`` for a product of few rows on a device that names
+  ``half_rows``.
 * ``memory_seconds``: activations (what the kernel reads and writes besides weights) at
   ``onchip_bandwidth`` when they fit in ``onchip_bytes``; a larger footprint keeps the share
   ``onchip_bytes / activations`` of them in the cache and moves the rest at ``bandwidth``
@@ -26,7 +29,12 @@ compiling runtime. For one kernel::
   ``overhead`` is paid once per recurrent step.
 * ``fresh_seconds``: a kernel that writes at least ``fresh_output_bytes`` pays for first
   touching that fresh output memory at ``fresh_output_bandwidth`` (page faults of an eager
-  runtime whose allocator maps large outputs afresh at every call), on top of the rest.
+  runtime whose allocator maps large outputs afresh at every call), on top of the rest; one
+  that writes at least ``fresh_share_bytes`` (but less) pays ``fresh_output_share`` of that
+  (:func:`fresh_share`).
+* ``lowering_seconds``: a convolution eager PyTorch lowers to a column matrix (im2col,
+  vol2col; ``lowered`` elements, :mod:`pytest_flopbudget.counting.ops.convolution`) writes
+  that matrix at ``lowering_bandwidth`` before its product, on a device that names one.
 * A recurrent operator runs ``T`` dependent steps and re-reads its recurrent weights at every
   step from memory unless they fit in ``onchip_bytes``; when they fit and the device names an
   ``onchip_bandwidth`` (a cache), every step reads them again from there.
@@ -47,6 +55,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..core.dtypes import itemsize
 from ..core.numbers import finite
 from ..core.op_classes import lookup_keys
 from ..core.paths import under
@@ -84,9 +93,10 @@ class OpTime:
     traffic at the device dtype, recurrent re-reads included. The terms: ``compute_seconds``
     and ``memory_seconds`` (each already divided by ``efficiency``), ``overhead_seconds``,
     ``link_seconds`` (weights streamed over the host link), ``fresh_seconds`` (first touch of
-    a fresh output). ``bare_seconds`` is the larger
-    of the two roofline terms before ``efficiency`` and ``compute_efficiency``, which are
-    ``bare_compute`` and ``bare_memory``; ``launches`` is how many overheads it
+    a fresh output), ``lowering_seconds`` (the column matrix of a lowered convolution).
+    ``bare_seconds`` is the larger of the two roofline terms before ``efficiency`` and
+    ``compute_efficiency``, which are ``bare_compute`` and ``bare_memory``; ``launches`` is
+    how many overheads it
     pays; ``efficiency_key``/``overhead_key`` are the device table entries that priced it (for
     fitting a device to measurements).
     """
@@ -104,6 +114,7 @@ class OpTime:
     modules: tuple[str, ...] = ()
     link_seconds: float = 0.0
     fresh_seconds: float = 0.0
+    lowering_seconds: float = 0.0
     bare_seconds: float = 0.0
     efficiency: float = 1.0
     compute_efficiency: float = 1.0
@@ -153,6 +164,17 @@ def activation_seconds(nbytes: int, device: Device) -> float:
     return nbytes * (hit / onchip_bw + (1 - hit) / device.bandwidth)
 
 
+def fresh_share(written: int, device: Device) -> float:
+    """Share of an output of ``written`` bytes that lands in fresh memory: 1 from
+    ``fresh_output_bytes``, ``fresh_output_share`` from ``fresh_share_bytes`` below it, else
+    0."""
+    if written and written >= device.fresh_output_bytes:
+        return 1.0
+    if device.fresh_output_share and written and written >= device.fresh_share_bytes:
+        return device.fresh_output_share
+    return 0.0
+
+
 def unit_time(unit: Unit, device: Device, dtype: str,
               placement: _Placement | None = None) -> OpTime:
     """Roofline time of one kernel on ``device`` at precision ``dtype``."""
@@ -179,7 +201,8 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     keys = lookup_keys(r.op, r.kind, r.op_class)
     eff = device.efficiency_of(r.op_class, r.op, r.kind)
     ceiling = device.compute_efficiency_of(r.op_class, r.op, r.kind)
-    peak = device.usable_peak(dtype) * device.utilisation(r.mac_dims)
+    peak = device.usable_peak(dtype) * device.utilisation(r.mac_dims) * \
+        device.row_utilisation(r.rows, r.kind)
     compute = unit.flops / peak
     if unit.free:
         compute = memory = link = 0.0
@@ -189,15 +212,19 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     bare = max(compute, memory)
     fresh = 0.0
     written = unit.written.bytes(dtype)
-    if device.fresh_output_bandwidth and written >= max(device.fresh_output_bytes, 1) \
-            and not unit.free:
-        fresh = written / device.fresh_output_bandwidth
+    if device.fresh_output_bandwidth and not unit.free:
+        fresh = written * fresh_share(written, device) / device.fresh_output_bandwidth
+    lowering = 0.0
+    if device.lowering_bandwidth and not unit.free:
+        lowering = sum(m.lowered for m in unit.members) * itemsize(dtype) \
+            / device.lowering_bandwidth
     return OpTime(
         op=r.op, module=r.module, op_class=r.op_class, flops=unit.flops, bytes=nbytes,
         compute_seconds=compute / ceiling / eff, memory_seconds=memory / eff,
         overhead_seconds=overhead,
-        seconds=max(compute / ceiling, memory) / eff + overhead + link + fresh,
+        seconds=max(compute / ceiling, memory) / eff + overhead + link + fresh + lowering,
         ops=unit.ops, modules=unit.modules, link_seconds=link, fresh_seconds=fresh,
+        lowering_seconds=lowering,
         bare_seconds=bare,
         efficiency=eff, compute_efficiency=ceiling, bare_compute=compute, bare_memory=memory,
         launches=launches,
