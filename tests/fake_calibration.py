@@ -22,7 +22,12 @@ The fake machine's structural figures, each from its probes:
 * fresh outputs: clones of 8 and 16 MiB take twice their copies (a cache miss, not a page
   fault: under the 3x ratio), clones of 32 and 64 MiB take their copies plus the buffer at
   4e9 B/s (32 MiB: 559.2405 us + 8.388608 ms, 16x): from 32 MiB, at 64 MiB / 16.777216 ms =
-  4e9 B/s.
+  4e9 B/s. The residual chains write at most 1% of their bytes to fresh pages
+  (:data:`SHARES`, under the 2% that counts): no fresh-output share.
+* lowering: the column matrix of the lowered conv3d 8->1 at 16x32x32 is 8 x 27 rows by
+  16 x 32 x 32 positions, 3,538,944 floats, 14,155,776 bytes; timed at 2.8311552 ms: 5e9 B/s.
+* half rows: the linear of 16 rows takes 24 us, the one of 1024 rows 1032 us; q = 24 / 1032,
+  (1024 q - 16) / (1 - q) = (24,576 - 16,512) / 1,008 = 8 rows.
 
 The rows (:data:`ROWS`, a few of the calibration's) are priced on :data:`TRUTH`: those
 structural figures with the free figures of :data:`FREE_TRUTH`.
@@ -30,12 +35,14 @@ structural figures with the free figures of :data:`FREE_TRUTH`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from pytest_flopbudget.calibration import calibrate as calibrate_module
 from pytest_flopbudget.calibration.calibrate import run_calibration
@@ -68,15 +75,21 @@ PROBE_S["clone 8 MiB"] = 2 * PROBE_S["copy 8 MiB"]
 PROBE_S["clone 16 MiB"] = 2 * PROBE_S["copy 16 MiB"]
 PROBE_S["clone 32 MiB"] = PROBE_S["copy 32 MiB"] + 32 * MiB / 4e9
 PROBE_S["clone 64 MiB"] = PROBE_S["copy 64 MiB"] + 64 * MiB / 4e9
+PROBE_S["lowered conv3d 8->1 at 16x32x32"] = 2.8311552e-3
+PROBE_S["linear 16 rows x 768 -> 768"] = 24e-6
+PROBE_S["linear 1024 rows x 768 -> 768"] = 1032e-6
+#: What the fake residual chains write to fresh pages: (output bytes, share).
+SHARES = [(4 * MiB, 0.0), (8 * MiB, 0.005), (16 * MiB, 0.01)]
 
 #: The structural figures those probes give.
 STRUCTURE = {"peak": 1e13, "bandwidth": 1.25e11, "onchip_bandwidth": 1e12,
              "onchip_bytes": 16 * MiB, "fresh_output_bytes": 32 * MiB,
-             "fresh_output_bandwidth": 4e9}
+             "fresh_output_bandwidth": 4e9, "lowering_bandwidth": 5e9, "half_rows": 8.0}
 
-#: The rows of the fake calibration: two of each figure's family, and tiny chains.
+#: The rows of the fake calibration: two of each figure's family, and tiny chains; none that
+#: PyTorch lowers on 2 threads (a lowered row's time does not scale with the free figures).
 ROW_NAMES = (
-    "conv 3x3 64->64 at 24x24", "conv 3x3 128->128 at 12x12",
+    "conv 3x3 64->64 at 24x24", "conv 3x3 32->32 at 48x48",
     "conv 1x1 32->64 at 48x48", "conv 1x1 64->128 at 24x24",
     "relu of 256 KiB", "relu of 24 MiB", "gelu of 256 KiB", "gelu of 24 MiB",
     "tiny conv 3x3 4->4 at 4x4", "tiny relu", "tiny add", "tiny gelu",
@@ -87,6 +100,7 @@ FREE_TRUTH: dict[str, float] = {
     "compute_efficiency.conv3x3": 0.5,
     "compute_efficiency.pointwise_conv": 0.25,
     "compute_efficiency.aten.gelu": 0.02,
+    "compute_efficiency.arithmetic": 0.005,
     "efficiency.arithmetic": 0.8,
     "efficiency.transcendental": 0.9,
     "overheads.conv": 10e-6,
@@ -103,7 +117,8 @@ def _truth() -> Device:
         tables[group][key] = value
     return Device("truth", {"fp32": 1e13}, 1.25e11, onchip_bytes=16 * MiB,
                   onchip_bandwidth=1e12, fresh_output_bytes=32 * MiB,
-                  fresh_output_bandwidth=4e9, **tables)  # type: ignore[arg-type]
+                  fresh_output_bandwidth=4e9, lowering_bandwidth=5e9, half_rows=8.0,
+                  **tables)  # type: ignore[arg-type]
 
 
 #: The fake machine: :data:`STRUCTURE` with :data:`FREE_TRUTH`.
@@ -117,9 +132,21 @@ def benches() -> tuple[Bench, ...]:
     return tuple(by_name[name] for name in ROW_NAMES)
 
 
+@contextlib.contextmanager
+def two_threads() -> Iterator[None]:
+    """PyTorch on 2 threads: whether it lowers a 1x1 convolution depends on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @functools.cache
 def _profiles() -> dict[str, Any]:
-    return {b.what: profile(b.module, *b.inputs, trace="fake") for b in benches()}
+    with two_threads():
+        return {b.what: profile(b.module, *b.inputs, trace="fake") for b in benches()}
 
 
 def row_seconds(what: str, device: Device = TRUTH) -> float:
@@ -166,18 +193,24 @@ class FakeTimer:
 
 
 def fake_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fix what the calibration reads of the host: cache, memory, CPU name."""
+    """Fix what the calibration reads of the host: cache, memory, CPU name, the page faults
+    of its residual chains (:data:`SHARES`)."""
     monkeypatch.setattr(calibrate_module, "largest_cache", lambda: (CACHE_BYTES, CACHE_TEXT))
     monkeypatch.setattr(calibrate_module, "mem_total", lambda: MEMORY_BYTES)
     monkeypatch.setattr(calibrate_module, "cpu_model", lambda: CPU)
+    monkeypatch.setattr(calibrate_module, "fresh_shares", lambda: list(SHARES))
 
 
 def fake_calibration(path: Path | None = None, *, quick: bool = False,
                      log: Callable[[str], None] = print, timer: FakeTimer | None = None,
+                     shares: Sequence[tuple[int, float]] | None = None,
                      **kwargs: Any) -> Any:
-    """``run_calibration()`` of the fake machine on the fake clock, over :data:`ROW_NAMES`."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    """``run_calibration()`` of the fake machine on the fake clock, over :data:`ROW_NAMES`
+    (``shares``: the residual chains' fresh-page shares, instead of :data:`SHARES`)."""
+    with pytest.MonkeyPatch.context() as monkeypatch, two_threads():
         fake_host(monkeypatch)
+        if shares is not None:
+            monkeypatch.setattr(calibrate_module, "fresh_shares", lambda: list(shares))
         return run_calibration(path, quick=quick, log=log,
                                timer=timer if timer is not None else FakeTimer(),
                                benches=benches(), **kwargs)

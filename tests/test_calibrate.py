@@ -45,8 +45,14 @@ from pytest_flopbudget.calibration.structure import (
     copy_bytes,
     effective_cache,
     fresh_outputs,
+    fresh_shares,
     gemm_flops,
+    half_rows_of,
+    lowering_bytes,
+    lowering_probe,
+    page_bytes,
     rate,
+    share_of,
     stream_rate,
     sweep_buffers,
 )
@@ -105,6 +111,41 @@ def test_fresh_outputs_from_the_size_whose_every_larger_clone_pays_page_faults()
     pairs[2] = (32 * MiB, 4e-4, 8e-4)
     assert fresh_outputs(pairs)[0] == 64 * MiB  # type: ignore[index]
     assert fresh_outputs([(8 * MiB, 1e-4, 2e-4)]) is None
+
+
+def test_half_rows_from_a_few_rows_and_many() -> None:
+    # 16 rows in 24 us, 1024 rows in 1032 us: q = 24 / 1032; (1024 q - 16) / (1 - q) =
+    # (24,576 - 16,512) / 1,008 = 8 rows
+    assert half_rows_of(24e-6, 1032e-6) == pytest.approx(8.0)
+    # the few rows take no more than their share (16 / 1024 of the time): no fixed cost
+    assert half_rows_of(16e-6, 1024e-6) == 0.0
+    assert half_rows_of(2e-3, 1e-3) == 0.0
+
+
+def test_the_fresh_share_starts_at_the_first_size_that_pays() -> None:
+    # 4 MiB 0.5% (under 2%), 8 MiB 10%, 16 MiB 30%: from 8 MiB, (0.1 + 0.3) / 2 = 0.2
+    shares = [(16 * MiB, 0.3), (4 * MiB, 0.005), (8 * MiB, 0.1)]
+    assert share_of(shares) == (8 * MiB, pytest.approx(0.2))
+    assert share_of([(4 * MiB, 0.0), (8 * MiB, 0.01)]) is None
+
+
+def test_fresh_shares_count_page_faults_over_the_bytes_written() -> None:
+    # a fake fault counter: 256 faults (1 MiB of 4 KiB pages) per counted stretch of runs,
+    # whatever the chain; 4 MiB chains of blocks of 0 to 3 operators over 1 run write
+    # 4 blocks x (inner + 1) x 4 MiB: 16, 32, 48 and 64 MiB; 1 MiB of each is fresh: shares
+    # 1/16, 1/32, 1/48, 1/64, mean (0.0625 + 0.03125 + 0.0208333 + 0.015625) / 4 = 0.0325521
+    counts = iter(range(0, 1_000_000, 256))  # before and after each stretch: 256 apart
+    page = page_bytes()
+    got = fresh_shares([4 * MiB], runs=1, faults=lambda: next(counts) * 4096 // page)
+    assert got == [(4 * MiB, pytest.approx(0.0325521, rel=1e-5))]
+
+
+def test_the_lowering_probe_writes_a_known_column_matrix() -> None:
+    # 8 channels x 27 (3x3x3) rows by 16 x 32 x 32 = 16,384 positions, 4 bytes each:
+    # 14,155,776 bytes; PyTorch lowers the probe (it is what it measures)
+    assert lowering_bytes() == 14_155_776
+    probe = lowering_probe()
+    assert probe.what == "lowered conv3d 8->1 at 16x32x32"
 
 
 def test_passes_agree_on_the_median_and_nine_rows_in_ten() -> None:
@@ -222,23 +263,42 @@ def test_structural_figures_are_work_over_the_fake_seconds(fake: dict[str, Any])
     assert device.onchip_bytes == 16 * MiB  # 8 MiB copied at 9e11 >= 3.5355e11; 16 MiB not
     assert device.fresh_output_bytes == 32 * MiB
     assert device.fresh_output_bandwidth == 4e9  # 64 MiB in 16.777216 ms more than a copy
+    # no chain size writes 2% of its bytes to fresh pages: no share
+    assert device.fresh_output_share is None and device.fresh_share_bytes == 0
+    assert device.lowering_bandwidth == 5e9  # 14,155,776 column bytes in 2.8311552 ms
+    assert device.half_rows == 8.0  # 16 rows in 24 us, 1024 rows in 1032 us
     assert device.memory_bytes == fake_calibration.MEMORY_BYTES
     assert device.fusion == "none" and device.default_dtype == "fp32"
 
 
+def test_a_fresh_page_share_is_counted_into_the_file(tmp_path: Path) -> None:
+    # the chains write 0% (4 MiB), 10% (8 MiB) and 30% (16 MiB) of their bytes to fresh
+    # pages, the same in each of the 3 counts: from 8 MiB, a share of (0.1 + 0.3) / 2 = 0.2
+    shares = [(4 * MiB, 0.0), (8 * MiB, 0.1), (16 * MiB, 0.3)]
+    device = run_fake(tmp_path / "h.toml", log=lambda _: None, shares=shares).device
+    assert device.fresh_share_bytes == 8 * MiB and device.fresh_output_share == 0.2
+    source = device.sources["fresh_output_share"]
+    assert source.startswith("counted: ")
+    assert "8 MiB: 0.100, 0.100, 0.100; 16 MiB: 0.300, 0.300, 0.300" in source
+
+
 def test_the_rows_are_priced_as_computed_by_hand() -> None:
     # relu of 256 KiB: 65,536 floats read and written, 524,288 bytes in the 16 MiB cache at
-    # 1e12 B/s: 0.524288 us (its 65,536 FLOPs take 6.6 ns); / efficiency.arithmetic 0.8 =
-    # 0.65536 us; + the elementwise overhead 2 us
-    assert row_seconds("relu of 256 KiB") == pytest.approx(2.65536e-6)
+    # 1e12 B/s: 0.524288 us; its 65,536 FLOPs at 1e13 x compute_efficiency.arithmetic 0.005:
+    # 1.31072 us, the larger; / efficiency.arithmetic 0.8 = 1.6384 us; + the elementwise
+    # overhead 2 us
+    assert row_seconds("relu of 256 KiB") == pytest.approx(3.6384e-6)
     # relu of 24 MiB: 50,331,648 bytes, of which the cache keeps 16 / 48: 16,777,216 bytes at
-    # 1e12 (16.777216 us) and 33,554,432 at 1.25e11 (268.435456 us); / 0.8 = 356.51584 us;
+    # 1e12 (16.777216 us) and 33,554,432 at 1.25e11 (268.435456 us), more than its
+    # 6,291,456 FLOPs at 5e10 (125.82912 us); / 0.8 = 356.51584 us;
     # its 24 MiB output is below the 32 MiB fresh-output threshold; + 2 us
     assert row_seconds("relu of 24 MiB") == pytest.approx(358.51584e-6)
     # conv 3x3 64->64 at 24x24: 24 x 24 x 64 x 64 x 9 = 21,233,664 MACs, 42,467,328 FLOPs at
-    # 1e13 x compute_efficiency 0.5: 8.4934656 us; its memory (0.294912 us of activations in
-    # the cache, 147,456 weight bytes at 1.25e11: 1.179648 us) is less; + 10 us
-    assert row_seconds("conv 3x3 64->64 at 24x24") == pytest.approx(18.4934656e-6)
+    # 1e13 x compute_efficiency 0.5 x its 576 rows (output positions) / (576 + half_rows 8):
+    # 8.4934656 us x 584 / 576 = 8.6114304 us; its memory (0.294912 us of activations in the
+    # cache, 147,456 weight bytes at 1.25e11: 1.179648 us) is less; PyTorch does not lower it
+    # (its input, 36,864 floats, is above 20,480); + 10 us
+    assert row_seconds("conv 3x3 64->64 at 24x24") == pytest.approx(18.6114304e-6)
     # tiny relu: 24 ReLUs of 16 floats, 2 us each; their bytes take 3 ns in all
     assert row_seconds("tiny relu") == pytest.approx(48e-6, rel=1e-3)
 
@@ -262,10 +322,11 @@ def test_two_passes_that_agree_end_the_measuring(fake: dict[str, Any]) -> None:
     result = fake["result"]
     assert len(result.passes) == 2 and result.agreed and not result.noisy
     timer = fake["timer"]
-    # pass 1 and pass 2, each: 17 structural kernels (gemm; copy, add, sum at 128 MiB and
-    # 2 MiB; copies of 1 to 32 MiB but 2 MiB; copies and clones of 8 to 64 MiB, some shared)
-    # and the 12 rows, each timed with the full plan: 5 samples of at least 10 ms, 2 warm-ups
-    assert len(timer.calls) == 2 * (17 + 12)
+    # pass 1 and pass 2, each: 20 structural kernels (gemm; copy, add, sum at 128 MiB and
+    # 2 MiB; copies of 1 to 32 MiB but 2 MiB; copies and clones of 8 to 64 MiB, some shared;
+    # the lowered conv3d and the linears of 16 and 1024 rows) and the 12 rows, each timed
+    # with the full plan: 5 samples of at least 10 ms, 2 warm-ups
+    assert len(timer.calls) == 2 * (20 + 12)
     assert {c[1:] for c in timer.calls} == {(5, 2, 0.01)}
 
 
@@ -273,11 +334,13 @@ def test_every_figure_has_a_source(fake: dict[str, Any]) -> None:
     device = fake["result"].device
     sources = device.sources
     figures = {"peak_flops.fp32", "bandwidth", "onchip_bandwidth", "onchip_bytes",
-               "fresh_output_bytes", "fresh_output_bandwidth", "memory_bytes", "fusion",
-               "default_dtype", "overhead", *FREE_TRUTH, "compute_efficiency.transcendental"}
+               "fresh_output_bytes", "fresh_output_bandwidth", "lowering_bandwidth",
+               "half_rows", "memory_bytes", "fusion", "default_dtype", "overhead",
+               *FREE_TRUTH, "compute_efficiency.transcendental"}
     assert set(sources) == figures
     for figure, text in sources.items():
-        assert text.startswith(("measured: ", "fitted: ", "derived: ", "read from ")), figure
+        assert text.startswith(("measured: ", "fitted: ", "derived: ", "read from ",
+                                "counted: ")), figure
     assert "2048x2048 fp32 GEMM" in sources["peak_flops.fp32"]
     assert "median over 2 passes of the median of 5 samples" in sources["bandwidth"]
     assert "here add 128 MiB" in sources["bandwidth"]
@@ -316,9 +379,18 @@ def test_passes_go_on_until_two_agree_and_the_spread_is_in_the_sources(
     # 1.2 x slower: overheads 1.2 x; compute-bound rows' ceilings / 1.2; memory-bound rows'
     # efficiencies / 1.2; gelu's ceiling as it was (its memory-bound row moves the
     # transcendental efficiency, which its compute-bound row divides too)
-    expected = {"overheads.conv": 12e-6, "overheads.elementwise": 2.4e-6,
-                "overheads.aten.gelu": 10.8e-6, "compute_efficiency.conv3x3": 0.5 / 1.2,
-                "compute_efficiency.pointwise_conv": 0.25 / 1.2,
+    # the tiny convolutions are lowered (4 x 9 x 16 floats, 2,304 bytes at 5e9 B/s: 0.4608 us
+    # each), which does not slow down: 24 x (10 x 1.2 + 0.4608 x 0.2) / 24 = 12.09216 us
+    expected = {"overheads.conv": 12.09216e-6, "overheads.elementwise": 2.4e-6,
+                "overheads.aten.gelu": 10.8e-6,
+                # the conv rows' overhead is 0.09216 us above 1.2 x 10 us, so their compute
+                # is that much shorter: 64->64 at 24x24 computes 42,467,328 FLOPs in
+                # 4.3057 us at ceiling 1 (576 rows of 584), 1.2 x 4.3057 / 0.5 - 0.09216 =
+                # 10.2416 us: a ceiling of 4.3057 / 10.2416 = 0.4204 (32->32 at 48x48 the same)
+                "compute_efficiency.conv3x3": 0.4204,
+                # pointwise the same: 32->64 at 48x48, 9,437,184 FLOPs in 0.947 us at ceiling
+                # 1 (2,304 rows of 2,312), 1.2 x 0.947 / 0.25 - 0.09216 = 4.45344 us: 0.2126
+                "compute_efficiency.pointwise_conv": 0.2126,
                 "efficiency.arithmetic": 0.8 / 1.2, "efficiency.transcendental": 0.75,
                 "compute_efficiency.aten.gelu": 0.02}
     for figure, value in expected.items():
@@ -327,8 +399,8 @@ def test_passes_go_on_until_two_agree_and_the_spread_is_in_the_sources(
     assert "median over 3 passes" in sources["peak_flops.fp32"]
     # the structural probes did not move; the fitted figures spread over the passes
     assert "10,000 to 10,000 GFLOP/s over passes" in sources["peak_flops.fp32"]
-    assert "10 to 12 us over passes" in sources["overheads.conv"]
-    assert "0.417 to 0.5 over passes" in sources["compute_efficiency.conv3x3"]
+    assert "10 to 12.1 us over passes" in sources["overheads.conv"]
+    assert "0.42 to 0.5 over passes" in sources["compute_efficiency.conv3x3"]
 
 
 def test_a_machine_too_noisy_to_agree_is_written_as_such(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,16 +57,27 @@ from .microbench import GEMM_N, Bench, rows
 from .structure import (
     FRESH_RATIO,
     FRESH_SIZES,
+    ROWS_FEW,
+    ROWS_MANY,
+    SHARE_MIN,
+    SHARE_SIZES,
     STREAM_BYTES,
+    MiB,
     Probe,
     clone_probe,
     dram_buffer,
     effective_cache,
     fresh_outputs,
+    fresh_shares,
     gemm_flops,
     gemm_probe,
+    half_rows_of,
+    lowering_bytes,
+    lowering_probe,
     onchip_buffer,
     rate,
+    rows_probe,
+    share_of,
     size_text,
     stream_probe,
     stream_rate,
@@ -81,6 +92,8 @@ STREAMS = ("copy", "add", "sum")
 AGREE_MEDIAN = 0.05
 #: ...and nine rows in ten change by at most this.
 AGREE_P90 = 0.20
+#: Counts of the fresh-page share (their median is taken: the allocator's state drifts).
+SHARE_REPEATS = 3
 #: Passes at most (the full calibration); a quick one runs one pass and says so.
 MAX_PASSES = 3
 #: No pass starts once the calibration has run this long (seconds): on a machine so busy
@@ -96,7 +109,7 @@ _CEILINGS = ("conv3x3", "pointwise_conv", "conv2d", "conv1d", "conv3d", "transpo
              "aten.scaled_dot_product_attention", "aten._native_multi_head_attention",
              "aten._transformer_encoder_layer_fwd", "aten.gelu", "aten.sigmoid", "aten.silu",
              "aten.tanh", "aten.exp", "aten.erf", "aten.softmax", "aten.max_pool2d",
-             "pooling")
+             "pooling", "arithmetic", "channel_affine", "norm", "aten.layer_norm")
 _EFFICIENCIES = ("depthwise_conv", "matrix_vector", "arithmetic", "transcendental",
                  "channel_affine", "norm", "aten.layer_norm", "pooling", "data", "layout")
 _OVERHEADS = ("conv", "depthwise_conv", "matmul", "attention", "elementwise", "aten.gelu",
@@ -213,13 +226,17 @@ class Structure:
     fresh: tuple[int, float] | None  # (threshold bytes, bytes/s) or None
     bandwidth_kernel: str = ""
     onchip_kernel: str = ""
+    lowering: float | None = None  # bytes/s of a lowered convolution's column matrix
+    share: tuple[int, float] | None = None  # (fresh_share_bytes, fresh_output_share)
+    half_rows: float | None = None
 
 
 def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
                      sweep: str = "copy") -> list[Probe]:
     """The GEMM and streaming kernels of the structural figures, for a largest cache of
     ``cache`` bytes: ``kernels`` at the DRAM and the cache size, ``sweep`` at growing sizes
-    (``fresh``: also the fresh-output comparison)."""
+    (``fresh``, for eager PyTorch: also the fresh-output comparison and the lowering of a
+    convolution)."""
     out = [gemm_probe(GEMM_N)]
     for nbytes in (dram_buffer(cache), onchip_buffer(cache)):
         out += [stream_probe(kind, nbytes) for kind in kernels]
@@ -227,6 +244,7 @@ def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
     if fresh:
         for nbytes in FRESH_SIZES:
             out += [stream_probe("copy", nbytes), clone_probe(nbytes)]
+        out += [lowering_probe(), rows_probe(ROWS_FEW), rows_probe(ROWS_MANY)]
     return list({p.what: p for p in out}.values())  # one probe per kernel and size
 
 
@@ -249,11 +267,15 @@ def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
                    stream_rate(sweep, nbytes, seconds[f"{sweep} {size_text(nbytes)}"]))
                   for nbytes in sweep_buffers(cache)]
     held = effective_cache(footprints, onchip_bw, dram, cache)
-    found = None
+    found = lowering = None
     if fresh:
         found = fresh_outputs([(n, seconds[f"copy {size_text(n)}"],
                                 seconds[f"clone {size_text(n)}"]) for n in FRESH_SIZES])
-    return Structure(peak, dram, onchip_bw, held, found, dram_kernel, onchip_kernel)
+        lowering = rate(lowering_bytes(), seconds[lowering_probe().what])
+        half = half_rows_of(seconds[rows_probe(ROWS_FEW).what],
+                            seconds[rows_probe(ROWS_MANY).what])
+    return Structure(peak, dram, onchip_bw, held, found, dram_kernel, onchip_kernel, lowering,
+                     half_rows=half if fresh else None)
 
 
 class Runtime(Protocol):
@@ -323,6 +345,10 @@ def structural_device(name: str, found: Structure, fusion: str,
                   onchip_bandwidth=rounded(found.onchip_bandwidth),
                   fresh_output_bytes=fresh_bytes,
                   fresh_output_bandwidth=rounded(fresh_bw) if fresh_bw else None,
+                  lowering_bandwidth=rounded(found.lowering) if found.lowering else None,
+                  half_rows=round(found.half_rows, 2) if found.half_rows else None,
+                  fresh_share_bytes=found.share[0] if found.share else 0,
+                  fresh_output_share=round(found.share[1], 3) if found.share else None,
                   fusion=fusion, memory_bytes=memory)
 
 
@@ -469,6 +495,14 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     probe_seconds = {what: statistics.median(p.probes[what].seconds for p in passes)
                      for what in passes[0].probes}
     found = structure_of(probe_seconds, cache, engine.fresh(), *kernels)
+    counted: list[list[tuple[int, float]]] = []
+    if engine.fresh() and found.fresh:
+        log(f"counting the page faults of residual chains on "
+            f"{', '.join(size_text(n) for n in SHARE_SIZES)} tensors")
+        counted = [fresh_shares() for _ in range(SHARE_REPEATS)]
+        medians = [(size, statistics.median(c[i][1] for c in counted))
+                   for i, size in enumerate(SHARE_SIZES)]
+        found = replace(found, share=share_of(medians))
     seconds = median_over([p.row_seconds for p in passes])
     free = FREE.get(engine.name, FREE["eager"])
     base = structural_device(name, found, engine.fusion, memory)
@@ -481,7 +515,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
                         if t.disturbed})
     table, device = _write(path, name, engine, quick, plan, context, cache, cache_text,
                            memory, sources, found, structures, result, per_pass, passes, agreed,
-                           disturbed, benches, started)
+                           disturbed, benches, started, counted)
     log(f"peak fp32 {found.peak / 1e9:.1f} GFLOP/s, DRAM {found.bandwidth / 1e9:.1f} GB/s, "
         f"cache {found.onchip_bandwidth / 1e9:.1f} GB/s up to "
         f"{found.onchip_bytes / 2**20:.1f} MiB"
@@ -519,7 +553,8 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
            found: Structure,
            structures: Sequence[Structure], result: Fit, per_pass: Sequence[dict[str, float]],
            passes: Sequence[Pass], agreed: bool, disturbed: Sequence[str],
-           benches: Sequence[Bench], started: float) -> tuple[dict[str, Any], Device]:
+           benches: Sequence[Bench], started: float,
+           counted: Sequence[Sequence[tuple[int, float]]] = ()) -> tuple[dict[str, Any], Device]:
     """Assemble the device table with its sources, check it, write it; ``(table, device)``."""
     from ..devices.device_file import host_device
 
@@ -573,6 +608,37 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         sources["fresh_output_bandwidth"] = (
             f"measured: {size_text(FRESH_SIZES[-1])} over the extra seconds of a clone "
             f"against an in-place copy, {how}, {context}")
+    if found.share:
+        share_bytes, share = found.share
+        table["fresh_share_bytes"] = int(share_bytes)
+        table["fresh_output_share"] = round(share, 3)
+        counts = "; ".join(
+            f"{size_text(size)}: " + ", ".join(f"{c[i][1]:.3f}" for c in counted)
+            for i, size in enumerate(SHARE_SIZES))
+        sources["fresh_share_bytes"] = (
+            f"counted: the smallest of {', '.join(size_text(n) for n in SHARE_SIZES)} whose "
+            f"residual chains of operators write at least {SHARE_MIN:.0%} of their bytes to "
+            f"fresh pages (minor page faults, median of {len(counted)} counts), {context}")
+        sources["fresh_output_share"] = (
+            f"counted: the mean, over that size and the larger ones, of the share of bytes the "
+            f"residual chains write to fresh pages (per count: {counts}), {context}")
+    if found.half_rows:
+        table["half_rows"] = round(found.half_rows, 2)
+        halves = [s.half_rows for s in structures if s.half_rows is not None]
+        few, many = rows_probe(ROWS_FEW).what, rows_probe(ROWS_MANY).what
+        sources["half_rows"] = (
+            f"measured: (m q - f) / (1 - q) with q the seconds of {few} over those of {many} "
+            f"(f = {ROWS_FEW}, m = {ROWS_MANY}: a product of r rows computes at r / (r + "
+            f"half_rows) of its ceiling), {how}"
+            f"{spread(halves, 1.0, 'rows')}, {context}")
+    if found.lowering:
+        table["lowering_bandwidth"] = rounded(found.lowering)
+        lowered = [s.lowering for s in structures if s.lowering]
+        sources["lowering_bandwidth"] = (
+            f"measured: the {lowering_bytes() / MiB:.1f} MiB column matrix of "
+            f"{lowering_probe().what} (PyTorch lowers it; its product with one output channel "
+            f"reads the matrix once) over its seconds, {how}"
+            f"{spread(lowered, 1e9, 'GB/s')}, {context}")
     if memory is not None:
         table["memory_bytes"] = int(memory)
     table["peak_flops"] = {"fp32": rounded(found.peak)}
@@ -612,7 +678,9 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
                             f"{' --runtime ' + engine.name if engine.name != 'eager' else ''}'"
                             f"{'; ' + verdict if verdict.startswith('WARNING') else ''}")
     order = ("peak_flops.fp32", "bandwidth", "onchip_bandwidth", "onchip_bytes",
-             "fresh_output_bytes", "fresh_output_bandwidth", "memory_bytes", "fusion",
+             "fresh_output_bytes", "fresh_output_bandwidth", "fresh_share_bytes",
+             "fresh_output_share", "half_rows", "lowering_bandwidth",
+             "memory_bytes", "fusion",
              "default_dtype", "overhead")
     keys = [k for k in order if k in sources] + sorted(k for k in sources if k not in order)
     table["sources"] = {k: sources[k] for k in keys}

@@ -20,6 +20,30 @@ kernels, each named by its ``what`` so a fake timer can answer them.
   call. Copies into a new tensor (``clone``) against copies into a preallocated one: the
   smallest size from which ``clone`` takes at least :data:`FRESH_RATIO` times as long
   (and at every larger size), and the extra seconds per byte at the largest size.
+* ``fresh_output_share`` and ``fresh_share_bytes``: below ``fresh_output_bytes`` glibc
+  serves outputs from its heap, which it gives back to the system once enough of its top is
+  free; outputs then land in fresh pages some of the time, depending on the order of
+  allocations and frees. Residual chains of operators (:func:`residual_chain`: blocks of 0 to
+  3 operators whose result is added back to the block's input, the pattern of most
+  networks) on tensors of each of :data:`SHARE_SIZES` are run and their minor page faults
+  counted (:func:`fresh_shares`): the share of the bytes they write that land in fresh pages.
+  ``fresh_share_bytes`` is the smallest size with a share of at least :data:`SHARE_MIN`, the
+  share the mean over it and the larger sizes. Counted, not timed: faults do not drift with
+  the machine's speed.
+* ``half_rows``: eager PyTorch's matrix products pack their weights at every call, a cost
+  per call that a product of few rows cannot spread (:data:`ROWS_FEW` rows take far more
+  than :data:`ROWS_FEW` / :data:`ROWS_MANY` of the time of :data:`ROWS_MANY`). With a product
+  of ``r`` rows computing at ``r / (r + h)`` of the peak, two linears of :data:`ROWS_WIDTH`
+  features, one of each row count, taking ``t_few`` and ``t_many``: ``t_few / t_many = (few
+  + h) / (many + h)``, so ``h = (many * q - few) / (1 - q)`` with ``q = t_few / t_many``
+  (:func:`half_rows_of`).
+* ``lowering_bandwidth``: eager PyTorch runs small convolutions and most 3-D ones by
+  lowering the input to a column matrix (vol2col, a serial loop) before the matrix product.
+  A 3-D convolution with one output channel (:data:`LOWERING_SHAPE`, lowered: PyTorch's own
+  backend choice), whose product is a matrix-vector one that reads the matrix once: the
+  column matrix's bytes over its seconds. 2-D lowering (im2col) runs about twice as fast
+  here (a 1.1 MiB matrix: 13 against 6.5 GB/s) and is priced at the same rate; it matters
+  far less, its matrices being small.
 """
 
 from __future__ import annotations
@@ -38,6 +62,18 @@ MiB = 1 << 20
 FRESH_RATIO = 3.0
 #: Buffer sizes (bytes) for the fresh-output comparison.
 FRESH_SIZES = (8 * MiB, 16 * MiB, 32 * MiB, 64 * MiB)
+#: Output sizes (bytes) whose fresh-page share is counted (below the usual 32 MiB of
+#: ``fresh_output_bytes``, glibc's largest mmap threshold).
+SHARE_SIZES = (4 * MiB, 8 * MiB, 16 * MiB)
+#: The least share counted as paying for fresh pages.
+SHARE_MIN = 0.02
+#: Operators inside each block of the residual chains (0: a chain of adds).
+SHARE_BLOCKS = (0, 1, 2, 3)
+#: Rows of the two linears of the ``half_rows`` probe, and their input and output features.
+ROWS_FEW, ROWS_MANY, ROWS_WIDTH = 16, 1024, 768
+#: ``(input channels, depth, height, width)`` of the lowering probe: a 3x3x3 convolution to
+#: one channel, padded to keep its size.
+LOWERING_SHAPE = (8, 16, 32, 32)
 #: Bytes each streaming kernel moves per byte of one buffer: copy reads and writes it, add
 #: reads two and writes one, sum reads one.
 STREAM_BYTES = {"copy": 2, "add": 3, "sum": 1}
@@ -118,6 +154,38 @@ def fresh_outputs(pairs: Sequence[tuple[int, float, float]],
     return threshold, rate(nbytes, fresh - inplace)
 
 
+def lowering_bytes(shape: tuple[int, int, int, int] = LOWERING_SHAPE) -> int:
+    """Bytes of the fp32 column matrix of the lowering probe: ``C * 27`` rows (a 3x3x3
+    kernel per input channel) by ``D * H * W`` output positions, 4 bytes each."""
+    channels, depth, height, width = shape
+    return channels * 27 * depth * height * width * 4
+
+
+def half_rows_of(few_s: float, many_s: float, few: int = ROWS_FEW,
+                 many: int = ROWS_MANY) -> float:
+    """``half_rows`` from the seconds of a linear of ``few`` rows and of ``many`` rows (same
+    features): ``(many * q - few) / (1 - q)`` with ``q = few_s / many_s``; 0 when the few
+    rows take no more than their share of the time, ``inf`` is never returned (at ``q >=
+    1`` the rows decide nothing: 0 too)."""
+    q = few_s / many_s
+    if q >= 1 or many * q <= few:
+        return 0.0
+    return (many * q - few) / (1 - q)
+
+
+def share_of(sizes: Sequence[tuple[int, float]],
+             least: float = SHARE_MIN) -> tuple[int, float] | None:
+    """``(fresh_share_bytes, fresh_output_share)`` from ``[(output bytes, share of written
+    bytes in fresh pages)]``: the smallest size whose share is at least ``least``, and the
+    mean share over it and every larger size. ``None`` when no size reaches ``least``."""
+    ordered = sorted(sizes)
+    start = next((i for i, (_, share) in enumerate(ordered) if share >= least), None)
+    if start is None:
+        return None
+    shares = [share for _, share in ordered[start:]]
+    return ordered[start][0], sum(shares) / len(shares)
+
+
 # --- the kernels ----------------------------------------------------------------------------
 def _gemm(n: int) -> Callable[[], object]:
     a, b = randn(n, n), randn(n, n)
@@ -138,6 +206,81 @@ def _stream(kind: str, nbytes: int) -> Callable[[], object]:
 def _clone(nbytes: int) -> Callable[[], object]:
     src = torch.ones(nbytes // 4)
     return src.clone
+
+
+def residual_chain(x: torch.Tensor, inner: int, blocks: int = 4) -> torch.Tensor:
+    """``blocks`` residual blocks on ``x``: ``inner`` negations, then the result added to the
+    block's input (``inner = 0``: ``x + x``). Writes ``blocks * (inner + 1)`` new tensors of
+    ``x``'s size."""
+    for _ in range(blocks):
+        y = x
+        for _ in range(inner):
+            y = torch.neg(y)
+        x = x + y
+    return x
+
+
+def minor_faults() -> int:
+    """This process's minor page faults so far (0 where the platform does not count them)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return 0
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
+def page_bytes() -> int:
+    """Bytes of a memory page (4096 where the platform does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 4096
+
+
+def fresh_shares(sizes: Sequence[int] = SHARE_SIZES, runs: int = 5,
+                 faults: Callable[[], int] = minor_faults) -> list[tuple[int, float]]:
+    """``[(output bytes, share)]``: for each size, the share of the bytes the residual chains
+    (:data:`SHARE_BLOCKS`) write that land in fresh pages, ``faults * page / written`` over
+    ``runs`` runs after 2 warm-ups, the mean over the chains (at most 1 each)."""
+    page = page_bytes()
+    out = []
+    with torch.inference_mode():
+        for nbytes in sizes:
+            x = torch.ones(nbytes // 4)
+            shares = []
+            for inner in SHARE_BLOCKS:
+                for _ in range(2):
+                    residual_chain(x, inner)
+                before = faults()
+                for _ in range(runs):
+                    residual_chain(x, inner)
+                written = 4 * (inner + 1) * nbytes * runs
+                shares.append(min(1.0, (faults() - before) * page / written))
+            out.append((nbytes, sum(shares) / len(shares)))
+    return out
+
+
+def _lowering(shape: tuple[int, int, int, int]) -> Callable[[], object]:
+    x = randn(1, *shape)
+    w = randn(1, shape[0], 3, 3, 3)
+    return lambda: torch.nn.functional.conv3d(x, w, padding=1)
+
+
+def _rows(rows: int) -> Callable[[], object]:
+    x = randn(rows, ROWS_WIDTH)
+    w = randn(ROWS_WIDTH, ROWS_WIDTH)
+    return lambda: torch.nn.functional.linear(x, w)
+
+
+def rows_probe(rows: int) -> Probe:
+    return Probe(f"linear {rows} rows x {ROWS_WIDTH} -> {ROWS_WIDTH}", _rows(rows))
+
+
+def lowering_probe(shape: tuple[int, int, int, int] = LOWERING_SHAPE) -> Probe:
+    return Probe(f"lowered conv3d {shape[0]}->1 at {shape[1]}x{shape[2]}x{shape[3]}",
+                 _lowering(shape))
 
 
 def size_text(nbytes: int) -> str:
