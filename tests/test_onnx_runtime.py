@@ -64,16 +64,33 @@ def test_a_layout_converted_conv_belongs_to_the_reorder_that_writes_its_result()
         _node("Relu", "r", ["y"], ["z"], "['', 'act', 'relu']"),
     ])
     # ONNX Runtime's NCHWc layout: every tensor of the conv is new, only ReorderOutput
-    # writes the exported y
+    # writes the exported y; the conv is named after y
     optimized = _graph([
         _node("ReorderInput", "ri", ["x"], ["x_nchwc"]),
-        _node("Conv", "conv_nchwc", ["x_nchwc", "w_nchwc"], ["y_nchwc"]),
-        _node("ReorderOutput", "ro", ["y_nchwc"], ["y"]),
+        _node("Conv", "y_nchwc", ["x_nchwc", "w_nchwc"], ["t1"]),
+        _node("ReorderOutput", "ro", ["t1"], ["y"]),
         _node("Relu", "r", ["y"], ["z"]),
         _node("Identity", "lone", ["q"], ["q2"]),  # nothing to go by: the model
     ])
     assert node_modules(exported, optimized) == {
-        "ri": "body.0", "conv_nchwc": "body.0", "ro": "body.0", "r": "act", "lone": ""}
+        "ri": "body.0", "y_nchwc": "body.0", "ro": "body.0", "r": "act", "lone": ""}
+
+
+def test_a_network_in_the_nchwc_layout_keeps_each_conv_its_own_module() -> None:
+    exported = _graph([
+        _node("Conv", "c1", ["x", "w1"], ["conv2d"], "['', 'a', 'conv']"),
+        _node("Clip", "k", ["conv2d"], ["hardtanh"], "['', 'act', 'hardtanh']"),
+        _node("Conv", "c2", ["hardtanh", "w2"], ["conv2d_1"], "['', 'b', 'conv']"),
+    ])
+    # the whole chain runs in NCHWc; only the last ReorderOutput writes an exported tensor:
+    # each conv goes by its name (the first fused with the Clip, named after its result)
+    optimized = _graph([
+        _node("Conv", "hardtanh_nchwc", ["x", "w1n"], ["t1"]),
+        _node("Conv", "conv2d_1_nchwc", ["t1", "w2n"], ["t2"]),
+        _node("ReorderOutput", "ro", ["t2"], ["conv2d_1"]),
+    ])
+    assert node_modules(exported, optimized) == {
+        "hardtanh_nchwc": "act", "conv2d_1_nchwc": "b", "ro": "b"}
 
 
 def test_a_profile_is_read_run_by_run(tmp_path: Path) -> None:
@@ -238,6 +255,17 @@ def test_the_profilers_own_cost_comes_off_each_node_before_the_rest_is_spread() 
     # 4 us cost keeps 0.3 us; b 20 -> 16; 16.3 us against 16.3 us unprofiled: nothing to add
     assert row_seconds([{"": 30.0, "a": 3.0, "b": 20.0}], modules, 2, wall_us=16.3,
                        cost_us=4.0) == [pytest.approx(0.3e-6), pytest.approx(16e-6)]
+
+
+def test_layout_conversions_count_in_the_run_but_in_no_row() -> None:
+    # row 0: conv "c" (30 us) between a ReorderInput "ri" (8 us) and a ReorderOutput "ro"
+    # (6 us); row 1: relu "r" (10 us); no profiler cost, the unprofiled run takes the 54 us
+    # the nodes took: row 0 is its conv alone
+    runs = [{"": 60.0, "ri": 8.0, "c": 30.0, "ro": 6.0, "r": 10.0}]
+    modules = {"ri": "b.0", "c": "b.0", "ro": "b.0", "r": "b.1"}
+    assert row_seconds(runs, modules, 2, wall_us=54.0, cost_us=0.0,
+                       skip=frozenset({"ri", "ro"})) == [pytest.approx(30e-6),
+                                                         pytest.approx(10e-6)]
 
 
 def test_a_row_onnx_runtime_optimises_away_is_a_clear_error(tmp_path: Path) -> None:

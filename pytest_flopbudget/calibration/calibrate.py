@@ -520,7 +520,11 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
         f"cache {found.onchip_bandwidth / 1e9:.1f} GB/s up to "
         f"{found.onchip_bytes / 2**20:.1f} MiB"
         + (f", fresh outputs from {size_text(found.fresh[0])} at "
-           f"{found.fresh[1] / 1e9:.2f} GB/s" if found.fresh else ""))
+           f"{found.fresh[1] / 1e9:.2f} GB/s" if found.fresh else "")
+        + (f" ({found.share[1]:.1%} of those from {size_text(found.share[0])})"
+           if found.share else "")
+        + (f", lowering {found.lowering / 1e9:.2f} GB/s" if found.lowering else "")
+        + (f", half rows {found.half_rows:.1f}" if found.half_rows else ""))
     median, worst = result.summary()
     log(f"fitted {len(result.figures)} figures to {len(benches)} rows: median |error| "
         f"{median:.1%}, worst {worst:.1%}")

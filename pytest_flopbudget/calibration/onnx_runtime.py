@@ -41,6 +41,10 @@ from .timing import CalibrationError, Pass, Timer, Timing
 
 INSTALL = "pip install 'pytest-flopbudget[onnx]'"
 PACKAGES = ("onnxruntime", "onnx", "onnxscript")
+#: What ONNX Runtime appends to the name of a node it moves to the NCHWc layout.
+LAYOUT_SUFFIX = "_nchwc"
+#: ONNX Runtime's layout conversions into and out of NCHWc.
+LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput"})
 #: The metadata key of an exported node that names its module scopes.
 SCOPES = "pkg.torch.onnx.name_scopes"
 
@@ -119,12 +123,13 @@ def scope_module(scopes: str) -> str:
 
 def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
     """``{node name of the optimised graph: module path}``: through the exported node that
-    wrote the same tensor (a fused node writes its last member's result), else through the
-    exported node that wrote one of its inputs. A node that writes and reads only tensors
-    the optimiser made (a convolution in the NCHWc layout, between a ``ReorderInput`` of a
-    graph input and the ``ReorderOutput`` that writes the exported result) belongs to the
-    module of the nearest node that consumes what it writes, else of the one that wrote
-    what it reads; ``""`` (the model) when none is found."""
+    wrote the same tensor (a fused node writes its last member's result); a node moved to
+    the NCHWc layout (its tensors all new) through the exported tensor its name is made of
+    (``relu_nchwc``: the node that wrote ``relu``); else through the exported node that wrote
+    one of its inputs. A node that writes and reads only tensors the optimiser made (a
+    ``ReorderInput`` of a graph input) belongs to the module of the nearest node that
+    consumes what it writes, else of the one that wrote what it reads; ``""`` (the model)
+    when none is found."""
     producer: dict[str, str] = {}
     for node in exported.graph.node:
         scopes = next((p.value for p in node.metadata_props if p.key == SCOPES), "")
@@ -134,6 +139,10 @@ def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
     found: dict[str, str | None] = {}
     for node in nodes:
         module = next((producer[t] for t in node.output if t in producer), None)
+        if module is None and node.name.endswith(LAYOUT_SUFFIX):
+            # ONNX Runtime names a node it moves to the NCHWc layout after the tensor the
+            # original wrote ("relu_nchwc": a convolution fused with the ReLU that wrote "relu")
+            module = producer.get(node.name[: -len(LAYOUT_SUFFIX)])
         if module is None:
             module = next((producer[t] for t in node.input if t in producer), None)
         found[node.name] = module
@@ -389,6 +398,7 @@ class OnnxRuntime:
         _require()
         self._workdir = tempfile.TemporaryDirectory(prefix="flopbudget-ort-")
         self._built: tuple[Path, dict[str, str], tuple[torch.Tensor, ...]] | None = None
+        self._layout: frozenset[str] = frozenset()
         self._passes = 0
         self._cost_us: float | None = None
 
@@ -407,6 +417,7 @@ class OnnxRuntime:
             work = Path(self._workdir.name)
             inputs = tuple(x for b in items for x in b.inputs)
             path, modules = optimize(export(Suite(items), inputs, work / "suite.onnx"))
+            self._layout = layout_nodes(path)
             self._built = (path, modules, inputs)
         return self._built
 
@@ -437,7 +448,7 @@ class OnnxRuntime:
             self._cost_us = profiler_cost_us(Path(self._workdir.name))
         seconds = row_seconds(per_run, modules, len(items),
                               wall_us=plain_run_us(path, feeds, plan.warmup, runs),
-                              cost_us=self._cost_us)
+                              cost_us=self._cost_us, skip=self._layout)
         empty = [b.what for b, s in zip(items, seconds, strict=True) if s <= 0]
         if empty:  # nothing to time: an exported row ONNX Runtime optimised away entirely
             raise CalibrationError(
@@ -462,9 +473,21 @@ def plain_run_us(path: Path, feeds: dict[str, Any], warmup: int, runs: int) -> f
     return statistics.median(walls)
 
 
+def layout_nodes(path: Path) -> frozenset[str]:
+    """Names of the layout conversions (``ReorderInput``, ``ReorderOutput``) of the optimised
+    graph at ``path``: where a calibration row's convolutions enter and leave the NCHWc
+    layout. A network in that layout converts once at its ends, not around every
+    convolution, so they are not a row's time (:func:`row_seconds`'s ``skip``)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    return frozenset(n.name for n in graph.graph.node if n.op_type in LAYOUT_OPS)
+
+
 def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
                 rows: int, wall_us: float | None = None,
-                cost_us: float | None = None) -> list[float]:
+                cost_us: float | None = None, skip: frozenset[str] = frozenset()
+                ) -> list[float]:
     """Per row of a suite (its nodes' module paths start ``b.<i>``): the median over runs of
     its nodes' seconds plus, per node, the run's time not spent in any node spread over
     every node of the run.
@@ -477,7 +500,8 @@ def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
     equally (executor time between nodes) or, when a disturbed profiled run took longer than
     that explains, proportionally. Taking the whole difference off every node equally (the
     rule before ``cost_us``) floored a calibration whose profiled runs were disturbed: 3x3
-    convolutions of about 0.1 ms came out at 3-6 us."""
+    convolutions of about 0.1 ms came out at 3-6 us. Nodes in ``skip`` (the layout
+    conversions, :func:`layout_nodes`) count in the run but in no row."""
     def row_of(node: str) -> int | None:
         parts = modules.get(node, "").split(".")
         if len(parts) >= 2 and parts[0] == "b" and parts[1].isdigit():
@@ -489,13 +513,26 @@ def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
         sums = [0.0] * rows
         for node, us in node_shares(run, wall_us, cost_us).items():
             index = row_of(node)
-            if index is not None:
+            if index is not None and node not in skip:
                 sums[index] += us
         for i, total in enumerate(sums):
             samples[i].append(total * 1e-6)
     return [statistics.median(s) if s else 0.0 for s in samples]
 
 
-__all__ = ["INSTALL", "OnnxRuntime", "Suite", "export", "layer_times", "missing",
-           "node_modules", "node_shares", "profile_runs", "profiler_cost_us", "row_seconds",
-           "scope_module", "session"]
+__all__ = [
+    "INSTALL",
+    "OnnxRuntime",
+    "Suite",
+    "export",
+    "layer_times",
+    "layout_nodes",
+    "missing",
+    "node_modules",
+    "node_shares",
+    "profile_runs",
+    "profiler_cost_us",
+    "row_seconds",
+    "scope_module",
+    "session",
+]
