@@ -5,8 +5,10 @@
 
 1. **Structural figures**, from a GEMM and streaming kernels (:mod:`.structure`): the fp32
    peak, the DRAM bandwidth, the cache's bandwidth and how much it holds, and for eager
-   PyTorch what fresh output memory costs. With the runtime's ``fusion`` they make the
-   *structural device*.
+   PyTorch what fresh output memory costs, the share of smaller outputs that land in fresh
+   pages (counted page faults of residual chains), the rate a lowered convolution's column
+   matrix is written and ``half_rows`` (a product's fixed cost per call, in rows). With the
+   runtime's ``fusion`` they make the *structural device*.
 2. **Free figures**, fitted: every microbenchmark of :mod:`.microbench` is a *row*, its
    operators counted by this package's tracer and priced on the structural device (one fit
    term per kernel), with its measured seconds. Robust least squares on the relative error
