@@ -86,8 +86,9 @@ STRUCTURE = {"peak": 1e13, "bandwidth": 1.25e11, "onchip_bandwidth": 1e12,
              "onchip_bytes": 16 * MiB, "fresh_output_bytes": 32 * MiB,
              "fresh_output_bandwidth": 4e9, "lowering_bandwidth": 5e9, "half_rows": 8.0}
 
-#: The rows of the fake calibration: two of each figure's family, and tiny chains; none that
-#: PyTorch lowers on 2 threads (a lowered row's time does not scale with the free figures).
+#: The rows of the fake calibration: two of each figure's family, and tiny chains. Of these
+#: PyTorch lowers only the tiny convolutions (on 2 threads): a lowered row's time does not
+#: scale with the free figures.
 ROW_NAMES = (
     "conv 3x3 64->64 at 24x24", "conv 3x3 32->32 at 48x48",
     "conv 1x1 32->64 at 48x48", "conv 1x1 64->128 at 24x24",
@@ -134,7 +135,7 @@ def benches() -> tuple[Bench, ...]:
 
 @contextlib.contextmanager
 def two_threads() -> Iterator[None]:
-    """PyTorch on 2 threads: whether it lowers a 1x1 convolution depends on it."""
+    """PyTorch on 2 threads: its choice of convolution backend depends on it."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -18,6 +18,7 @@ from typing import Any
 
 import fake_calibration
 import pytest
+import torch
 from fake_calibration import (
     FREE_TRUTH,
     FakeTimer,
@@ -30,6 +31,7 @@ from fake_calibration import (
 )
 
 from pytest_flopbudget import __main__ as cli
+from pytest_flopbudget import profile
 from pytest_flopbudget.calibration.calibrate import (
     AGREE_MEDIAN,
     AGREE_P90,
@@ -146,6 +148,10 @@ def test_the_lowering_probe_writes_a_known_column_matrix() -> None:
     assert lowering_bytes() == 14_155_776
     probe = lowering_probe()
     assert probe.what == "lowered conv3d 8->1 at 16x32x32"
+    x = torch.randn(1, 8, 16, 32, 32)
+    conv = torch.nn.Conv3d(8, 1, 3, padding=1, bias=False)
+    [rec] = [r for r in profile(conv, x).records if r.op == "aten.conv3d"]
+    assert rec.lowered * 4 == 14_155_776
 
 
 def test_passes_agree_on_the_median_and_nine_rows_in_ten() -> None:

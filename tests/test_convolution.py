@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fake_calibration
 import pytest
 import torch
 from torch import nn
@@ -137,12 +138,10 @@ def test_functional_conv_counts_the_same_in_both_dispatch_paths(grad):
 
 
 # --- what eager PyTorch lowers to a column matrix, and a product's rows -------------------------
-@pytest.fixture()
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(name="two_threads")
+def _two_threads():
+    with fake_calibration.two_threads():
+        yield
 
 
 def test_a_3d_conv_pytorch_lowers_records_its_column_matrix(two_threads):
@@ -198,3 +197,47 @@ def test_a_linear_and_a_batched_matmul_record_their_rows():
 
     bmm = only_op(profile(Bmm(), torch.randn(12, 96, 48), torch.randn(12, 48, 96)), "aten.bmm")
     assert bmm.rows == 96
+
+
+def test_a_plain_1x1_conv_writes_no_column_matrix_even_on_its_slow_path():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # on one thread PyTorch runs a batch-1 1x1 conv on its slow path
+    try:
+        # 1x1, stride 1, no padding: the slow path multiplies a view of the input
+        plain = only_op(profile(nn.Conv2d(16, 64, 1), torch.randn(1, 16, 32, 32)),
+                        "aten.conv2d")
+        # stride 2: it gathers every other position first: 16 channels x 16 x 16 = 4,096
+        strided = only_op(profile(nn.Conv2d(16, 64, 1, stride=2), torch.randn(1, 16, 32, 32)),
+                          "aten.conv2d")
+    finally:
+        torch.set_num_threads(before)
+    assert plain.lowered == 0
+    assert strided.lowered == 4_096
+
+
+def test_an_explicit_onednn_convolution_is_never_lowered():
+    class OneDNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(8, 8, 3, 3))
+
+        def forward(self, x):
+            return torch.mkldnn_convolution(x, self.weight, None, [1, 1], [1, 1], [1, 1], 1)
+
+    rec = only_op(profile(OneDNN(), torch.randn(1, 8, 9, 9)), "aten.mkldnn_convolution")
+    assert rec.lowered == 0 and rec.rows == 81
+
+
+def test_a_batch_times_one_matrix_is_one_product_of_every_row():
+    class Project(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(256, 128))
+
+        def forward(self, x):
+            return x @ self.w
+
+    # 4 x 32 rows times one 256 x 128 matrix: PyTorch folds the batch, 128 rows; 64 x 1 rows:
+    # 64 rows, not 1
+    assert only_op(profile(Project(), torch.randn(4, 32, 256)), "aten.matmul").rows == 128
+    assert only_op(profile(Project(), torch.randn(64, 1, 256)), "aten.matmul").rows == 64

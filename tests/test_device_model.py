@@ -417,6 +417,12 @@ def test_a_fresh_output_share_pays_part_of_the_first_touch():
     assert t.fresh_seconds == pytest.approx(1.25e-3) and t.seconds == pytest.approx(5.25e-3)
     with pytest.raises(DeviceError, match="fresh_output_share = 1.5 is above 1"):
         Device("d", 1e9, 1e9, fresh_output_share=1.5)
+    # a share that could never apply is an error, not a silent no-op
+    with pytest.raises(DeviceError, match="needs fresh_output_bandwidth"):
+        Device("d", 1e9, 1e9, fresh_output_share=0.2)
+    with pytest.raises(DeviceError, match="must be below fresh_output_bytes"):
+        Device("d", 1e9, 1e9, fresh_output_bytes=8 << 20, fresh_output_bandwidth=4e9,
+               fresh_share_bytes=16 << 20, fresh_output_share=0.2)
 
 
 def test_a_lowered_conv_writes_its_column_matrix_at_the_lowering_bandwidth():

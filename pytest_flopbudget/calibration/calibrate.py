@@ -103,9 +103,11 @@ MAX_PASSES = 3
 DEADLINE_S = 120.0
 
 #: The free figures fitted for each runtime. Compute-bound kinds get a compute ceiling
-#: (``compute_efficiency``), memory-bound ones an efficiency, transcendental functions both
-#: (their own ceiling each: tanh costs far more per element than a sigmoid); overheads per
-#: operator class, per recurrent step of LSTM and GRU.
+#: (``compute_efficiency``), memory-bound ones an efficiency, elementwise kinds both
+#: (transcendental functions their own ceiling each: tanh costs far more per element than a
+#: sigmoid; arithmetic, norms and channel affines one each: a cache-resident add is bound by
+#: its rate per element, a DRAM-resident one by bandwidth); overheads per operator class,
+#: per recurrent step of LSTM and GRU.
 _CEILINGS = ("conv3x3", "pointwise_conv", "conv2d", "conv1d", "conv3d", "transposed_conv",
              "depthwise_conv", "matmul", "aten.lstm", "aten.gru",
              "aten.scaled_dot_product_attention", "aten._native_multi_head_attention",
@@ -502,9 +504,10 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
         log(f"counting the page faults of residual chains on "
             f"{', '.join(size_text(n) for n in SHARE_SIZES)} tensors")
         counted = [fresh_shares() for _ in range(SHARE_REPEATS)]
+        # sizes from fresh_output_bytes up are all fresh already: not part of the share
         medians = [(size, statistics.median(c[i][1] for c in counted))
-                   for i, size in enumerate(SHARE_SIZES)]
-        found = replace(found, share=share_of(medians))
+                   for i, size in enumerate(SHARE_SIZES) if size < found.fresh[0]]
+        found = replace(found, share=share_of(medians) if medians else None)
     seconds = median_over([p.row_seconds for p in passes])
     free = FREE.get(engine.name, FREE["eager"])
     base = structural_device(name, found, engine.fusion, memory)
@@ -523,7 +526,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
         f"{found.onchip_bytes / 2**20:.1f} MiB"
         + (f", fresh outputs from {size_text(found.fresh[0])} at "
            f"{found.fresh[1] / 1e9:.2f} GB/s" if found.fresh else "")
-        + (f" ({found.share[1]:.1%} of those from {size_text(found.share[0])})"
+        + (f" ({found.share[1]:.1%} of smaller ones from {size_text(found.share[0])})"
            if found.share else "")
         + (f", lowering {found.lowering / 1e9:.2f} GB/s" if found.lowering else "")
         + (f", half rows {found.half_rows:.1f}" if found.half_rows else ""))

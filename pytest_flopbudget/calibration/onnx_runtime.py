@@ -24,6 +24,7 @@ import importlib.util
 import io
 import json
 import logging
+import re
 import statistics
 import tempfile
 import time
@@ -139,10 +140,11 @@ def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
     found: dict[str, str | None] = {}
     for node in nodes:
         module = next((producer[t] for t in node.output if t in producer), None)
-        if module is None and node.name.endswith(LAYOUT_SUFFIX):
+        base = re.sub(r"_token_\d+$", "", node.name)  # a name made unique
+        if module is None and base.endswith(LAYOUT_SUFFIX):
             # ONNX Runtime names a node it moves to the NCHWc layout after the tensor the
             # original wrote ("relu_nchwc": a convolution fused with the ReLU that wrote "relu")
-            module = producer.get(node.name[: -len(LAYOUT_SUFFIX)])
+            module = producer.get(base[: -len(LAYOUT_SUFFIX)])
         if module is None:
             module = next((producer[t] for t in node.input if t in producer), None)
         found[node.name] = module

@@ -164,9 +164,10 @@ def lowering_bytes(shape: tuple[int, int, int, int] = LOWERING_SHAPE) -> int:
 def half_rows_of(few_s: float, many_s: float, few: int = ROWS_FEW,
                  many: int = ROWS_MANY) -> float:
     """``half_rows`` from the seconds of a linear of ``few`` rows and of ``many`` rows (same
-    features): ``(many * q - few) / (1 - q)`` with ``q = few_s / many_s``; 0 when the few
-    rows take no more than their share of the time, ``inf`` is never returned (at ``q >=
-    1`` the rows decide nothing: 0 too)."""
+    features): ``(many * q - few) / (1 - q)`` with ``q = few_s / many_s``; 0 (no figure)
+    when the few rows take no more than their share of the time, and also at ``q >= 1``
+    (the few rows as slow as the many: a disturbed measurement, for which no finite figure
+    is right; the calibration then writes no ``half_rows`` rather than a wrong one)."""
     q = few_s / many_s
     if q >= 1 or many * q <= few:
         return 0.0

@@ -93,7 +93,8 @@ class Work:
     PyTorch on this CPU writes before a convolution's matrix product, 0 when it runs the
     convolution another way (a device prices it only when it names a
     ``lowering_bandwidth``). ``rows`` are a product's rows, what a fixed cost per call is
-    spread over: a convolution's output positions over its batch, the rows of a linear's
+    spread over: a convolution's output positions (input positions, transposed) over its
+    batch, the rows of a linear's
     input or of one matrix of a matmul (0: not a product).
     """
 

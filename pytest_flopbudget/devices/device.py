@@ -193,6 +193,13 @@ class Device:
             share = _non_negative(self.fresh_output_share, f"{where}: fresh_output_share")
             if share > 1:
                 raise DeviceError(f"{where}: fresh_output_share = {share} is above 1")
+            if self.fresh_output_bandwidth is None:
+                raise DeviceError(f"{where}: fresh_output_share needs fresh_output_bandwidth "
+                                  f"(the rate its share of outputs is first touched at)")
+            if self.fresh_output_bytes and self.fresh_share_bytes >= self.fresh_output_bytes:
+                raise DeviceError(f"{where}: fresh_share_bytes ({self.fresh_share_bytes}) must "
+                                  f"be below fresh_output_bytes ({self.fresh_output_bytes}), "
+                                  f"from where every output is fresh")
             object.__setattr__(self, "fresh_output_share", share)
         if self.half_rows is not None:
             object.__setattr__(self, "half_rows",

@@ -32,8 +32,10 @@ LOWERING_BACKENDS = frozenset({"Slow2d", "Slow3d", "SlowDilated2d", "SlowDilated
 
 def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups: int,
               out: TensorMeta, stride: object = 1, dilation: object = 1,
-              padding: object = 0) -> Work:
-    """Work of one convolution from its input, weight and output shapes."""
+              padding: object = 0, lowerable: bool = False) -> Work:
+    """Work of one convolution from its input, weight and output shapes (``lowerable``: an
+    operator whose backend PyTorch still chooses, ``convolution`` or ``conv2d``, not one that
+    names it, ``mkldnn_convolution``)."""
     spatial = w.ndim - 2
     batched = x.ndim == spatial + 2
     batch = x.shape[0] if batched else 1
@@ -53,7 +55,7 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
         kind=conv_kind(spatial, depthwise, transposed, w.shape[2:],
                        _all_one(stride) and _all_one(dilation)),
         mac_dims=(c_in // groups, c_out),
-        lowered=macs * groups // c_out if c_out and lowered_by_pytorch(
+        lowered=macs * groups // c_out if lowerable and c_out and lowered_by_pytorch(
             x, w, transposed, groups, stride, dilation, padding) else 0,
         rows=batch * positions,
     )
@@ -69,7 +71,10 @@ def lowered_by_pytorch(x: TensorMeta, w: TensorMeta, transposed: bool, groups: i
                        stride: object, dilation: object, padding: object) -> bool:
     """True when eager PyTorch on this CPU runs this convolution by lowering it to a column
     matrix (:data:`LOWERING_BACKENDS`), as its own backend choice says for contiguous CPU
-    tensors of these shapes and dtypes at its current number of threads."""
+    tensors of these shapes and dtypes at its current number of threads and oneDNN setting.
+    A 1x1 kernel at stride 1 without padding (and one group) needs no column matrix: its
+    slow path multiplies a view of the input (``ConvolutionMM2d.cpp``,
+    ``ConvolutionMM3d.cpp``)."""
     spatial = w.ndim - 2
     if transposed or spatial not in (1, 2, 3) or x.ndim != spatial + 2 \
             or not x.dtype.is_floating_point or not w.dtype.is_floating_point:
@@ -79,10 +84,14 @@ def lowered_by_pytorch(x: TensorMeta, w: TensorMeta, transposed: bool, groups: i
         padding = 0
     elif padding == "same":  # what PyTorch pads for an odd kernel
         padding = [d * (k - 1) // 2 for d, k in zip(dilations, w.shape[2:], strict=True)]
+    strides, pads = _ints(stride, spatial), _ints(padding, spatial)
+    if all(k == 1 for k in w.shape[2:]) and all(v == 1 for v in strides) \
+            and not any(pads) and groups == 1:
+        return False
     try:
-        return _backend(x.shape, x.dtype, w.shape, w.dtype, groups, _ints(stride, spatial),
-                        dilations, _ints(padding, spatial),
-                        torch.get_num_threads()) in LOWERING_BACKENDS
+        return _backend(x.shape, x.dtype, w.shape, w.dtype, groups, strides, dilations, pads,
+                        torch.get_num_threads(),
+                        bool(torch.backends.mkldnn.enabled)) in LOWERING_BACKENDS
     except (TypeError, ValueError, RuntimeError):  # shapes PyTorch itself would reject
         return False
 
@@ -90,8 +99,10 @@ def lowered_by_pytorch(x: TensorMeta, w: TensorMeta, transposed: bool, groups: i
 @functools.lru_cache(maxsize=4096)
 def _backend(x_shape: tuple[int, ...], x_dtype: torch.dtype, w_shape: tuple[int, ...],
              w_dtype: torch.dtype, groups: int, stride: tuple[int, ...],
-             dilation: tuple[int, ...], padding: tuple[int, ...], threads: int) -> str:
-    # ``threads`` is part of the choice (a 1x1 convolution is lowered on one thread only)
+             dilation: tuple[int, ...], padding: tuple[int, ...], threads: int,
+             onednn: bool) -> str:
+    # ``threads`` and ``onednn`` are part of PyTorch's choice (it checks both), so they are
+    # part of the cache's key
     with FakeTensorMode():
         x = torch.empty(x_shape, dtype=x_dtype)
         w = torch.empty(w_shape, dtype=w_dtype)
@@ -127,7 +138,7 @@ def convolution(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None,
                 transposed: bool, groups: int, stride: object, dilation: object,
                 padding: object = 0, *, result: TensorMeta, **_: object) -> Work:
     return conv_work(input, weight, bias is not None, transposed, groups, result, stride,
-                     dilation, padding)
+                     dilation, padding, lowerable=True)
 
 
 @register("conv1d", "conv2d", "conv3d", op_class="conv")
@@ -135,7 +146,7 @@ def conv_nd(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None, grou
             stride: object, dilation: object, padding: object = 0, *, result: TensorMeta,
             **_: object) -> Work:
     return conv_work(input, weight, bias is not None, False, groups, result, stride, dilation,
-                     padding)
+                     padding, lowerable=True)
 
 
 @register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", op_class="conv")
