@@ -343,17 +343,27 @@ def runtime_of(name: str) -> Runtime:
 def structural_device(name: str, found: Structure, fusion: str,
                       memory: int | None) -> Device:
     """The device of the structural figures alone (no efficiency, no overhead)."""
-    fresh_bytes, fresh_bw = found.fresh if found.fresh else (0, None)
     return Device(name, {"fp32": rounded(found.peak)}, rounded(found.bandwidth),
                   onchip_bytes=found.onchip_bytes,
                   onchip_bandwidth=rounded(found.onchip_bandwidth),
-                  fresh_output_bytes=fresh_bytes,
-                  fresh_output_bandwidth=rounded(fresh_bw) if fresh_bw else None,
-                  lowering_bandwidth=rounded(found.lowering) if found.lowering else None,
-                  half_rows=round(found.half_rows, 2) if found.half_rows else None,
-                  fresh_share_bytes=found.share[0] if found.share else 0,
-                  fresh_output_share=round(found.share[1], 3) if found.share else None,
-                  fusion=fusion, memory_bytes=memory)
+                  fusion=fusion, memory_bytes=memory, **eager_figures(found))
+
+
+def eager_figures(found: Structure) -> dict[str, Any]:
+    """The eager runtime's structural figures ``found`` holds, as the device file writes them:
+    fresh output memory, its share below the threshold, ``half_rows``, the lowering rate."""
+    out: dict[str, Any] = {}
+    if found.fresh:
+        out["fresh_output_bytes"] = int(found.fresh[0])
+        out["fresh_output_bandwidth"] = rounded(found.fresh[1])
+    if found.share:
+        out["fresh_share_bytes"] = int(found.share[0])
+        out["fresh_output_share"] = round(found.share[1], 3)
+    if found.half_rows:
+        out["half_rows"] = round(found.half_rows, 2)
+    if found.lowering:
+        out["lowering_bandwidth"] = rounded(found.lowering)
+    return out
 
 
 def fit_rows(device: Device, benches: Sequence[Bench], profiles: Sequence[Any],
@@ -606,10 +616,8 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         else "derived: ONNX Runtime's CPU graph optimisations at their default level "
              "(see pytest_flopbudget/devices/fusion.py)")
     sources["default_dtype"] = "derived: the calibration measures fp32"
+    table.update(eager_figures(found))
     if found.fresh:
-        fresh_bytes, fresh_bw = found.fresh
-        table["fresh_output_bytes"] = int(fresh_bytes)
-        table["fresh_output_bandwidth"] = rounded(fresh_bw)
         sizes = ", ".join(size_text(s) for s in FRESH_SIZES)
         sources["fresh_output_bytes"] = (
             f"measured: the smallest of {sizes} from which a copy into a new tensor (clone) "
@@ -618,9 +626,6 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"measured: {size_text(FRESH_SIZES[-1])} over the extra seconds of a clone "
             f"against an in-place copy, {how}, {context}")
     if found.share:
-        share_bytes, share = found.share
-        table["fresh_share_bytes"] = int(share_bytes)
-        table["fresh_output_share"] = round(share, 3)
         counts = "; ".join(
             f"{size_text(size)}: " + ", ".join(f"{c[i][1]:.3f}" for c in counted)
             for i, size in enumerate(SHARE_SIZES))
@@ -632,7 +637,6 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"counted: the mean, over that size and the larger ones, of the share of bytes the "
             f"residual chains write to fresh pages (per count: {counts}), {context}")
     if found.half_rows:
-        table["half_rows"] = round(found.half_rows, 2)
         halves = [s.half_rows for s in structures if s.half_rows is not None]
         few, many = rows_probe(ROWS_FEW).what, rows_probe(ROWS_MANY).what
         sources["half_rows"] = (
@@ -641,7 +645,6 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"half_rows) of its ceiling), {how}"
             f"{spread(halves, 1.0, 'rows')}, {context}")
     if found.lowering:
-        table["lowering_bandwidth"] = rounded(found.lowering)
         lowered = [s.lowering for s in structures if s.lowering]
         sources["lowering_bandwidth"] = (
             f"measured: the {lowering_bytes() / MiB:.1f} MiB column matrix of "

@@ -280,19 +280,15 @@ def profiler_cost_us(workdir: Path, runs: int = 20) -> float:
     """Microseconds the profiler adds to each node's own recorded time: over a chain of
     :data:`COST_NODES` nodes on 16 floats (nanoseconds of work each), the median over
     ``runs`` profiled runs of the nodes' sum, less the median of as many runs without the
-    profiler, per node (0 when the profiled nodes add up to less)."""
+    profiler, per node (0 when the profiled nodes add up to less). Its files go in a
+    folder of their own under ``workdir``."""
+    where = workdir / "profiler-cost"
+    where.mkdir(exist_ok=True)
     x = torch.ones(16)
-    path, _ = optimize(export(_Chain(), (x,), workdir / "profiler-cost.onnx"))
-    sess = session(path, profile_prefix=workdir / "profiler-cost")
-    feeds = {i.name: x.numpy() for i in sess.get_inputs()}
-    for _ in range(3):
-        sess.run(None, feeds)
-    for _ in range(runs):
-        sess.run(None, feeds)
-    per_run = profile_runs(sess.end_profiling())[-runs:]
+    per_run, _, (_, feeds) = _profiled(_Chain(), (x,), runs, where)
     spent = statistics.median(sum(us for k, us in run.items() if k) for run in per_run)
     nodes = statistics.median(len(run) - 1 for run in per_run)
-    plain = plain_run_us(path, feeds, 3, runs)
+    plain = plain_run_us(where / "model.onnx", feeds, 3, runs)
     return max(spent - plain, 0.0) / max(nodes, 1)
 
 

@@ -85,8 +85,7 @@ def lowered_by_pytorch(x: TensorMeta, w: TensorMeta, transposed: bool, groups: i
     elif padding == "same":  # what PyTorch pads for an odd kernel
         padding = [d * (k - 1) // 2 for d, k in zip(dilations, w.shape[2:], strict=True)]
     strides, pads = _ints(stride, spatial), _ints(padding, spatial)
-    if all(k == 1 for k in w.shape[2:]) and all(v == 1 for v in strides) \
-            and not any(pads) and groups == 1:
+    if _all_one(w.shape[2:]) and _all_one(strides) and not any(pads) and groups == 1:
         return False
     try:
         return _backend(x.shape, x.dtype, w.shape, w.dtype, groups, strides, dilations, pads,
