@@ -44,6 +44,10 @@ from pytest_flopbudget.calibration.calibrate import (
 )
 from pytest_flopbudget.calibration.hostinfo import cpu_model, largest_cache, mem_total, parse_size
 from pytest_flopbudget.calibration.structure import (
+    cold_counts,
+    cold_half_bytes,
+    cold_probes,
+    cold_row_seconds_of,
     copy_bytes,
     effective_cache,
     fresh_outputs,
@@ -122,6 +126,60 @@ def test_half_rows_from_a_few_rows_and_many() -> None:
     # the few rows take no more than their share (16 / 1024 of the time): no fixed cost
     assert half_rows_of(16e-6, 1024e-6) == 0.0
     assert half_rows_of(2e-3, 1e-3) == 0.0
+
+
+def test_cold_weights_cost_the_extra_seconds_per_weight_row() -> None:
+    # half from memory at 8 copies: those from 12 copies up are all from memory; the median of
+    # 100.8, 110 and 90 us is 100.8 us, 24 us on one weight matrix: 76.8 us over the 768
+    # weight rows, 0.1 us a row (2 copies, mostly in the cache, are left out)
+    mib = 2_359_296
+    cycled = [(2 * mib, 30e-6), (12 * mib, 100.8e-6), (16 * mib, 110e-6), (56 * mib, 90e-6)]
+    assert cold_row_seconds_of(24e-6, cycled, 8 * mib) == pytest.approx(1e-7)
+    # no half point: the last alone, (90 - 24) us / 768 rows
+    assert cold_row_seconds_of(24e-6, cycled, 0) == pytest.approx(66e-6 / 768)
+    assert cold_row_seconds_of(24e-6, [(2 * mib, 48e-6)], 0, weight_rows=240) == \
+        pytest.approx(1e-7)
+    # not slower from memory: no figure
+    assert cold_row_seconds_of(24e-6, [(56 * mib, 23e-6)], 0) == 0.0
+
+
+def test_the_half_cold_weights_are_interpolated() -> None:
+    # one copy in 24 us; 2, 4, 6, 8, 12 copies of 2,359,296 bytes and 56 (all from memory):
+    # shares 0, 0.1, 0.3, 0.7, 1 of the 76.8 us more of the last; half between 6 copies
+    # (14,155,776 bytes, 0.3) and 8 (18,874,368, 0.7): 14,155,776 + 0.5 x 4,718,592
+    mib = 2_359_296
+    cycled = [(2 * mib, 24e-6), (4 * mib, 31.68e-6), (6 * mib, 47.04e-6), (8 * mib, 77.76e-6),
+              (12 * mib, 100.8e-6), (56 * mib, 100.8e-6)]
+    assert cold_half_bytes(24e-6, cycled) == 16_515_072
+    # a share that falls back (noise) counts as the larger one before it: 6 copies 0.3,
+    # 8 copies 0.2 -> 0.3, 12 copies 0.9: between 8 (0.3) and 12 (0.9), a third of the way:
+    # 18,874,368 + 9,437,184 / 3 = 22,020,096
+    noisy = [(6 * mib, 47.04e-6), (8 * mib, 39.36e-6), (12 * mib, 93.12e-6),
+             (56 * mib, 100.8e-6)]
+    assert cold_half_bytes(24e-6, noisy) == 22_020_096
+    # the first cycle already half cold: from (0, 0) to (2 copies, 0.8): 5/8 of 4,718,592
+    assert cold_half_bytes(24e-6, [(2 * mib, 85.44e-6), (56 * mib, 100.8e-6)]) == 2_949_120
+    # the last not slower than one copy: no figure
+    assert cold_half_bytes(24e-6, [(2 * mib, 20e-6), (56 * mib, 24e-6)]) == 0
+
+
+def test_the_cold_probes_cycle_through_one_pool_of_copies(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 32 MiB cache: 2 to 16 copies of 2.25 MiB, then 128 MiB // 2,359,296 = 56 copies
+    assert cold_counts(32 * MiB) == (2, 4, 6, 8, 12, 16, 56)
+    probes = cold_probes(32 * MiB)
+    assert [p.what for p in probes][::6] == [
+        "linear 16 rows x 768 -> 768, weights cycled over 2 copies (4.5 MiB)",
+        "linear 16 rows x 768 -> 768, weights cycled over 56 copies (126 MiB)"]
+    seen: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda x, w: seen.append(
+        (tuple(x.shape), tuple(w.shape), w.data_ptr())))
+    for _ in range(3):
+        probes[0].run()  # 2 copies: the first, the second, the first again
+    probes[1].run()  # 4 copies: starts at the same pool's first
+    assert [s[:2] for s in seen] == [((16, 768), (768, 768))] * 4
+    first, second, third, fourth = (s[2] for s in seen)
+    assert first != second and third == first and fourth == first
 
 
 def test_the_fresh_share_starts_at_the_first_size_that_pays() -> None:
@@ -273,6 +331,10 @@ def test_structural_figures_are_work_over_the_fake_seconds(fake: dict[str, Any])
     assert device.fresh_output_share is None and device.fresh_share_bytes == 0
     assert device.lowering_bandwidth == 5e9  # 14,155,776 column bytes in 2.8311552 ms
     assert device.half_rows == 8.0  # 16 rows in 24 us, 1024 rows in 1032 us
+    # 16 rows on 56 weight copies: 100.8 us, 76.8 us more, over 768 weight rows
+    assert device.cold_weight_row_seconds == pytest.approx(1e-7)
+    # half from memory between 6 copies (0.3) and 8 (0.7): 16,515,072 bytes
+    assert device.cold_weight_bytes == 16_515_072
     assert device.memory_bytes == fake_calibration.MEMORY_BYTES
     assert device.fusion == "none" and device.default_dtype == "fp32"
 
@@ -328,11 +390,12 @@ def test_two_passes_that_agree_end_the_measuring(fake: dict[str, Any]) -> None:
     result = fake["result"]
     assert len(result.passes) == 2 and result.agreed and not result.noisy
     timer = fake["timer"]
-    # pass 1 and pass 2, each: 20 structural kernels (gemm; copy, add, sum at 128 MiB and
+    # pass 1 and pass 2, each: 27 structural kernels (gemm; copy, add, sum at 128 MiB and
     # 2 MiB; copies of 1 to 32 MiB but 2 MiB; copies and clones of 8 to 64 MiB, some shared;
-    # the lowered conv3d and the linears of 16 and 1024 rows) and the 12 rows, each timed
-    # with the full plan: 5 samples of at least 10 ms, 2 warm-ups
-    assert len(timer.calls) == 2 * (20 + 12)
+    # the lowered conv3d, the linears of 16 and 1024 rows and the linear of 16 rows cycling
+    # through 2, 4, 6, 8, 12, 16 and 56 weight copies) and the 12 rows, each timed with the
+    # full plan: 5 samples of at least 10 ms, 2 warm-ups
+    assert len(timer.calls) == 2 * (27 + 12)
     assert {c[1:] for c in timer.calls} == {(5, 2, 0.01)}
 
 
@@ -341,8 +404,9 @@ def test_every_figure_has_a_source(fake: dict[str, Any]) -> None:
     sources = device.sources
     figures = {"peak_flops.fp32", "bandwidth", "onchip_bandwidth", "onchip_bytes",
                "fresh_output_bytes", "fresh_output_bandwidth", "lowering_bandwidth",
-               "half_rows", "memory_bytes", "fusion", "default_dtype", "overhead",
-               *FREE_TRUTH, "compute_efficiency.transcendental"}
+               "half_rows", "cold_weight_row_seconds", "cold_weight_bytes", "memory_bytes",
+               "fusion",
+               "default_dtype", "overhead", *FREE_TRUTH, "compute_efficiency.transcendental"}
     assert set(sources) == figures
     for figure, text in sources.items():
         assert text.startswith(("measured: ", "fitted: ", "derived: ", "read from ",

@@ -199,6 +199,33 @@ def test_a_linear_and_a_batched_matmul_record_their_rows():
     assert bmm.rows == 96
 
 
+def test_linears_and_fused_attention_record_their_weight_rows():
+    # a linear 256 -> 128: a weight matrix of 128 rows (one per output feature)
+    lin = only_op(profile(nn.Linear(256, 128), torch.randn(2, 32, 256)), "aten.linear")
+    assert lin.weight_rows == 128
+    # nn.MultiheadAttention(64, 4) in eval mode runs as one fused operator: the packed
+    # in-projection (3 x 64 = 192 rows) and the out-projection (64 rows): 256 rows
+    mha = nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    x = torch.randn(1, 10, 64)
+    with torch.inference_mode():
+        rec = only_op(profile(mha, x, x, x, need_weights=False),
+                      "aten._native_multi_head_attention")
+    assert rec.weight_rows == 256
+    # nn.TransformerEncoderLayer(64, 4, 128) fused: 192 + 64 attention rows, then the
+    # feed-forward's 128 (64 -> 128) and 64 (128 -> 64) rows: 448
+    layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True).eval()
+    with torch.inference_mode():
+        enc = only_op(profile(layer, x), "aten._transformer_encoder_layer_fwd")
+    assert enc.weight_rows == 448
+    # a product of two inputs reads no weight matrix
+    class Bmm(nn.Module):
+        def forward(self, a, b):
+            return torch.bmm(a, b)
+
+    assert only_op(profile(Bmm(), torch.randn(2, 4, 8), torch.randn(2, 8, 4)),
+                   "aten.bmm").weight_rows == 0
+
+
 def test_a_plain_1x1_conv_writes_no_column_matrix_even_on_its_slow_path():
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # on one thread PyTorch runs a batch-1 1x1 conv on its slow path

@@ -438,6 +438,41 @@ def test_a_lowered_conv_writes_its_column_matrix_at_the_lowering_bandwidth():
     assert predict(Prof([lowered]), Device("d", 1e9, 1e9)).seconds == pytest.approx(72e-6)
 
 
+def test_a_model_whose_weights_outgrow_the_cache_pays_per_weight_row():
+    # two linears 256 -> 512 -> 256 on one row: weights 2 x 256 x 512 x 4 bytes = 1 MiB plus
+    # biases (512 + 256) x 4 = 3,072 bytes: 1,051,648 bytes read per forward; outputs of 512
+    # and 256 floats, 3,072 bytes written: a footprint of 1,054,720 bytes; 768 weight rows
+    def rec(n_in: int, n_out: int) -> OpRecord:
+        weights = fp32(n_in * n_out + n_out)
+        return OpRecord("aten.linear", f"l{n_out}", "matmul", n_in * n_out,
+                        2 * n_in * n_out + n_out, fp32(n_in + n_in * n_out + n_out),
+                        fp32(n_out), weights=weights, kind="matrix_vector", rows=1,
+                        weight_rows=n_out)
+
+    prof = Prof([rec(256, 512), rec(512, 256)])
+
+    def extra(half: int) -> float:
+        cold = Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7, cold_weight_bytes=half)
+        return predict(prof, cold).seconds - predict(prof, Device("d", 1e9, 1e9)).seconds
+
+    # half from memory at 512 KiB: 1,054,720 / 524,288 - 0.5 = 1.512 -> all of them, 768 rows
+    # x 0.1 us = 76.8 us more
+    assert extra(512 << 10) == pytest.approx(76.8e-6)
+    # half at 1 MiB: 1,054,720 / 1,048,576 - 0.5 = 0.505859 of them: 38.85 us
+    assert extra(1 << 20) == pytest.approx(38.85e-6)
+    # half at 4 MiB: a footprint under 2 MiB, the cache keeps them all: nothing more
+    assert extra(4 << 20) == 0.0
+    [first, _] = predict(prof, Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7,
+                                      cold_weight_bytes=512 << 10)).ops
+    assert first.cold_weight_seconds == pytest.approx(51.2e-6)  # its 512 rows
+    with pytest.raises(DeviceError, match="go together"):
+        Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7)
+    with pytest.raises(DeviceError, match="go together"):
+        Device("d", 1e9, 1e9, cold_weight_bytes=1 << 20)
+    with pytest.raises(DeviceError, match="cold_weight_row_seconds"):
+        Device("d", 1e9, 1e9, cold_weight_row_seconds=-1e-7, cold_weight_bytes=1 << 20)
+
+
 def test_few_rows_spread_a_products_fixed_cost_over_less_work():
     few = OpRecord("aten.linear", "l", "matmul", 500_000, 1_000_000, fp32(10), fp32(10),
                    rows=8)

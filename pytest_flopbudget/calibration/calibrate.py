@@ -7,8 +7,9 @@
    peak, the DRAM bandwidth, the cache's bandwidth and how much it holds, and for eager
    PyTorch what fresh output memory costs, the share of smaller outputs that land in fresh
    pages (counted page faults of residual chains), the rate a lowered convolution's column
-   matrix is written and ``half_rows`` (a product's fixed cost per call, in rows). With the
-   runtime's ``fusion`` they make the *structural device*.
+   matrix is written, ``half_rows`` (a product's fixed cost per call, in rows) and what a
+   linear pays per weight row fetched from memory. With the runtime's ``fusion`` they make
+   the *structural device*.
 2. **Free figures**, fitted: every microbenchmark of :mod:`.microbench` is a *row*, its
    operators counted by this package's tracer and priced on the structural device (one fit
    term per kernel), with its measured seconds. Robust least squares on the relative error
@@ -61,12 +62,19 @@ from .structure import (
     FRESH_SIZES,
     ROWS_FEW,
     ROWS_MANY,
+    ROWS_WIDTH,
     SHARE_MIN,
     SHARE_SIZES,
     STREAM_BYTES,
+    WEIGHT_BYTES,
     MiB,
     Probe,
     clone_probe,
+    cold_counts,
+    cold_half_bytes,
+    cold_probe_name,
+    cold_probes,
+    cold_row_seconds_of,
     dram_buffer,
     effective_cache,
     fresh_outputs,
@@ -233,6 +241,8 @@ class Structure:
     lowering: float | None = None  # bytes/s of a lowered convolution's column matrix
     share: tuple[int, float] | None = None  # (fresh_share_bytes, fresh_output_share)
     half_rows: float | None = None
+    cold_row: float | None = None  # seconds per weight row of a linear on cold weights
+    cold_bytes: int = 0  # weights per forward of which half come from memory
 
 
 def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
@@ -248,7 +258,8 @@ def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
     if fresh:
         for nbytes in FRESH_SIZES:
             out += [stream_probe("copy", nbytes), clone_probe(nbytes)]
-        out += [lowering_probe(), rows_probe(ROWS_FEW), rows_probe(ROWS_MANY)]
+        out += [lowering_probe(), rows_probe(ROWS_FEW), rows_probe(ROWS_MANY),
+                *cold_probes(cache)]
     return list({p.what: p for p in out}.values())  # one probe per kernel and size
 
 
@@ -276,10 +287,14 @@ def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
         found = fresh_outputs([(n, seconds[f"copy {size_text(n)}"],
                                 seconds[f"clone {size_text(n)}"]) for n in FRESH_SIZES])
         lowering = rate(lowering_bytes(), seconds[lowering_probe().what])
-        half = half_rows_of(seconds[rows_probe(ROWS_FEW).what],
-                            seconds[rows_probe(ROWS_MANY).what])
+        few = seconds[rows_probe(ROWS_FEW).what]
+        half = half_rows_of(few, seconds[rows_probe(ROWS_MANY).what])
+        cycled = [(n * WEIGHT_BYTES, seconds[cold_probe_name(n)]) for n in cold_counts(cache)]
+        cold_bytes = cold_half_bytes(few, cycled)
+        cold = cold_row_seconds_of(few, cycled, cold_bytes)
     return Structure(peak, dram, onchip_bw, held, found, dram_kernel, onchip_kernel, lowering,
-                     half_rows=half if fresh else None)
+                     half_rows=half if fresh else None, cold_row=cold if fresh else None,
+                     cold_bytes=cold_bytes if fresh else 0)
 
 
 class Runtime(Protocol):
@@ -351,7 +366,8 @@ def structural_device(name: str, found: Structure, fusion: str,
 
 def eager_figures(found: Structure) -> dict[str, Any]:
     """The eager runtime's structural figures ``found`` holds, as the device file writes them:
-    fresh output memory, its share below the threshold, ``half_rows``, the lowering rate."""
+    fresh output memory, its share below the threshold, ``half_rows``, the lowering rate, the
+    cost per row of weights from memory."""
     out: dict[str, Any] = {}
     if found.fresh:
         out["fresh_output_bytes"] = int(found.fresh[0])
@@ -363,6 +379,9 @@ def eager_figures(found: Structure) -> dict[str, Any]:
         out["half_rows"] = round(found.half_rows, 2)
     if found.lowering:
         out["lowering_bandwidth"] = rounded(found.lowering)
+    if found.cold_row and found.cold_bytes:
+        out["cold_weight_row_seconds"] = rounded(found.cold_row)
+        out["cold_weight_bytes"] = int(found.cold_bytes)
     return out
 
 
@@ -539,7 +558,10 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
         + (f" ({found.share[1]:.1%} of smaller ones from {size_text(found.share[0])})"
            if found.share else "")
         + (f", lowering {found.lowering / 1e9:.2f} GB/s" if found.lowering else "")
-        + (f", half rows {found.half_rows:.1f}" if found.half_rows else ""))
+        + (f", half rows {found.half_rows:.1f}" if found.half_rows else "")
+        + (f", weights from memory from {found.cold_bytes / MiB:.1f} MiB (half) at "
+           f"{found.cold_row * 1e6:.3f} us per row" if found.cold_row and found.cold_bytes
+           else ""))
     median, worst = result.summary()
     log(f"fitted {len(result.figures)} figures to {len(benches)} rows: median |error| "
         f"{median:.1%}, worst {worst:.1%}")
@@ -651,6 +673,20 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"{lowering_probe().what} (PyTorch lowers it; its product with one output channel "
             f"reads the matrix once) over its seconds, {how}"
             f"{spread(lowered, 1e9, 'GB/s')}, {context}")
+    if found.cold_row and found.cold_bytes:
+        copies = cold_counts(cache)
+        rows_s = [s.cold_row for s in structures if s.cold_row]
+        halves_b = [s.cold_bytes for s in structures if s.cold_bytes]
+        sources["cold_weight_row_seconds"] = (
+            f"measured: the median extra seconds, over {rows_probe(ROWS_FEW).what} (one weight "
+            f"matrix, held in the cache), of the cycles through its copies all from memory "
+            f"(from 1.5 times cold_weight_bytes, and {copies[-1]} copies), per row of the "
+            f"{ROWS_WIDTH}-row weight matrix, {how}{spread(rows_s, 1e-6, 'us')}, {context}")
+        sources["cold_weight_bytes"] = (
+            f"measured: the weights at which half come from memory, interpolated between the "
+            f"cycles over {', '.join(str(n) for n in copies[:-1])} copies of "
+            f"{WEIGHT_BYTES / MiB:g} MiB (the share of each: its extra seconds over those of "
+            f"{copies[-1]} copies), {how}{spread(halves_b, MiB, 'MiB')}, {context}")
     if memory is not None:
         table["memory_bytes"] = int(memory)
     table["peak_flops"] = {"fp32": rounded(found.peak)}
@@ -691,7 +727,8 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
                             f"{'; ' + verdict if verdict.startswith('WARNING') else ''}")
     order = ("peak_flops.fp32", "bandwidth", "onchip_bandwidth", "onchip_bytes",
              "fresh_output_bytes", "fresh_output_bandwidth", "fresh_share_bytes",
-             "fresh_output_share", "half_rows", "lowering_bandwidth",
+             "fresh_output_share", "half_rows", "lowering_bandwidth", "cold_weight_row_seconds",
+             "cold_weight_bytes",
              "memory_bytes", "fusion",
              "default_dtype", "overhead")
     keys = [k for k in order if k in sources] + sorted(k for k in sources if k not in order)

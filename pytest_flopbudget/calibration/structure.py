@@ -44,12 +44,24 @@ kernels, each named by its ``what`` so a fake timer can answer them.
   column matrix's bytes over its seconds. 2-D lowering (im2col) runs about twice as fast
   here (a 1.1 MiB matrix: 13 against 6.5 GB/s) and is priced at the same rate; it matters
   far less, its matrices being small.
+* ``cold_weight_row_seconds`` and ``cold_weight_bytes``: a linear whose weights come from
+  memory takes longer than the same linear run again on weights the cache still holds, by
+  about the same time per row of its weight matrix whatever its input rows (1 to 256 here).
+  The linear of :data:`ROWS_FEW` rows and :data:`ROWS_WIDTH` features runs on one weight
+  matrix, and cycling through :data:`COLD_COPIES` copies of it and through as many as fill
+  four times the largest cache (:func:`cold_probes`). Each cycle's extra seconds over the
+  last one's are the share of its weights that came from memory, and ``cold_weight_bytes``
+  the weights at which that share reaches one half (:func:`cold_half_bytes`); the median
+  extra seconds of the cycles all from memory, over the :data:`ROWS_WIDTH` weight rows, are
+  the cost per row (:func:`cold_row_seconds_of`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+import statistics
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +83,11 @@ SHARE_MIN = 0.02
 SHARE_BLOCKS = (0, 1, 2, 3)
 #: Rows of the two linears of the ``half_rows`` probe, and their input and output features.
 ROWS_FEW, ROWS_MANY, ROWS_WIDTH = 16, 1024, 768
+#: Copies of the ``ROWS_WIDTH`` x ``ROWS_WIDTH`` weight matrix the cold probes cycle through
+#: (2.25 MiB each: 4.5 to 36 MiB of weights), besides the copies of four times the cache.
+COLD_COPIES = (2, 4, 6, 8, 12, 16)
+#: Bytes of one weight matrix of the cold probes.
+WEIGHT_BYTES = ROWS_WIDTH * ROWS_WIDTH * 4
 #: ``(input channels, depth, height, width)`` of the lowering probe: a 3x3x3 convolution to
 #: one channel, padded to keep its size.
 LOWERING_SHAPE = (8, 16, 32, 32)
@@ -174,6 +191,37 @@ def half_rows_of(few_s: float, many_s: float, few: int = ROWS_FEW,
     return (many * q - few) / (1 - q)
 
 
+def cold_row_seconds_of(hot_s: float, cycled: Sequence[tuple[int, float]], half: int,
+                        weight_rows: int = ROWS_WIDTH) -> float:
+    """``cold_weight_row_seconds`` from the seconds of a linear on weights in the cache
+    (``hot_s``) and cycling through weights of ``(bytes in all, seconds)`` (ascending, the
+    last all from memory), whose weight matrix has ``weight_rows`` rows: the median seconds
+    of the cycles all from memory (those of at least 1.5 times ``half``, the bytes half from
+    memory, and the last), less ``hot_s``, per weight row; 0 (no figure) when not slower."""
+    cold = [s for nbytes, s in cycled[:-1] if half and nbytes >= 1.5 * half]
+    return max(0.0, (statistics.median([*cold, cycled[-1][1]]) - hot_s) / weight_rows)
+
+
+def cold_half_bytes(hot_s: float, cycled: Sequence[tuple[int, float]]) -> int:
+    """``cold_weight_bytes`` from the seconds of a linear on one weight matrix (``hot_s``)
+    and cycling through weights of ``(bytes in all, seconds)`` (ascending; the last all from
+    memory): the share from memory of each cycle is its extra seconds over the last one's
+    (at most 1, and at least the share of a smaller cycle); the bytes where it reaches 1/2,
+    interpolated linearly from the cycle before (from no bytes, no share, for the first).
+    0 when the last cycle is not slower than ``hot_s``."""
+    full = cycled[-1][1] - hot_s
+    if full <= 0:
+        return 0
+    before_bytes, before_share = 0, 0.0
+    for nbytes, seconds in cycled:
+        share = min(1.0, max(before_share, (seconds - hot_s) / full))
+        if share >= 0.5:
+            step = (0.5 - before_share) / (share - before_share)
+            return round(before_bytes + step * (nbytes - before_bytes))
+        before_bytes, before_share = nbytes, share
+    raise AssertionError("unreachable: the last cycle's share is 1")
+
+
 def share_of(sizes: Sequence[tuple[int, float]],
              least: float = SHARE_MIN) -> tuple[int, float] | None:
     """``(fresh_share_bytes, fresh_output_share)`` from ``[(output bytes, share of written
@@ -273,6 +321,40 @@ def _rows(rows: int) -> Callable[[], object]:
     x = randn(rows, ROWS_WIDTH)
     w = randn(ROWS_WIDTH, ROWS_WIDTH)
     return lambda: torch.nn.functional.linear(x, w)
+
+
+def cold_counts(cache: int) -> tuple[int, ...]:
+    """Weight copies each cold probe cycles through, for a largest cache of ``cache``
+    bytes: :data:`COLD_COPIES`, then as many as fill :func:`dram_buffer`."""
+    return (*COLD_COPIES, max(2 * COLD_COPIES[-1], dram_buffer(cache) // WEIGHT_BYTES))
+
+
+def cold_probe_name(copies: int) -> str:
+    """The ``what`` of the cold probe cycling through ``copies`` weight matrices."""
+    return (f"linear {ROWS_FEW} rows x {ROWS_WIDTH} -> {ROWS_WIDTH}, weights cycled over "
+            f"{copies} copies ({copies * WEIGHT_BYTES / MiB:g} MiB)")
+
+
+def cold_probes(cache: int) -> list[Probe]:
+    """The linear of :data:`ROWS_FEW` rows cycling through each count of
+    :func:`cold_counts` weight copies, taken from one pool made at the first call."""
+    x = randn(ROWS_FEW, ROWS_WIDTH)
+    pool: list[torch.Tensor] = []
+
+    def cycle(copies: int) -> Callable[[], object]:
+        weights: list[Iterator[torch.Tensor]] = []
+
+        def run() -> object:
+            if not pool:
+                pool.extend(randn(ROWS_WIDTH, ROWS_WIDTH) for _ in range(max(
+                    cold_counts(cache))))
+            if not weights:
+                weights.append(itertools.cycle(pool[:copies]))
+            return torch.nn.functional.linear(x, next(weights[0]))
+
+        return run
+
+    return [Probe(cold_probe_name(n), cycle(n)) for n in cold_counts(cache)]
 
 
 def rows_probe(rows: int) -> Probe:

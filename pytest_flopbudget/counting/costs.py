@@ -95,7 +95,11 @@ class Work:
     ``lowering_bandwidth``). ``rows`` are a product's rows, what a fixed cost per call is
     spread over: a convolution's output positions (input positions, transposed) over its
     batch, the rows of a linear's
-    input or of one matrix of a matmul (0: not a product).
+    input or of one matrix of a matmul (0: not a product). ``weight_rows`` are the rows of
+    the weight matrices a linear reads, one per output feature (its ``out_features``; the
+    in- and out-projections and feed-forward of a fused attention layer summed), what a
+    device that names ``cold_weight_row_seconds`` charges when the weights come from memory
+    (0: no weight matrix).
     """
 
     macs: int = 0
@@ -111,6 +115,7 @@ class Work:
     mac_dims: tuple[int, int] | None = None
     lowered: int = 0
     rows: int = 0
+    weight_rows: int = 0
 
     @property
     def flops(self) -> int:

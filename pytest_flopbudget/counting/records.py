@@ -24,7 +24,8 @@ class OpRecord:
     ``mac_dims`` the ``(reduced, output)`` channels of a product, for MAC-array utilisation.
     ``lowered``: elements of the column matrix eager PyTorch writes before a convolution's
     product on this CPU (``counting.costs.Work.lowered``); ``rows``: a product's rows
-    (``counting.costs.Work.rows``).
+    (``counting.costs.Work.rows``); ``weight_rows``: the rows of the weight matrices it reads
+    (``counting.costs.Work.weight_rows``).
     """
 
     op: str
@@ -46,3 +47,4 @@ class OpRecord:
     mac_dims: tuple[int, int] | None = None
     lowered: int = 0
     rows: int = 0
+    weight_rows: int = 0

@@ -479,6 +479,7 @@ class CountingMode(TorchDispatchMode):
                     mac_dims=w.mac_dims,
                     lowered=w.lowered,
                     rows=w.rows,
+                    weight_rows=w.weight_rows,
                 ))
         if not written_arguments(func):
             input_ids = {id(t) for t in inputs}

@@ -57,6 +57,13 @@ KEYS: dict[str, str] = {
     "lowering_bandwidth": "bytes/s at which the runtime lowers a convolution to a column matrix "
                           "(im2col) before its matrix product, on top of the roofline; applies "
                           "to the convolutions eager PyTorch lowers on a CPU (absent: none)",
+    "cold_weight_row_seconds": "seconds a linear whose weights come from memory pays per row "
+                               "of its weight matrix (per output feature), on top of the "
+                               "roofline (absent: none; needs cold_weight_bytes)",
+    "cold_weight_bytes": "bytes of weights read (and outputs written) per forward at which "
+                         "half of the weights come from memory at every forward (a cache "
+                         "keeps those of a smaller model): the share grows from 0 at half "
+                         "these bytes to all at 1.5 times them",
     "weight_cache_bytes": "bytes of on-chip memory that keep weights between inferences: the "
                           "first weights in execution order that fit are read on chip",
     "link_bandwidth": "bytes/s of the host link (USB, PCIe) that weights beyond "
@@ -105,6 +112,9 @@ class Device:
     ceiling, when given;
     ``lowering_bandwidth``: bytes/s of the column matrix a lowered convolution writes (eager
     PyTorch's im2col, ``OpRecord.lowered``), when given;
+    ``cold_weight_row_seconds``: seconds per weight row (``OpRecord.weight_rows``) of a linear
+    whose weights come from memory, when given, for a model of ``cold_weight_bytes`` of
+    weights and more (:func:`.roofline.cold_weight_share`);
     ``weight_cache_bytes``: on-chip bytes that keep
     weights between inferences, the rest streaming over ``link_bandwidth`` bytes/s when
     given; ``fusion``: what the runtime fuses; ``tile``: MAC-array widths channels are padded
@@ -130,6 +140,8 @@ class Device:
     fresh_share_bytes: int = 0
     half_rows: float | None = None
     lowering_bandwidth: float | None = None
+    cold_weight_row_seconds: float | None = None
+    cold_weight_bytes: int = 0
     weight_cache_bytes: int = 0
     link_bandwidth: float | None = None
     fusion: str = "none"
@@ -204,6 +216,17 @@ class Device:
         if self.half_rows is not None:
             object.__setattr__(self, "half_rows",
                                _non_negative(self.half_rows, f"{where}: half_rows"))
+        if self.cold_weight_row_seconds is not None:
+            object.__setattr__(self, "cold_weight_row_seconds",
+                               _positive(self.cold_weight_row_seconds,
+                                         f"{where}: cold_weight_row_seconds"))
+        object.__setattr__(self, "cold_weight_bytes",
+                           _byte_count(self.cold_weight_bytes, f"{where}: cold_weight_bytes",
+                                       zero=True))
+        if (self.cold_weight_row_seconds is None) != (not self.cold_weight_bytes):
+            raise DeviceError(f"{where}: cold_weight_row_seconds and cold_weight_bytes go "
+                              f"together (what a weight row from memory costs, and from how "
+                              f"many bytes of weights they come from memory)")
         object.__setattr__(self, "weight_cache_bytes",
                            _byte_count(self.weight_cache_bytes, f"{where}: weight_cache_bytes",
                                        zero=True))
@@ -327,6 +350,8 @@ class Device:
             "fresh_share_bytes": self.fresh_share_bytes,
             "half_rows": self.half_rows,
             "lowering_bandwidth": self.lowering_bandwidth,
+            "cold_weight_row_seconds": self.cold_weight_row_seconds,
+            "cold_weight_bytes": self.cold_weight_bytes,
             "weight_cache_bytes": self.weight_cache_bytes,
             "link_bandwidth": self.link_bandwidth,
             "fusion": self.fusion,

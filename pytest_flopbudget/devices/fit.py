@@ -85,14 +85,14 @@ def terms(latency: Latency, per_kernel: bool = False) -> list[Term]:
     exactly)."""
     if per_kernel:
         return [Term(t.op, t.kind, t.op_class, t.bare_seconds, t.launches, t.link_seconds,
-                     t.bare_compute, t.bare_memory, t.fresh_seconds + t.lowering_seconds)
+                     t.bare_compute, t.bare_memory, t.fixed_seconds)
                 for t in latency.ops]
     summed: dict[tuple[str, str, str], list[float]] = {}
     for t in latency.ops:
         acc = summed.setdefault((t.op, t.kind, t.op_class), [0.0] * 6)
         for i, value in enumerate((t.bare_seconds, t.launches, t.link_seconds,
                                    t.bare_compute, t.bare_memory,
-                                   t.fresh_seconds + t.lowering_seconds)):
+                                   t.fixed_seconds)):
             acc[i] += value
     return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fixed)
             for (op, kind, cls), (bare, launches, link, compute, memory, fixed)

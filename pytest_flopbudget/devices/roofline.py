@@ -7,7 +7,7 @@ compiling runtime. For one kernel::
 
     t = max(flops / (usable_peak[dtype] * utilisation * compute_efficiency),
             memory_seconds) / efficiency + overhead * steps + link_seconds + fresh_seconds
-        + lowering_seconds
+        + lowering_seconds + cold_weight_seconds
 
 * ``usable_peak`` is the device's peak at the profile's precision (else its
   ``default_dtype``) times ``cores_used / cores``; ``utilisation`` is the fraction of the MAC
@@ -35,6 +35,14 @@ compiling runtime. For one kernel::
 * ``lowering_seconds``: a convolution eager PyTorch lowers to a column matrix (im2col,
   vol2col; ``lowered`` elements, :mod:`pytest_flopbudget.counting.ops.convolution`) writes
   that matrix at ``lowering_bandwidth`` before its product, on a device that names one.
+* ``cold_weight_seconds``: on a device that names ``cold_weight_row_seconds``, a linear
+  pays that per row of its weight matrices (``weight_rows``) times the share of the model's
+  weights that come from memory at every forward (:func:`cold_weight_share`, from the
+  device's ``cold_weight_bytes`` and what the forward reads of weights and writes: a cache
+  keeps the weights of a small model between forwards, not those of a large one). Eager PyTorch's
+  matrix products fetch such weights in a pass the arithmetic does not hide: here about
+  0.1 us per row, whatever the rows of the input (1 to 256) and the row length (256 to 1536
+  features), where bytes over the DRAM bandwidth would give 0.02-0.1 us.
 * A recurrent operator runs ``T`` dependent steps and re-reads its recurrent weights at every
   step from memory unless they fit in ``onchip_bytes``; when they fit and the device names an
   ``onchip_bandwidth`` (a cache), every step reads them again from there.
@@ -93,7 +101,8 @@ class OpTime:
     traffic at the device dtype, recurrent re-reads included. The terms: ``compute_seconds``
     and ``memory_seconds`` (each already divided by ``efficiency``), ``overhead_seconds``,
     ``link_seconds`` (weights streamed over the host link), ``fresh_seconds`` (first touch of
-    a fresh output), ``lowering_seconds`` (the column matrix of a lowered convolution).
+    a fresh output), ``lowering_seconds`` (the column matrix of a lowered convolution),
+    ``cold_weight_seconds`` (weights fetched from memory).
     ``bare_seconds`` is the larger of the two roofline terms before ``efficiency`` and
     ``compute_efficiency``, which are ``bare_compute`` and ``bare_memory``; ``launches`` is
     how many overheads it
@@ -115,6 +124,7 @@ class OpTime:
     link_seconds: float = 0.0
     fresh_seconds: float = 0.0
     lowering_seconds: float = 0.0
+    cold_weight_seconds: float = 0.0
     bare_seconds: float = 0.0
     efficiency: float = 1.0
     compute_efficiency: float = 1.0
@@ -128,6 +138,12 @@ class OpTime:
     @property
     def bound(self) -> str:
         return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
+
+    @property
+    def fixed_seconds(self) -> float:
+        """The terms no efficiency or overhead scales: fresh outputs, lowering and cold
+        weights, in seconds."""
+        return self.fresh_seconds + self.lowering_seconds + self.cold_weight_seconds
 
     @property
     def fused(self) -> bool:
@@ -175,9 +191,24 @@ def fresh_share(written: int, device: Device) -> float:
     return 0.0
 
 
+def cold_weight_share(footprint: int, device: Device) -> float:
+    """Share of a model's weights that a device reads from memory at every forward, for a
+    forward that reads ``footprint`` bytes of weights and writes its outputs besides (their
+    lines take cache room too): ``footprint / cold_weight_bytes - 1/2`` between 0 and 1 (none
+    up to half of ``cold_weight_bytes``, half at it, all from 1.5 times it; 0 on a device
+    without the figure). Measured here (linears of 2.25 MiB each run in turn, against one run
+    again; 4 runs): 0-15% from memory at 9 MiB in all, 28-43% at 13.5, 47-82% at 18 and
+    95-120% at 27 MiB; half at 14.9-18.2 MiB."""
+    half = device.cold_weight_bytes
+    if not device.cold_weight_row_seconds or not half:
+        return 0.0
+    return min(1.0, max(0.0, footprint / half - 0.5))
+
+
 def unit_time(unit: Unit, device: Device, dtype: str,
-              placement: _Placement | None = None) -> OpTime:
-    """Roofline time of one kernel on ``device`` at precision ``dtype``."""
+              placement: _Placement | None = None, cold_share: float = 0.0) -> OpTime:
+    """Roofline time of one kernel on ``device`` at precision ``dtype``; ``cold_share`` of
+    its weights come from memory (:func:`cold_weight_share`)."""
     r = unit.anchor
     weights = unit.weights.bytes(dtype)
     activations = unit.read.bytes(dtype) + unit.written.bytes(dtype) - weights
@@ -218,13 +249,18 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     if device.lowering_bandwidth and not unit.free:
         lowering = sum(m.lowered for m in unit.members) * itemsize(dtype) \
             / device.lowering_bandwidth
+    cold = 0.0
+    if cold_share and device.cold_weight_row_seconds and not unit.free:
+        rows = sum(m.weight_rows for m in unit.members if m.weights.bytes(dtype))
+        cold = cold_share * rows * device.cold_weight_row_seconds
     return OpTime(
         op=r.op, module=r.module, op_class=r.op_class, flops=unit.flops, bytes=nbytes,
         compute_seconds=compute / ceiling / eff, memory_seconds=memory / eff,
         overhead_seconds=overhead,
-        seconds=max(compute / ceiling, memory) / eff + overhead + link + fresh + lowering,
+        seconds=max(compute / ceiling, memory) / eff + overhead + link + fresh + lowering
+        + cold,
         ops=unit.ops, modules=unit.modules, link_seconds=link, fresh_seconds=fresh,
-        lowering_seconds=lowering,
+        lowering_seconds=lowering, cold_weight_seconds=cold,
         bare_seconds=bare,
         efficiency=eff, compute_efficiency=ceiling, bare_compute=compute, bare_memory=memory,
         launches=launches,
@@ -337,7 +373,9 @@ def price(profile: Profile, device: Device) -> tuple[str, list[OpTime]]:
     device.peak(dtype)  # a clear error now if the device has no peak at this precision
     placement = _Placement(device.weight_cache_bytes)
     kernels = units(profile.records, device.fusion)
-    return dtype, [unit_time(u, device, dtype, placement) for u in kernels]
+    footprint = sum(u.weights.bytes(dtype) + u.written.bytes(dtype) for u in kernels)
+    cold = cold_weight_share(footprint, device)
+    return dtype, [unit_time(u, device, dtype, placement, cold) for u in kernels]
 
 
 def predict(profile: Profile, device: Device | str) -> Latency:

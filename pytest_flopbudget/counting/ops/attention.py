@@ -78,6 +78,7 @@ def _combine(stages: list[Work], op_class: str = "attention") -> Work:
         op_class=op_class,
         reads=tuple(reads),
         writes=tuple(writes),
+        weight_rows=sum(s.weight_rows for s in stages),
     )
 
 
@@ -85,7 +86,8 @@ def _linear_stage(x: TensorMeta, w: TensorMeta, b: TensorMeta | None) -> Work:
     out = TensorMeta((*x.shape[:-1], w.shape[0]), x.dtype)
     work = linear(input=x, weight=w, bias=b)
     reads = (x, w) if b is None else (x, w, b)
-    return Work(macs=work.macs, elementwise=work.elementwise, reads=reads, writes=(out,))
+    return Work(macs=work.macs, elementwise=work.elementwise, reads=reads, writes=(out,),
+                weight_rows=work.weight_rows)
 
 
 def _pointwise_stage(per_element: int, *tensors: TensorMeta) -> Work:

@@ -87,7 +87,8 @@ def linear(input: TensorMeta, weight: TensorMeta, bias: TensorMeta | None = None
     rows = input.numel // input.shape[-1] if input.shape else 1
     n_out, n_in = (weight.shape[0], weight.shape[1]) if weight.ndim == 2 else (1, weight.shape[0])
     return Work(macs=rows * n_out * n_in, elementwise=rows * n_out if bias is not None else 0,
-                kind="matrix_vector" if rows == 1 else "", mac_dims=(n_in, n_out), rows=rows)
+                kind="matrix_vector" if rows == 1 else "", mac_dims=(n_in, n_out), rows=rows,
+                weight_rows=n_out)
 
 
 @register("addr", op_class="elementwise")
