@@ -165,8 +165,11 @@ def test_the_half_cold_weights_are_interpolated() -> None:
 
 def test_the_cold_probes_cycle_through_one_pool_of_copies(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # a 32 MiB cache: 2 to 16 copies of 2.25 MiB, then 128 MiB // 2,359,296 = 56 copies
-    assert cold_counts(32 * MiB) == (2, 4, 6, 8, 12, 16, 56)
+    # a 32 MiB cache: copies of 2,359,296 bytes filling 1/8 to all of it, 1.78, 3.56, 5.33,
+    # 7.11, 10.67 and 14.22 rounded (at least 2), then 128 MiB // 2,359,296 = 56 copies
+    assert cold_counts(32 * MiB) == (2, 4, 5, 7, 11, 14, 56)
+    # a 1 MiB cache: at least 2 copies, once; 64 MiB (the least DRAM buffer) // 2.25 MiB = 28
+    assert cold_counts(MiB) == (2, 28)
     probes = cold_probes(32 * MiB)
     assert [p.what for p in probes][::6] == [
         "linear 16 rows x 768 -> 768, weights cycled over 2 copies (4.5 MiB)",
@@ -331,10 +334,11 @@ def test_structural_figures_are_work_over_the_fake_seconds(fake: dict[str, Any])
     assert device.fresh_output_share is None and device.fresh_share_bytes == 0
     assert device.lowering_bandwidth == 5e9  # 14,155,776 column bytes in 2.8311552 ms
     assert device.half_rows == 8.0  # 16 rows in 24 us, 1024 rows in 1032 us
-    # 16 rows on 56 weight copies: 100.8 us, 76.8 us more, over 768 weight rows
+    # 16 rows on 11, 14 and 56 weight copies: a median 100.8 us, 76.8 us more, over 768
+    # weight rows
     assert device.cold_weight_row_seconds == pytest.approx(1e-7)
-    # half from memory between 6 copies (0.3) and 8 (0.7): 16,515,072 bytes
-    assert device.cold_weight_bytes == 16_515_072
+    # half from memory between 5 copies (0.3) and 7 (0.7) of 2,408,448 bytes a call
+    assert device.cold_weight_bytes == 14_450_688
     assert device.memory_bytes == fake_calibration.MEMORY_BYTES
     assert device.fusion == "none" and device.default_dtype == "fp32"
 
@@ -393,7 +397,7 @@ def test_two_passes_that_agree_end_the_measuring(fake: dict[str, Any]) -> None:
     # pass 1 and pass 2, each: 27 structural kernels (gemm; copy, add, sum at 128 MiB and
     # 2 MiB; copies of 1 to 32 MiB but 2 MiB; copies and clones of 8 to 64 MiB, some shared;
     # the lowered conv3d, the linears of 16 and 1024 rows and the linear of 16 rows cycling
-    # through 2, 4, 6, 8, 12, 16 and 56 weight copies) and the 12 rows, each timed with the
+    # through 2, 4, 5, 7, 11, 14 and 56 weight copies) and the 12 rows, each timed with the
     # full plan: 5 samples of at least 10 ms, 2 warm-ups
     assert len(timer.calls) == 2 * (27 + 12)
     assert {c[1:] for c in timer.calls} == {(5, 2, 0.01)}

@@ -217,6 +217,16 @@ def test_linears_and_fused_attention_record_their_weight_rows():
     with torch.inference_mode():
         enc = only_op(profile(layer, x), "aten._transformer_encoder_layer_fwd")
     assert enc.weight_rows == 448
+    # a product with a weight it holds: x [1, 10, 256] @ w [256, 64]: 64 output columns
+    class MatW(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(256, 64))
+
+        def forward(self, x):
+            return x @ self.w
+
+    assert only_op(profile(MatW(), torch.randn(1, 10, 256)), "aten.matmul").weight_rows == 64
     # a product of two inputs reads no weight matrix
     class Bmm(nn.Module):
         def forward(self, a, b):

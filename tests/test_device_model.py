@@ -7,10 +7,14 @@ byte and FLOP is visible: fp32 tensors unless said otherwise, so N elements are 
 from __future__ import annotations
 
 import pytest
+import torch
+from torch import nn
 
 from pytest_flopbudget.core.access import Access
+from pytest_flopbudget.counting.profile import profile
 from pytest_flopbudget.counting.records import OpRecord
 from pytest_flopbudget.devices.device import Device, DeviceError
+from pytest_flopbudget.devices.fit import terms
 from pytest_flopbudget.devices.fusion import units
 from pytest_flopbudget.devices.roofline import predict
 
@@ -462,15 +466,52 @@ def test_a_model_whose_weights_outgrow_the_cache_pays_per_weight_row():
     assert extra(1 << 20) == pytest.approx(38.85e-6)
     # half at 4 MiB: a footprint under 2 MiB, the cache keeps them all: nothing more
     assert extra(4 << 20) == 0.0
-    [first, _] = predict(prof, Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7,
-                                      cold_weight_bytes=512 << 10)).ops
+    cold_device = Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7,
+                         cold_weight_bytes=512 << 10)
+    lat = predict(prof, cold_device)
+    first = lat.ops[0]
     assert first.cold_weight_seconds == pytest.approx(51.2e-6)  # its 512 rows
+    # a fit sees it as time no free figure changes
+    assert terms(lat, per_kernel=True)[0].fixed_seconds == pytest.approx(51.2e-6)
+    # an absurd figure is named, not reported as an infinite time
+    absurd = Device("d", 1e9, 1e9, cold_weight_row_seconds=1e305, cold_weight_bytes=512 << 10)
+    with pytest.raises(DeviceError, match=r"cold_weight_row_seconds = 1e\+305"):
+        predict(prof, absurd)
     with pytest.raises(DeviceError, match="go together"):
         Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7)
     with pytest.raises(DeviceError, match="go together"):
         Device("d", 1e9, 1e9, cold_weight_bytes=1 << 20)
     with pytest.raises(DeviceError, match="cold_weight_row_seconds"):
         Device("d", 1e9, 1e9, cold_weight_row_seconds=-1e-7, cold_weight_bytes=1 << 20)
+
+
+def test_a_weight_used_by_several_calls_takes_cache_room_once():
+    # one nn.Linear(512, 512) called 4 times against 4 distinct ones, on one row: each call
+    # reads 512 x 512 x 4 + 512 x 4 = 1,050,624 bytes of weights and writes 2,048 bytes;
+    # 4 calls: 4,202,496 read, 8,192 written; 512 weight rows a call, 2,048 in all
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(512, 512)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(4):
+                x = self.fc(x)
+            return x
+
+    distinct = nn.Sequential(*(nn.Linear(512, 512) for _ in range(4)))
+    device = Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7, cold_weight_bytes=2 << 20)
+
+    def cold(model: nn.Module) -> float:
+        return sum(t.cold_weight_seconds for t in profile(model, torch.randn(1, 512))
+                   .latency(device).ops)
+
+    # distinct: 4,202,496 + 8,192 = 4,210,688 bytes through the cache; / 2 MiB - 0.5 = 1.508:
+    # all from memory, 2,048 rows x 0.1 us = 204.8 us
+    assert cold(distinct) == pytest.approx(204.8e-6)
+    # shared: its weights once, 1,050,624 + 8,192 = 1,058,816; / 2,097,152 - 0.5 =
+    # 0.0048828125 of them: 204.8 us x 0.0048828125 = 1 us
+    assert cold(Shared()) == pytest.approx(1e-6)
 
 
 def test_few_rows_spread_a_products_fixed_cost_over_less_work():

@@ -58,6 +58,7 @@ from ..devices.fit import Fit, Row, fit, terms, used_by
 from .hostinfo import CACHE_DIR, MEMINFO, cpu_model, largest_cache, mem_total
 from .microbench import GEMM_N, Bench, rows
 from .structure import (
+    COLD_CALL_BYTES,
     FRESH_RATIO,
     FRESH_SIZES,
     ROWS_FEW,
@@ -242,7 +243,7 @@ class Structure:
     share: tuple[int, float] | None = None  # (fresh_share_bytes, fresh_output_share)
     half_rows: float | None = None
     cold_row: float | None = None  # seconds per weight row of a linear on cold weights
-    cold_bytes: int = 0  # weights per forward of which half come from memory
+    cold_bytes: int = 0  # bytes through the cache per forward, half the weights from memory
 
 
 def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
@@ -289,7 +290,8 @@ def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
         lowering = rate(lowering_bytes(), seconds[lowering_probe().what])
         few = seconds[rows_probe(ROWS_FEW).what]
         half = half_rows_of(few, seconds[rows_probe(ROWS_MANY).what])
-        cycled = [(n * WEIGHT_BYTES, seconds[cold_probe_name(n)]) for n in cold_counts(cache)]
+        cycled = [(n * COLD_CALL_BYTES, seconds[cold_probe_name(n)])
+                  for n in cold_counts(cache)]
         cold_bytes = cold_half_bytes(few, cycled)
         cold = cold_row_seconds_of(few, cycled, cold_bytes)
     return Structure(peak, dram, onchip_bw, held, found, dram_kernel, onchip_kernel, lowering,
@@ -683,10 +685,12 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"(from 1.5 times cold_weight_bytes, and {copies[-1]} copies), per row of the "
             f"{ROWS_WIDTH}-row weight matrix, {how}{spread(rows_s, 1e-6, 'us')}, {context}")
         sources["cold_weight_bytes"] = (
-            f"measured: the weights at which half come from memory, interpolated between the "
-            f"cycles over {', '.join(str(n) for n in copies[:-1])} copies of "
-            f"{WEIGHT_BYTES / MiB:g} MiB (the share of each: its extra seconds over those of "
-            f"{copies[-1]} copies), {how}{spread(halves_b, MiB, 'MiB')}, {context}")
+            f"measured: the bytes through the cache (weights read, outputs written) at which "
+            f"half the weights come from memory, interpolated between the cycles of the "
+            f"linear through {', '.join(str(n) for n in copies)} copies of its "
+            f"{WEIGHT_BYTES / MiB:g} MiB weights (the share of each: its extra seconds over "
+            f"one weight matrix's, against those of the last, through four times the cache), "
+            f"{how}{spread(halves_b, MiB, 'MiB')}, {context}")
     if memory is not None:
         table["memory_bytes"] = int(memory)
     table["peak_flops"] = {"fp32": rounded(found.peak)}

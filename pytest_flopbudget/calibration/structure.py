@@ -48,8 +48,9 @@ kernels, each named by its ``what`` so a fake timer can answer them.
   memory takes longer than the same linear run again on weights the cache still holds, by
   about the same time per row of its weight matrix whatever its input rows (1 to 256 here).
   The linear of :data:`ROWS_FEW` rows and :data:`ROWS_WIDTH` features runs on one weight
-  matrix, and cycling through :data:`COLD_COPIES` copies of it and through as many as fill
-  four times the largest cache (:func:`cold_probes`). Each cycle's extra seconds over the
+  matrix, and cycling through copies of it that fill :data:`COLD_FILLS` of the largest
+  cache and four times it (:func:`cold_probes`; a cycle's bytes are its calls' weights and
+  outputs, :data:`COLD_CALL_BYTES` each). Each cycle's extra seconds over the
   last one's are the share of its weights that came from memory, and ``cold_weight_bytes``
   the weights at which that share reaches one half (:func:`cold_half_bytes`); the median
   extra seconds of the cycles all from memory, over the :data:`ROWS_WIDTH` weight rows, are
@@ -83,11 +84,15 @@ SHARE_MIN = 0.02
 SHARE_BLOCKS = (0, 1, 2, 3)
 #: Rows of the two linears of the ``half_rows`` probe, and their input and output features.
 ROWS_FEW, ROWS_MANY, ROWS_WIDTH = 16, 1024, 768
-#: Copies of the ``ROWS_WIDTH`` x ``ROWS_WIDTH`` weight matrix the cold probes cycle through
-#: (2.25 MiB each: 4.5 to 36 MiB of weights), besides the copies of four times the cache.
-COLD_COPIES = (2, 4, 6, 8, 12, 16)
+#: Shares of the largest cache the cold probes' weights fill (2.25 MiB copies of the
+#: ``ROWS_WIDTH`` x ``ROWS_WIDTH`` weight matrix, at least 2), besides the copies of four
+#: times the cache.
+COLD_FILLS = (1 / 8, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)
 #: Bytes of one weight matrix of the cold probes.
 WEIGHT_BYTES = ROWS_WIDTH * ROWS_WIDTH * 4
+#: Bytes one call of a cold probe passes through the cache: its weights read and its output
+#: (``ROWS_FEW`` x ``ROWS_WIDTH``) written, what the roofline's footprint counts too.
+COLD_CALL_BYTES = WEIGHT_BYTES + ROWS_FEW * ROWS_WIDTH * 4
 #: ``(input channels, depth, height, width)`` of the lowering probe: a 3x3x3 convolution to
 #: one channel, padded to keep its size.
 LOWERING_SHAPE = (8, 16, 32, 32)
@@ -325,8 +330,10 @@ def _rows(rows: int) -> Callable[[], object]:
 
 def cold_counts(cache: int) -> tuple[int, ...]:
     """Weight copies each cold probe cycles through, for a largest cache of ``cache``
-    bytes: :data:`COLD_COPIES`, then as many as fill :func:`dram_buffer`."""
-    return (*COLD_COPIES, max(2 * COLD_COPIES[-1], dram_buffer(cache) // WEIGHT_BYTES))
+    bytes: as many as fill each of :data:`COLD_FILLS` of it (at least 2, each count once),
+    then as many as fill :func:`dram_buffer` (more than the others)."""
+    fills = sorted({max(2, round(f * cache / WEIGHT_BYTES)) for f in COLD_FILLS})
+    return (*fills, max(fills[-1] + 1, dram_buffer(cache) // WEIGHT_BYTES))
 
 
 def cold_probe_name(copies: int) -> str:

@@ -96,10 +96,11 @@ class Work:
     spread over: a convolution's output positions (input positions, transposed) over its
     batch, the rows of a linear's
     input or of one matrix of a matmul (0: not a product). ``weight_rows`` are the rows of
-    the weight matrices a linear reads, one per output feature (its ``out_features``; the
-    in- and out-projections and feed-forward of a fused attention layer summed), what a
-    device that names ``cold_weight_row_seconds`` charges when the weights come from memory
-    (0: no weight matrix).
+    the weight matrices a product reads, one per output feature (a linear's
+    ``out_features``, a matmul's output columns; the in- and out-projections and
+    feed-forward of a fused attention layer summed), what a device that names
+    ``cold_weight_row_seconds`` charges when the weights come from memory; the tracer
+    records 0 for a product that reads no weights (0: not a product).
     """
 
     macs: int = 0

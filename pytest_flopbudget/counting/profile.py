@@ -177,6 +177,11 @@ class ModelProfile:
         """Bytes of all parameters at ``dtype`` (their own dtype when ``dtype`` is None)."""
         return self.layout.weight_bytes(self.dtype)
 
+    def weight_bytes_at(self, dtype: str | None) -> int:
+        """Bytes of all parameters (tied or shared ones once) at ``dtype`` (their own dtype
+        when None)."""
+        return self.layout.weight_bytes(dtype)
+
     @property
     def peak_activation_bytes(self) -> int:
         """Peak bytes of tensors created by the forward and alive at the same time, at

@@ -479,7 +479,7 @@ class CountingMode(TorchDispatchMode):
                     mac_dims=w.mac_dims,
                     lowered=w.lowered,
                     rows=w.rows,
-                    weight_rows=w.weight_rows,
+                    weight_rows=w.weight_rows if weights.bytes() else 0,
                 ))
         if not written_arguments(func):
             input_ids = {id(t) for t in inputs}

@@ -57,9 +57,9 @@ KEYS: dict[str, str] = {
     "lowering_bandwidth": "bytes/s at which the runtime lowers a convolution to a column matrix "
                           "(im2col) before its matrix product, on top of the roofline; applies "
                           "to the convolutions eager PyTorch lowers on a CPU (absent: none)",
-    "cold_weight_row_seconds": "seconds a linear whose weights come from memory pays per row "
-                               "of its weight matrix (per output feature), on top of the "
-                               "roofline (absent: none; needs cold_weight_bytes)",
+    "cold_weight_row_seconds": "seconds a matrix product whose weights come from memory pays "
+                               "per row of its weight matrix (per output feature), on top of "
+                               "the roofline (absent: none; needs cold_weight_bytes)",
     "cold_weight_bytes": "bytes of weights read (and outputs written) per forward at which "
                          "half of the weights come from memory at every forward (a cache "
                          "keeps those of a smaller model): the share grows from 0 at half "
@@ -112,9 +112,11 @@ class Device:
     ceiling, when given;
     ``lowering_bandwidth``: bytes/s of the column matrix a lowered convolution writes (eager
     PyTorch's im2col, ``OpRecord.lowered``), when given;
-    ``cold_weight_row_seconds``: seconds per weight row (``OpRecord.weight_rows``) of a linear
-    whose weights come from memory, when given, for a model of ``cold_weight_bytes`` of
-    weights and more (:func:`.roofline.cold_weight_share`);
+    ``cold_weight_row_seconds``: seconds per weight row (``OpRecord.weight_rows``) of a
+    product whose weights come from memory, when given; ``cold_weight_bytes``: the bytes a
+    forward passes through the cache (weights read and outputs written) at which half of
+    the weights come from memory, none from half of it, all from 1.5 times it
+    (:func:`.roofline.cold_weight_share`);
     ``weight_cache_bytes``: on-chip bytes that keep
     weights between inferences, the rest streaming over ``link_bandwidth`` bytes/s when
     given; ``fusion``: what the runtime fuses; ``tile``: MAC-array widths channels are padded

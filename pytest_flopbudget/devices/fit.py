@@ -50,7 +50,8 @@ class Term:
     ``op``/``kind``/``op_class``: which table entries may price it; ``bare_seconds``: its
     roofline seconds at efficiency 1; ``launches``: overheads it pays; ``link_seconds``: its
     weights' time on the host link at the device's link bandwidth; ``fixed_seconds``: time
-    no free figure changes (first touch of fresh output memory, a convolution's lowering).
+    no free figure changes (first touch of fresh output memory, a convolution's lowering,
+    weights from memory).
     """
 
     op: str

@@ -39,10 +39,11 @@ compiling runtime. For one kernel::
   pays that per row of its weight matrices (``weight_rows``) times the share of the model's
   weights that come from memory at every forward (:func:`cold_weight_share`, from the
   device's ``cold_weight_bytes`` and what the forward reads of weights and writes: a cache
-  keeps the weights of a small model between forwards, not those of a large one). Eager PyTorch's
-  matrix products fetch such weights in a pass the arithmetic does not hide: here about
-  0.1 us per row, whatever the rows of the input (1 to 256) and the row length (256 to 1536
-  features), where bytes over the DRAM bandwidth would give 0.02-0.1 us.
+  keeps the weights of a small model between forwards, not those of a large one). Eager
+  PyTorch's matrix products fetch such weights in a pass the arithmetic does not hide: here
+  about 0.1 us per row (0.09-0.2 over rows of 256 to 1536 features), whatever the rows of
+  the input (1 to 256). The roofline's own terms price the weights as calibrated, on cached
+  weights; this is what memory adds to that.
 * A recurrent operator runs ``T`` dependent steps and re-reads its recurrent weights at every
   step from memory unless they fit in ``onchip_bytes``; when they fit and the device names an
   ``onchip_bandwidth`` (a cache), every step reads them again from there.
@@ -205,6 +206,17 @@ def cold_weight_share(footprint: int, device: Device) -> float:
     return min(1.0, max(0.0, footprint / half - 0.5))
 
 
+def footprint(profile: Profile, kernels: Sequence[Unit], dtype: str) -> int:
+    """Bytes one forward passes through the cache: the weights its kernels read (a weight
+    read by several calls once: at most the profile's ``weight_bytes_at(dtype)`` when it
+    has one) and every byte they write, at ``dtype``."""
+    weights = sum(u.weights.bytes(dtype) for u in kernels)
+    held = getattr(profile, "weight_bytes_at", None)
+    if held is not None:
+        weights = min(weights, held(dtype))
+    return weights + sum(u.written.bytes(dtype) for u in kernels)
+
+
 def unit_time(unit: Unit, device: Device, dtype: str,
               placement: _Placement | None = None, cold_share: float = 0.0) -> OpTime:
     """Roofline time of one kernel on ``device`` at precision ``dtype``; ``cold_share`` of
@@ -272,7 +284,8 @@ def unit_time(unit: Unit, device: Device, dtype: str,
 
 def op_time(record: Record, device: Device, dtype: str) -> OpTime:
     """Roofline time of one counted operator on its own on ``device`` at ``dtype`` (all its
-    weights read from memory)."""
+    weights read at ``bandwidth``, none outside a weight cache; no cold-weight cost, which
+    depends on the whole model)."""
     return unit_time(Unit.of(record), device, dtype)
 
 
@@ -373,8 +386,7 @@ def price(profile: Profile, device: Device) -> tuple[str, list[OpTime]]:
     device.peak(dtype)  # a clear error now if the device has no peak at this precision
     placement = _Placement(device.weight_cache_bytes)
     kernels = units(profile.records, device.fusion)
-    footprint = sum(u.weights.bytes(dtype) + u.written.bytes(dtype) for u in kernels)
-    cold = cold_weight_share(footprint, device)
+    cold = cold_weight_share(footprint(profile, kernels, dtype), device)
     return dtype, [unit_time(u, device, dtype, placement, cold) for u in kernels]
 
 
@@ -417,6 +429,12 @@ def _figures(device: Device, dtype: str, t: OpTime, term: str) -> list[Figure]:
         key = t.overhead_key
         value = device.overhead if key == "overhead" else device.overheads[key]
         return [(key if key == "overhead" else f"overheads.{key}", value, 1)]
+    if term == "fresh":
+        return [("fresh_output_bandwidth", device.fresh_output_bandwidth or 0.0, -1)]
+    if term == "lowering":
+        return [("lowering_bandwidth", device.lowering_bandwidth or 0.0, -1)]
+    if term == "cold_weight":
+        return [("cold_weight_row_seconds", device.cold_weight_row_seconds or 0.0, 1)]
     return [("link_bandwidth", device.link_bandwidth or 0.0, -1)]
 
 
@@ -424,7 +442,7 @@ def check_finite(device: Device, dtype: str, times: Sequence[OpTime], frame: flo
                  total: float) -> None:
     """Raise :class:`DeviceError` when a predicted time is not a finite number of
     microseconds, naming the most extreme figure of the term that overflowed."""
-    terms = ("compute", "memory", "overhead", "link")
+    terms = ("compute", "memory", "overhead", "link", "fresh", "lowering", "cold_weight")
 
     def fail(figures: list[Figure], where: str) -> None:
         # the figure that pushes the time up the most: the smallest divisor, the largest factor
@@ -436,8 +454,7 @@ def check_finite(device: Device, dtype: str, times: Sequence[OpTime], frame: flo
 
     sums = dict.fromkeys(terms, 0.0)
     for t in times:
-        values = dict(zip(terms, (t.compute_seconds, t.memory_seconds, t.overhead_seconds,
-                                  t.link_seconds), strict=True))
+        values = {term: getattr(t, f"{term}_seconds") for term in terms}
         for term, seconds in values.items():
             sums[term] += seconds
             if not finite(seconds * 1e6):

@@ -45,15 +45,18 @@ def matmul_macs(a: tuple[int, ...], b: tuple[int, ...]) -> int:
 
 def product_work(a: tuple[int, ...], b: tuple[int, ...], elementwise: int = 0) -> Work:
     """A product's MACs, its kind (one output row or column: a matrix-vector product), its
-    MAC-array dims (the reduced length and the larger output dimension) and its rows (those
-    of one product: of one matrix of ``a`` when ``b`` is a batch too, else all of them)."""
+    MAC-array dims (the reduced length and the larger output dimension), its rows (those
+    of one product: of one matrix of ``a`` when ``b`` is a batch too, else all of them) and
+    its weight rows, the output columns ``m`` (the rows of a weight ``b``, as in ``x @ W`` or
+    ``addmm(bias, x, W.t())``; the tracer keeps them only when the product reads weights)."""
     rows, k, m = matmul_dims(a, b)
     # the rows of one product: one matrix of a batch times a batch of matrices; a batch times
     # one matrix is one product of every row (PyTorch folds the batch)
     per_product = a[-2] if len(a) >= 2 and len(b) > 2 else rows
     return Work(macs=rows * k * m, elementwise=elementwise,
                 kind="matrix_vector" if min(rows, m) == 1 else "",
-                mac_dims=(k, max(rows, m) if min(rows, m) == 1 else m), rows=per_product)
+                mac_dims=(k, max(rows, m) if min(rows, m) == 1 else m), rows=per_product,
+                weight_rows=m)
 
 
 @register("mm", "bmm", "mv", "dot", "vdot", "matmul", op_class="matmul")
