@@ -35,11 +35,12 @@ compiling runtime. For one kernel::
 * ``lowering_seconds``: a convolution eager PyTorch lowers to a column matrix (im2col,
   vol2col; ``lowered`` elements, :mod:`pytest_flopbudget.counting.ops.convolution`) writes
   that matrix at ``lowering_bandwidth`` before its product, on a device that names one.
-* ``cold_weight_seconds``: on a device that names ``cold_weight_row_seconds``, a linear
-  pays that per row of its weight matrices (``weight_rows``) times the share of the model's
-  weights that come from memory at every forward (:func:`cold_weight_share`, from the
-  device's ``cold_weight_bytes`` and what the forward reads of weights and writes: a cache
-  keeps the weights of a small model between forwards, not those of a large one). Eager
+* ``cold_weight_seconds``: on a device that names ``cold_weight_row_seconds``, a matrix
+  product on the model's weights pays that per row of its weight matrices (``weight_rows``)
+  times the share of the model's weights that come from memory at every forward
+  (:func:`cold_weight_share`, from the device's ``cold_weight_bytes`` and what the forward
+  reads of weights and writes: a cache keeps the weights of a small model between
+  forwards, not those of a large one). Eager
   PyTorch's matrix products fetch such weights in a pass the arithmetic does not hide: here
   about 0.1 us per row (0.09-0.2 over rows of 256 to 1536 features), whatever the rows of
   the input (1 to 256). The roofline's own terms price the weights as calibrated, on cached
@@ -83,7 +84,9 @@ class LayerRow(Protocol):
 
 
 class Profile(Protocol):
-    """What the roofline reads of a profile (``counting.profile.ModelProfile``)."""
+    """What the roofline reads of a profile (``counting.profile.ModelProfile``); one that
+    also has ``weight_bytes_at(dtype)`` (its unique weights) counts a weight several calls
+    read once in the cache footprint (:func:`footprint`)."""
 
     @property
     def records(self) -> Sequence[Record]: ...
