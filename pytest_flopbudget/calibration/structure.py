@@ -52,7 +52,7 @@ kernels, each named by its ``what`` so a fake timer can answer them.
   cache and four times it (:func:`cold_probes`; a cycle's bytes are its calls' weights and
   outputs, :data:`COLD_CALL_BYTES` each). Each cycle's extra seconds over the
   last one's are the share of its weights that came from memory, and ``cold_weight_bytes``
-  the weights at which that share reaches one half (:func:`cold_half_bytes`); the median
+  the bytes at which that share reaches one half (:func:`cold_half_bytes`); the median
   extra seconds of the cycles all from memory, over the :data:`ROWS_WIDTH` weight rows, are
   the cost per row (:func:`cold_row_seconds_of`).
 """
