@@ -185,16 +185,29 @@ def test_a_small_2d_conv_is_lowered_and_padding_strings_are_understood(two_threa
     assert rec.lowered == 49_152
 
 
+class Bmm(nn.Module):
+    """A product of two inputs."""
+
+    def forward(self, a, b):
+        return torch.bmm(a, b)
+
+
+class TimesWeight(nn.Module):
+    """``x @ w`` with a ``w`` of ``shape`` the module holds."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(*shape))
+
+    def forward(self, x):
+        return x @ self.w
+
+
 def test_a_linear_and_a_batched_matmul_record_their_rows():
     # linear on 2 x 32 x 256 tokens: 64 rows; bmm of 12 x (96 x 48) @ (48 x 96): 96 rows per
     # product
     lin = only_op(profile(nn.Linear(256, 128), torch.randn(2, 32, 256)), "aten.linear")
     assert lin.rows == 64 and lin.lowered == 0
-
-    class Bmm(nn.Module):
-        def forward(self, a, b):
-            return torch.bmm(a, b)
-
     bmm = only_op(profile(Bmm(), torch.randn(12, 96, 48), torch.randn(12, 48, 96)), "aten.bmm")
     assert bmm.rows == 96
 
@@ -218,20 +231,9 @@ def test_linears_and_fused_attention_record_their_weight_rows():
         enc = only_op(profile(layer, x), "aten._transformer_encoder_layer_fwd")
     assert enc.weight_rows == 448
     # a product with a weight it holds: x [1, 10, 256] @ w [256, 64]: 64 output columns
-    class MatW(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = nn.Parameter(torch.randn(256, 64))
-
-        def forward(self, x):
-            return x @ self.w
-
-    assert only_op(profile(MatW(), torch.randn(1, 10, 256)), "aten.matmul").weight_rows == 64
+    matmul = only_op(profile(TimesWeight(256, 64), torch.randn(1, 10, 256)), "aten.matmul")
+    assert matmul.weight_rows == 64
     # a product of two inputs reads no weight matrix
-    class Bmm(nn.Module):
-        def forward(self, a, b):
-            return torch.bmm(a, b)
-
     assert only_op(profile(Bmm(), torch.randn(2, 4, 8), torch.randn(2, 8, 4)),
                    "aten.bmm").weight_rows == 0
 
@@ -266,15 +268,8 @@ def test_an_explicit_onednn_convolution_is_never_lowered():
 
 
 def test_a_batch_times_one_matrix_is_one_product_of_every_row():
-    class Project(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = nn.Parameter(torch.randn(256, 128))
-
-        def forward(self, x):
-            return x @ self.w
-
     # 4 x 32 rows times one 256 x 128 matrix: PyTorch folds the batch, 128 rows; 64 x 1 rows:
     # 64 rows, not 1
-    assert only_op(profile(Project(), torch.randn(4, 32, 256)), "aten.matmul").rows == 128
-    assert only_op(profile(Project(), torch.randn(64, 1, 256)), "aten.matmul").rows == 64
+    project = TimesWeight(256, 128)
+    assert only_op(profile(project, torch.randn(4, 32, 256)), "aten.matmul").rows == 128
+    assert only_op(profile(project, torch.randn(64, 1, 256)), "aten.matmul").rows == 64

@@ -85,9 +85,11 @@ from .structure import (
     half_rows_of,
     lowering_bytes,
     lowering_probe,
+    lowering_probe_name,
     onchip_buffer,
     rate,
     rows_probe,
+    rows_probe_name,
     share_of,
     size_text,
     stream_probe,
@@ -287,9 +289,9 @@ def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
     if fresh:
         found = fresh_outputs([(n, seconds[f"copy {size_text(n)}"],
                                 seconds[f"clone {size_text(n)}"]) for n in FRESH_SIZES])
-        lowering = rate(lowering_bytes(), seconds[lowering_probe().what])
-        few = seconds[rows_probe(ROWS_FEW).what]
-        half = half_rows_of(few, seconds[rows_probe(ROWS_MANY).what])
+        lowering = rate(lowering_bytes(), seconds[lowering_probe_name()])
+        few = seconds[rows_probe_name(ROWS_FEW)]
+        half = half_rows_of(few, seconds[rows_probe_name(ROWS_MANY)])
         cycled = [(n * COLD_CALL_BYTES, seconds[cold_probe_name(n)])
                   for n in cold_counts(cache)]
         cold_bytes = cold_half_bytes(few, cycled)
@@ -662,7 +664,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"residual chains write to fresh pages (per count: {counts}), {context}")
     if found.half_rows:
         halves = [s.half_rows for s in structures if s.half_rows is not None]
-        few, many = rows_probe(ROWS_FEW).what, rows_probe(ROWS_MANY).what
+        few, many = rows_probe_name(ROWS_FEW), rows_probe_name(ROWS_MANY)
         sources["half_rows"] = (
             f"measured: (m q - f) / (1 - q) with q the seconds of {few} over those of {many} "
             f"(f = {ROWS_FEW}, m = {ROWS_MANY}: a product of r rows computes at r / (r + "
@@ -672,7 +674,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         lowered = [s.lowering for s in structures if s.lowering]
         sources["lowering_bandwidth"] = (
             f"measured: the {lowering_bytes() / MiB:.1f} MiB column matrix of "
-            f"{lowering_probe().what} (PyTorch lowers it; its product with one output channel "
+            f"{lowering_probe_name()} (PyTorch lowers it; its product with one output channel "
             f"reads the matrix once) over its seconds, {how}"
             f"{spread(lowered, 1e9, 'GB/s')}, {context}")
     if found.cold_row and found.cold_bytes:
@@ -680,7 +682,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         rows_s = [s.cold_row for s in structures if s.cold_row]
         halves_b = [s.cold_bytes for s in structures if s.cold_bytes]
         sources["cold_weight_row_seconds"] = (
-            f"measured: the median extra seconds, over {rows_probe(ROWS_FEW).what} (one weight "
+            f"measured: the median extra seconds, over {rows_probe_name(ROWS_FEW)} (one weight "
             f"matrix, held in the cache), of the cycles through its copies all from memory "
             f"(from 1.5 times cold_weight_bytes, and {copies[-1]} copies), per row of the "
             f"{ROWS_WIDTH}-row weight matrix, {how}{spread(rows_s, 1e-6, 'us')}, {context}")

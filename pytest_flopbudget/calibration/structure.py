@@ -348,29 +348,35 @@ def cold_probes(cache: int) -> list[Probe]:
     x = randn(ROWS_FEW, ROWS_WIDTH)
     pool: list[torch.Tensor] = []
 
+    def weights(copies: int) -> Iterator[torch.Tensor]:
+        # a generator: its body (the pool) runs at the first call of a probe, not here
+        if not pool:
+            pool.extend(randn(ROWS_WIDTH, ROWS_WIDTH) for _ in range(cold_counts(cache)[-1]))
+        yield from itertools.cycle(pool[:copies])
+
     def cycle(copies: int) -> Callable[[], object]:
-        weights: list[Iterator[torch.Tensor]] = []
-
-        def run() -> object:
-            if not pool:
-                pool.extend(randn(ROWS_WIDTH, ROWS_WIDTH) for _ in range(max(
-                    cold_counts(cache))))
-            if not weights:
-                weights.append(itertools.cycle(pool[:copies]))
-            return torch.nn.functional.linear(x, next(weights[0]))
-
-        return run
+        each = weights(copies)
+        return lambda: torch.nn.functional.linear(x, next(each))
 
     return [Probe(cold_probe_name(n), cycle(n)) for n in cold_counts(cache)]
 
 
+def rows_probe_name(rows: int) -> str:
+    """The ``what`` of :func:`rows_probe` (named without making its tensors)."""
+    return f"linear {rows} rows x {ROWS_WIDTH} -> {ROWS_WIDTH}"
+
+
 def rows_probe(rows: int) -> Probe:
-    return Probe(f"linear {rows} rows x {ROWS_WIDTH} -> {ROWS_WIDTH}", _rows(rows))
+    return Probe(rows_probe_name(rows), _rows(rows))
+
+
+def lowering_probe_name(shape: tuple[int, int, int, int] = LOWERING_SHAPE) -> str:
+    """The ``what`` of :func:`lowering_probe` (named without making its tensors)."""
+    return f"lowered conv3d {shape[0]}->1 at {shape[1]}x{shape[2]}x{shape[3]}"
 
 
 def lowering_probe(shape: tuple[int, int, int, int] = LOWERING_SHAPE) -> Probe:
-    return Probe(f"lowered conv3d {shape[0]}->1 at {shape[1]}x{shape[2]}x{shape[3]}",
-                 _lowering(shape))
+    return Probe(lowering_probe_name(shape), _lowering(shape))
 
 
 def size_text(nbytes: int) -> str:

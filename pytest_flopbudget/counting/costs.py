@@ -91,16 +91,14 @@ class Work:
     and ``mac_dims`` the ``(reduced, output)`` channels of a product (MAC-array
     utilisation). ``lowered`` is the number of elements of the column matrix (im2col) eager
     PyTorch on this CPU writes before a convolution's matrix product, 0 when it runs the
-    convolution another way (a device prices it only when it names a
-    ``lowering_bandwidth``). ``rows`` are a product's rows, what a fixed cost per call is
-    spread over: a convolution's output positions (input positions, transposed) over its
-    batch, the rows of a linear's
-    input or of one matrix of a matmul (0: not a product). ``weight_rows`` are the rows of
-    the weight matrices a product reads, one per output feature (a linear's
-    ``out_features``, a matmul's output columns; the in- and out-projections and
-    feed-forward of a fused attention layer summed), what a device that names
-    ``cold_weight_row_seconds`` charges when the weights come from memory; the tracer
-    records 0 for a product that reads no weights (0: not a product).
+    convolution another way (a device prices it only when it names a ``lowering_bandwidth``).
+    ``rows`` are a product's rows, what a fixed cost per call is spread over: a convolution's
+    output positions (input positions, transposed) over its batch, the rows of a linear's input
+    or of one matrix of a matmul (0: not a product). ``weight_rows`` are the rows of the weight
+    matrices a product reads, one per output feature (a linear's ``out_features``, a matmul's
+    output columns; the in- and out-projections and feed-forward of a fused attention layer
+    summed), what a device that names ``cold_weight_row_seconds`` charges when the weights come
+    from memory; the tracer records 0 for a product that reads no weights (0: not a product).
     """
 
     macs: int = 0

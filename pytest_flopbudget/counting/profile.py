@@ -175,7 +175,7 @@ class ModelProfile:
     @property
     def weight_bytes(self) -> int:
         """Bytes of all parameters at ``dtype`` (their own dtype when ``dtype`` is None)."""
-        return self.layout.weight_bytes(self.dtype)
+        return self.weight_bytes_at(self.dtype)
 
     def weight_bytes_at(self, dtype: str | None) -> int:
         """Bytes of all parameters (tied or shared ones once) at ``dtype`` (their own dtype
