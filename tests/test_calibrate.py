@@ -409,9 +409,12 @@ def test_every_figure_has_a_source(fake: dict[str, Any]) -> None:
     figures = {"peak_flops.fp32", "bandwidth", "onchip_bandwidth", "onchip_bytes",
                "fresh_output_bytes", "fresh_output_bandwidth", "lowering_bandwidth",
                "half_rows", "cold_weight_row_seconds", "cold_weight_bytes", "memory_bytes",
-               "fusion",
+               "fusion", "batched_input_projection",
                "default_dtype", "overhead", *FREE_TRUTH, "compute_efficiency.transcendental"}
     assert set(sources) == figures
+    # eager PyTorch runs a recurrent layer's input projection as one linear before the steps
+    assert device.batched_input_projection is True
+    assert "FullLayer in aten/src/ATen/native/RNN.cpp" in sources["batched_input_projection"]
     for figure, text in sources.items():
         assert text.startswith(("measured: ", "fitted: ", "derived: ", "read from ",
                                 "counted: ")), figure

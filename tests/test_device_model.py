@@ -6,6 +6,8 @@ byte and FLOP is visible: fp32 tensors unless said otherwise, so N elements are 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -408,6 +410,40 @@ def test_recurrent_weights_that_fit_the_cache_are_read_from_it_every_step():
     # a scratchpad (no onchip_bandwidth) keeps them for free: 12,000 bytes at 1e9 = 12 us
     pad = Device("d", 1e15, 1e9, onchip_bytes=65_536)
     assert predict(Prof([lstm]), pad).seconds == pytest.approx(12e-6)
+
+
+def test_a_batched_input_projection_runs_before_the_steps():
+    # a GRU stage of 20 steps x 1 row, I = 100, H = 50 (3H = 150): 20 * 150 * 100 = 300,000
+    # input-projection MACs of its 20 * 150 * 150 = 450,000; 2 * 450,000 + 20,000
+    # elementwise = 920,000 FLOPs
+    gru = OpRecord("aten.gru", "rnn", "recurrent", 450_000, 920_000, fp32(2_000), fp32(1_000),
+                   steps=20, weights=fp32(1_000), mac_dims=(100, 150), input_macs=300_000)
+    ceilings = {"matmul": 0.5, "recurrent": 0.1}
+    overheads = {"matmul": 3e-6, "recurrent": 1e-6}
+    whole = Device("d", 1e9, 1e15, compute_efficiency=ceilings, overheads=overheads)
+    # as one kernel: 920,000 FLOPs at 1e9 x 0.1 = 9.2 ms, and 20 step overheads of 1 us
+    [t] = predict(Prof([gru]), whole).ops
+    assert t.seconds == pytest.approx(9.2e-3 + 20e-6)
+    split = replace(whole, batched_input_projection=True)
+    projection, steps = predict(Prof([gru]), split).ops
+    # the projection: 600,000 FLOPs of a product of 20 rows at 1e9 x 0.5 = 1.2 ms, one
+    # matmul overhead of 3 us; it moves none of the counted bytes
+    assert (projection.op, projection.op_class, projection.module) == (
+        "aten.gru.input_projection", "matmul", "rnn")
+    assert projection.seconds == pytest.approx(1.2e-3 + 3e-6)
+    assert (projection.bytes, projection.launches) == (0, 1)
+    # the steps: the other 320,000 FLOPs at 1e9 x 0.1 = 3.2 ms and 20 overheads of 1 us; all
+    # 12,000 counted bytes
+    assert (steps.op, steps.flops, steps.bytes) == ("aten.gru", 320_000, 12_000)
+    assert steps.seconds == pytest.approx(3.2e-3 + 20e-6)
+    # a product of few rows: with half_rows = 5, 20 rows compute at 20 / 25 of the ceiling
+    few = replace(split, half_rows=5.0)
+    assert predict(Prof([gru]), few).ops[0].seconds == pytest.approx(1.5e-3 + 3e-6)
+    # a record without input_macs (a cell) stays one kernel
+    cell = replace(gru, steps=1, input_macs=0)
+    assert len(predict(Prof([cell]), split).ops) == 1
+    with pytest.raises(DeviceError, match="batched_input_projection must be true or false"):
+        Device("d", 1e9, 1e9, batched_input_projection="yes")
 
 
 def test_a_fresh_output_share_pays_part_of_the_first_touch():

@@ -88,6 +88,27 @@ def test_recurrent_weights_are_step_reads():
     assert stage.step_read.bytes() == 4 * (64 * 16 + 64)
 
 
+def test_whole_layers_record_their_input_projection():
+    # GRU(40, 128) x 2 layers over T=100, B=1: 100 rows. The input projection of layer 0 is
+    # rows * 3H * I = 100 * 384 * 40 = 1,536,000 MACs, of layer 1 (I = H = 128)
+    # 100 * 384 * 128 = 4,915,200; each is part of its stage's MACs (100 * 384 * (I + 128))
+    p = profile(nn.GRU(40, 128, 2, batch_first=True), torch.randn(1, 100, 40))
+    stages = [r for r in p.records if r.op == "aten.gru"]
+    assert [r.input_macs for r in stages] == [1_536_000, 4_915_200]
+    assert [r.macs for r in stages] == [100 * 384 * 168, 100 * 384 * 256]
+    # LSTM(8, 16) with proj_size 4 over T=5, B=2: 10 rows * 4H * I = 10 * 64 * 8 = 5,120
+    [lstm] = [r for r in profile(nn.LSTM(8, 16, proj_size=4), torch.randn(5, 2, 8)).records
+              if r.op == "aten.lstm"]
+    assert lstm.input_macs == 5_120
+
+
+def test_a_cell_records_no_input_projection():
+    # one step: nothing runs ahead of the steps (its 3,456 MACs stay the cell's)
+    [cell] = [r for r in profile(nn.GRUCell(8, 16), torch.randn(3, 8)).records
+              if r.op == "aten.gru_cell"]
+    assert (cell.macs, cell.input_macs) == (3_456, 0)
+
+
 def totals(t):
     return sum(r.macs for r in t.records), sum(r.flops for r in t.records)
 

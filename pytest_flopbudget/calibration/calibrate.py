@@ -310,6 +310,7 @@ class Runtime(Protocol):
     stream_kernels: tuple[str, ...]
     sweep_kernel: str
     stream_note: str  # how the streaming kernels ran, when not all through the runtime
+    projection_note: str  # where its recurrent layers compute their input projection at once
 
     def fresh(self) -> bool:
         """Whether its allocator maps large outputs afresh at every call."""
@@ -331,6 +332,9 @@ class Eager:
     stream_kernels: tuple[str, ...] = STREAMS
     sweep_kernel = "copy"
     stream_note = ""
+    projection_note = ("PyTorch's CPU recurrent layers compute the input projection of the "
+                       "whole sequence as one linear before the steps (FullLayer in "
+                       "aten/src/ATen/native/RNN.cpp)")
 
     def fresh(self) -> bool:
         return True
@@ -365,7 +369,8 @@ def structural_device(name: str, found: Structure, fusion: str,
     return Device(name, {"fp32": rounded(found.peak)}, rounded(found.bandwidth),
                   onchip_bytes=found.onchip_bytes,
                   onchip_bandwidth=rounded(found.onchip_bandwidth),
-                  fusion=fusion, memory_bytes=memory, **eager_figures(found))
+                  fusion=fusion, memory_bytes=memory, batched_input_projection=True,
+                  **eager_figures(found))
 
 
 def eager_figures(found: Structure) -> dict[str, Any]:
@@ -642,6 +647,8 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         else "derived: ONNX Runtime's CPU graph optimisations at their default level "
              "(see pytest_flopbudget/devices/fusion.py)")
     sources["default_dtype"] = "derived: the calibration measures fp32"
+    table["batched_input_projection"] = True
+    sources["batched_input_projection"] = f"derived: {engine.projection_note}"
     table.update(eager_figures(found))
     if found.fresh:
         sizes = ", ".join(size_text(s) for s in FRESH_SIZES)
@@ -735,7 +742,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
              "fresh_output_bytes", "fresh_output_bandwidth", "fresh_share_bytes",
              "fresh_output_share", "half_rows", "lowering_bandwidth", "cold_weight_row_seconds",
              "cold_weight_bytes",
-             "memory_bytes", "fusion",
+             "memory_bytes", "fusion", "batched_input_projection",
              "default_dtype", "overhead")
     keys = [k for k in order if k in sources] + sorted(k for k in sources if k not in order)
     table["sources"] = {k: sources[k] for k in keys}

@@ -391,6 +391,10 @@ class OnnxRuntime:
     stream_kernels: tuple[str, ...] = ("add", "sum", "copy")
     sweep_kernel = "copy"
     stream_note = " (the copy timed with PyTorch: the hardware's bandwidth)"
+    projection_note = ("ONNX Runtime's CPU LSTM and GRU kernels apply the input weights to the "
+                       "whole sequence in one GEMM before the steps (deep_cpu_lstm.cc, "
+                       "deep_cpu_gru.cc in onnxruntime/core/providers/cpu/rnn; the export "
+                       "keeps nn.LSTM and nn.GRU as one LSTM or GRU node each)")
 
     def __init__(self) -> None:
         _require()

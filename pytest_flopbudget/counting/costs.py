@@ -99,6 +99,10 @@ class Work:
     output columns; the in- and out-projections and feed-forward of a fused attention layer
     summed), what a device that names ``cold_weight_row_seconds`` charges when the weights come
     from memory; the tracer records 0 for a product that reads no weights (0: not a product).
+    ``input_macs`` are the MACs of a recurrent layer's input projection (``macs`` includes
+    them): no step depends on them, so a runtime may compute them for the whole sequence as one
+    matrix product before the steps (a device that names ``batched_input_projection`` prices
+    them so; 0: not a whole recurrent layer).
     """
 
     macs: int = 0
@@ -115,6 +119,7 @@ class Work:
     lowered: int = 0
     rows: int = 0
     weight_rows: int = 0
+    input_macs: int = 0
 
     @property
     def flops(self) -> int:

@@ -25,7 +25,8 @@ class OpRecord:
     ``lowered``: elements of the column matrix eager PyTorch writes before a convolution's
     product on this CPU (``counting.costs.Work.lowered``); ``rows``: a product's rows
     (``counting.costs.Work.rows``); ``weight_rows``: the rows of the weight matrices it reads
-    (``counting.costs.Work.weight_rows``).
+    (``counting.costs.Work.weight_rows``); ``input_macs``: the MACs of a recurrent layer's input
+    projection, part of ``macs`` (``counting.costs.Work.input_macs``).
     """
 
     op: str
@@ -48,3 +49,4 @@ class OpRecord:
     lowered: int = 0
     rows: int = 0
     weight_rows: int = 0
+    input_macs: int = 0

@@ -480,6 +480,7 @@ class CountingMode(TorchDispatchMode):
                     lowered=w.lowered,
                     rows=w.rows,
                     weight_rows=w.weight_rows if weights.bytes() else 0,
+                    input_macs=w.input_macs,
                 ))
         if not written_arguments(func):
             input_ids = {id(t) for t in inputs}

@@ -64,6 +64,11 @@ KEYS: dict[str, str] = {
                          "half of the weights come from memory at every forward (a cache "
                          "keeps those of a smaller model): the share grows from 0 at half "
                          "these bytes to all at 1.5 times them",
+    "batched_input_projection": "true when the runtime computes a recurrent layer's input "
+                                "projection for the whole sequence as one matrix product "
+                                "before its steps (eager PyTorch on a CPU, ONNX Runtime): "
+                                "priced as a matrix product, the steps as the recurrent "
+                                "operator (absent or false: every step computes its own)",
     "weight_cache_bytes": "bytes of on-chip memory that keep weights between inferences: the "
                           "first weights in execution order that fit are read on chip",
     "link_bandwidth": "bytes/s of the host link (USB, PCIe) that weights beyond "
@@ -117,6 +122,8 @@ class Device:
     forward passes through the cache (weights read and outputs written) at which half of
     the weights come from memory, none from half of it, all from 1.5 times it
     (:func:`.roofline.cold_weight_share`);
+    ``batched_input_projection``: a recurrent layer's input projection (``OpRecord.input_macs``)
+    runs as one matrix product before the steps (:func:`.roofline.split_recurrent`);
     ``weight_cache_bytes``: on-chip bytes that keep
     weights between inferences, the rest streaming over ``link_bandwidth`` bytes/s when
     given; ``fusion``: what the runtime fuses; ``tile``: MAC-array widths channels are padded
@@ -144,6 +151,7 @@ class Device:
     lowering_bandwidth: float | None = None
     cold_weight_row_seconds: float | None = None
     cold_weight_bytes: int = 0
+    batched_input_projection: bool = False
     weight_cache_bytes: int = 0
     link_bandwidth: float | None = None
     fusion: str = "none"
@@ -229,6 +237,9 @@ class Device:
             raise DeviceError(f"{where}: cold_weight_row_seconds and cold_weight_bytes go "
                               f"together (what a weight row from memory costs, and from how "
                               f"many bytes of weights they come from memory)")
+        if not isinstance(self.batched_input_projection, bool):
+            raise DeviceError(f"{where}: batched_input_projection must be true or false, got "
+                              f"{self.batched_input_projection!r}")
         object.__setattr__(self, "weight_cache_bytes",
                            _byte_count(self.weight_cache_bytes, f"{where}: weight_cache_bytes",
                                        zero=True))
@@ -354,6 +365,7 @@ class Device:
             "lowering_bandwidth": self.lowering_bandwidth,
             "cold_weight_row_seconds": self.cold_weight_row_seconds,
             "cold_weight_bytes": self.cold_weight_bytes,
+            "batched_input_projection": self.batched_input_projection,
             "weight_cache_bytes": self.weight_cache_bytes,
             "link_bandwidth": self.link_bandwidth,
             "fusion": self.fusion,

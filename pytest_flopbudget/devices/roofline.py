@@ -47,7 +47,9 @@ compiling runtime. For one kernel::
   weights; this is what memory adds to that.
 * A recurrent operator runs ``T`` dependent steps and re-reads its recurrent weights at every
   step from memory unless they fit in ``onchip_bytes``; when they fit and the device names an
-  ``onchip_bandwidth`` (a cache), every step reads them again from there.
+  ``onchip_bandwidth`` (a cache), every step reads them again from there. On a device that
+  names ``batched_input_projection`` its input projection is a kernel of its own before the
+  steps (:func:`split_recurrent`).
 * A kernel that moves and computes nothing (an eval-mode dropout) takes no time.
 * On a device with a ``pipeline_latency_factor`` (a dataflow pipeline) the sum is the
   per-frame time of the filled pipeline; one inference's latency is that factor times it.
@@ -62,9 +64,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, cast
 
+from ..core.access import ZERO_ACCESS
 from ..core.dtypes import itemsize
 from ..core.numbers import finite
 from ..core.op_classes import lookup_keys
@@ -220,6 +223,48 @@ def footprint(profile: Profile, kernels: Sequence[Unit], dtype: str) -> int:
     return weights + sum(u.written.bytes(dtype) for u in kernels)
 
 
+#: What a recurrent layer's input projection is called when it runs as a kernel of its own:
+#: ``aten.gru.input_projection`` (a device table may name it; else ``matmul`` prices it).
+PROJECTION = ".input_projection"
+
+
+def _changed(record: Record, **changes: Any) -> Record:
+    """A copy of ``record`` (a dataclass: ``counting.records.OpRecord``) with ``changes``."""
+    return cast(Record, replace(cast(Any, record), **changes))
+
+
+def split_recurrent(kernels: Sequence[Unit], device: Device) -> list[Unit]:
+    """The kernels ``device`` runs for ``kernels``: unchanged, unless the device names
+    ``batched_input_projection``. Then a recurrent layer whose record holds ``input_macs`` runs
+    them first as one matrix product over all its ``rows`` (batch x steps; ``mac_dims`` are its
+    channels): a kernel of class ``matmul`` and one launch, op ``<op>.input_projection``, that
+    moves no bytes of its own (the layer's counted traffic, its weights included, stays with
+    the steps; what the projection hands the steps, ``rows x G*H`` values, is not counted).
+    The steps keep the rest: the recurrent products, the gates, every step's overhead."""
+    if not device.batched_input_projection:
+        return list(kernels)
+    out: list[Unit] = []
+    for unit in kernels:
+        r = unit.anchor
+        projected = r.input_macs if r.op_class == "recurrent" else 0
+        if not projected or unit.free:
+            out.append(unit)
+            continue
+        reduced, width = r.mac_dims or (1, 1)
+        rows = projected // (reduced * width) if reduced * width else 0
+        projection = _changed(
+            r, op=r.op + PROJECTION, op_class="matmul",
+            kind="matrix_vector" if rows == 1 else "", macs=projected, flops=2 * projected,
+            read=ZERO_ACCESS, written=ZERO_ACCESS, weights=ZERO_ACCESS, steps=1,
+            step_read=ZERO_ACCESS, rows=rows, weight_rows=0, input_macs=0, lowered=0)
+        steps = _changed(r, macs=r.macs - projected, flops=r.flops - 2 * projected,
+                        input_macs=0)
+        out.append(Unit.of(projection))
+        out.append(Unit((steps, *unit.members[1:]), unit.flops - 2 * projected, unit.read,
+                        unit.written, unit.weights))
+    return out
+
+
 def unit_time(unit: Unit, device: Device, dtype: str,
               placement: _Placement | None = None, cold_share: float = 0.0) -> OpTime:
     """Roofline time of one kernel on ``device`` at precision ``dtype``; ``cold_share`` of
@@ -288,7 +333,7 @@ def unit_time(unit: Unit, device: Device, dtype: str,
 def op_time(record: Record, device: Device, dtype: str) -> OpTime:
     """Roofline time of one counted operator on its own on ``device`` at ``dtype`` (all its
     weights read at ``bandwidth``, none outside a weight cache; no cold-weight cost, which
-    depends on the whole model)."""
+    depends on the whole model; a recurrent layer whole, its input projection not split off)."""
     return unit_time(Unit.of(record), device, dtype)
 
 
@@ -390,7 +435,8 @@ def price(profile: Profile, device: Device) -> tuple[str, list[OpTime]]:
     placement = _Placement(device.weight_cache_bytes)
     kernels = units(profile.records, device.fusion)
     cold = cold_weight_share(footprint(profile, kernels, dtype), device)
-    return dtype, [unit_time(u, device, dtype, placement, cold) for u in kernels]
+    return dtype, [unit_time(u, device, dtype, placement, cold)
+                   for u in split_recurrent(kernels, device)]
 
 
 def predict(profile: Profile, device: Device | str) -> Latency:

@@ -21,6 +21,12 @@ holds: at each step only the sequences still running, so lengths 5, 3, 2 are 10 
 So a one-layer LSTM over ``T`` steps does ``T*B*4H*(I+H)`` MACs: the seed-000 Bi-LSTM
 (``T=128, I=H=128``, two directions) is ``2*128*4*128*(128+128) = 33,554,432``.
 
+The input projection (``rows * G*H*I`` MACs) depends on no step: ATen's CPU layers
+(``FullLayer`` in ``RNN.cpp``) and ONNX Runtime's (``deep_cpu_lstm.cc``, ``deep_cpu_gru.cc``)
+compute it for the whole sequence as one matrix product before the steps. A stage records
+those MACs as ``input_macs`` (part of its ``macs``), for a device that prices them so; a cell
+runs one step and records none.
+
 Traffic of a stage: its input sequence, initial state and weights read once, its output
 sequence and final state written. The recurrent weights are also the stage's ``step_reads``:
 a device without room for them on chip reads them again at every step (see ``roofline``).
@@ -69,6 +75,7 @@ def stage_work(kind: str, steps: int, rows: int, x: TensorMeta, weights: Sequenc
         step_reads.append(proj)
     return Work(
         macs=rows * macs_per_row,
+        input_macs=rows * gates * hidden * width_in,
         elementwise=rows * per_row,
         op_class="recurrent",
         reads=(x, *state, *weights),
@@ -161,8 +168,9 @@ def _cell(kind: str) -> FormulaFn:
         biases = [b for b in (b_ih, b_hh) if b is not None]
         weights = [w_ih, w_hh, *biases]
         stage = stage_work(kind, 1, rows, input, weights, bool(biases), "cell")
-        # a cell writes only its results (h', and c' for LSTM), not a sequence and a state
-        return [replace(stage, writes=outputs(result))]
+        # a cell writes only its results (h', and c' for LSTM), not a sequence and a state;
+        # its one step has nothing to compute ahead of the steps
+        return [replace(stage, writes=outputs(result), input_macs=0)]
 
     return formula
 
