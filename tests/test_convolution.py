@@ -230,6 +230,16 @@ def test_linears_and_fused_attention_record_their_weight_rows():
     with torch.inference_mode():
         enc = only_op(profile(layer, x), "aten._transformer_encoder_layer_fwd")
     assert enc.weight_rows == 448
+    # their linears run on the query's tokens: batch 1 x 10 tokens = 10 rows, over which a
+    # device with half_rows spreads their fixed cost per call, as it does a linear's
+    assert (rec.rows, enc.rows) == (10, 10)
+    with torch.inference_mode():
+        batched = only_op(profile(layer, torch.randn(3, 7, 64)),
+                          "aten._transformer_encoder_layer_fwd")
+        single = only_op(profile(layer, torch.randn(1, 1, 64)),
+                         "aten._transformer_encoder_layer_fwd")
+    # 3 x 7 = 21 rows; one token is matrix-vector products, which pack nothing: 0
+    assert (batched.rows, single.rows) == (21, 0)
     # a product with a weight it holds: x [1, 10, 256] @ w [256, 64]: 64 output columns
     matmul = only_op(profile(TimesWeight(256, 64), torch.randn(1, 10, 256)), "aten.matmul")
     assert matmul.weight_rows == 64

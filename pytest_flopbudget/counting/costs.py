@@ -94,7 +94,8 @@ class Work:
     convolution another way (a device prices it only when it names a ``lowering_bandwidth``).
     ``rows`` are a product's rows, what a fixed cost per call is spread over: a convolution's
     output positions (input positions, transposed) over its batch, the rows of a linear's input
-    or of one matrix of a matmul (0: not a product). ``weight_rows`` are the rows of the weight
+    or of one matrix of a matmul, a fused attention layer's tokens over its batch (0: not a
+    product, or one row of a fused layer). ``weight_rows`` are the rows of the weight
     matrices a product reads, one per output feature (a linear's ``out_features``, a matmul's
     output columns; the in- and out-projections and feed-forward of a fused attention layer
     summed), what a device that names ``cold_weight_row_seconds`` charges when the weights come

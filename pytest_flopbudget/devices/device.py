@@ -51,7 +51,8 @@ KEYS: dict[str, str] = {
     "fresh_share_bytes": "outputs of at least this many bytes (and below fresh_output_bytes) "
                          "pay fresh_output_share of the fresh-memory cost",
     "half_rows": "rows at which a matrix product or convolution attains half its compute "
-                 "ceiling: one with r rows (output positions, rows of its left matrix) "
+                 "ceiling: one with r rows (output positions, rows of its left matrix, "
+                 "tokens of a fused attention layer) "
                  "computes at r / (r + half_rows) of it (a fixed cost per call, such as "
                  "packing the weights, spread over the rows; absent: no such cost)",
     "lowering_bandwidth": "bytes/s at which the runtime lowers a convolution to a column matrix "

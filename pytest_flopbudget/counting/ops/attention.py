@@ -66,7 +66,11 @@ def sdpa(query: TensorMeta, key: TensorMeta, value: TensorMeta,
 
 
 def _combine(stages: list[Work], op_class: str = "attention") -> Work:
-    """One Work that costs what ``stages`` cost together, each stage's traffic included."""
+    """One Work that costs what ``stages`` cost together, each stage's traffic included; its
+    ``rows`` are those of its first linear (the in-projection's: batch x query tokens), over
+    which its products spread their fixed cost per call, as a linear's do (none for one
+    token: matrix-vector products)."""
+    rows = next((s.rows for s in stages if s.weight_rows), 0)
     reads: list[TensorMeta] = []
     writes: list[TensorMeta] = []
     for s in stages:
@@ -79,6 +83,7 @@ def _combine(stages: list[Work], op_class: str = "attention") -> Work:
         reads=tuple(reads),
         writes=tuple(writes),
         weight_rows=sum(s.weight_rows for s in stages),
+        rows=rows if rows > 1 else 0,
     )
 
 
@@ -87,7 +92,7 @@ def _linear_stage(x: TensorMeta, w: TensorMeta, b: TensorMeta | None) -> Work:
     work = linear(input=x, weight=w, bias=b)
     reads = (x, w) if b is None else (x, w, b)
     return Work(macs=work.macs, elementwise=work.elementwise, reads=reads, writes=(out,),
-                weight_rows=work.weight_rows)
+                weight_rows=work.weight_rows, rows=work.rows)
 
 
 def _pointwise_stage(per_element: int, *tensors: TensorMeta) -> Work:
