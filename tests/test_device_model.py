@@ -427,18 +427,25 @@ def test_a_batched_input_projection_runs_before_the_steps():
     split = replace(whole, batched_input_projection=True)
     projection, steps = predict(Prof([gru]), split).ops
     # the projection: 600,000 FLOPs of a product of 20 rows at 1e9 x 0.5 = 1.2 ms, one
-    # matmul overhead of 3 us; it moves none of the counted bytes
+    # matmul overhead of 3 us; it writes the 20 x 150 values it hands the steps (12,000 bytes
+    # at the layer's fp32)
     assert (projection.op, projection.op_class, projection.module) == (
         "aten.gru.input_projection", "matmul", "rnn")
     assert projection.seconds == pytest.approx(1.2e-3 + 3e-6)
-    assert (projection.bytes, projection.launches) == (0, 1)
-    # the steps: the other 320,000 FLOPs at 1e9 x 0.1 = 3.2 ms and 20 overheads of 1 us; all
-    # 12,000 counted bytes
-    assert (steps.op, steps.flops, steps.bytes) == ("aten.gru", 320_000, 12_000)
+    assert (projection.bytes, projection.launches) == (12_000, 1)
+    # the steps: the other 320,000 FLOPs at 1e9 x 0.1 = 3.2 ms and 20 overheads of 1 us; the
+    # 12,000 counted bytes and the 12,000 handed over
+    assert (steps.op, steps.flops, steps.bytes) == ("aten.gru", 320_000, 24_000)
     assert steps.seconds == pytest.approx(3.2e-3 + 20e-6)
     # a product of few rows: with half_rows = 5, 20 rows compute at 20 / 25 of the ceiling
     few = replace(split, half_rows=5.0)
     assert predict(Prof([gru]), few).ops[0].seconds == pytest.approx(1.5e-3 + 3e-6)
+    # with no time for its arithmetic to hide them (peak 1e15) and a bandwidth of 1e9, the
+    # bytes show: the projection writes 12,000 bytes (12 us), the steps move 24,000 (24 us)
+    fast = replace(split, peak_flops=1e15, bandwidth=1e9)
+    projection, steps = predict(Prof([gru]), fast).ops
+    assert projection.seconds == pytest.approx(12e-6 + 3e-6)
+    assert steps.seconds == pytest.approx(24e-6 + 20e-6)
     # a record without input_macs (a cell) stays one kernel
     cell = replace(gru, steps=1, input_macs=0)
     assert len(predict(Prof([cell]), split).ops) == 1

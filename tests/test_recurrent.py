@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pytest_flopbudget import profile
 from pytest_flopbudget.counting.tracer import trace
+from pytest_flopbudget.devices.device import Device
 
 
 def test_single_layer_lstm():
@@ -100,6 +101,20 @@ def test_whole_layers_record_their_input_projection():
     [lstm] = [r for r in profile(nn.LSTM(8, 16, proj_size=4), torch.randn(5, 2, 8)).records
               if r.op == "aten.lstm"]
     assert lstm.input_macs == 5_120
+
+
+@pytest.mark.parametrize("fusion", ["none", "epilogue", "onnxruntime"])
+def test_split_projections_keep_every_flop(fusion):
+    # a 2-layer bidirectional LSTM(8, 16) over T=5, B=2: 4 stages, so 4 projections run
+    # before their steps; the kernels' FLOPs add up to the count, 2 * 92,160 + 19,200
+    # (test_two_layer_bidirectional_lstm_batch_first), whatever the runtime fuses
+    p = profile(nn.LSTM(8, 16, num_layers=2, bidirectional=True), torch.randn(5, 2, 8))
+    device = Device("d", 1e9, 1e9, fusion=fusion, batched_input_projection=True)
+    ops = p.latency(device).ops
+    assert sum(t.flops for t in ops) == p.flops == 2 * 92_160 + 19_200
+    # layer 0 projects I=8 (10 rows * 64 * 8 = 5,120 MACs), layer 1 I=32 (20,480)
+    assert [t.flops for t in ops if t.op == "aten.lstm.input_projection"] == [
+        10_240, 10_240, 40_960, 40_960]
 
 
 def test_a_cell_records_no_input_projection():

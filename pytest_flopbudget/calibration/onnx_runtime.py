@@ -391,10 +391,12 @@ class OnnxRuntime:
     stream_kernels: tuple[str, ...] = ("add", "sum", "copy")
     sweep_kernel = "copy"
     stream_note = " (the copy timed with PyTorch: the hardware's bandwidth)"
+    batched_input_projection = True
     projection_note = ("ONNX Runtime's CPU LSTM and GRU kernels apply the input weights to the "
                        "whole sequence in one GEMM before the steps (deep_cpu_lstm.cc, "
                        "deep_cpu_gru.cc in onnxruntime/core/providers/cpu/rnn; the export "
-                       "keeps nn.LSTM and nn.GRU as one LSTM or GRU node each)")
+                       "keeps each layer of nn.LSTM and nn.GRU as one LSTM or GRU node, and "
+                       "unrolls nn.RNN with one MatMul over the whole sequence)")
 
     def __init__(self) -> None:
         _require()

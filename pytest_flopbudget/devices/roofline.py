@@ -67,7 +67,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
 
-from ..core.access import ZERO_ACCESS
+from ..core.access import ZERO_ACCESS, Access
 from ..core.dtypes import itemsize
 from ..core.numbers import finite
 from ..core.op_classes import lookup_keys
@@ -104,9 +104,11 @@ class OpTime:
     """Predicted time of one kernel (a counted operator or a fused group), in seconds.
 
     ``op``/``module``/``op_class``: its (first) operator; ``ops``: every aten operator it
-    runs, ``modules`` the modules they belong to (more than one when fused); ``bytes``: its
-    traffic at the device dtype, recurrent re-reads included. The terms: ``compute_seconds``
-    and ``memory_seconds`` (each already divided by ``efficiency``), ``overhead_seconds``,
+    runs (a recurrent layer's input projection run on its own is ``<op>.input_projection``,
+    :func:`split_recurrent`), ``modules`` the modules they belong to (more than one when
+    fused); ``bytes``: its traffic at the device dtype, recurrent re-reads included. The
+    terms: ``compute_seconds`` and ``memory_seconds`` (each already divided by
+    ``efficiency``), ``overhead_seconds``,
     ``link_seconds`` (weights streamed over the host link), ``fresh_seconds`` (first touch of
     a fresh output), ``lowering_seconds`` (the column matrix of a lowered convolution),
     ``cold_weight_seconds`` (weights fetched from memory).
@@ -224,7 +226,8 @@ def footprint(profile: Profile, kernels: Sequence[Unit], dtype: str) -> int:
 
 
 #: What a recurrent layer's input projection is called when it runs as a kernel of its own:
-#: ``aten.gru.input_projection`` (a device table may name it; else ``matmul`` prices it).
+#: ``aten.gru.input_projection`` (a device table may name it; else its kind, ``matrix_vector``
+#: for one row, or ``matmul`` prices it).
 PROJECTION = ".input_projection"
 
 
@@ -237,31 +240,37 @@ def split_recurrent(kernels: Sequence[Unit], device: Device) -> list[Unit]:
     """The kernels ``device`` runs for ``kernels``: unchanged, unless the device names
     ``batched_input_projection``. Then a recurrent layer whose record holds ``input_macs`` runs
     them first as one matrix product over all its ``rows`` (batch x steps; ``mac_dims`` are its
-    channels): a kernel of class ``matmul`` and one launch, op ``<op>.input_projection``, that
-    moves no bytes of its own (the layer's counted traffic, its weights included, stays with
-    the steps; what the projection hands the steps, ``rows x G*H`` values, is not counted).
-    The steps keep the rest: the recurrent products, the gates, every step's overhead."""
+    channels, ``(I, G*H)``): a kernel of class ``matmul`` and one launch, op
+    ``<op>.input_projection``, that writes the ``rows x G*H`` values it hands the steps (at
+    the layer's output dtype), which the steps read back. The steps keep the rest: the
+    recurrent products (``mac_dims`` ``(M, G*H)``, ``M`` their MACs per row and gate unit),
+    the gates, the layer's counted traffic and every step's overhead. FLOPs are unchanged;
+    the bytes grow by twice the handed-over values."""
     if not device.batched_input_projection:
         return list(kernels)
     out: list[Unit] = []
     for unit in kernels:
         r = unit.anchor
         projected = r.input_macs if r.op_class == "recurrent" else 0
-        if not projected or unit.free:
+        if not projected or unit.free or not r.mac_dims:
             out.append(unit)
             continue
-        reduced, width = r.mac_dims or (1, 1)
-        rows = projected // (reduced * width) if reduced * width else 0
+        reduced, width = r.mac_dims
+        rows = projected // (reduced * width)
+        out_elems, out_bytes = r.written.float_elems, r.written.float_bytes
+        handed = Access(rows * width, rows * width * (out_bytes // out_elems if out_elems else 4))
         projection = _changed(
             r, op=r.op + PROJECTION, op_class="matmul",
             kind="matrix_vector" if rows == 1 else "", macs=projected, flops=2 * projected,
-            read=ZERO_ACCESS, written=ZERO_ACCESS, weights=ZERO_ACCESS, steps=1,
+            read=ZERO_ACCESS, written=handed, weights=ZERO_ACCESS, steps=1,
             step_read=ZERO_ACCESS, rows=rows, weight_rows=0, input_macs=0, lowered=0)
-        steps = _changed(r, macs=r.macs - projected, flops=r.flops - 2 * projected,
-                        input_macs=0)
+        remaining = r.macs - projected
+        steps = _changed(r, macs=remaining, flops=r.flops - 2 * projected, input_macs=0,
+                         read=r.read + handed,
+                         mac_dims=(max(remaining // (rows * width), 1), width))
         out.append(Unit.of(projection))
-        out.append(Unit((steps, *unit.members[1:]), unit.flops - 2 * projected, unit.read,
-                        unit.written, unit.weights))
+        out.append(Unit((steps, *unit.members[1:]), unit.flops - 2 * projected,
+                        unit.read + handed, unit.written, unit.weights))
     return out
 
 
@@ -395,7 +404,8 @@ class Latency:
 
     ``seconds``: predicted latency of one inference; ``layers``: one :class:`LayerLatency`
     per row of the profile's ``layers``, in the same order; ``ops``: every kernel's
-    :class:`OpTime` (one per counted operator unless the device's runtime fuses);
+    :class:`OpTime` (one per counted operator unless the device's runtime fuses, or runs a
+    recurrent layer's input projection on its own: :func:`split_recurrent`);
     ``frame_seconds``: the sum of the kernels, which is the latency except on a pipelined
     device, where it is the per-frame time of the filled pipeline.
     """

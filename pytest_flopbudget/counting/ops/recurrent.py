@@ -21,9 +21,10 @@ holds: at each step only the sequences still running, so lengths 5, 3, 2 are 10 
 So a one-layer LSTM over ``T`` steps does ``T*B*4H*(I+H)`` MACs: the seed-000 Bi-LSTM
 (``T=128, I=H=128``, two directions) is ``2*128*4*128*(128+128) = 33,554,432``.
 
-The input projection (``rows * G*H*I`` MACs) depends on no step: ATen's CPU layers
-(``FullLayer`` in ``RNN.cpp``) and ONNX Runtime's (``deep_cpu_lstm.cc``, ``deep_cpu_gru.cc``)
-compute it for the whole sequence as one matrix product before the steps. A stage records
+The input projection (``rows * G*H*I`` MACs) depends on no step: ATen's CPU GRU and RNN
+layers (``FullLayer`` in ``RNN.cpp``; its fp32 LSTM runs oneDNN's RNN primitive instead) and
+ONNX Runtime's (``deep_cpu_lstm.cc``, ``deep_cpu_gru.cc``) compute it for the whole sequence
+as one matrix product before the steps. A stage records
 those MACs as ``input_macs`` (part of its ``macs``), for a device that prices them so; a cell
 runs one step and records none.
 
