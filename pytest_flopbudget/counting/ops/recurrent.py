@@ -24,9 +24,8 @@ So a one-layer LSTM over ``T`` steps does ``T*B*4H*(I+H)`` MACs: the seed-000 Bi
 The input projection (``rows * G*H*I`` MACs) depends on no step: ATen's CPU GRU and RNN
 layers (``FullLayer`` in ``RNN.cpp``; its fp32 LSTM runs oneDNN's RNN primitive instead) and
 ONNX Runtime's (``deep_cpu_lstm.cc``, ``deep_cpu_gru.cc``) compute it for the whole sequence
-as one matrix product before the steps. A stage records
-those MACs as ``input_macs`` (part of its ``macs``), for a device that prices them so; a cell
-runs one step and records none.
+as one matrix product before the steps. A stage records those MACs as ``input_macs`` (part
+of its ``macs``), for a device that prices them so; a cell runs one step and records none.
 
 Traffic of a stage: its input sequence, initial state and weights read once, its output
 sequence and final state written. The recurrent weights are also the stage's ``step_reads``:
