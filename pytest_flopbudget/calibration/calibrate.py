@@ -371,8 +371,9 @@ def runtime_of(name: str) -> Runtime:
 
 # --- fitting ------------------------------------------------------------------------------
 def structural_device(name: str, found: Structure, fusion: str,
-                      memory: int | None, batched_input_projection: bool = True) -> Device:
-    """The device of the structural figures alone (no efficiency, no overhead)."""
+                      memory: int | None, batched_input_projection: bool) -> Device:
+    """The device of the structural figures alone (no efficiency, no overhead), its
+    recurrent layers' input projection batched as the runtime does it."""
     return Device(name, {"fp32": rounded(found.peak)}, rounded(found.bandwidth),
                   onchip_bytes=found.onchip_bytes,
                   onchip_bandwidth=rounded(found.onchip_bandwidth),
