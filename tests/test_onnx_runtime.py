@@ -93,6 +93,52 @@ def test_a_network_in_the_nchwc_layout_keeps_each_conv_its_own_module() -> None:
         "hardtanh_nchwc": "act", "conv2d_1_nchwc": "b", "ro": "b"}
 
 
+def test_a_node_is_never_attributed_to_the_warm_up_nodes_through_what_it_reads() -> None:
+    exported = _graph([
+        _node("Max", "m", ["x", "x"], ["xw"], "['', 'warm', 'maximum']"),
+        _node("HardSwish", "h", ["xw"], ["y"], "['', 'b.87', 'hardswish']"),
+    ])
+    # ONNX Runtime writes a HardSigmoid of its own (a tensor no exported node wrote) that
+    # reads the warm-up's output: it belongs to the row that consumes it, not to "warm"
+    optimized = _graph([
+        _node("Max", "m", ["x", "x"], ["xw"]),
+        _node("HardSigmoid", "hs", ["xw"], ["t"]),
+        _node("Mul", "mul", ["xw", "t"], ["y"]),
+    ])
+    assert node_modules(exported, optimized) == {"m": "warm", "hs": "b.87", "mul": "b.87"}
+
+
+def test_a_suite_row_reads_warm_inputs_and_hands_its_result_to_a_sink_in_no_row(
+        tmp_path: Path) -> None:
+    import torch
+
+    from pytest_flopbudget.calibration.microbench import Bench, fn
+    from pytest_flopbudget.calibration.onnx_runtime import Suite, export, optimize
+
+    add = fn("add", "elementwise", torch.add, torch.ones(64), torch.full((64,), 2.0))
+    ids = Bench("gather", "data", torch.nn.Embedding(10, 4), (torch.tensor([1, 2, 3]),))
+    flip = fn("transpose", "data", lambda x: x.t().contiguous(), torch.ones(8, 4))
+    probe = fn("sum", "structure", torch.sum, torch.ones(64))
+    suite = Suite([add, ids, flip, probe], [True, True, True, False])
+    inputs = (*add.inputs, *ids.inputs, *flip.inputs, *probe.inputs)
+    # a warm row's result is its first element (1 + 2 = 3); the probe's is whole
+    outs = suite(*inputs)
+    assert outs[0].tolist() == [3.0] and outs[3].item() == 64.0
+    path, modules = optimize(export(suite, inputs, tmp_path / "suite.onnx"))
+    ops = {n.name: n.op_type for n in onnx.load(str(path)).graph.node}
+    in_module = {m: sorted(ops[n] for n in ops if modules[n] == m) for m in set(modules.values())}
+    # one Max per float input of a warm row: the add's two and the transpose's one (not the
+    # integer ids of the embedding, not the probe's)
+    assert in_module["warm"] == ["Max"] * 3
+    # each row keeps its own nodes: the sink reads the transpose's result in memory order,
+    # so ONNX Runtime cannot drop the Transpose
+    assert in_module["b.0"] == ["Add"] and in_module["b.2"] == ["Transpose"]
+    assert in_module["b.3"] == ["ReduceSum"]
+    assert set(in_module["sink"]) <= {"Reshape", "Slice", "Gather"} and in_module["sink"]
+    with pytest.raises(ValueError, match="2 warm flags for 3 rows"):
+        Suite([add, ids, probe], [True, True])
+
+
 def test_a_profile_is_read_run_by_run(tmp_path: Path) -> None:
     events = [
         {"cat": "Session", "name": "model_run", "ts": 100, "dur": 50},
@@ -240,21 +286,44 @@ def test_row_times_add_up_to_the_unprofiled_run() -> None:
                                                            pytest.approx(8.5e-6)]
 
 
-def test_the_profilers_own_cost_comes_off_each_node_before_the_rest_is_spread() -> None:
+def test_the_profilers_own_cost_comes_off_each_node_then_all_scale_to_the_unprofiled_run(
+) -> None:
     # the profiler adds 4 us to each node's own time; nodes a (row 0) and b (row 1)
     modules = {"a": "b.0", "b": "b.1"}
-    # run 1: a 10, b 20 profiled -> a 6, b 16 (22 us); unprofiled 24 us: 2 us between nodes,
-    # 1 us each -> a 7, b 17
+    # run 1: a 10, b 20 profiled -> a 6, b 16 (22 us); unprofiled 24 us: every node scaled
+    # by 24 / 22 -> a 6.5455, b 17.4545
     # run 2 (disturbed): a 12, b 28 -> a 8, b 24 (32 us), more than 24 us unprofiled: scaled
     # by 24 / 32 = 0.75 -> a 6, b 18
     runs = [{"": 50.0, "a": 10.0, "b": 20.0}, {"": 60.0, "a": 12.0, "b": 28.0}]
-    # medians of two: a (7 + 6) / 2 = 6.5 us, b (17 + 18) / 2 = 17.5 us
+    # medians of two: a (6.5455 + 6) / 2 = 6.2727 us, b (17.4545 + 18) / 2 = 17.7273 us
     assert row_seconds(runs, modules, 2, wall_us=24.0, cost_us=4.0) == [
-        pytest.approx(6.5e-6), pytest.approx(17.5e-6)]
+        pytest.approx(6.2727e-6, rel=1e-4), pytest.approx(17.7273e-6, rel=1e-4)]
     # a node faster than the profiler's cost keeps a tenth of its time: a 3 us node with a
     # 4 us cost keeps 0.3 us; b 20 -> 16; 16.3 us against 16.3 us unprofiled: nothing to add
     assert row_seconds([{"": 30.0, "a": 3.0, "b": 20.0}], modules, 2, wall_us=16.3,
                        cost_us=4.0) == [pytest.approx(0.3e-6), pytest.approx(16e-6)]
+
+
+def test_a_slower_unprofiled_run_lengthens_long_nodes_more_than_short_ones() -> None:
+    # a 2 us node and a 198 us node, no profiler cost; the unprofiled run took 250 us, the
+    # machine 25% slower: a 2.5 us, b 247.5 us. (An equal share would have given each 25 us
+    # more: a 27 us, more than ten times its time.)
+    modules = {"a": "b.0", "b": "b.1"}
+    assert row_seconds([{"": 205.0, "a": 2.0, "b": 198.0}], modules, 2, wall_us=250.0,
+                       cost_us=0.0) == [pytest.approx(2.5e-6), pytest.approx(247.5e-6)]
+
+
+def test_each_profiled_run_scales_to_the_unprofiled_run_paired_with_it() -> None:
+    modules = {"a": "b.0", "b": "b.1"}
+    runs = [{"": 40.0, "a": 10.0, "b": 30.0}, {"": 80.0, "a": 20.0, "b": 60.0}]
+    # run 1 (40 us of nodes) paired with 20 us unprofiled: x0.5 -> a 5, b 15; run 2 (80 us,
+    # the machine twice as slow) with 40 us: x0.5 -> a 10, b 30; medians a 7.5, b 22.5 us
+    assert row_seconds(runs, modules, 2, wall_us=[20.0, 40.0], cost_us=0.0) == [
+        pytest.approx(7.5e-6), pytest.approx(22.5e-6)]
+    # one figure for both runs (30 us): run 1 x0.75 -> a 7.5, b 22.5; run 2 x0.375 -> a 7.5,
+    # b 22.5: the same medians here, but a count that does not match is an error
+    with pytest.raises(ValueError, match="1 unprofiled runs for 2 profiled ones"):
+        row_seconds(runs, modules, 2, wall_us=[20.0], cost_us=0.0)
 
 
 def test_layout_conversions_count_in_the_run_but_in_no_row() -> None:

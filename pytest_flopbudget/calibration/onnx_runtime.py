@@ -9,9 +9,10 @@ optimised graph is traced back to the exported nodes by the tensors it writes (a
 writes its last member's result) or, failing that, reads (:func:`node_modules`).
 
 The calibration (:class:`OnnxRuntime`) exports every row and structural probe as one suite
-(one submodule per row) in a single graph, runs it with the profiler, and takes a row's time
-as the median over runs of its nodes' times plus, per node, the executor's time between
-nodes (the run's time less its nodes', spread over them).
+(one submodule per row, each row reading warm inputs as in a model) in a single graph, runs
+it with the profiler, each profiled run paired with one without, and takes a row's time as
+the median over runs of its nodes' times less the profiler's own cost, scaled to the
+unprofiled run (:func:`row_seconds`).
 
 onnxruntime, onnx and onnxscript are an optional extra: ``pip install
 'pytest-flopbudget[onnx]'``.
@@ -48,6 +49,12 @@ LAYOUT_SUFFIX = "_nchwc"
 LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput"})
 #: The metadata key of an exported node that names its module scopes.
 SCOPES = "pkg.torch.onnx.name_scopes"
+#: The module path of a suite's warm-up nodes (:class:`Suite`): they pass on exactly what
+#: they read, so a node is never attributed to them through the tensors it reads.
+WARM = "warm"
+#: The module path of a suite's sinks (:class:`Suite`): a row's result is reduced there, so
+#: it is an intermediate tensor of the graph, as a layer's is in a model.
+SINK = "sink"
 
 
 def missing() -> str:
@@ -122,7 +129,8 @@ def scope_module(scopes: str) -> str:
     return str(names[-2]) if isinstance(names, list) and len(names) >= 2 else ""
 
 
-def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
+def node_modules(exported: Any, optimized: Any,
+                 transparent: frozenset[str] = frozenset({WARM, SINK})) -> dict[str, str]:
     """``{node name of the optimised graph: module path}``: through the exported node that
     wrote the same tensor (a fused node writes its last member's result); a node moved to
     the NCHWc layout (its tensors all new) through the exported tensor its name is made of
@@ -130,7 +138,8 @@ def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
     one of its inputs. A node that writes and reads only tensors the optimiser made (a
     ``ReorderInput`` of a graph input) belongs to the module of the nearest node that
     consumes what it writes, else of the one that wrote what it reads; ``""`` (the model)
-    when none is found."""
+    when none is found. A node is attributed to a module in ``transparent`` only through
+    the tensors it writes, never through those it reads."""
     producer: dict[str, str] = {}
     for node in exported.graph.node:
         scopes = next((p.value for p in node.metadata_props if p.key == SCOPES), "")
@@ -146,7 +155,8 @@ def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
             # original wrote ("relu_nchwc": a convolution fused with the ReLU that wrote "relu")
             module = producer.get(base[: -len(LAYOUT_SUFFIX)])
         if module is None:
-            module = next((producer[t] for t in node.input if t in producer), None)
+            module = next((producer[t] for t in node.input
+                           if producer.get(t, WARM) not in transparent), None)
         found[node.name] = module
     consumers: dict[str, list[str]] = {}
     writer: dict[str, str] = {}
@@ -163,7 +173,8 @@ def node_modules(exported: Any, optimized: Any) -> dict[str, str]:
                 continue
             down = [found[c] for t in node.output for c in consumers.get(t, ())]
             up = [found[writer[t]] for t in node.input if t in writer]
-            module = next((m for m in (*down, *up) if m is not None), None)
+            module = next((m for m in (*down, *up) if m is not None and m not in transparent),
+                          None)
             if module is not None:
                 found[node.name] = module
                 changed = True
@@ -244,11 +255,16 @@ def node_shares(run: dict[str, float], wall_us: float | None = None,
     Without ``wall_us``: each node's time plus an equal share of the run's time outside the
     nodes. With ``wall_us``, the run's time without the profiler, the nodes add up to it:
     each keeps its profiled time less the profiler's own cost per node (``cost_us``, at most
-    all of it but :data:`FLOOR`); then the run's time outside them is spread equally over
-    the nodes (the executor's cost per node), or, when the trimmed nodes still take longer
-    than the unprofiled run (the profiled runs were disturbed), every node is scaled down by
-    the same factor. Without ``cost_us`` the equal share of ``wall_us`` minus the nodes' sum
-    is taken off every node, at most all of it but :data:`FLOOR`."""
+    all of it but :data:`FLOOR`); then every node is scaled by the same factor, the
+    unprofiled time over the trimmed nodes' sum. ``cost_us`` is measured against unprofiled
+    runs (:func:`profiler_cost_us`), so it already leaves the executor's own time between
+    nodes in the trimmed nodes: what is left to add or take off is the machine running the
+    profiled and the unprofiled runs at different speeds, which slows a long node as much
+    as a short one. (Spreading it equally, the rule before, gave every node of a 730-node
+    calibration suite 17-50 us more whenever its unprofiled runs were 8-25% slower, which
+    tripled the rows of 256 KiB tensors.) Without ``cost_us`` the equal share of
+    ``wall_us`` minus the nodes' sum is taken off every node, at most all of it but
+    :data:`FLOOR`."""
     nodes = {k: v for k, v in run.items() if k}
     count = max(len(nodes), 1)
     spent = sum(nodes.values())
@@ -260,9 +276,6 @@ def node_shares(run: dict[str, float], wall_us: float | None = None,
         return {node: max(us + gap, us * FLOOR) for node, us in nodes.items()}
     trimmed = {node: max(us - cost_us, us * FLOOR) for node, us in nodes.items()}
     left = sum(trimmed.values())
-    if wall_us >= left:
-        gap = (wall_us - left) / count
-        return {node: us + gap for node, us in trimmed.items()}
     scale = wall_us / left if left > 0 else 0.0
     return {node: us * scale for node, us in trimmed.items()}
 
@@ -320,20 +333,68 @@ def layer_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int
 # --- the calibration runtime ------------------------------------------------------------------
 class Suite(nn.Module):
     """Every row and probe as one module: ``b.<i>`` runs row ``i`` on its own inputs and
-    returns its outputs, so one export and one session hold them all."""
+    returns its outputs, so one export and one session hold them all.
 
-    def __init__(self, benches: Sequence[Bench]) -> None:
+    A row whose ``warm`` flag is set runs as a layer of a model does. It reads its
+    floating-point inputs through an elementwise ``Max(x, x)`` node of the suite's module
+    :data:`WARM` (exactly ``x``) run just before it: in a model a layer reads what the layer
+    before it has just written, from the cache when it fits there, while a suite reads
+    hundreds of MiB per run, so a row fed straight from its graph inputs would read them
+    from memory every time. And its floating-point results go to the module :data:`SINK`,
+    which keeps one element of each: a graph output is a buffer the whole run keeps,
+    written cold every run, while a layer's result goes to a buffer the arena hands on
+    from a tensor just freed. Neither kind of node is in any row's time. (Measured here:
+    the Add of two 256 KiB tensors took 20-34 us in a suite of graph inputs and outputs,
+    14-17 us with warm inputs and a sink, and 14 us inside a chain of layers.)
+    """
+
+    def __init__(self, benches: Sequence[Bench], warm: Sequence[bool] | None = None) -> None:
         super().__init__()
         self.b = nn.ModuleList(b.module for b in benches)
         self.counts = [len(b.inputs) for b in benches]
+        self.warm_rows = list(warm) if warm is not None else [False] * len(benches)
+        if len(self.warm_rows) != len(benches):
+            raise ValueError(f"{len(self.warm_rows)} warm flags for {len(benches)} rows")
+        setattr(self, WARM, _Warm())
+        setattr(self, SINK, _Sink())
 
     def forward(self, *xs: torch.Tensor) -> tuple[Any, ...]:
         outs = []
         i = 0
-        for module, n in zip(self.b, self.counts, strict=True):
-            outs.append(module(*xs[i:i + n]))
+        warm, sink = getattr(self, WARM), getattr(self, SINK)
+        for module, n, warmed in zip(self.b, self.counts, self.warm_rows, strict=True):
+            args = xs[i:i + n]
+            if warmed:
+                args = tuple(warm(x) if x.is_floating_point() else x for x in args)
+            out = module(*args)
+            outs.append(_sunk(out, sink) if warmed else out)
             i += n
         return tuple(outs)
+
+
+def _sunk(out: Any, sink: nn.Module) -> Any:
+    """``out`` with every floating-point tensor in it passed through ``sink``."""
+    if isinstance(out, torch.Tensor):
+        return sink(out) if out.is_floating_point() else out
+    if isinstance(out, (tuple, list)):
+        return tuple(_sunk(o, sink) for o in out)
+    return out
+
+
+class _Sink(nn.Module):
+    """The first element of ``x`` in memory order (see :class:`Suite`). Not a reduction:
+    ONNX Runtime would take a reduction's input before a transpose, and the row of a
+    transpose would run no node at all."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1)[:1]
+
+
+class _Warm(nn.Module):
+    """``Max(x, x)``: exactly ``x``, written by a node of its own (see :class:`Suite`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(x, x)
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -421,7 +482,9 @@ class OnnxRuntime:
         if self._built is None:
             work = Path(self._workdir.name)
             inputs = tuple(x for b in items for x in b.inputs)
-            path, modules = optimize(export(Suite(items), inputs, work / "suite.onnx"))
+            # the rows read warm inputs, as in a model; the structural probes stream theirs
+            warm = [b.family != "structure" for b in items]
+            path, modules = optimize(export(Suite(items, warm), inputs, work / "suite.onnx"))
             self._layout = layout_nodes(path)
             self._built = (path, modules, inputs)
         return self._built
@@ -429,10 +492,10 @@ class OnnxRuntime:
     def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Any,
                 timer: Any) -> Any:
         """One pass: the copies of the structural figures timed with PyTorch (see
-        :attr:`stream_kernels`), then a new profiled session, ``plan.repeats`` runs of the
-        suite after warm-ups, then as many runs without the profiler; a row's seconds are the
-        median over runs of its nodes' seconds, with the run's time outside the nodes (or the
-        profiler's own cost, see :func:`row_seconds`) spread over every node. The rows of
+        :attr:`stream_kernels`), then a new profiled session and one without the profiler,
+        ``plan.repeats`` runs of the suite in each, alternating, after warm-ups; a row's
+        seconds are the median over runs of its nodes' seconds less the profiler's own cost,
+        scaled to the unprofiled run paired with it (:func:`row_seconds`). The rows of
         tiny operators (family ``overhead``) are timed each in its own session, without the
         profiler."""
         hardware = [p for p in probes if p.what.startswith("copy ")]
@@ -444,17 +507,24 @@ class OnnxRuntime:
         path, modules, inputs = self._build(items)
         self._passes += 1
         sess = session(path, profile_prefix=Path(self._workdir.name) / f"pass{self._passes}")
+        plain = session(path)
         feeds = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs, strict=True)}
         for _ in range(max(plan.warmup, 1)):
             sess.run(None, feeds)
+            plain.run(None, feeds)
         runs = max(plan.repeats, 3)
+        walls = []
+        # each profiled run followed by one without the profiler: the machine's speed drifts
+        # by a third within minutes here, and a row is a profiled node scaled to its pair
         for _ in range(runs):
             sess.run(None, feeds)
+            start = time.perf_counter()
+            plain.run(None, feeds)
+            walls.append((time.perf_counter() - start) * 1e6)
         per_run = profile_runs(sess.end_profiling())[-runs:]
         if self._cost_us is None:
             self._cost_us = profiler_cost_us(Path(self._workdir.name))
-        seconds = row_seconds(per_run, modules, len(items),
-                              wall_us=plain_run_us(path, feeds, plan.warmup, runs),
+        seconds = row_seconds(per_run, modules, len(items), wall_us=walls,
                               cost_us=self._cost_us, skip=self._layout)
         empty = [b.what for b, s in zip(items, seconds, strict=True) if s <= 0]
         if empty:  # nothing to time: an exported row ONNX Runtime optimised away entirely
@@ -512,21 +582,20 @@ def layout_nodes(path: Path) -> frozenset[str]:
 
 
 def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
-                rows: int, wall_us: float | None = None,
+                rows: int, wall_us: float | Sequence[float] | None = None,
                 cost_us: float | None = None, skip: frozenset[str] = frozenset()
                 ) -> list[float]:
     """Per row of a suite (its nodes' module paths start ``b.<i>``): the median over runs of
-    its nodes' seconds plus, per node, the run's time not spent in any node spread over
-    every node of the run.
+    its nodes' seconds (:func:`node_shares`).
 
     The profiler costs a few microseconds per node, partly inside the nodes' own times
     (3.5-4.3 us per node here: :func:`profiler_cost_us`). With ``wall_us``, the run's time
-    without the profiler, and ``cost_us``, that cost, the rows add up to what a run costs
+    without the profiler (one figure for every run, or one per run: the unprofiled run
+    paired with it), and ``cost_us``, that cost, the rows add up to what a run costs
     unprofiled (:func:`node_shares`): each node loses the profiler's cost, keeps at least
-    :data:`FLOOR` of its time, so no row is ever 0, and the rest of the difference is spread
-    equally (executor time between nodes) or, when a disturbed profiled run took longer than
-    that explains, proportionally. Taking the whole difference off every node equally (the
-    rule before ``cost_us``) floored a calibration whose profiled runs were disturbed: 3x3
+    :data:`FLOOR` of its time, so no row is ever 0, and all nodes are scaled by one factor
+    to the unprofiled time. Taking the whole difference off every node equally (the rule
+    before ``cost_us``) floored a calibration whose profiled runs were disturbed: 3x3
     convolutions of about 0.1 ms came out at 3-6 us. Nodes in ``skip`` (the layout
     conversions, :func:`layout_nodes`) count in the run but in no row."""
     def row_of(node: str) -> int | None:
@@ -535,10 +604,16 @@ def row_seconds(per_run: Sequence[dict[str, float]], modules: dict[str, str],
             return int(parts[1])
         return None
 
+    if wall_us is None or isinstance(wall_us, (int, float)):
+        walls: list[float | None] = [wall_us] * len(per_run)
+    else:
+        walls = list(wall_us)
+        if len(walls) != len(per_run):
+            raise ValueError(f"{len(walls)} unprofiled runs for {len(per_run)} profiled ones")
     samples: list[list[float]] = [[] for _ in range(rows)]
-    for run in per_run:
+    for run, wall in zip(per_run, walls, strict=True):
         sums = [0.0] * rows
-        for node, us in node_shares(run, wall_us, cost_us).items():
+        for node, us in node_shares(run, wall, cost_us).items():
             index = row_of(node)
             if index is not None and node not in skip:
                 sums[index] += us
