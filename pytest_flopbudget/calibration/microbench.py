@@ -339,6 +339,12 @@ def _pooling() -> list[Bench]:
            randn(1, 512, 14, 14)),
         fn("avg_pool3d 2x2x2 of 1x32x8x28x28", "pooling", _avg_pool3d,
            randn(1, 32, 8, 28, 28)),
+        # eager PyTorch runs a 3-D max pool as max_pool3d_with_indices: it writes an int64
+        # index per output besides the output, in a kernel of its own
+        fn("max_pool3d 2x2x2 of 1x32x8x28x28", "pooling", _max_pool3d,
+           randn(1, 32, 8, 28, 28)),
+        fn("max_pool3d 1x2x2 of 1x24x8x48x48", "pooling", _max_pool3d_hw,
+           randn(1, 24, 8, 48, 48)),
         fn("max_pool2d 3x3/2 of 1x64x112x112", "pooling", _max_pool_3x3,
            randn(1, 64, 112, 112)),
     ]
@@ -366,6 +372,14 @@ def _global_pool(x: torch.Tensor) -> torch.Tensor:
 
 def _avg_pool3d(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool3d(x, 2)
+
+
+def _max_pool3d(x: torch.Tensor) -> torch.Tensor:
+    return F.max_pool3d(x, 2)
+
+
+def _max_pool3d_hw(x: torch.Tensor) -> torch.Tensor:
+    return F.max_pool3d(x, (1, 2, 2))
 
 
 def _data() -> list[Bench]:
