@@ -124,7 +124,8 @@ _CEILINGS = ("conv3x3", "pointwise_conv", "conv2d", "conv1d", "conv3d", "transpo
              "aten.scaled_dot_product_attention", "aten._native_multi_head_attention",
              "aten._transformer_encoder_layer_fwd", "aten.gelu", "aten.sigmoid", "aten.silu",
              "aten.tanh", "aten.exp", "aten.erf", "aten.softmax", "aten.max_pool2d",
-             "aten.max_pool3d", "pooling", "arithmetic", "channel_affine", "norm", "aten.layer_norm")
+             "aten.max_pool3d", "pooling", "arithmetic", "channel_affine", "norm",
+             "aten.layer_norm")
 _EFFICIENCIES = ("depthwise_conv", "matrix_vector", "arithmetic", "transcendental",
                  "channel_affine", "norm", "aten.layer_norm", "pooling", "data", "layout")
 _OVERHEADS = ("conv", "depthwise_conv", "matmul", "attention", "elementwise", "aten.gelu",

@@ -242,6 +242,11 @@ def _profiled(model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int,
     return per_run, modules, (sess, feeds)
 
 
+#: Seconds to wait before a run in the other of two sessions: ONNX Runtime's worker threads
+#: spin for a while after a run, and on a machine with as many cores as threads another
+#: session's spinning workers hold the cores the next run needs (the suite ran 7-23% slower
+#: here alternating between two sessions without a pause).
+SETTLE_S = 0.02
 #: The least share of its profiled time a node keeps when the profiler's cost is taken off.
 FLOOR = 0.1
 #: Nodes of the model that measures the profiler's own cost per node (:func:`profiler_cost_us`).
@@ -514,10 +519,13 @@ class OnnxRuntime:
             plain.run(None, feeds)
         runs = max(plan.repeats, 3)
         walls = []
-        # each profiled run followed by one without the profiler: the machine's speed drifts
-        # by a third within minutes here, and a row is a profiled node scaled to its pair
+        # each profiled run followed by one without the profiler (after a pause that lets the
+        # other session's workers stop spinning): the machine's speed drifts by a third within
+        # minutes here, and a row is a profiled node scaled to its pair
         for _ in range(runs):
+            time.sleep(SETTLE_S)
             sess.run(None, feeds)
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             plain.run(None, feeds)
             walls.append((time.perf_counter() - start) * 1e6)
