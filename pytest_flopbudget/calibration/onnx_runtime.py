@@ -52,8 +52,8 @@ SCOPES = "pkg.torch.onnx.name_scopes"
 #: The module path of a suite's warm-up nodes (:class:`Suite`): they pass on exactly what
 #: they read, so a node is never attributed to them through the tensors it reads.
 WARM = "warm"
-#: The module path of a suite's sinks (:class:`Suite`): a row's result is reduced there, so
-#: it is an intermediate tensor of the graph, as a layer's is in a model.
+#: The module path of a suite's sinks (:class:`Suite`): a row hands its result there (one
+#: element is kept), so it is an intermediate tensor of the graph, as a layer's is in a model.
 SINK = "sink"
 
 
@@ -156,7 +156,7 @@ def node_modules(exported: Any, optimized: Any,
             module = producer.get(base[: -len(LAYOUT_SUFFIX)])
         if module is None:
             module = next((producer[t] for t in node.input
-                           if producer.get(t, WARM) not in transparent), None)
+                           if t in producer and producer[t] not in transparent), None)
         found[node.name] = module
     consumers: dict[str, list[str]] = {}
     writer: dict[str, str] = {}
@@ -487,7 +487,8 @@ class OnnxRuntime:
         if self._built is None:
             work = Path(self._workdir.name)
             inputs = tuple(x for b in items for x in b.inputs)
-            # the rows read warm inputs, as in a model; the structural probes stream theirs
+            # the rows run as layers of a model (warm inputs, a sink for their results); the
+            # structural probes stream graph inputs and outputs
             warm = [b.family != "structure" for b in items]
             path, modules = optimize(export(Suite(items, warm), inputs, work / "suite.onnx"))
             self._layout = layout_nodes(path)
