@@ -153,6 +153,7 @@ def test_a_3d_conv_pytorch_lowers_records_its_column_matrix(two_threads):
                   "aten.conv3d")
     assert rec.lowered == 5_308_416
     assert rec.rows == 65_536
+    assert rec.runs_as == ""  # PyTorch's own path, not oneDNN
 
 
 def test_convs_pytorch_runs_through_onednn_record_no_column_matrix(two_threads):
@@ -161,10 +162,32 @@ def test_convs_pytorch_runs_through_onednn_record_no_column_matrix(two_threads):
     rec = only_op(profile(nn.Conv3d(64, 128, 3, padding=1), torch.randn(1, 64, 8, 56, 56)),
                   "aten.conv3d")
     assert rec.lowered == 0 and rec.rows == 25_088
+    assert rec.runs_as == "aten.mkldnn_convolution"
     # conv2d 64 -> 64 3x3 on 1x64x24x24: 36,864 input floats > 20,480: oneDNN
     rec = only_op(profile(nn.Conv2d(64, 64, 3, padding=1), torch.randn(1, 64, 24, 24)),
                   "aten.conv2d")
     assert rec.lowered == 0 and rec.rows == 576
+    assert rec.runs_as == "aten.mkldnn_convolution"
+
+
+def test_small_convs_with_kernels_wider_than_3_run_through_onednn(two_threads):
+    # batch 1, one group, an input of 1 x 1 x 49 x 10 = 490 floats (at most 20,480): PyTorch
+    # lowers a 3x3 kernel, but a kernel wider than 3 both ways (10x4, 5x5) goes to oneDNN;
+    # 10x4 is 4 wide, 3x5 is not (3 is not above 3): lowered
+    x = torch.randn(1, 1, 49, 10)
+    recs = {k: only_op(profile(nn.Conv2d(1, 8, k, padding=1), x), "aten.conv2d")
+            for k in ((10, 4), (5, 5), (3, 3), (3, 5))}
+    assert {k: r.runs_as for k, r in recs.items()} == {
+        (10, 4): "aten.mkldnn_convolution", (5, 5): "aten.mkldnn_convolution",
+        (3, 3): "", (3, 5): ""}
+    # lowered: one input channel x 3 x 3 = 9 rows by 49 x 10 positions (padding 1 keeps the
+    # size) = 4,410; 3x5: 15 rows by 49 x 8 = 5,880; the oneDNN ones write none
+    assert {k: r.lowered for k, r in recs.items()} == {
+        (10, 4): 0, (5, 5): 0, (3, 3): 4_410, (3, 5): 5_880}
+    # a depthwise convolution (groups > 1) always does, whatever its size
+    dw = only_op(profile(nn.Conv2d(4, 4, 3, padding=1, groups=4), torch.randn(1, 4, 4, 4)),
+                 "aten.conv2d")
+    assert dw.runs_as == "aten.mkldnn_convolution" and dw.lowered == 0
 
 
 def test_a_small_2d_conv_is_lowered_and_padding_strings_are_understood(two_threads):
@@ -275,6 +298,7 @@ def test_an_explicit_onednn_convolution_is_never_lowered():
 
     rec = only_op(profile(OneDNN(), torch.randn(1, 8, 9, 9)), "aten.mkldnn_convolution")
     assert rec.lowered == 0 and rec.rows == 81
+    assert rec.runs_as == ""  # it is that operator already
 
 
 def test_a_batch_times_one_matrix_is_one_product_of_every_row():

@@ -187,6 +187,32 @@ def test_efficiency_and_overhead_by_operator_then_kind_then_class():
     assert dev.overhead_for("aten.add", "elementwise", "arithmetic") == 1.0
 
 
+def test_a_conv_pytorch_runs_through_onednn_is_priced_as_that_operator_first():
+    # two convolutions of 36,000 FLOPs that read 10,000 floats (their 9,000 weights included)
+    # and write 1,000: 44,000 bytes; on 1e9 FLOP/s and 1e9 B/s, memory-bound: 44 us /
+    # efficiency (compute: 36 us); one runs as mkldnn_convolution
+    onednn = replace(CONV, runs_as="aten.mkldnn_convolution")
+    dev = Device("d", 1e9, 1e9, overhead=1e-6,
+                 overheads={"aten.mkldnn_convolution": 60e-6, "conv": 10e-6},
+                 efficiency={"aten.mkldnn_convolution": 0.5, "conv2d": 0.8})
+    assert dev.overhead_for("aten.convolution", "conv", "conv2d",
+                            "aten.mkldnn_convolution") == 60e-6
+    assert dev.efficiency_of("conv", "aten.convolution", "conv2d",
+                             "aten.mkldnn_convolution") == 0.5
+    plain, dnn = predict(Prof([CONV, replace(onednn, call=1, module="conv2")]), dev).ops
+    # PyTorch's own path: 44 us / 0.8 + 10 us = 65 us; oneDNN: 44 us / 0.5 + 60 us = 148 us
+    assert plain.seconds == pytest.approx(65e-6)
+    assert dnn.seconds == pytest.approx(148e-6)
+    assert (plain.overhead_key, dnn.overhead_key) == ("conv", "aten.mkldnn_convolution")
+    assert (plain.efficiency_key, dnn.efficiency_key) == ("conv2d", "aten.mkldnn_convolution")
+    # the fit's terms keep it, so a fit prices them the same way
+    assert [t.runs_as for t in terms(predict(Prof([CONV, onednn]), dev))] == [
+        "", "aten.mkldnn_convolution"]
+    # a device that does not name it: the operator, kind and class as before, 44 + 10 us
+    other = Device("e", 1e9, 1e9, overheads={"conv": 10e-6})
+    assert predict(Prof([onednn]), other).seconds == pytest.approx(54e-6)
+
+
 @pytest.mark.parametrize("figures,message", [
     ({"fusion": "all"}, "fusion must be one of 'none', 'epilogue', 'onnxruntime', got 'all'"),
     ({"compute_efficiency": {"conv": 1.5}}, "compute_efficiency.conv = 1.5 is above 1"),

@@ -4,8 +4,9 @@ factor and per-operator overhead (see ``devices``).
 Every counted operator belongs to one class; formulas may also name a finer *kind* within it
 (a 3-D convolution, a 1x1 convolution, a transcendental elementwise function), because
 runtimes run those through different kernels. A device's ``efficiency`` and ``overheads``
-tables are looked up most specific first: the aten operator (``"aten.gelu"``), its kind,
-its class.
+tables are looked up most specific first: the aten operator eager PyTorch runs it as when
+that is another (a convolution on its oneDNN path, ``"aten.mkldnn_convolution"``), the aten
+operator (``"aten.gelu"``), its kind, its class.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ KINDS: dict[str, str] = {
 }
 
 
-def lookup_keys(op: str, kind: str, op_class: str) -> tuple[str, ...]:
-    """The keys a device table is searched under for one operator, most specific first."""
-    return tuple(k for k in (op, kind, op_class) if k)
+def lookup_keys(op: str, kind: str, op_class: str, runs_as: str = "") -> tuple[str, ...]:
+    """The keys a device table is searched under for one operator, most specific first: the
+    aten operator eager PyTorch runs it as on this CPU when that is another
+    (``runs_as``, e.g. ``"aten.mkldnn_convolution"``), the operator, its kind, its class."""
+    return tuple(k for k in (runs_as, op, kind, op_class) if k)

@@ -103,7 +103,10 @@ class Work:
     ``input_macs`` are the MACs of a recurrent layer's input projection (``macs`` includes
     them): no step depends on them, so a runtime may compute them for the whole sequence as one
     matrix product before the steps (a device that names ``batched_input_projection`` prices
-    them so; 0: not a whole recurrent layer).
+    them so; 0: not a whole recurrent layer). ``runs_as`` is the aten operator eager PyTorch
+    on this CPU runs this one as, when that is another with costs of its own (a convolution
+    on its oneDNN path: ``"aten.mkldnn_convolution"``, whose every call pays a fixed cost a
+    device may name); empty otherwise.
     """
 
     macs: int = 0
@@ -121,6 +124,7 @@ class Work:
     rows: int = 0
     weight_rows: int = 0
     input_macs: int = 0
+    runs_as: str = ""
 
     @property
     def flops(self) -> int:

@@ -26,7 +26,9 @@ class OpRecord:
     product on this CPU (``counting.costs.Work.lowered``); ``rows``: a product's rows
     (``counting.costs.Work.rows``); ``weight_rows``: the rows of the weight matrices it reads
     (``counting.costs.Work.weight_rows``); ``input_macs``: the MACs of a recurrent layer's input
-    projection, part of ``macs`` (``counting.costs.Work.input_macs``).
+    projection, part of ``macs`` (``counting.costs.Work.input_macs``); ``runs_as``: the aten
+    operator eager PyTorch runs it as on this CPU when that is another
+    (``counting.costs.Work.runs_as``).
     """
 
     op: str
@@ -50,3 +52,4 @@ class OpRecord:
     rows: int = 0
     weight_rows: int = 0
     input_macs: int = 0
+    runs_as: str = ""

@@ -481,6 +481,7 @@ class CountingMode(TorchDispatchMode):
                     rows=w.rows,
                     weight_rows=w.weight_rows if weights.bytes() else 0,
                     input_macs=w.input_macs,
+                    runs_as=w.runs_as,
                 ))
         if not written_arguments(func):
             input_ids = {id(t) for t in inputs}

@@ -293,10 +293,12 @@ class Device:
         used = self.cores if self.cores_used is None else self.cores_used
         return self.peak(dtype) * used / self.cores
 
-    def overhead_for(self, op: str, op_class: str, kind: str = "") -> float:
+    def overhead_for(self, op: str, op_class: str, kind: str = "", runs_as: str = "") -> float:
         """Fixed seconds one call of ``op`` costs: the most specific ``overheads`` entry
-        (the aten operator, its kind, its class), else ``overhead``."""
-        return float(_lookup(self.overheads, lookup_keys(op, kind, op_class), self.overhead))
+        (the aten operator eager PyTorch runs it as, the aten operator, its kind, its class;
+        :func:`~pytest_flopbudget.core.op_classes.lookup_keys`), else ``overhead``."""
+        return float(_lookup(self.overheads, lookup_keys(op, kind, op_class, runs_as),
+                             self.overhead))
 
     def overheads_text(self) -> str:
         """The per-operator overheads in words: ``"5 us per operator"``, followed by the
@@ -310,15 +312,20 @@ class Device:
         return replace(self, name=f"{self.name}-bare", efficiency={}, compute_efficiency={},
                        overhead=0.0, overheads={})
 
-    def efficiency_of(self, op_class: str, op: str = "", kind: str = "") -> float:
+    def efficiency_of(self, op_class: str, op: str = "", kind: str = "",
+                      runs_as: str = "") -> float:
         """Fraction of the roofline an operator attains: the most specific ``efficiency``
-        entry (the aten operator, its kind, its class), else 1.0."""
-        return float(_lookup(self.efficiency, lookup_keys(op, kind, op_class), 1.0))
+        entry (the aten operator eager PyTorch runs it as, the aten operator, its kind, its
+        class), else 1.0."""
+        return float(_lookup(self.efficiency, lookup_keys(op, kind, op_class, runs_as), 1.0))
 
-    def compute_efficiency_of(self, op_class: str, op: str = "", kind: str = "") -> float:
+    def compute_efficiency_of(self, op_class: str, op: str = "", kind: str = "",
+                              runs_as: str = "") -> float:
         """Fraction of the peak an operator's arithmetic attains: the most specific
-        ``compute_efficiency`` entry (the aten operator, its kind, its class), else 1.0."""
-        return float(_lookup(self.compute_efficiency, lookup_keys(op, kind, op_class), 1.0))
+        ``compute_efficiency`` entry (the aten operator eager PyTorch runs it as, the aten
+        operator, its kind, its class), else 1.0."""
+        return float(_lookup(self.compute_efficiency,
+                             lookup_keys(op, kind, op_class, runs_as), 1.0))
 
     def utilisation(self, mac_dims: tuple[int, int] | None) -> float:
         """Fraction of the MAC array a product of ``(reduced, output)`` channels keeps busy

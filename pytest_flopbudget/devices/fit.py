@@ -47,7 +47,8 @@ TABLES = ("efficiency", "compute_efficiency", "overheads")
 class Term:
     """The part of a prediction one kind of kernel contributes, before the free figures.
 
-    ``op``/``kind``/``op_class``: which table entries may price it; ``bare_seconds``: its
+    ``op``/``kind``/``op_class``/``runs_as``: which table entries may price it
+    (:func:`~pytest_flopbudget.core.op_classes.lookup_keys`); ``bare_seconds``: its
     roofline seconds at efficiency 1; ``launches``: overheads it pays; ``link_seconds``: its
     weights' time on the host link at the device's link bandwidth; ``fixed_seconds``: time
     no free figure changes (first touch of fresh output memory, a convolution's lowering,
@@ -63,40 +64,44 @@ class Term:
     compute_seconds: float = 0.0
     memory_seconds: float = 0.0
     fixed_seconds: float = 0.0
+    runs_as: str = ""
 
     def to_list(self) -> list[Any]:
         return [self.op, self.kind, self.op_class, self.bare_seconds, self.launches,
                 self.link_seconds, self.compute_seconds, self.memory_seconds,
-                self.fixed_seconds]
+                self.fixed_seconds, self.runs_as]
 
     @classmethod
     def from_list(cls, item: Sequence[Any]) -> Term:
-        """A term from :meth:`to_list`'s list (``ValueError`` when it is not one)."""
-        if not isinstance(item, (list, tuple)) or len(item) != 9:
-            raise ValueError(f"a fit term is a list of 9 items (op, kind, class, bare s, "
-                             f"launches, link s, compute s, memory s, fixed s), got {item!r}")
-        op, kind, op_class, bare, launches, link, compute, memory, fixed = item
+        """A term from :meth:`to_list`'s list (``ValueError`` when it is not one); a list of
+        9 items (files written before ``runs_as``) has none."""
+        if not isinstance(item, (list, tuple)) or len(item) not in (9, 10):
+            raise ValueError(f"a fit term is a list of 10 items (op, kind, class, bare s, "
+                             f"launches, link s, compute s, memory s, fixed s, runs as), "
+                             f"got {item!r}")
+        op, kind, op_class, bare, launches, link, compute, memory, fixed = item[:9]
+        runs_as = str(item[9]) if len(item) == 10 else ""
         return cls(str(op), str(kind), str(op_class), float(bare), int(launches), float(link),
-                   float(compute), float(memory), float(fixed))
+                   float(compute), float(memory), float(fixed), runs_as)
 
 
 def terms(latency: Latency, per_kernel: bool = False) -> list[Term]:
-    """The terms of a prediction, one per (operator, kind, class), summed over its kernels
-    (``per_kernel``: one per kernel, in execution order, which a compute ceiling prices
-    exactly)."""
+    """The terms of a prediction, one per (operator, kind, class, runs as), summed over its
+    kernels (``per_kernel``: one per kernel, in execution order, which a compute ceiling
+    prices exactly)."""
     if per_kernel:
         return [Term(t.op, t.kind, t.op_class, t.bare_seconds, t.launches, t.link_seconds,
-                     t.bare_compute, t.bare_memory, t.fixed_seconds)
+                     t.bare_compute, t.bare_memory, t.fixed_seconds, t.runs_as)
                 for t in latency.ops]
-    summed: dict[tuple[str, str, str], list[float]] = {}
+    summed: dict[tuple[str, str, str, str], list[float]] = {}
     for t in latency.ops:
-        acc = summed.setdefault((t.op, t.kind, t.op_class), [0.0] * 6)
+        acc = summed.setdefault((t.op, t.kind, t.op_class, t.runs_as), [0.0] * 6)
         for i, value in enumerate((t.bare_seconds, t.launches, t.link_seconds,
                                    t.bare_compute, t.bare_memory,
                                    t.fixed_seconds)):
             acc[i] += value
-    return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fixed)
-            for (op, kind, cls), (bare, launches, link, compute, memory, fixed)
+    return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fixed, runs_as)
+            for (op, kind, cls, runs_as), (bare, launches, link, compute, memory, fixed)
             in summed.items()]
 
 
@@ -171,15 +176,15 @@ class _Model:
         self.ovh_table = {**device.overheads, **dict.fromkeys(self.ovh_keys, 0.0)}
 
     def eff_key(self, term: Term) -> str:
-        keys = lookup_keys(term.op, term.kind, term.op_class)
+        keys = lookup_keys(term.op, term.kind, term.op_class, term.runs_as)
         return next((k for k in keys if k in self.eff_table), term.op_class)
 
     def cef_key(self, term: Term) -> str:
-        keys = lookup_keys(term.op, term.kind, term.op_class)
+        keys = lookup_keys(term.op, term.kind, term.op_class, term.runs_as)
         return next((k for k in keys if k in self.cef_table), term.op_class)
 
     def ovh_key(self, term: Term) -> str:
-        keys = lookup_keys(term.op, term.kind, term.op_class)
+        keys = lookup_keys(term.op, term.kind, term.op_class, term.runs_as)
         return next((k for k in keys if k in self.ovh_table), "overhead")
 
     def figures_of(self, term: Term) -> list[str]:

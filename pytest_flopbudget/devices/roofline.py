@@ -116,7 +116,8 @@ class OpTime:
     ``compute_efficiency``, which are ``bare_compute`` and ``bare_memory``; ``launches`` is
     how many overheads it
     pays; ``efficiency_key``/``overhead_key`` are the device table entries that priced it (for
-    fitting a device to measurements).
+    fitting a device to measurements); ``kind`` and ``runs_as`` are its (first) operator's
+    (``counting.records.OpRecord``).
     """
 
     op: str
@@ -143,6 +144,7 @@ class OpTime:
     efficiency_key: str = ""
     overhead_key: str = ""
     kind: str = ""
+    runs_as: str = ""
 
     @property
     def bound(self) -> str:
@@ -298,9 +300,9 @@ def unit_time(unit: Unit, device: Device, dtype: str,
             memory += (r.steps - 1) * rereads / device.bandwidth
         elif device.onchip_bandwidth:  # a cache, not a scratchpad: read again, from it
             memory += (r.steps - 1) * rereads / device.onchip_bandwidth
-    keys = lookup_keys(r.op, r.kind, r.op_class)
-    eff = device.efficiency_of(r.op_class, r.op, r.kind)
-    ceiling = device.compute_efficiency_of(r.op_class, r.op, r.kind)
+    keys = lookup_keys(r.op, r.kind, r.op_class, r.runs_as)
+    eff = device.efficiency_of(r.op_class, r.op, r.kind, r.runs_as)
+    ceiling = device.compute_efficiency_of(r.op_class, r.op, r.kind, r.runs_as)
     peak = device.usable_peak(dtype) * device.utilisation(r.mac_dims) * \
         device.row_utilisation(r.rows, r.kind)
     compute = unit.flops / peak
@@ -308,7 +310,7 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         compute = memory = link = 0.0
     moves = unit.flops or nbytes
     launches = r.steps if moves and not unit.free else 0
-    overhead = device.overhead_for(r.op, r.op_class, r.kind) * launches
+    overhead = device.overhead_for(r.op, r.op_class, r.kind, r.runs_as) * launches
     bare = max(compute, memory)
     fresh = 0.0
     written = unit.written.bytes(dtype)
@@ -336,6 +338,7 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         efficiency_key=_key(device.efficiency, keys, r.op_class),
         overhead_key=_key(device.overheads, keys, "overhead"),
         kind=r.kind,
+        runs_as=r.runs_as,
     )
 
 

@@ -12,7 +12,11 @@ matrix (im2col, vol2col for 3-D) of ``N * prod(out spatial) * C_in * prod(K)`` e
 multiplies the weights by it. Which ones is PyTorch's own choice (``ConvParams::use_mkldnn`` in
 ``aten/src/ATen/native/ConvUtils.h``: small batch-1 inputs, most 3-D convolutions), asked of
 ``torch._C._select_conv_backend`` on fake tensors of the same shapes
-(:func:`lowered_elements`); the size of that matrix is recorded as ``Work.lowered``.
+(:func:`lowered_by_pytorch`); the size of that matrix is recorded as ``Work.lowered``. The
+others it runs through oneDNN (``mkldnn_convolution``), whose every call pays a fixed cost of
+its own (reordering the input and weights to oneDNN's layouts: 60-75 us a call here on a
+4x4 image, against 11-15 us for PyTorch's own path); such a convolution records
+``Work.runs_as = "aten.mkldnn_convolution"``, which a device's tables may price.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from ..registry import register
 
 #: PyTorch's CPU convolution backends that lower the input to a column matrix.
 LOWERING_BACKENDS = frozenset({"Slow2d", "Slow3d", "SlowDilated2d", "SlowDilated3d"})
+#: PyTorch's CPU convolution backend that runs oneDNN's convolution (``mkldnn_convolution``).
+ONEDNN_BACKEND = "Mkldnn"
+#: What a convolution on that backend records as ``Work.runs_as``.
+ONEDNN_OP = "aten.mkldnn_convolution"
 
 
 def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups: int,
@@ -48,6 +56,8 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
     macs = batch * positions * w.numel
     depthwise = groups > 1 and groups == c_in and not transposed
     c_out = out.shape[1] if batched else out.shape[0]
+    backend = pytorch_backend(x, w, transposed, groups, stride, dilation, padding) \
+        if lowerable else ""
     return Work(
         macs=macs,
         elementwise=out.numel if bias else 0,
@@ -55,9 +65,10 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
         kind=conv_kind(spatial, depthwise, transposed, w.shape[2:],
                        _all_one(stride) and _all_one(dilation)),
         mac_dims=(c_in // groups, c_out),
-        lowered=macs * groups // c_out if lowerable and c_out and lowered_by_pytorch(
-            x, w, transposed, groups, stride, dilation, padding) else 0,
+        lowered=macs * groups // c_out if c_out and _lowers(backend, w, groups, stride,
+                                                             padding) else 0,
         rows=batch * positions,
+        runs_as=ONEDNN_OP if backend == ONEDNN_BACKEND else "",
     )
 
 
@@ -70,29 +81,42 @@ def _ints(value: object, n: int) -> tuple[int, ...]:
 def lowered_by_pytorch(x: TensorMeta, w: TensorMeta, transposed: bool, groups: int,
                        stride: object, dilation: object, padding: object) -> bool:
     """True when eager PyTorch on this CPU runs this convolution by lowering it to a column
-    matrix (:data:`LOWERING_BACKENDS`), as its own backend choice says for contiguous CPU
-    tensors of these shapes and dtypes at its current number of threads and oneDNN setting.
-    A 1x1 kernel at stride 1 without padding (and one group) needs no column matrix: its
-    slow path multiplies a view of the input (``ConvolutionMM2d.cpp``,
-    ``ConvolutionMM3d.cpp``)."""
+    matrix (:data:`LOWERING_BACKENDS`, :func:`pytorch_backend`). A 1x1 kernel at stride 1
+    without padding (and one group) needs no column matrix: its slow path multiplies a view
+    of the input (``ConvolutionMM2d.cpp``, ``ConvolutionMM3d.cpp``)."""
+    return _lowers(pytorch_backend(x, w, transposed, groups, stride, dilation, padding),
+                   w, groups, stride, padding)
+
+
+def _lowers(backend: str, w: TensorMeta, groups: int, stride: object, padding: object) -> bool:
+    unit = _all_one(w.shape[2:]) and _all_one(stride) and groups == 1 and \
+        (padding in ("valid", "same") or not any(_ints(padding, w.ndim - 2)))
+    return backend in LOWERING_BACKENDS and not unit
+
+
+def pytorch_backend(x: TensorMeta, w: TensorMeta, transposed: bool, groups: int,
+                    stride: object, dilation: object, padding: object) -> str:
+    """The backend eager PyTorch on this CPU runs this convolution on (the name of its
+    ``ConvBackend``: ``"Mkldnn"``, ``"Slow2d"``, ``"Slow3d"``...), as its own choice
+    (``ConvParams::use_mkldnn`` in ``aten/src/ATen/native/ConvUtils.h``) says for contiguous
+    CPU tensors of these shapes and dtypes at its current number of threads and oneDNN
+    setting; ``""`` for a transposed, unbatched or quantized one (not asked) or shapes
+    PyTorch itself rejects."""
     spatial = w.ndim - 2
     if transposed or spatial not in (1, 2, 3) or x.ndim != spatial + 2 \
             or not x.dtype.is_floating_point or not w.dtype.is_floating_point:
-        return False  # unbatched (rare) or quantized: none of these backends
+        return ""  # unbatched (rare) or quantized: none of these backends
     dilations = _ints(dilation, spatial)
     if padding == "valid":
         padding = 0
     elif padding == "same":  # what PyTorch pads for an odd kernel
         padding = [d * (k - 1) // 2 for d, k in zip(dilations, w.shape[2:], strict=True)]
-    strides, pads = _ints(stride, spatial), _ints(padding, spatial)
-    if _all_one(w.shape[2:]) and _all_one(strides) and not any(pads) and groups == 1:
-        return False
     try:
-        return _backend(x.shape, x.dtype, w.shape, w.dtype, groups, strides, dilations, pads,
-                        torch.get_num_threads(),
-                        bool(torch.backends.mkldnn.enabled)) in LOWERING_BACKENDS
+        return _backend(x.shape, x.dtype, w.shape, w.dtype, groups, _ints(stride, spatial),
+                        dilations, _ints(padding, spatial), torch.get_num_threads(),
+                        bool(torch.backends.mkldnn.enabled))
     except (TypeError, ValueError, RuntimeError):  # shapes PyTorch itself would reject
-        return False
+        return ""
 
 
 @functools.lru_cache(maxsize=4096)
