@@ -22,16 +22,10 @@
 **Passes**: the probes and rows are measured in passes until two passes in a row agree
 (:func:`agree`: the median over rows of ``|t2 / t1 - 1|`` within :data:`AGREE_MEDIAN` and
 nine rows in ten within :data:`AGREE_P90`), at most :data:`MAX_PASSES`. Figures come from
-each probe's and row's fastest pass (:func:`fastest_over`; a pass times each one as the
-median of its samples): on a shared machine whole passes run up to 1.4x slower than the
-fastest while other tenants work (an eager calibration here read the GEMM peak at 107
-GFLOP/s as the median of three passes, 147 as the fastest), and the median of such passes
-prices a machine slower than the one a quiet run meets; on a quiet machine the passes agree
-and the fastest is within their spread. Each figure is also fitted pass by pass and its
-spread over passes (lowest to highest) is written in its source. Samples other processes
-disturbed are dropped and taken again (:class:`~.timing.Timer`); when passes never agree, or
-samples could only be taken disturbed, the file says the machine was too noisy to trust, and
-so does the log.
+the median over passes; each figure is also fitted pass by pass and its spread over passes
+(lowest to highest) is written in its source. Samples other processes disturbed are dropped
+and taken again (:class:`~.timing.Timer`); when passes never agree, or samples could only be
+taken disturbed, the file says the machine was too noisy to trust, and so does the log.
 
 ``runtime``: ``"eager"`` (PyTorch, ``fusion = "none"``) or ``"onnxruntime"`` (the rows
 exported with ``torch.onnx.export(..., dynamo=True)`` and timed in ONNX Runtime's CPU
@@ -189,9 +183,9 @@ def agree(before: Sequence[float], after: Sequence[float]) -> bool:
     return median <= AGREE_MEDIAN and p90 <= AGREE_P90
 
 
-def fastest_over(passes: Sequence[Sequence[float]]) -> list[float]:
-    """Per row, its fastest pass (the least seconds)."""
-    return [min(column) for column in zip(*passes, strict=True)]
+def median_over(passes: Sequence[Sequence[float]]) -> list[float]:
+    """Per row, the median over passes."""
+    return [statistics.median(column) for column in zip(*passes, strict=True)]
 
 
 def derive(figures: Mapping[str, float]) -> dict[str, tuple[float, str]]:
@@ -552,7 +546,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     kernels = (engine.stream_kernels, engine.sweep_kernel)
     structures = [structure_of({k: t.seconds for k, t in p.probes.items()}, cache,
                                engine.fresh(), *kernels) for p in passes]
-    probe_seconds = {what: min(p.probes[what].seconds for p in passes)
+    probe_seconds = {what: statistics.median(p.probes[what].seconds for p in passes)
                      for what in passes[0].probes}
     found = structure_of(probe_seconds, cache, engine.fresh(), *kernels)
     counted: list[list[tuple[int, float]]] = []
@@ -564,7 +558,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
         medians = [(size, statistics.median(c[i][1] for c in counted))
                    for i, size in enumerate(SHARE_SIZES) if size < found.fresh[0]]
         found = replace(found, share=share_of(medians) if medians else None)
-    seconds = fastest_over([p.row_seconds for p in passes])
+    seconds = median_over([p.row_seconds for p in passes])
     free = FREE.get(engine.name, FREE["eager"])
     batched = engine.batched_input_projection
     base = structural_device(name, found, engine.fusion, memory, batched)
@@ -628,8 +622,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
     from ..devices.device_file import host_device
 
     n = len(passes)
-    how = (f"the fastest of {n} passes, each the median of {plan.repeats} samples" if n > 1
-           else f"one pass, the median of {plan.repeats} samples")
+    how = f"median over {n} pass{'es' * (n != 1)} of the median of {plan.repeats} samples"
 
     def spread(values: Sequence[float], unit: float, text: str) -> str:
         return f", {_spread(values, unit)} {text} over passes" if len(values) > 1 else ""
