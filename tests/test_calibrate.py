@@ -35,6 +35,7 @@ from pytest_flopbudget import profile
 from pytest_flopbudget.calibration.calibrate import (
     AGREE_MEDIAN,
     AGREE_P90,
+    Eager,
     agree,
     agreement,
     derive,
@@ -228,6 +229,17 @@ def test_passes_agree_on_the_median_and_nine_rows_in_ten() -> None:
     assert not agree(before, [1.0] * 8 + [1.5, 1.5])
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert median_over([[1.0, 4.0], [3.0, 2.0], [2.0, 9.0]]) == [2.0, 4.0]
+
+
+def test_an_eager_calibration_names_the_openmp_wait_policy_it_ran_under(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    plain = Eager().describe()
+    assert plain == f"eager PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    assert Eager().describe() == plain + ", OMP_WAIT_POLICY=active"
+    monkeypatch.setenv("OMP_WAIT_POLICY", " ")
+    assert Eager().describe() == plain
 
 
 def test_derived_entries_stand_for_operators_no_row_runs() -> None:

@@ -154,6 +154,15 @@ DERIVED: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def omp_wait_policy() -> str:
+    """``", OMP_WAIT_POLICY=active"`` when the environment sets OpenMP's wait policy, else
+    ``""``: whether eager PyTorch's idle worker threads spin or sleep between operators
+    decides what a small operator costs on a shared machine (a wake-up per parallel region
+    when they sleep), so a calibration names it."""
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip()
+    return f", OMP_WAIT_POLICY={policy}" if policy else ""
+
+
 # --- pure computations (no timing) -------------------------------------------------------
 def changes(before: Sequence[float], after: Sequence[float]) -> list[float]:
     """``|after / before - 1|`` per row."""
@@ -351,7 +360,8 @@ class Eager:
         return True
 
     def describe(self) -> str:
-        return f"eager PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+        return f"eager PyTorch {torch.__version__}, {torch.get_num_threads()} threads" \
+            + omp_wait_policy()
 
     def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Plan,
                 timer: TimerLike) -> Pass:
