@@ -33,7 +33,9 @@ KEYS: dict[str, str] = {
                           "to the compute term only, before efficiency (1.0 when absent)",
     "overhead": "fixed seconds per operator (dispatch, launch)",
     "overheads": "table: operator class, kind or aten operator (e.g. 'aten.gru') -> seconds "
-                 "per operator, overriding overhead for those operators",
+                 "per operator, overriding overhead for those operators (a convolution eager "
+                 "PyTorch runs through oneDNN is looked up as 'aten.mkldnn_convolution' "
+                 "first)",
     "onchip_bytes": "on-chip memory (SRAM, cache) in bytes: recurrent weights that fit are not "
                     "re-read every step; with onchip_bandwidth, an operator whose activations "
                     "fit is served at that bandwidth",

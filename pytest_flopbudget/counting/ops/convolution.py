@@ -14,8 +14,8 @@ multiplies the weights by it. Which ones is PyTorch's own choice (``ConvParams::
 ``torch._C._select_conv_backend`` on fake tensors of the same shapes
 (:func:`lowered_by_pytorch`); the size of that matrix is recorded as ``Work.lowered``. The
 others it runs through oneDNN (``mkldnn_convolution``), whose every call pays a fixed cost of
-its own (reordering the input and weights to oneDNN's layouts: 60-75 us a call here on a
-4x4 image, against 11-15 us for PyTorch's own path); such a convolution records
+its own (60-75 us a call here on a 4x4 image, against 11-15 us on PyTorch's own path; what
+oneDNN spends it on was not measured apart); such a convolution records
 ``Work.runs_as = "aten.mkldnn_convolution"``, which a device's tables may price.
 """
 
