@@ -112,7 +112,7 @@ def one_run(args: argparse.Namespace, device_path: Path | None,
           f"{device.onchip_bytes / 2**20:.1f} MiB, fusion {device.fusion}, default overhead "
           f"{device.overhead * 1e6:.2f} us")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY "
-          f"{os.environ.get('OMP_WAIT_POLICY') or 'unset (spin a while, then sleep)'}")
+          f"{os.environ.get('OMP_WAIT_POLICY', '').strip() or 'unset (spin, then sleep)'}")
     speed_start = gemm_speed(timer)
     print()
     head = (f"{'model':<30}{'MFLOPs':>9}{'measured ms':>13}{'predicted ms':>14}{'err %':>8}"

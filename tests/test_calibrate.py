@@ -385,7 +385,8 @@ def test_the_rows_are_priced_as_computed_by_hand() -> None:
     assert row_seconds("conv 3x3 64->64 at 24x24") == pytest.approx(68.6114304e-6)
     # tiny conv 5x5 4->4 at 4x4: a kernel wider than 3 both ways, so PyTorch runs it through
     # oneDNN: 60 us each; its work (16 x 4 x 4 x 25 = 6,400 MACs, 4 x 4 x 4 floats in and
-    # out, 416 weights) takes nanoseconds (under 0.1% of that): 24 x 60 us
+    # out, 4 x 4 x 25 = 400 weights and 4 biases) takes nanoseconds (under 0.1% of that):
+    # 24 x 60 us
     assert row_seconds("tiny conv 5x5 4->4 at 4x4") == pytest.approx(1440e-6, rel=1e-3)
     # tiny relu: 24 ReLUs of 16 floats, 2 us each; their bytes take 3 ns in all
     assert row_seconds("tiny relu") == pytest.approx(48e-6, rel=1e-3)

@@ -184,10 +184,24 @@ def test_small_convs_with_kernels_wider_than_3_run_through_onednn(two_threads):
     # size) = 4,410; 3x5: 15 rows by 49 x 8 = 5,880; the oneDNN ones write none
     assert {k: r.lowered for k, r in recs.items()} == {
         (10, 4): 0, (5, 5): 0, (3, 3): 4_410, (3, 5): 5_880}
-    # a depthwise convolution (groups > 1) always does, whatever its size
+    # a depthwise 3x3 convolution (groups > 1) does too, whatever its size
     dw = only_op(profile(nn.Conv2d(4, 4, 3, padding=1, groups=4), torch.randn(1, 4, 4, 4)),
                  "aten.conv2d")
     assert dw.runs_as == "aten.mkldnn_convolution" and dw.lowered == 0
+
+
+def test_transposed_convs_pytorch_runs_through_onednn_record_it(two_threads):
+    # the same rule: a batch of 2 goes to oneDNN's deconvolution, one tiny image of
+    # 4 x 4 x 4 = 64 elements stays on PyTorch's own transposed path; neither is lowered
+    up = nn.ConvTranspose2d(4, 4, 2, 2)
+    two = only_op(profile(up, torch.randn(2, 4, 4, 4)), "aten.conv_transpose2d")
+    one = only_op(profile(up, torch.randn(1, 4, 4, 4)), "aten.conv_transpose2d")
+    assert (two.runs_as, one.runs_as) == ("aten.mkldnn_convolution", "")
+    assert (two.lowered, one.lowered) == (0, 0)
+    # 64 -> 32, 2x2/2 on 1x64x24x24: 36,864 input elements > 20,480: oneDNN
+    big = only_op(profile(nn.ConvTranspose2d(64, 32, 2, 2), torch.randn(1, 64, 24, 24)),
+                  "aten.conv_transpose2d")
+    assert big.runs_as == "aten.mkldnn_convolution"
 
 
 def test_a_small_2d_conv_is_lowered_and_padding_strings_are_understood(two_threads):

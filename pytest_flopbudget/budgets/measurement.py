@@ -107,8 +107,9 @@ class Measurement:
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: modules whose weights the plugin cannot see: ``{path: why}``
     hidden_weights: dict[str, str] = field(default_factory=dict)
-    #: the prediction's fit terms (``devices.fit.Term.to_list()``, one per operator, kind
-    #: and class): what ``python -m pytest_flopbudget fit`` fits a device's figures to
+    #: the prediction's fit terms (``devices.fit.Term.to_list()``, one per operator, kind,
+    #: class and the operator eager PyTorch runs it as): what ``python -m pytest_flopbudget
+    #: fit`` fits a device's figures to
     terms: list[list[Any]] = field(default_factory=list)
 
     @classmethod

@@ -134,7 +134,9 @@ _FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
          *(f"efficiency.{k}" for k in _EFFICIENCIES),
          *(f"overheads.{k}" for k in _OVERHEADS))
 #: Eager PyTorch's oneDNN convolutions (``Work.runs_as``) pay a fixed cost per call of their
-#: own: 60-75 us against 11-15 us on its own path, for a 4x4 image here.
+#: own: 60-75 us against 11-15 us on its own path, for a 4x4 image here. Its tiny 5x5 and
+#: depthwise rows both run there, so ``overheads.depthwise_conv`` prices no eager row (it
+#: stays free for a PyTorch whose depthwise convolutions take another path).
 FREE: dict[str, tuple[str, ...]] = {
     "eager": (*_FREE, "overheads.aten.mkldnn_convolution"), "onnxruntime": _FREE}
 #: Class- or kind-level entries derived from operator-level fitted ones, for operators no

@@ -26,7 +26,9 @@ KEYS: dict[str, str] = {
     "bandwidth": "memory bandwidth in bytes/s (the memory that holds weights and activations)",
     "default_dtype": "precision the device runs at when a profile names none",
     "efficiency": "table of factors in (0, 1]: the fraction of the roofline an operator class, "
-                  "kind or aten operator attains (1.0 when absent)",
+                  "kind or aten operator attains (1.0 when absent; a convolution eager "
+                  "PyTorch runs through oneDNN is looked up as 'aten.mkldnn_convolution' "
+                  "first, in every table)",
     "compute_efficiency": "table of factors in (0, 1]: the fraction of the peak an operator "
                           "class, kind or aten operator's arithmetic attains (its compute "
                           "ceiling: a transcendental function, a convolution kernel), applied "

@@ -77,8 +77,8 @@ class Term:
         9 items (files written before ``runs_as``) has none."""
         if not isinstance(item, (list, tuple)) or len(item) not in (9, 10):
             raise ValueError(f"a fit term is a list of 10 items (op, kind, class, bare s, "
-                             f"launches, link s, compute s, memory s, fixed s, runs as), "
-                             f"got {item!r}")
+                             f"launches, link s, compute s, memory s, fixed s, runs as; 9 "
+                             f"without runs as), got {item!r}")
         op, kind, op_class, bare, launches, link, compute, memory, fixed = item[:9]
         runs_as = str(item[9]) if len(item) == 10 else ""
         return cls(str(op), str(kind), str(op_class), float(bare), int(launches), float(link),

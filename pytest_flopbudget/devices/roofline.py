@@ -265,7 +265,8 @@ def split_recurrent(kernels: Sequence[Unit], device: Device) -> list[Unit]:
             r, op=r.op + PROJECTION, op_class="matmul",
             kind="matrix_vector" if rows == 1 else "", macs=projected, flops=2 * projected,
             read=ZERO_ACCESS, written=handed, weights=ZERO_ACCESS, steps=1,
-            step_read=ZERO_ACCESS, rows=rows, weight_rows=0, input_macs=0, lowered=0)
+            step_read=ZERO_ACCESS, rows=rows, weight_rows=0, input_macs=0, lowered=0,
+            runs_as="")
         remaining = r.macs - projected
         steps = _changed(r, macs=remaining, flops=r.flops - 2 * projected, input_macs=0,
                          read=r.read + handed,
