@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from zoo import zoo  # noqa: E402
 
 from pytest_flopbudget import profile  # noqa: E402
-from pytest_flopbudget.calibration.calibrate import run_calibration  # noqa: E402
+from pytest_flopbudget.calibration.calibrate import omp_wait_policy, run_calibration  # noqa: E402
 from pytest_flopbudget.calibration.microbench import GEMM_N  # noqa: E402
 from pytest_flopbudget.calibration.structure import gemm_flops, gemm_probe  # noqa: E402
 from pytest_flopbudget.calibration.timing import Timer, Timing  # noqa: E402
@@ -111,8 +111,8 @@ def one_run(args: argparse.Namespace, device_path: Path | None,
           f" cache {(device.onchip_bandwidth or 0) / 1e9:.1f} GB/s up to "
           f"{device.onchip_bytes / 2**20:.1f} MiB, fusion {device.fusion}, default overhead "
           f"{device.overhead * 1e6:.2f} us")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY "
-          f"{os.environ.get('OMP_WAIT_POLICY', '').strip() or 'unset (spin, then sleep)'}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+          f"{omp_wait_policy() or ', OMP_WAIT_POLICY unset (spin, then sleep)'}")
     speed_start = gemm_speed(timer)
     print()
     head = (f"{'model':<30}{'MFLOPs':>9}{'measured ms':>13}{'predicted ms':>14}{'err %':>8}"
