@@ -25,6 +25,7 @@ from fake_calibration import (
     MiB,
     fake_calibrate,
     row_seconds,
+    two_threads,
 )
 from fake_calibration import (
     fake_calibration as run_fake,
@@ -39,11 +40,13 @@ from pytest_flopbudget.calibration.calibrate import (
     agree,
     agreement,
     derive,
+    fit_rows,
     median_over,
     percentile,
     run_calibration,
 )
 from pytest_flopbudget.calibration.hostinfo import cpu_model, largest_cache, mem_total, parse_size
+from pytest_flopbudget.calibration.microbench import rows
 from pytest_flopbudget.calibration.structure import (
     cold_counts,
     cold_half_bytes,
@@ -65,7 +68,7 @@ from pytest_flopbudget.calibration.structure import (
 )
 from pytest_flopbudget.calibration.timing import contention
 from pytest_flopbudget.devices.catalog import Catalog
-from pytest_flopbudget.devices.device import DeviceError
+from pytest_flopbudget.devices.device import Device, DeviceError
 from pytest_flopbudget.devices.device_file import HOST, device_toml, load_host, load_host_device
 
 pytest.importorskip("scipy")
@@ -252,6 +255,33 @@ def test_derived_entries_stand_for_operators_no_row_runs() -> None:
     # default overhead: median of 4, 8, 20 us
     assert found["overhead"][0] == pytest.approx(8e-6)
     assert "compute_efficiency.attention" not in found
+
+
+def test_the_default_overhead_leaves_out_what_a_recurrent_layer_pays_once_a_call() -> None:
+    found = derive({"overheads.aten.lstm": 1e-6, "overheads.conv": 20e-6,
+                    "overheads.elementwise": 2e-6, "overheads.aten.lstm.input_projection": 9e-5,
+                    "overheads.aten.gru.input_projection": 3e-5})
+    # median of the per-operator 1, 2 and 20 us (with the per-call 30 and 90 us it would be
+    # 20 us)
+    assert found["overhead"][0] == pytest.approx(2e-6)
+
+
+def test_the_tiny_recurrent_rows_split_a_calls_cost_from_its_steps() -> None:
+    # LSTM(4, 4) over 64 steps and over 8 on a device of 1e13 FLOP/s and 1e12 B/s that runs the
+    # input projection as a kernel of its own: the fake machine pays 90 us once a call and 1 us
+    # a step, 90 + 64 x 1 = 154 us and 90 + 8 x 1 = 98 us (the layer's arithmetic and bytes,
+    # 16 x 8 x 2 = 256 MACs a step, 1,152 bytes of weights, take nanoseconds: under 0.1%)
+    by_name = {b.what: b for b in rows()}
+    benches = [by_name["tiny lstm 4->4, 64 steps"], by_name["tiny lstm 4->4, 8 steps"]]
+    with two_threads():
+        profiles = [profile(b.module, *b.inputs, trace="fake") for b in benches]
+    device = Device("d", 1e13, 1e12, batched_input_projection=True)
+    found = fit_rows(device, benches, profiles, [154e-6, 98e-6],
+                     ["overheads.aten.lstm", "overheads.aten.lstm.input_projection"])
+    assert found.figures["overheads.aten.lstm"] == pytest.approx(1e-6, rel=1e-2)
+    assert found.figures["overheads.aten.lstm.input_projection"] == pytest.approx(9e-5,
+                                                                                 rel=1e-3)
+    assert [b.family for b in benches] == ["overhead", "overhead"]
 
 
 def test_contention_fraction() -> None:

@@ -477,6 +477,13 @@ def test_a_batched_input_projection_runs_before_the_steps():
     assert len(predict(Prof([cell]), split).ops) == 1
     with pytest.raises(DeviceError, match="batched_input_projection must be true or false"):
         Device("d", 1e9, 1e9, batched_input_projection="yes")
+    # a device that names the projection's overhead prices a layer's cost once a call with
+    # it (90 us instead of the matmul's 3 us); the steps keep theirs
+    once = replace(split, overheads={**overheads, "aten.gru.input_projection": 90e-6})
+    projection, steps = predict(Prof([gru]), once).ops
+    assert projection.seconds == pytest.approx(1.2e-3 + 90e-6)
+    assert projection.overhead_key == "aten.gru.input_projection"
+    assert steps.seconds == pytest.approx(3.2e-3 + 20e-6)
 
 
 def test_a_fresh_output_share_pays_part_of_the_first_touch():

@@ -55,6 +55,7 @@ from ..counting.profile import profile
 from ..devices.device import Device
 from ..devices.device_file import DEFAULT_PATH, HOST, device_toml
 from ..devices.fit import Fit, Row, fit, terms, used_by
+from ..devices.roofline import PROJECTION
 from .hostinfo import CACHE_DIR, MEMINFO, cpu_model, largest_cache, mem_total
 from .microbench import GEMM_N, Bench, rows
 from .structure import (
@@ -118,7 +119,10 @@ DEADLINE_S = 120.0
 #: (transcendental functions their own ceiling each: tanh costs far more per element than a
 #: sigmoid; arithmetic, norms and channel affines one each: a cache-resident add is bound by
 #: its rate per element, a DRAM-resident one by bandwidth); overheads per operator class,
-#: per recurrent step of LSTM and GRU.
+#: per recurrent step of LSTM and GRU, and what a recurrent layer costs once per call
+#: whatever its steps (priced on the layer's input projection, the one kernel a layer runs
+#: once: ``overheads.aten.lstm.input_projection``; eager PyTorch's LSTM sets up oneDNN's RNN
+#: primitive at every call, 93-96 us for a 4-wide layer here against 1.0-1.4 us a step).
 _CEILINGS = ("conv3x3", "pointwise_conv", "conv2d", "conv1d", "conv3d", "transposed_conv",
              "depthwise_conv", "matmul", "aten.lstm", "aten.gru",
              "aten.scaled_dot_product_attention", "aten._native_multi_head_attention",
@@ -129,7 +133,8 @@ _CEILINGS = ("conv3x3", "pointwise_conv", "conv2d", "conv1d", "conv3d", "transpo
 _EFFICIENCIES = ("depthwise_conv", "matrix_vector", "arithmetic", "transcendental",
                  "channel_affine", "norm", "aten.layer_norm", "pooling", "data", "layout")
 _OVERHEADS = ("conv", "depthwise_conv", "matmul", "attention", "elementwise", "aten.gelu",
-              "norm", "channel_affine", "pooling", "data", "aten.lstm", "aten.gru")
+              "norm", "channel_affine", "pooling", "data", "aten.lstm", "aten.gru",
+              "aten.lstm.input_projection", "aten.gru.input_projection")
 _FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
          *(f"efficiency.{k}" for k in _EFFICIENCIES),
          *(f"overheads.{k}" for k in _OVERHEADS))
@@ -213,10 +218,12 @@ def derive(figures: Mapping[str, float]) -> dict[str, tuple[float, str]]:
         else:
             value = math.exp(sum(math.log(v) for v in values) / len(values))
         out[entry] = (value, f"{how} of {', '.join(p for p in parts if p in figures)}")
-    overheads = [v for k, v in figures.items() if k.startswith("overheads.")]
+    overheads = [v for k, v in figures.items()
+                 if k.startswith("overheads.") and not k.endswith(PROJECTION)]
     if overheads:
         out["overhead"] = (statistics.median(overheads),
-                           "median of the fitted overheads (operators of no fitted class)")
+                           "median of the fitted overheads per operator (operators of no "
+                           "fitted class)")
     return out
 
 
@@ -438,6 +445,8 @@ def fit_rows(device: Device, benches: Sequence[Bench], profiles: Sequence[Any],
                     cite="the calibration rows of tiny operators")
         device = first.device
     used = used_by(device, fit_input, others)
+    if first is not None and len(tiny) == len(fit_input) and not any(used.values()):
+        return first  # only tiny rows, and nothing else to fit
     second = fit(device, fit_input, [f for f in others if used[f]],
                  cite="the calibration rows")
     if first is None:

@@ -426,13 +426,15 @@ def _tiny_cat(x: torch.Tensor) -> torch.Tensor:
 def _overhead() -> list[Bench]:
     """Chains of one tiny operator kind each (a few dozen elements, nanoseconds of work):
     the cost of dispatching an operator, module call included, is all they measure. The
-    recurrent runs are many steps of a 4-wide layer: their cost per step."""
+    recurrent runs are a 4-wide layer over 64 steps and over 8: their cost per step, and
+    what a call costs once whatever its steps (eager PyTorch's LSTM sets up oneDNN's RNN
+    primitive at every call)."""
     n = TINY_CHAIN
 
     def chain(make: Callable[[], nn.Module]) -> nn.Module:
         return nn.Sequential(*[make() for _ in range(n)])
 
-    img, vec, seq = randn(1, 4, 4, 4), randn(1, 16), randn(1, 64, 4)
+    img, vec, seq, short = randn(1, 4, 4, 4), randn(1, 16), randn(1, 64, 4), randn(1, 8, 4)
     return [
         layer("tiny conv 3x3 4->4 at 4x4", "overhead",
               chain(lambda: nn.Conv2d(4, 4, 3, padding=1)), img),
@@ -452,6 +454,10 @@ def _overhead() -> list[Bench]:
               FirstOutput(nn.LSTM(4, 4, batch_first=True)), seq),
         layer("tiny gru 4->4, 64 steps", "overhead",
               FirstOutput(nn.GRU(4, 4, batch_first=True)), seq),
+        layer("tiny lstm 4->4, 8 steps", "overhead",
+              FirstOutput(nn.LSTM(4, 4, batch_first=True)), short),
+        layer("tiny gru 4->4, 8 steps", "overhead",
+              FirstOutput(nn.GRU(4, 4, batch_first=True)), short),
     ]
 
 
