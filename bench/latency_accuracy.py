@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -104,6 +105,11 @@ def one_run(args: argparse.Namespace, device_path: Path | None,
         run_calibration(device_path, quick=args.quick, runtime=args.runtime,
                         name="calibrated", log=lambda line: print(f"  {line}", flush=True))
         print(f"calibration took {time.perf_counter() - t0:.1f} s")
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            kept = args.keep / f"{args.runtime}-run{args.run_number}.toml"
+            shutil.copyfile(device_path, kept)
+            print(f"calibration kept as {kept}")
     device = load_device(device_path)
     bare = device.bare()
     before = load_device(args.before) if args.before else None
@@ -177,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="quick calibration, shorter measurements")
     parser.add_argument("--runs", type=int, default=1,
                         help="calibrate and measure this many times in a row")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a folder to keep each run's calibration file in "
+                             "(RUNTIME-runN.toml)")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for number in range(1, args.runs + 1):
             if args.runs > 1:
                 print(f"=== run {number} of {args.runs} ===")
+            args.run_number = number
             results.append(one_run(args, args.device, Path(tmp)))
             print()
     if args.runs > 1:
