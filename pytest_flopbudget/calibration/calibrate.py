@@ -147,7 +147,7 @@ _FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
 FREE: dict[str, tuple[str, ...]] = {"eager": _FREE, "onnxruntime": _FREE}
 #: Class- or kind-level entries derived from operator-level fitted ones, for operators no
 #: row runs: ``{entry: (how, [entries it comes from])}``; ``overhead`` is the median of the
-#: fitted overheads.
+#: fitted overheads per operator (not those a recurrent layer pays once a call).
 DERIVED: dict[str, tuple[str, tuple[str, ...]]] = {
     "compute_efficiency.transcendental": (
         "geometric mean", tuple(f"compute_efficiency.aten.{op}" for op in (
