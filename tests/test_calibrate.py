@@ -264,6 +264,10 @@ def test_the_default_overhead_leaves_out_what_a_recurrent_layer_pays_once_a_call
     # median of the per-operator 1, 2 and 20 us (with the per-call 30 and 90 us it would be
     # 20 us)
     assert found["overhead"][0] == pytest.approx(2e-6)
+    # nor oneDNN's fixed cost per convolution
+    found = derive({"overheads.elementwise": 2e-6, "overheads.conv": 20e-6,
+                    "overheads.aten.mkldnn_convolution": 6e-5})
+    assert found["overhead"][0] == pytest.approx(11e-6)  # median of 2 and 20 us
 
 
 def test_the_tiny_recurrent_rows_split_a_calls_cost_from_its_steps() -> None:
@@ -412,8 +416,13 @@ def test_the_rows_are_priced_as_computed_by_hand() -> None:
     # 1e13 x compute_efficiency 0.5 x its 576 rows (output positions) / (576 + half_rows 8):
     # 8.4934656 us x 584 / 576 = 8.6114304 us; its memory (0.294912 us of activations in the
     # cache, 147,456 weight bytes at 1.25e11: 1.179648 us) is less; PyTorch does not lower it
-    # (its input, 36,864 floats, is above 20,480); + 10 us
-    assert row_seconds("conv 3x3 64->64 at 24x24") == pytest.approx(18.6114304e-6)
+    # (its input, 36,864 floats, is above 20,480): it runs it through oneDNN, + 60 us
+    assert row_seconds("conv 3x3 64->64 at 24x24") == pytest.approx(68.6114304e-6)
+    # tiny conv 5x5 4->4 at 4x4: a kernel wider than 3 both ways, so PyTorch runs it through
+    # oneDNN: 60 us each; its work (16 x 4 x 4 x 25 = 6,400 MACs, 4 x 4 x 4 floats in and
+    # out, 4 x 4 x 25 = 400 weights and 4 biases) takes nanoseconds (under 0.1% of that):
+    # 24 x 60 us
+    assert row_seconds("tiny conv 5x5 4->4 at 4x4") == pytest.approx(1440e-6, rel=1e-3)
     # tiny relu: 24 ReLUs of 16 floats, 2 us each; their bytes take 3 ns in all
     assert row_seconds("tiny relu") == pytest.approx(48e-6, rel=1e-3)
 
@@ -426,8 +435,10 @@ def test_the_fit_finds_the_fake_machines_free_figures(fake: dict[str, Any]) -> N
     device = fake["result"].device
     assert device.compute_efficiency["conv3x3"] == 0.5
     assert device.overheads["conv"] == pytest.approx(1e-5, rel=1e-3)
-    # derived: the default overhead is the median of the fitted ones (2, 9 and 10 us), the
-    # transcendental ceiling the geometric mean of the operators' (gelu's alone here)
+    assert device.overheads["aten.mkldnn_convolution"] == pytest.approx(6e-5, rel=1e-3)
+    # derived: the default overhead is the median of the fitted ones per operator (2, 9 and
+    # 10 us; oneDNN's 60 us a convolution is not one), the transcendental ceiling the
+    # geometric mean of the operators' (gelu's alone here)
     assert device.overhead == pytest.approx(9e-6, rel=1e-3)
     assert device.compute_efficiency["transcendental"] == pytest.approx(0.02, rel=1e-3)
     assert fake["result"].fit.summary()[1] < 1e-3  # every row within 0.1%
@@ -440,9 +451,9 @@ def test_two_passes_that_agree_end_the_measuring(fake: dict[str, Any]) -> None:
     # pass 1 and pass 2, each: 27 structural kernels (gemm; copy, add, sum at 128 MiB and
     # 2 MiB; copies of 1 to 32 MiB but 2 MiB; copies and clones of 8 to 64 MiB, some shared;
     # the lowered conv3d, the linears of 16 and 1024 rows and the linear of 16 rows cycling
-    # through 2, 4, 5, 7, 11, 14 and 56 weight copies) and the 12 rows, each timed with the
+    # through 2, 4, 5, 7, 11, 14 and 56 weight copies) and the 14 rows, each timed with the
     # full plan: 5 samples of at least 10 ms, 2 warm-ups
-    assert len(timer.calls) == 2 * (27 + 12)
+    assert len(timer.calls) == 2 * (27 + 14)
     assert {c[1:] for c in timer.calls} == {(5, 2, 0.01)}
 
 
@@ -467,8 +478,12 @@ def test_every_figure_has_a_source(fake: dict[str, Any]) -> None:
     assert "Fake CPU @ 1.00GHz" in sources["bandwidth"]
     # a fitted figure names the rows that price with it
     conv = sources["overheads.conv"]
-    assert conv.startswith("fitted: robust least squares on the relative error of 12 rows")
-    assert "conv 3x3 64->64 at 24x24" in conv and "relu" not in conv
+    assert conv.startswith("fitted: robust least squares on the relative error of 14 rows")
+    assert "tiny conv 3x3 4->4 at 4x4" in conv and "relu" not in conv
+    # the convolutions PyTorch runs through oneDNN price with that path's overhead
+    onednn = sources["overheads.aten.mkldnn_convolution"]
+    assert "conv 3x3 64->64 at 24x24" in onednn and "tiny conv 5x5 4->4 at 4x4" in onednn
+    assert "conv 3x3 64->64" not in conv and "tiny conv 3x3" not in onednn
     assert sources["overhead"].startswith("derived: median of the fitted overheads")
 
 
@@ -499,17 +514,19 @@ def test_passes_go_on_until_two_agree_and_the_spread_is_in_the_sources(
     # 1.2 x slower: overheads 1.2 x; compute-bound rows' ceilings / 1.2; memory-bound rows'
     # efficiencies / 1.2; gelu's ceiling as it was (its memory-bound row moves the
     # transcendental efficiency, which its compute-bound row divides too)
-    # the tiny convolutions are lowered (4 x 9 x 16 floats, 2,304 bytes at 5e9 B/s: 0.4608 us
-    # each), which does not slow down: 24 x (10 x 1.2 + 0.4608 x 0.2) / 24 = 12.09216 us
+    # the tiny 3x3 convolutions are lowered (4 x 9 x 16 floats, 2,304 bytes at 5e9 B/s:
+    # 0.4608 us each), which does not slow down: 24 x (10 x 1.2 + 0.4608 x 0.2) / 24 =
+    # 12.09216 us; the tiny 5x5 ones run through oneDNN, not lowered: 1.2 x 60 us
     expected = {"overheads.conv": 12.09216e-6, "overheads.elementwise": 2.4e-6,
-                "overheads.aten.gelu": 10.8e-6,
-                # the conv rows' overhead is 0.09216 us above 1.2 x 10 us, so their compute
-                # is that much shorter: 64->64 at 24x24 computes 42,467,328 FLOPs in
-                # 4.3057 us at ceiling 1 (576 rows of 584), 1.2 x 4.3057 / 0.5 - 0.09216 =
-                # 10.2416 us: a ceiling of 4.3057 / 10.2416 = 0.4204 (32->32 at 48x48 the same)
-                "compute_efficiency.conv3x3": 0.4204,
-                # pointwise the same: 32->64 at 48x48, 9,437,184 FLOPs in 0.947 us at ceiling
-                # 1 (2,304 rows of 2,312), 1.2 x 0.947 / 0.25 - 0.09216 = 4.45344 us: 0.2126
+                "overheads.aten.gelu": 10.8e-6, "overheads.aten.mkldnn_convolution": 72e-6,
+                # the 3x3 and 5x5 conv rows run through oneDNN too, so their overhead is
+                # 1.2 x 60 us and their compute 1.2 x theirs: ceilings / 1.2
+                "compute_efficiency.conv3x3": 0.5 / 1.2,
+                "compute_efficiency.conv2d": 0.4 / 1.2,
+                # the 1x1 ones (oneDNN's 1x1 kernel, unmarked) pay the conv overhead, 0.09216
+                # us above 1.2 x 10 us, so their compute is that much shorter: 32->64 at
+                # 48x48, 9,437,184 FLOPs in 0.947 us at ceiling 1 (2,304 rows of 2,312),
+                # 1.2 x 0.947 / 0.25 - 0.09216 = 4.45344 us: 0.947 / 4.45344 = 0.2126
                 "compute_efficiency.pointwise_conv": 0.2126,
                 "efficiency.arithmetic": 0.8 / 1.2, "efficiency.transcendental": 0.75,
                 "compute_efficiency.aten.gelu": 0.02}
@@ -520,7 +537,8 @@ def test_passes_go_on_until_two_agree_and_the_spread_is_in_the_sources(
     # the structural probes did not move; the fitted figures spread over the passes
     assert "10,000 to 10,000 GFLOP/s over passes" in sources["peak_flops.fp32"]
     assert "10 to 12.1 us over passes" in sources["overheads.conv"]
-    assert "0.42 to 0.5 over passes" in sources["compute_efficiency.conv3x3"]
+    assert "0.417 to 0.5 over passes" in sources["compute_efficiency.conv3x3"]
+    assert "60 to 72 us over passes" in sources["overheads.aten.mkldnn_convolution"]
 
 
 def test_a_machine_too_noisy_to_agree_is_written_as_such(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from pytest_flopbudget import profile
+from pytest_flopbudget.counting.costs import TensorMeta
+from pytest_flopbudget.counting.ops.convolution import pytorch_backend
 
 
 def only_op(p, name):
@@ -188,6 +190,22 @@ def test_small_convs_with_kernels_wider_than_3_run_through_onednn(two_threads):
     dw = only_op(profile(nn.Conv2d(4, 4, 3, padding=1, groups=4), torch.randn(1, 4, 4, 4)),
                  "aten.conv2d")
     assert dw.runs_as == "aten.mkldnn_convolution" and dw.lowered == 0
+
+
+def test_1x1_convs_onednn_runs_as_products_are_not_marked(two_threads):
+    # conv2d 64 -> 64 1x1 on 1x64x24x24 (36,864 floats, stride 1, 2 threads): PyTorch runs it
+    # through oneDNN, whose 1x1 kernel costs what a matrix product does (7-10 us a call for a
+    # tiny one here, against 44-56 us for 5x5, 7x7 and depthwise ones): not marked, and not
+    # lowered either
+    rec = only_op(profile(nn.Conv2d(64, 64, 1), torch.randn(1, 64, 24, 24)), "aten.conv2d")
+    assert pytorch_backend(TensorMeta.of(torch.empty(1, 64, 24, 24)),
+                           TensorMeta.of(torch.empty(64, 64, 1, 1)), False, 1, [1, 1], [1, 1],
+                           [0, 0], [0, 0]) == "Mkldnn"
+    assert (rec.runs_as, rec.lowered, rec.rows) == ("", 0, 576)
+    # the same kernel 3x3 (input above 20,480 floats): oneDNN, marked
+    rec = only_op(profile(nn.Conv2d(64, 64, 3, padding=1), torch.randn(1, 64, 24, 24)),
+                  "aten.conv2d")
+    assert rec.runs_as == "aten.mkldnn_convolution"
 
 
 def test_transposed_convs_pytorch_runs_through_onednn_record_it(two_threads):

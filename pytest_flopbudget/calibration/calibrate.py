@@ -138,16 +138,22 @@ _OVERHEADS = ("conv", "depthwise_conv", "matmul", "attention", "elementwise", "a
 _FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
          *(f"efficiency.{k}" for k in _EFFICIENCIES),
          *(f"overheads.{k}" for k in _OVERHEADS))
-#: Not fitted: ``overheads.aten.mkldnn_convolution``, the fixed cost of eager PyTorch's
-#: oneDNN convolutions (``Work.runs_as``; 60-75 us a call against 11-15 us on its own path,
-#: for a 4x4 image here). Fitted to a row of tiny 5x5 convolutions it lifted the convolution
-#: ceilings (3x3 0.79 to 0.93) and made two calibrations predict the zoo worse in 11 of 14
-#: calibration-measurement pairs: what oneDNN pays for its activations and a skinny product
-#: in PyTorch's own path are not modelled, and the low ceilings stand in for them.
-FREE: dict[str, tuple[str, ...]] = {"eager": _FREE, "onnxruntime": _FREE}
+#: ``overheads.aten.mkldnn_convolution`` is the fixed cost of eager PyTorch's oneDNN
+#: convolutions other than 1x1 ones (``Work.runs_as``; 44-56 us a call here for 5x5, 7x7 and
+#: depthwise 3x3 kernels, 7-10 us for a 1x1 one, which the tracer leaves unmarked), fitted
+#: to the tiny 5x5 and depthwise rows; the convolution rows on that path then price with it.
+#: Its tiny rows both run there, so ``overheads.depthwise_conv`` prices no eager row (it
+#: stays free for a PyTorch whose depthwise convolutions take another path). ONNX Runtime
+#: runs its convolutions its own way: no such figure.
+FREE: dict[str, tuple[str, ...]] = {
+    "eager": (*_FREE, "overheads.aten.mkldnn_convolution"), "onnxruntime": _FREE}
+#: Overheads that are not an operator's dispatch cost, left out of the default ``overhead``:
+#: what a recurrent layer pays once a call, oneDNN's fixed cost per convolution.
+_NOT_PER_OPERATOR = ("overheads.aten.mkldnn_convolution",)
 #: Class- or kind-level entries derived from operator-level fitted ones, for operators no
 #: row runs: ``{entry: (how, [entries it comes from])}``; ``overhead`` is the median of the
-#: fitted overheads per operator (not those a recurrent layer pays once a call).
+#: fitted overheads per operator (not those a recurrent layer pays once a call, nor oneDNN's
+#: per convolution).
 DERIVED: dict[str, tuple[str, tuple[str, ...]]] = {
     "compute_efficiency.transcendental": (
         "geometric mean", tuple(f"compute_efficiency.aten.{op}" for op in (
@@ -219,7 +225,8 @@ def derive(figures: Mapping[str, float]) -> dict[str, tuple[float, str]]:
             value = math.exp(sum(math.log(v) for v in values) / len(values))
         out[entry] = (value, f"{how} of {', '.join(p for p in parts if p in figures)}")
     overheads = [v for k, v in figures.items()
-                 if k.startswith("overheads.") and not k.endswith(PROJECTION)]
+                 if k.startswith("overheads.") and not k.endswith(PROJECTION)
+                 and k not in _NOT_PER_OPERATOR]
     if overheads:
         out["overhead"] = (statistics.median(overheads),
                            "median of the fitted overheads per operator (operators of no "

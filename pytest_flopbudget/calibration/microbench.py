@@ -438,6 +438,10 @@ def _overhead() -> list[Bench]:
     return [
         layer("tiny conv 3x3 4->4 at 4x4", "overhead",
               chain(lambda: nn.Conv2d(4, 4, 3, padding=1)), img),
+        # a kernel wider than 3 both ways: eager PyTorch takes its oneDNN path (as for the
+        # depthwise one below)
+        layer("tiny conv 5x5 4->4 at 4x4", "overhead",
+              chain(lambda: nn.Conv2d(4, 4, 5, padding=2)), img),
         layer("tiny depthwise 3x3 at 4x4", "overhead",
               chain(lambda: nn.Conv2d(4, 4, 3, padding=1, groups=4)), img),
         layer("tiny linear 16->16", "overhead", chain(lambda: nn.Linear(16, 16)), vec),

@@ -15,10 +15,11 @@ multiplies the weights by it. Which ones is PyTorch's own choice (``ConvParams::
 (:func:`pytorch_backend`); the size of that matrix is recorded as ``Work.lowered``. Others,
 transposed ones too, it runs through oneDNN (``mkldnn_convolution``; a transposed one through
 oneDNN's deconvolution, which has no aten operator of its own), whose every call pays a fixed
-cost of its own (60-75 us a call here on a 4x4 image, against 10-15 us on PyTorch's own path;
-what oneDNN spends it on was not measured apart); such a convolution records
-``Work.runs_as = "aten.mkldnn_convolution"``, which a device's tables may price. The rest
-(1x1 kernels on PyTorch's path, its transposed path) record neither.
+cost of its own (44-56 us a call here for 5x5, 7x7 and depthwise 3x3 kernels, against 10-15 us
+for a tiny 3x3 on PyTorch's own path; what oneDNN spends it on was not measured apart); such a
+convolution records ``Work.runs_as = "aten.mkldnn_convolution"``, which a device's tables may
+price. A 1x1 kernel oneDNN runs costs what a matrix product does (7-10 us a call for a tiny
+one) and is not marked; nor is the rest (PyTorch's own paths).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def conv_work(x: TensorMeta, w: TensorMeta, bias: bool, transposed: bool, groups
         lowered=macs * groups // c_out if c_out and _lowers(backend, w, groups, stride,
                                                              padding) else 0,
         rows=batch * positions,
-        runs_as=ONEDNN_OP if backend in ONEDNN_BACKENDS else "",
+        runs_as=ONEDNN_OP if backend in ONEDNN_BACKENDS and not _all_one(w.shape[2:]) else "",
     )
 
 
