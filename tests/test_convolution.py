@@ -194,7 +194,7 @@ def test_small_convs_with_kernels_wider_than_3_run_through_onednn(two_threads):
 
 def test_1x1_convs_onednn_runs_as_products_are_not_marked(two_threads):
     # conv2d 64 -> 64 1x1 on 1x64x24x24 (36,864 floats, stride 1, 2 threads): PyTorch runs it
-    # through oneDNN, whose 1x1 kernel costs what a matrix product does (7-10 us a call for a
+    # through oneDNN, whose 1x1 kernel costs what a matrix product does (7-11 us a call for a
     # tiny one here, against 44-56 us for 5x5, 7x7 and depthwise ones): not marked, and not
     # lowered either
     rec = only_op(profile(nn.Conv2d(64, 64, 1), torch.randn(1, 64, 24, 24)), "aten.conv2d")

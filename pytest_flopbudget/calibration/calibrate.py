@@ -140,7 +140,7 @@ _FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
          *(f"overheads.{k}" for k in _OVERHEADS))
 #: ``overheads.aten.mkldnn_convolution`` is the fixed cost of eager PyTorch's oneDNN
 #: convolutions other than 1x1 ones (``Work.runs_as``; 44-56 us a call here for 5x5, 7x7 and
-#: depthwise 3x3 kernels, 7-10 us for a 1x1 one, which the tracer leaves unmarked), fitted
+#: depthwise 3x3 kernels, 7-11 us for a 1x1 one, which the tracer leaves unmarked), fitted
 #: to the tiny 5x5 and depthwise rows; the convolution rows on that path then price with it.
 #: Its tiny rows both run there, so ``overheads.depthwise_conv`` prices no eager row (it
 #: stays free for a PyTorch whose depthwise convolutions take another path). ONNX Runtime

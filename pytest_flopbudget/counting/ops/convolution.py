@@ -18,7 +18,7 @@ oneDNN's deconvolution, which has no aten operator of its own), whose every call
 cost of its own (44-56 us a call here for 5x5, 7x7 and depthwise 3x3 kernels, against 10-15 us
 for a tiny 3x3 on PyTorch's own path; what oneDNN spends it on was not measured apart); such a
 convolution records ``Work.runs_as = "aten.mkldnn_convolution"``, which a device's tables may
-price. A 1x1 kernel oneDNN runs costs what a matrix product does (7-10 us a call for a tiny
+price. A 1x1 kernel oneDNN runs costs what a matrix product does (7-11 us a call for a tiny
 one) and is not marked; nor is the rest (PyTorch's own paths).
 """
 
