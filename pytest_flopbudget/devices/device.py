@@ -27,8 +27,8 @@ KEYS: dict[str, str] = {
     "default_dtype": "precision the device runs at when a profile names none",
     "efficiency": "table of factors in (0, 1]: the fraction of the roofline an operator class, "
                   "kind or aten operator attains (1.0 when absent; a convolution eager "
-                  "PyTorch runs through oneDNN is looked up as 'aten.mkldnn_convolution' "
-                  "first, in every table)",
+                  "PyTorch runs through oneDNN, 1x1 kernels aside, is looked up as "
+                  "'aten.mkldnn_convolution' first, in every table)",
     "compute_efficiency": "table of factors in (0, 1]: the fraction of the peak an operator "
                           "class, kind or aten operator's arithmetic attains (its compute "
                           "ceiling: a transcendental function, a convolution kernel), applied "
@@ -36,8 +36,9 @@ KEYS: dict[str, str] = {
     "overhead": "fixed seconds per operator (dispatch, launch)",
     "overheads": "table: operator class, kind or aten operator (e.g. 'aten.gru') -> seconds "
                  "per operator, overriding overhead for those operators (a convolution eager "
-                 "PyTorch runs through oneDNN is looked up as 'aten.mkldnn_convolution' "
-                 "first)",
+                 "PyTorch runs through oneDNN, 1x1 kernels aside, is looked up as "
+                 "'aten.mkldnn_convolution' first; a recurrent layer's input projection, "
+                 "run once a call, as e.g. 'aten.lstm.input_projection')",
     "onchip_bytes": "on-chip memory (SRAM, cache) in bytes: recurrent weights that fit are not "
                     "re-read every step; with onchip_bandwidth, an operator whose activations "
                     "fit is served at that bandwidth",
