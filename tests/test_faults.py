@@ -348,9 +348,13 @@ OLD = '{"old": true}\n'
 
 def slow_writer_conftest(action: str) -> str:
     """A conftest that makes every report write stop in ``fsync`` (after the data went to
-    the temporary file, before it replaces the target) and do ``action`` there."""
+    the temporary file, before it replaces the target) and do ``action`` there. Ctrl-C
+    raises ``KeyboardInterrupt`` in that session, as in a terminal, even where this suite
+    was started in the background (a shell starts background jobs with SIGINT ignored, and
+    Python then leaves it ignored)."""
     return f"""
 import os, signal, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 def _stop(fd):
     {action}
 os.fsync = _stop
