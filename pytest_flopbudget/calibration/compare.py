@@ -7,7 +7,11 @@ module's own work, as in ``ModelProfile.layers``):
 * ``eager``: forward pre- and post-hooks on every module read ``time.perf_counter``; a
   module's own time is its time less its children's, the median over repeats. The hooks
   themselves cost about a microsecond per module call; the end-to-end time is measured
-  without them.
+  without them. A module whose fused fast path hooks would turn off
+  (``nn.TransformerEncoderLayer`` checks for hooks on itself and its submodules, and runs
+  unfused when it finds any) is timed around its ``forward`` instead, for as long as the
+  comparison runs, and its submodules are not timed: it runs as it does without the
+  comparison, and its time is its own.
 * ``onnxruntime``: the model exported with ``torch.onnx.export(..., dynamo=True)`` and run
   with ONNX Runtime's per-node profiler; each node's time goes to the module that the
   exporter recorded for the node (``pkg.torch.onnx.name_scopes``), a fused node's to the
@@ -34,6 +38,9 @@ from ..counting.profile import profile
 from ..devices.device import Device
 from .timing import Timer
 
+#: Modules that run a fused fast path only when no hooks are attached to them or their
+#: submodules (``why_not_sparsity_fast_path`` in ``torch/nn/modules/transformer.py``).
+FAST_PATH_MODULES: tuple[type[nn.Module], ...] = (nn.TransformerEncoderLayer,)
 
 class CompareError(ValueError):
     """The model factory cannot be loaded or returns something else than (model, inputs)."""
@@ -139,6 +146,8 @@ def eager_layer_times(model: nn.Module, inputs: Sequence[torch.Tensor],
                       repeats: int) -> dict[str, float]:
     """``{module path: median own seconds}`` of eager forwards timed by module hooks."""
     names = {m: n for n, m in model.named_modules()}
+    fused = [m for m in names if isinstance(m, FAST_PATH_MODULES)]
+    inside = {sub for m in fused for sub in m.modules() if sub is not m}
     samples: dict[str, list[float]] = {}
     stack: list[list[float]] = []  # per open module: [start, children's seconds]
     own: dict[str, float] = {}
@@ -154,8 +163,23 @@ def eager_layer_times(model: nn.Module, inputs: Sequence[torch.Tensor],
         name = names[module]
         own[name] = own.get(name, 0.0) + spent - children
 
-    handles = [h for m in names for h in (m.register_forward_pre_hook(pre),
-                                          m.register_forward_hook(post))]
+    def timed(module: nn.Module) -> Callable[..., Any]:
+        forward = module.forward
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            pre(module, args)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                post(module, args, None)
+        return run
+
+    hooked = [m for m in names if m not in inside and m not in fused]
+    handles = [h for m in hooked for h in (m.register_forward_pre_hook(pre),
+                                           m.register_forward_hook(post))]
+    own_forwards = {m: m.__dict__["forward"] for m in fused if "forward" in m.__dict__}
+    for m in fused:
+        m.forward = timed(m)
     try:
         with torch.inference_mode():
             for _ in range(3):
@@ -168,6 +192,10 @@ def eager_layer_times(model: nn.Module, inputs: Sequence[torch.Tensor],
     finally:
         for h in handles:
             h.remove()
+        for m in fused:
+            del m.forward  # the class's forward again, or the module's own one:
+            if m in own_forwards:
+                m.forward = own_forwards[m]
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
