@@ -51,6 +51,7 @@ from typing import Any, Protocol
 import torch
 
 from ..core.files import atomic_write
+from ..counting.ops.convolution import ONEDNN_OP
 from ..counting.profile import profile
 from ..devices.device import Device
 from ..devices.device_file import DEFAULT_PATH, HOST, device_toml
@@ -134,7 +135,7 @@ _EFFICIENCIES = ("depthwise_conv", "matrix_vector", "arithmetic", "transcendenta
                  "channel_affine", "norm", "aten.layer_norm", "pooling", "data", "layout")
 _OVERHEADS = ("conv", "depthwise_conv", "matmul", "attention", "elementwise", "aten.gelu",
               "norm", "channel_affine", "pooling", "data", "aten.lstm", "aten.gru",
-              "aten.lstm.input_projection", "aten.gru.input_projection")
+              f"aten.lstm{PROJECTION}", f"aten.gru{PROJECTION}")
 _FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
          *(f"efficiency.{k}" for k in _EFFICIENCIES),
          *(f"overheads.{k}" for k in _OVERHEADS))
@@ -146,10 +147,7 @@ _FREE = (*(f"compute_efficiency.{k}" for k in _CEILINGS),
 #: stays free for a PyTorch whose depthwise convolutions take another path). ONNX Runtime
 #: runs its convolutions its own way: no such figure.
 FREE: dict[str, tuple[str, ...]] = {
-    "eager": (*_FREE, "overheads.aten.mkldnn_convolution"), "onnxruntime": _FREE}
-#: Overheads that are not an operator's dispatch cost, left out of the default ``overhead``:
-#: what a recurrent layer pays once a call, oneDNN's fixed cost per convolution.
-_NOT_PER_OPERATOR = ("overheads.aten.mkldnn_convolution",)
+    "eager": (*_FREE, f"overheads.{ONEDNN_OP}"), "onnxruntime": _FREE}
 #: Class- or kind-level entries derived from operator-level fitted ones, for operators no
 #: row runs: ``{entry: (how, [entries it comes from])}``; ``overhead`` is the median of the
 #: fitted overheads per operator (not those a recurrent layer pays once a call, nor oneDNN's
@@ -166,6 +164,14 @@ DERIVED: dict[str, tuple[str, tuple[str, ...]]] = {
             "_transformer_encoder_layer_fwd"))),
     "overheads.recurrent": ("median", ("overheads.aten.lstm", "overheads.aten.gru")),
 }
+
+
+def _per_operator(figure: str) -> bool:
+    """Whether ``figure`` is an operator's overhead per call, which the default ``overhead``
+    stands for: not what a recurrent layer pays once a call (its input projection's) nor
+    oneDNN's fixed cost per convolution."""
+    return figure.startswith("overheads.") and not figure.endswith(PROJECTION) \
+        and figure != f"overheads.{ONEDNN_OP}"
 
 
 def omp_wait_policy() -> str:
@@ -224,9 +230,7 @@ def derive(figures: Mapping[str, float]) -> dict[str, tuple[float, str]]:
         else:
             value = math.exp(sum(math.log(v) for v in values) / len(values))
         out[entry] = (value, f"{how} of {', '.join(p for p in parts if p in figures)}")
-    overheads = [v for k, v in figures.items()
-                 if k.startswith("overheads.") and not k.endswith(PROJECTION)
-                 and k not in _NOT_PER_OPERATOR]
+    overheads = [v for k, v in figures.items() if _per_operator(k)]
     if overheads:
         out["overhead"] = (statistics.median(overheads),
                            "median of the fitted overheads per operator (operators of no "
