@@ -221,17 +221,26 @@ def fake_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(calibrate_module, "largest_cache", lambda: (CACHE_BYTES, CACHE_TEXT))
     monkeypatch.setattr(calibrate_module, "mem_total", lambda: MEMORY_BYTES)
     monkeypatch.setattr(calibrate_module, "cpu_model", lambda: CPU)
-    monkeypatch.setattr(calibrate_module, "fresh_shares", lambda: list(SHARES))
+    monkeypatch.setattr(calibrate_module, "process_shares", lambda seeds=(): [list(SHARES)])
 
 
 def fake_calibration(path: Path | None = None, *, quick: bool = False,
                      log: Callable[[str], None] = print, timer: FakeTimer | None = None,
+                     counts: Sequence[Sequence[tuple[int, float]]] | Callable[[], Any]
+                     | None = None,
                      shares: Sequence[tuple[int, float]] | None = None,
                      **kwargs: Any) -> Any:
     """``run_calibration()`` of the fake machine on the fake clock, over :data:`ROW_NAMES`
-    (``shares``: the residual chains' fresh-page shares, instead of :data:`SHARES`)."""
+    (``counts``: the residual chains' fresh-page shares counted in each process, instead of
+    :data:`SHARES` in one, or a function standing for the counting processes; ``shares``:
+    what a count in the calibration's own process finds)."""
     with pytest.MonkeyPatch.context() as monkeypatch, two_threads():
         fake_host(monkeypatch)
+        if callable(counts):
+            monkeypatch.setattr(calibrate_module, "process_shares", counts)
+        elif counts is not None:
+            monkeypatch.setattr(calibrate_module, "process_shares",
+                                lambda seeds=(): [list(c) for c in counts])
         if shares is not None:
             monkeypatch.setattr(calibrate_module, "fresh_shares", lambda: list(shares))
         return run_calibration(path, quick=quick, log=log,

@@ -45,6 +45,7 @@ from pytest_flopbudget.calibration.calibrate import (
     percentile,
     run_calibration,
 )
+from pytest_flopbudget.calibration.fresh_pages import ShareCountError
 from pytest_flopbudget.calibration.hostinfo import cpu_model, largest_cache, mem_total, parse_size
 from pytest_flopbudget.calibration.microbench import rows
 from pytest_flopbudget.calibration.structure import (
@@ -391,14 +392,35 @@ def test_structural_figures_are_work_over_the_fake_seconds(fake: dict[str, Any])
 
 
 def test_a_fresh_page_share_is_counted_into_the_file(tmp_path: Path) -> None:
-    # the chains write 0% (4 MiB), 10% (8 MiB) and 30% (16 MiB) of their bytes to fresh
-    # pages, the same in each of the 3 counts: from 8 MiB, a share of (0.1 + 0.3) / 2 = 0.2
-    shares = [(4 * MiB, 0.0), (8 * MiB, 0.1), (16 * MiB, 0.3)]
-    device = run_fake(tmp_path / "h.toml", log=lambda _: None, shares=shares).device
-    assert device.fresh_share_bytes == 8 * MiB and device.fresh_output_share == 0.2
+    # two processes count 0% and 0% (4 MiB), 5% and 15% (8 MiB), 10% and 50% (16 MiB) of
+    # the chains' bytes in fresh pages: means 0%, 10%, 30%; from 8 MiB, (0.1 + 0.3) / 2 = 0.2
+    counts = [[(4 * MiB, 0.0), (8 * MiB, 0.05), (16 * MiB, 0.1)],
+              [(4 * MiB, 0.0), (8 * MiB, 0.15), (16 * MiB, 0.5)]]
+    device = run_fake(tmp_path / "h.toml", log=lambda _: None, counts=counts).device
+    assert device.fresh_share_bytes == 8 * MiB
+    assert device.fresh_output_share == pytest.approx(0.2)
     source = device.sources["fresh_output_share"]
     assert source.startswith("counted: ")
-    assert "8 MiB: 0.100, 0.100, 0.100; 16 MiB: 0.300, 0.300, 0.300" in source
+    assert "counted in 2 fresh processes (hash seeds 1 to 12)" in source
+    assert "8 MiB: 0.050, 0.150; 16 MiB: 0.100, 0.500" in source
+
+
+def test_a_failed_counting_process_falls_back_to_this_one_and_says_so(
+        tmp_path: Path) -> None:
+    # the counting processes fail; this process counts 0%, 10%, 30%: from 8 MiB, 0.2
+    def failed(seeds: object = ()) -> list[list[tuple[int, float]]]:
+        raise ShareCountError("the counting process (hash seed 1) exited with 1: boom")
+
+    shares = [(4 * MiB, 0.0), (8 * MiB, 0.1), (16 * MiB, 0.3)]
+    lines: list[str] = []
+    device = run_fake(tmp_path / "h.toml", log=lines.append, counts=failed,
+                      shares=shares).device
+    assert device.fresh_share_bytes == 8 * MiB
+    assert device.fresh_output_share == pytest.approx(0.2)
+    assert "this process only (the counting process (hash seed 1) exited with 1: boom)" in (
+        device.sources["fresh_output_share"])
+    assert any("exited with 1: boom; counting in this process instead" in line
+               for line in lines)
 
 
 def test_the_rows_are_priced_as_computed_by_hand() -> None:

@@ -6,7 +6,8 @@
 1. **Structural figures**, from a GEMM and streaming kernels (:mod:`.structure`): the fp32
    peak, the DRAM bandwidth, the cache's bandwidth and how much it holds, and for eager
    PyTorch what fresh output memory costs, the share of smaller outputs that land in fresh
-   pages (counted page faults of residual chains), the rate a lowered convolution's column
+   pages (counted page faults of residual chains, the mean over several fresh processes:
+   :mod:`.fresh_pages`), the rate a lowered convolution's column
    matrix is written, ``half_rows`` (a product's fixed cost per call, in rows) and what a
    linear pays per weight row fetched from memory. With the runtime's ``fusion`` they make
    the *structural device*.
@@ -57,6 +58,13 @@ from ..devices.device import Device
 from ..devices.device_file import DEFAULT_PATH, HOST, device_toml
 from ..devices.fit import Fit, Row, fit, terms, used_by
 from ..devices.roofline import PROJECTION
+from .fresh_pages import (
+    QUICK_SHARE_SEEDS,
+    SHARE_SEEDS,
+    ShareCountError,
+    mean_shares,
+    process_shares,
+)
 from .hostinfo import CACHE_DIR, MEMINFO, cpu_model, largest_cache, mem_total
 from .microbench import GEMM_N, Bench, rows
 from .structure import (
@@ -107,8 +115,6 @@ STREAMS = ("copy", "add", "sum")
 AGREE_MEDIAN = 0.05
 #: ...and nine rows in ten change by at most this.
 AGREE_P90 = 0.20
-#: Counts of the fresh-page share (their median is taken: the allocator's state drifts).
-SHARE_REPEATS = 3
 #: Passes at most (the full calibration); a quick one runs one pass and says so.
 MAX_PASSES = 3
 #: No pass starts once the calibration has run this long (seconds): on a machine so busy
@@ -583,14 +589,24 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
                      for what in passes[0].probes}
     found = structure_of(probe_seconds, cache, engine.fresh(), *kernels)
     counted: list[list[tuple[int, float]]] = []
+    counted_in = ""
     if engine.fresh() and found.fresh:
         log(f"counting the page faults of residual chains on "
             f"{', '.join(size_text(n) for n in SHARE_SIZES)} tensors")
-        counted = [fresh_shares() for _ in range(SHARE_REPEATS)]
+        try:
+            seeds = QUICK_SHARE_SEEDS if quick else SHARE_SEEDS
+            counted = process_shares(seeds)
+            counted_in = (f"{len(counted)} fresh processes (hash seeds "
+                          f"{seeds[0]} to {seeds[-1]})")
+        except ShareCountError as exc:
+            log(f"{exc}; counting in this process instead (one draw of the allocator's "
+                f"state, not the mean over processes)")
+            counted = [fresh_shares()]
+            counted_in = f"this process only ({exc})"
         # sizes from fresh_output_bytes up are all fresh already: not part of the share
-        medians = [(size, statistics.median(c[i][1] for c in counted))
-                   for i, size in enumerate(SHARE_SIZES) if size < found.fresh[0]]
-        found = replace(found, share=share_of(medians) if medians else None)
+        means = [(size, share) for size, share in mean_shares(counted)
+                 if size < found.fresh[0]]
+        found = replace(found, share=share_of(means) if means else None)
     seconds = median_over([p.row_seconds for p in passes])
     free = FREE.get(engine.name, FREE["eager"])
     batched = engine.batched_input_projection
@@ -604,7 +620,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
                         if t.disturbed})
     table, device = _write(path, name, engine, quick, plan, context, cache, cache_text,
                            memory, sources, found, structures, result, per_pass, passes, agreed,
-                           disturbed, benches, started, counted)
+                           disturbed, benches, started, counted, counted_in)
     log(f"peak fp32 {found.peak / 1e9:.1f} GFLOP/s, DRAM {found.bandwidth / 1e9:.1f} GB/s, "
         f"cache {found.onchip_bandwidth / 1e9:.1f} GB/s up to "
         f"{found.onchip_bytes / 2**20:.1f} MiB"
@@ -650,7 +666,8 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
            structures: Sequence[Structure], result: Fit, per_pass: Sequence[dict[str, float]],
            passes: Sequence[Pass], agreed: bool, disturbed: Sequence[str],
            benches: Sequence[Bench], started: float,
-           counted: Sequence[Sequence[tuple[int, float]]] = ()) -> tuple[dict[str, Any], Device]:
+           counted: Sequence[Sequence[tuple[int, float]]] = (),
+           counted_in: str = "") -> tuple[dict[str, Any], Device]:
     """Assemble the device table with its sources, check it, write it; ``(table, device)``."""
     from ..devices.device_file import host_device
 
@@ -712,10 +729,11 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         sources["fresh_share_bytes"] = (
             f"counted: the smallest of {', '.join(size_text(n) for n in SHARE_SIZES)} whose "
             f"residual chains of operators write at least {SHARE_MIN:.0%} of their bytes to "
-            f"fresh pages (minor page faults, median of {len(counted)} counts), {context}")
+            f"fresh pages (minor page faults, the mean over {counted_in}), {context}")
         sources["fresh_output_share"] = (
             f"counted: the mean, over that size and the larger ones, of the share of bytes the "
-            f"residual chains write to fresh pages (per count: {counts}), {context}")
+            f"residual chains write to fresh pages, counted in {counted_in} (per process: "
+            f"{counts}), {context}")
     if found.half_rows:
         halves = [s.half_rows for s in structures if s.half_rows is not None]
         few, many = rows_probe_name(ROWS_FEW), rows_probe_name(ROWS_MANY)

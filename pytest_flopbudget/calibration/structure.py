@@ -27,6 +27,8 @@ kernels, each named by its ``what`` so a fake timer can answer them.
   3 operators whose result is added back to the block's input, the pattern of most
   networks) on tensors of each of :data:`SHARE_SIZES` are run and their minor page faults
   counted (:func:`fresh_shares`): the share of the bytes they write that land in fresh pages.
+  That share is a property of the process as much as of the machine; the calibration counts
+  it in several fresh processes and takes the mean (:mod:`.fresh_pages`).
   ``fresh_share_bytes`` is the smallest size with a share of at least :data:`SHARE_MIN`, the
   share the mean over it and the larger sizes. Counted, not timed: faults do not drift with
   the machine's speed.
