@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -358,3 +359,27 @@ def test_a_row_onnx_runtime_optimises_away_is_a_clear_error(tmp_path: Path) -> N
                         benches=[relu, Bench("nothing at all", "data", Same(), (randn(4, 4),))],
                         log=lambda _: None)
     assert not (tmp_path / "ort.toml").exists()
+
+
+def test_recurrent_and_tiny_rows_are_timed_each_in_a_session_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an LSTM row and a tiny row run alone (their sessions built once, asked once per pass);
+    # the GELU row only as a layer of the suite
+    from pytest_flopbudget.calibration.calibrate import run_calibration
+    from pytest_flopbudget.calibration.microbench import rows
+    from pytest_flopbudget.calibration.onnx_runtime import OnnxRuntime
+
+    alone: list[str] = []
+    original = OnnxRuntime._alone
+
+    def spy(self: OnnxRuntime, bench: Any) -> Any:
+        alone.append(bench.what)
+        return original(self, bench)
+
+    monkeypatch.setattr(OnnxRuntime, "_alone", spy)
+    by_name = {b.what: b for b in rows()}
+    names = ["gelu of 256 KiB", "LSTM(64, 96) over 80 steps", "tiny relu"]
+    result = run_calibration(tmp_path / "ort.toml", quick=True, runtime="onnxruntime",
+                             benches=[by_name[n] for n in names], log=lambda _: None)
+    assert alone == ["LSTM(64, 96) over 80 steps", "tiny relu"]
+    assert all(t.seconds > 0 for t in result.passes[0].rows)

@@ -441,6 +441,16 @@ def probe_bench(probe: Probe) -> Bench:
     raise ValueError(f"no ONNX Runtime kernel for probe {probe.what!r}")
 
 
+#: Row families timed each in its own session without the profiler, not as layers of the
+#: suite: tiny operators (``overhead``), which in the suite are mostly the profiler's own
+#: cost, and that cost varies from node to node (4 to 6 us here against 1 to 2 us of real
+#: work); and recurrent layers (``recurrent``), whose LSTM nodes took 1.26-1.69x as long in
+#: the suite as the same LSTM in a session of its own in five of six timings (a GRU
+#: 1.09-1.23x; convolution and GELU rows 0.73-0.94x), which put the zoo's LSTM model
+#: 24-48% over its measured time.
+ALONE_FAMILIES = frozenset({"overhead", "recurrent"})
+
+
 class OnnxRuntime:
     """ONNX Runtime's CPU execution provider (see the module docstring)."""
 
@@ -502,8 +512,7 @@ class OnnxRuntime:
         ``plan.repeats`` runs of the suite in each, alternating, after warm-ups; a row's
         seconds are the median over runs of its nodes' seconds less the profiler's own cost,
         scaled to the unprofiled run paired with it (:func:`row_seconds`). The rows of
-        tiny operators (family ``overhead``) are timed each in its own session, without the
-        profiler."""
+        :data:`ALONE_FAMILIES` are timed each in its own session, without the profiler."""
         hardware = [p for p in probes if p.what.startswith("copy ")]
         with torch.inference_mode():
             copies = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
@@ -541,11 +550,8 @@ class OnnxRuntime:
                 f"ONNX Runtime ran no node for {len(empty)} calibration row(s) "
                 f"({', '.join(empty[:5])}): their exported graphs were optimised away")
         timings = [Timing(s, runs, 0, 0.0) for s in seconds]
-        # the rows of tiny operators are mostly the profiler's own cost, which varies from
-        # node to node (4 to 6 us here against 1 to 2 us of real work): each is timed on its
-        # own, without the profiler
         for i, bench in enumerate(items):
-            if bench.family == "overhead":
+            if bench.family in ALONE_FAMILIES:
                 timings[i] = timer(self._alone(bench).run, plan.repeats, warmup=plan.warmup,
                                    min_sample_s=plan.min_sample_s)
         return Pass({**copies, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
