@@ -401,7 +401,7 @@ def test_a_fresh_page_share_is_counted_into_the_file(tmp_path: Path) -> None:
     assert device.fresh_output_share == pytest.approx(0.2)
     source = device.sources["fresh_output_share"]
     assert source.startswith("counted: ")
-    assert "counted in 2 fresh processes (hash seeds 1 to 12)" in source
+    assert "counted in 2 fresh processes, hash seeds 1 to 12 (per process: " in source
     assert "8 MiB: 0.050, 0.150; 16 MiB: 0.100, 0.500" in source
 
 

@@ -596,8 +596,8 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
         try:
             seeds = QUICK_SHARE_SEEDS if quick else SHARE_SEEDS
             counted = process_shares(seeds)
-            counted_in = (f"{len(counted)} fresh processes (hash seeds "
-                          f"{seeds[0]} to {seeds[-1]})")
+            counted_in = (f"{len(counted)} fresh processes, hash seeds "
+                          f"{seeds[0]} to {seeds[-1]}")
         except ShareCountError as exc:
             log(f"{exc}; counting in this process instead (one draw of the allocator's "
                 f"state, not the mean over processes)")

@@ -3,14 +3,14 @@
 Below ``fresh_output_bytes`` glibc serves an eager runtime's outputs from its heap and gives
 the heap's top back to the system once enough of it is free; whether an output then lands
 in fresh pages depends on where the process's other allocations happen to sit. That is
-decided early and differs from process to process: :func:`~.structure.fresh_shares` counted
-in fresh processes that differ only by their hash seed (``PYTHONHASHSEED``, which orders
-Python's dicts and so its allocations) read 0.04, 0.11 or 0.63 of the bytes of residual
-chains on 16 MiB tensors in fresh pages, and the same in every count within one process
-(and the same seed one of these or another the next time). A model's chain of 16 MiB
-operators took 35 or 73 ms in fresh processes, by the process it ran in. One count is one
-draw of that; the calibration takes the mean over :data:`SHARE_SEEDS` processes, the share
-a process can expect.
+decided early and differs from process to process: :func:`~.structure.fresh_shares`
+counted in fresh processes read 0.035, 0.11 or 0.63 of the bytes of residual chains on
+16 MiB tensors in fresh pages, and the same in every count within one process. A process's
+hash seed (``PYTHONHASHSEED``, which orders its dicts and so its allocations) sways it but
+does not decide it (a seed gave one share in one run and another in the next). A model's
+chain of 16 MiB operators took 32-43 or 69-77 ms in fresh processes, by the process it ran
+in. One count is one draw of that; the calibration takes the mean over
+:data:`SHARE_SEEDS` processes, the share a process can expect.
 """
 
 from __future__ import annotations
