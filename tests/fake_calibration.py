@@ -226,7 +226,7 @@ def fake_host(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def fake_calibration(path: Path | None = None, *, quick: bool = False,
                      log: Callable[[str], None] = print, timer: FakeTimer | None = None,
-                     counts: Sequence[Sequence[tuple[int, float]]] | Callable[[], Any]
+                     counts: Sequence[Sequence[tuple[int, float]]] | Callable[..., Any]
                      | None = None,
                      shares: Sequence[tuple[int, float]] | None = None,
                      **kwargs: Any) -> Any:

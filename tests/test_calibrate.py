@@ -392,17 +392,39 @@ def test_structural_figures_are_work_over_the_fake_seconds(fake: dict[str, Any])
 
 
 def test_a_fresh_page_share_is_counted_into_the_file(tmp_path: Path) -> None:
-    # two processes count 0% and 0% (4 MiB), 5% and 15% (8 MiB), 10% and 50% (16 MiB) of
-    # the chains' bytes in fresh pages: means 0%, 10%, 30%; from 8 MiB, (0.1 + 0.3) / 2 = 0.2
-    counts = [[(4 * MiB, 0.0), (8 * MiB, 0.05), (16 * MiB, 0.1)],
-              [(4 * MiB, 0.0), (8 * MiB, 0.15), (16 * MiB, 0.5)]]
+    # the twelve processes count, by turns, 0% and 0% (4 MiB), 5% and 15% (8 MiB), 10% and
+    # 50% (16 MiB) of the chains' bytes in fresh pages: means 0%, 10%, 30%; from 8 MiB,
+    # (0.1 + 0.3) / 2 = 0.2
+    low = [(4 * MiB, 0.0), (8 * MiB, 0.05), (16 * MiB, 0.1)]
+    high = [(4 * MiB, 0.0), (8 * MiB, 0.15), (16 * MiB, 0.5)]
+    asked: list[tuple[int, ...]] = []
+
+    def counts(seeds: tuple[int, ...]) -> list[list[tuple[int, float]]]:
+        asked.append(seeds)
+        return [low if i % 2 == 0 else high for i in range(len(seeds))]
+
     device = run_fake(tmp_path / "h.toml", log=lambda _: None, counts=counts).device
+    assert asked == [tuple(range(1, 13))]
     assert device.fresh_share_bytes == 8 * MiB
     assert device.fresh_output_share == pytest.approx(0.2)
     source = device.sources["fresh_output_share"]
     assert source.startswith("counted: ")
-    assert "counted in 2 fresh processes, hash seeds 1 to 12 (per process: " in source
-    assert "8 MiB: 0.050, 0.150; 16 MiB: 0.100, 0.500" in source
+    assert "counted in 12 fresh processes, hash seeds 1 to 12 (per process: " in source
+    assert "8 MiB: " + ", ".join(["0.050, 0.150"] * 6) + "; 16 MiB: 0.100, 0.500" in source
+
+
+def test_a_quick_calibration_counts_in_two_processes(tmp_path: Path) -> None:
+    asked: list[tuple[int, ...]] = []
+
+    def counts(seeds: tuple[int, ...]) -> list[list[tuple[int, float]]]:
+        asked.append(seeds)
+        return [[(4 * MiB, 0.0), (8 * MiB, 0.1), (16 * MiB, 0.3)]] * len(seeds)
+
+    device = run_fake(tmp_path / "h.toml", log=lambda _: None, counts=counts,
+                      quick=True).device
+    assert asked == [(1, 2)]
+    assert "counted in 2 fresh processes, hash seeds 1 to 2" in (
+        device.sources["fresh_output_share"])
 
 
 def test_a_failed_counting_process_falls_back_to_this_one_and_says_so(
