@@ -192,13 +192,15 @@ def timed(fn: Callable[[], object]) -> str:
 class FakeTimer:
     """Times nothing: a probe takes :data:`PROBE_S`, a row its time on :data:`TRUTH` times the
     pass's factor (``factors[pass]``, the last one repeating; a pass starts at each timing of
-    ``gemm 2048``). Every call is recorded as ``(what, repeats, warmup, min_sample_s)``;
-    ``disturbed`` names rows reported as disturbed."""
+    ``gemm 2048``); with ``probes``, the probes too (a machine slower as a whole). Every call
+    is recorded as ``(what, repeats, warmup, min_sample_s)``; ``disturbed`` names rows
+    reported as disturbed."""
 
     def __init__(self, factors: Sequence[float] = (1.0,),
-                 disturbed: Sequence[str] = ()) -> None:
+                 disturbed: Sequence[str] = (), probes: bool = False) -> None:
         self.factors = list(factors)
         self.disturbed = set(disturbed)
+        self.probes = probes
         self.calls: list[tuple[str, int, int, float]] = []
         self.passes = 0
 
@@ -208,9 +210,9 @@ class FakeTimer:
         self.calls.append((what, repeats, warmup, min_sample_s))
         if what == "gemm 2048":
             self.passes += 1
-        if what in PROBE_S:
-            return Timing(PROBE_S[what], repeats, 0, 0.0)
         factor = self.factors[min(self.passes, len(self.factors)) - 1]
+        if what in PROBE_S:
+            return Timing(PROBE_S[what] * (factor if self.probes else 1.0), repeats, 0, 0.0)
         worst = 0.4 if what in self.disturbed else 0.0
         return Timing(row_seconds(what) * factor, repeats, 2 if worst else 0, worst)
 

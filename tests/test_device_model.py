@@ -125,6 +125,27 @@ def test_activations_that_fit_on_chip_use_the_onchip_bandwidth():
     assert predict(Prof([big]), dev).seconds == pytest.approx(741.0176e-6)
 
 
+def test_efficiency_slows_what_the_cache_holds_not_what_comes_from_memory():
+    big = OpRecord("aten.relu", "r", "elementwise", 0, 100_000, fp32(100_000),
+                   fp32(100_000))
+    dev = Device("d", 1e15, 1e9, onchip_bytes=65_536, onchip_bandwidth=1e10,
+                 efficiency={"elementwise": 0.5})
+    # as above, 6.5536 us from the cache, / 0.5 = 13.1072 us; 734.464 us from memory, which
+    # the kernel's code does not slow: 747.5712 us
+    [t] = predict(Prof([big]), dev).ops
+    assert t.seconds == pytest.approx(747.5712e-6)
+    assert (t.memory_seconds, t.bare_memory, t.dram_seconds) == pytest.approx(
+        (747.5712e-6, 741.0176e-6, 734.464e-6))
+    # and the fit's term model prices it the same way
+    [term] = terms(predict(Prof([big]), dev), per_kernel=True)
+    assert term.dram_seconds == pytest.approx(734.464e-6)
+    # a device without a cache moves every byte at its bandwidth, and efficiency slows them
+    # all: 800,000 bytes at 1e9 = 800 us, / 0.5 = 1.6 ms
+    flat = Device("d", 1e15, 1e9, efficiency={"elementwise": 0.5})
+    [t] = predict(Prof([big]), flat).ops
+    assert (t.seconds, t.dram_seconds) == pytest.approx((1.6e-3, 0.0))
+
+
 def test_weights_beyond_the_cache_stream_over_the_link():
     # two layers of 800 int8 weight bytes each and 100 activation bytes in and out
     def layer(call: int, name: str) -> OpRecord:
@@ -256,6 +277,22 @@ def test_fit_recovers_the_figures_that_made_the_measurements():
     assert result.rows[0][1] == pytest.approx(1e-3)
     assert result.device.sources["efficiency.conv"].startswith(
         "fitted to rows A, B, C of our logs")
+
+
+def test_fit_leaves_memory_beyond_the_cache_to_its_bandwidth():
+    from pytest_flopbudget.devices.fit import Row, Term, fit
+
+    # an elementwise kernel of 1 ms on the bare roofline: 0.2 ms from the cache, 0.8 ms from
+    # memory; at efficiency 0.25 it takes 0.2 / 0.25 + 0.8 = 1.6 ms (not 4 ms). A second
+    # one all in the cache: 0.1 ms / 0.25 = 0.4 ms
+    big = Term("aten.add", "", "arithmetic", 1e-3, 0, memory_seconds=1e-3,
+               dram_seconds=0.8e-3)
+    small = Term("aten.add", "", "arithmetic", 0.1e-3, 0, memory_seconds=0.1e-3)
+    rows = [Row("big", (big,), 1.6e-3), Row("small", (small,), 0.4e-3)]
+    result = fit(Device("d", 1e12, 1e10, onchip_bandwidth=1e11), rows,
+                 ["efficiency.arithmetic"])
+    assert result.figures["efficiency.arithmetic"] == pytest.approx(0.25, rel=1e-4)
+    assert result.summary() == pytest.approx((0.0, 0.0), abs=1e-4)
 
 
 def test_fitted_figures_stay_physical():

@@ -86,10 +86,18 @@ TERM = ["aten.linear", "matrix_vector", "matmul", 1e-6, 1, 0.0, 1e-7, 1e-6, 0.0,
 def test_a_term_keeps_the_operator_it_runs_as_and_reads_older_reports() -> None:
     conv = Term("aten.conv2d", "conv2d", "conv", 1e-6, 1, runs_as="aten.mkldnn_convolution")
     assert Term.from_list(conv.to_list()) == conv
-    assert conv.to_list()[-1] == "aten.mkldnn_convolution"
+    assert conv.to_list()[9] == "aten.mkldnn_convolution"
     # a report written before runs_as: 9 items, none
     assert Term.from_list(TERM[:9]) == Term.from_list(TERM)
     assert Term.from_list(TERM[:9]).runs_as == ""
+
+
+def test_a_term_keeps_its_memory_beyond_a_cache_and_reads_older_reports() -> None:
+    term = Term("aten.add", "", "arithmetic", 2e-6, 1, memory_seconds=2e-6, dram_seconds=1.5e-6)
+    assert term.to_list()[10] == 1.5e-6
+    assert Term.from_list(term.to_list()) == term
+    # a report written before dram_seconds: 10 items, no memory beyond a cache
+    assert Term.from_list(term.to_list()[:10]).dram_seconds == 0.0
 
 
 def test_report_errors_name_the_file_and_test(tmp_path: Path) -> None:
@@ -105,7 +113,7 @@ def test_report_errors_name_the_file_and_test(tmp_path: Path) -> None:
     with pytest.raises(FitCommandError, match="test t::c has no fit terms"):
         report_rows(_report(tmp_path, [old]), "board")
     bad = {"nodeid": "t::d", "measurements": [{"device": "board", "terms": [[1, 2]]}]}
-    with pytest.raises(FitCommandError, match="test t::d: a fit term is a list of 10 items"):
+    with pytest.raises(FitCommandError, match="test t::d: a fit term is a list of 11 items"):
         report_rows(_report(tmp_path, [bad]), "board")
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(FitCommandError, match=r"--report .*x\.json: not JSON"):

@@ -9,10 +9,12 @@ prediction is then linear in the free figures (but for compute ceilings)::
     t = factor * (sum_k bare_k / efficiency_k + sum_j launches_j * overhead_j
                   + link_seconds * datasheet_link / link_bandwidth)
 
-where a kernel with a compute ceiling (``compute_efficiency``) below 1 takes
-``max(compute_k / compute_efficiency_k, memory_k)`` instead of ``bare_k = max(compute_k,
-memory_k)`` (exact for a term of one kernel, :func:`terms` with ``per_kernel=True``; for a
-term summed over several kernels the ceiling acts on the sums).
+where a kernel with a compute ceiling (``compute_efficiency``) below 1 or bytes from memory
+beyond a cache (``dram_k``, which no efficiency slows: :mod:`.roofline`) takes
+``max(compute_k / compute_efficiency_k, memory_k - dram_k * (1 - efficiency_k))`` instead
+of ``bare_k = max(compute_k, memory_k)`` (exact for a term of one kernel, :func:`terms` with
+``per_kernel=True``; for a term summed over several kernels the ceiling and the memory's
+part act on the sums).
 
 :func:`fit` finds the free figures by robust least squares on the relative error
 (``log(predicted / measured)``, soft-L1 loss, so one odd row cannot pull every figure), within
@@ -52,7 +54,8 @@ class Term:
     roofline seconds at efficiency 1; ``launches``: overheads it pays; ``link_seconds``: its
     weights' time on the host link at the device's link bandwidth; ``fixed_seconds``: time
     no free figure changes (first touch of fresh output memory, a convolution's lowering,
-    weights from memory).
+    weights from memory); ``dram_seconds``: the part of ``memory_seconds`` from memory
+    beyond a cache, which its efficiency does not slow.
     """
 
     op: str
@@ -65,24 +68,28 @@ class Term:
     memory_seconds: float = 0.0
     fixed_seconds: float = 0.0
     runs_as: str = ""
+    dram_seconds: float = 0.0
 
     def to_list(self) -> list[Any]:
         return [self.op, self.kind, self.op_class, self.bare_seconds, self.launches,
                 self.link_seconds, self.compute_seconds, self.memory_seconds,
-                self.fixed_seconds, self.runs_as]
+                self.fixed_seconds, self.runs_as, self.dram_seconds]
 
     @classmethod
     def from_list(cls, item: Sequence[Any]) -> Term:
         """A term from :meth:`to_list`'s list (``ValueError`` when it is not one); a list of
-        9 items (files written before ``runs_as``) has none."""
-        if not isinstance(item, (list, tuple)) or len(item) not in (9, 10):
-            raise ValueError(f"a fit term is a list of 10 items (op, kind, class, bare s, "
-                             f"launches, link s, compute s, memory s, fixed s, runs as; 9 "
-                             f"without runs as), got {item!r}")
+        9 items (files written before ``runs_as``) has none, one of 10 (written before
+        ``dram_seconds``) no bytes from memory beyond a cache."""
+        if not isinstance(item, (list, tuple)) or len(item) not in (9, 10, 11):
+            raise ValueError(f"a fit term is a list of 11 items (op, kind, class, bare s, "
+                             f"launches, link s, compute s, memory s, fixed s, runs as, "
+                             f"memory s beyond a cache; 9 or 10 from older files), got "
+                             f"{item!r}")
         op, kind, op_class, bare, launches, link, compute, memory, fixed = item[:9]
-        runs_as = str(item[9]) if len(item) == 10 else ""
+        runs_as = str(item[9]) if len(item) >= 10 else ""
+        dram = float(item[10]) if len(item) == 11 else 0.0
         return cls(str(op), str(kind), str(op_class), float(bare), int(launches), float(link),
-                   float(compute), float(memory), float(fixed), runs_as)
+                   float(compute), float(memory), float(fixed), runs_as, dram)
 
 
 def terms(latency: Latency, per_kernel: bool = False) -> list[Term]:
@@ -91,17 +98,19 @@ def terms(latency: Latency, per_kernel: bool = False) -> list[Term]:
     prices exactly)."""
     if per_kernel:
         return [Term(t.op, t.kind, t.op_class, t.bare_seconds, t.launches, t.link_seconds,
-                     t.bare_compute, t.bare_memory, t.fixed_seconds, t.runs_as)
+                     t.bare_compute, t.bare_memory, t.fixed_seconds, t.runs_as,
+                     t.dram_seconds)
                 for t in latency.ops]
     summed: dict[tuple[str, str, str, str], list[float]] = {}
     for t in latency.ops:
-        acc = summed.setdefault((t.op, t.kind, t.op_class, t.runs_as), [0.0] * 6)
+        acc = summed.setdefault((t.op, t.kind, t.op_class, t.runs_as), [0.0] * 7)
         for i, value in enumerate((t.bare_seconds, t.launches, t.link_seconds,
                                    t.bare_compute, t.bare_memory,
-                                   t.fixed_seconds)):
+                                   t.fixed_seconds, t.dram_seconds)):
             acc[i] += value
-    return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fixed, runs_as)
-            for (op, kind, cls, runs_as), (bare, launches, link, compute, memory, fixed)
+    return [Term(op, kind, cls, bare, int(launches), link, compute, memory, fixed, runs_as,
+                 dram)
+            for (op, kind, cls, runs_as), (bare, launches, link, compute, memory, fixed, dram)
             in summed.items()]
 
 
@@ -209,8 +218,10 @@ class _Model:
             ckey = self.cef_key(term)
             ceiling = values.get(f"compute_efficiency.{ckey}", self.cef_table.get(ckey, 1.0))
             bare = term.bare_seconds
-            if ceiling < 1:  # exact for one kernel; on the sums for a summed term
-                bare += max(term.compute_seconds / ceiling, term.memory_seconds) - \
+            if ceiling < 1 or term.dram_seconds:  # exact for one kernel; else on the sums
+                # memory from beyond a cache takes its time whatever the efficiency
+                memory = term.memory_seconds - term.dram_seconds * (1 - eff)
+                bare += max(term.compute_seconds / ceiling, memory) - \
                     max(term.compute_seconds, term.memory_seconds)
             okey = self.ovh_key(term)
             if okey == "overhead":

@@ -5,9 +5,10 @@ memory-bound, so one max over the whole model would be wrong). A *kernel* is wha
 runtime executes (:mod:`.fusion`): one counted operator for eager PyTorch, a fused group for a
 compiling runtime. For one kernel::
 
-    t = max(flops / (usable_peak[dtype] * utilisation * compute_efficiency),
-            memory_seconds) / efficiency + overhead * steps + link_seconds + fresh_seconds
-        + lowering_seconds + cold_weight_seconds
+    t = max(flops / (usable_peak[dtype] * utilisation * compute_efficiency) / efficiency,
+            (memory_seconds - dram_seconds) / efficiency + dram_seconds)
+        + overhead * steps + link_seconds + fresh_seconds + lowering_seconds
+        + cold_weight_seconds
 
 * ``usable_peak`` is the device's peak at the profile's precision (else its
   ``default_dtype``) times ``cores_used / cores``; ``utilisation`` is the fraction of the MAC
@@ -25,8 +26,19 @@ compiling runtime. For one kernel::
 * ``efficiency``, ``compute_efficiency`` and ``overhead`` are the device's entries for the
   kernel's aten operator, kind or class (most specific first): ``compute_efficiency`` is the
   compute ceiling of the kernel (the fraction of the peak its arithmetic attains, a
-  transcendental function's or a convolution's), ``efficiency`` scales the whole roofline;
-  ``overhead`` is paid once per recurrent step.
+  transcendental function's or a convolution's), ``efficiency`` scales the roofline but
+  for ``dram_seconds``; ``overhead`` is paid once per recurrent step.
+* ``dram_seconds``: on a device that names an ``onchip_bandwidth`` (a cache before its
+  memory), the part of ``memory_seconds`` spent on bytes that come from memory at
+  ``bandwidth`` (activations beyond the cache, weights outside the weight cache, a recurrent
+  layer's re-reads too large for the cache). A kernel's code sets how fast it streams what
+  the cache holds, not how fast memory delivers the rest, so ``efficiency`` does not slow
+  them. Measured through ONNX Runtime here: its Add of two 4 MiB tensors streamed 2.8x
+  slower than a copy of cache-resident buffers, its Add and Mul of 16 MiB took 0.59-1.20 ms
+  against a bare roofline of 0.58 and 1.04 ms (profiled, ten runs): an efficiency fitted to
+  the first and dividing all of the second priced them 2.2x too slow. On a device without
+  an ``onchip_bandwidth`` every byte moves at ``bandwidth``, and ``efficiency`` slows them
+  all.
 * ``fresh_seconds``: a kernel that writes at least ``fresh_output_bytes`` pays for first
   touching that fresh output memory at ``fresh_output_bandwidth`` (page faults of an eager
   runtime whose allocator maps large outputs afresh at every call), on top of the rest; one
@@ -107,13 +119,15 @@ class OpTime:
     runs (a recurrent layer's input projection run on its own is ``<op>.input_projection``,
     :func:`split_recurrent`), ``modules`` the modules they belong to (more than one when
     fused); ``bytes``: its traffic at the device dtype, recurrent re-reads included. The
-    terms: ``compute_seconds`` and ``memory_seconds`` (each already divided by
-    ``efficiency``), ``overhead_seconds``,
+    terms: ``compute_seconds`` and ``memory_seconds`` (already divided by ``efficiency``,
+    all but the memory term's ``dram_seconds``), ``overhead_seconds``,
     ``link_seconds`` (weights streamed over the host link), ``fresh_seconds`` (first touch of
     a fresh output), ``lowering_seconds`` (the column matrix of a lowered convolution),
     ``cold_weight_seconds`` (weights fetched from memory).
     ``bare_seconds`` is the larger of the two roofline terms before ``efficiency`` and
-    ``compute_efficiency``, which are ``bare_compute`` and ``bare_memory``; ``launches`` is
+    ``compute_efficiency``, which are ``bare_compute`` and ``bare_memory``; ``dram_seconds``
+    is the part of ``bare_memory`` that comes from memory beyond a cache, which
+    ``efficiency`` does not slow (see the module docstring); ``launches`` is
     how many overheads it
     pays; ``efficiency_key``/``overhead_key`` are the device table entries that priced it (for
     fitting a device to measurements); ``kind`` and ``runs_as`` are its (first) operator's
@@ -140,6 +154,7 @@ class OpTime:
     compute_efficiency: float = 1.0
     bare_compute: float = 0.0
     bare_memory: float = 0.0
+    dram_seconds: float = 0.0
     launches: int = 0
     efficiency_key: str = ""
     overhead_key: str = ""
@@ -179,16 +194,24 @@ class _Placement:
         return cached
 
 
-def activation_seconds(nbytes: int, device: Device) -> float:
-    """Seconds to move ``nbytes`` of activations: at ``onchip_bandwidth`` when they fit in
-    ``onchip_bytes``; beyond, the share ``onchip_bytes / nbytes`` of them still comes from the
-    cache (what a cache keeps of a stream larger than itself) and the rest from memory at
-    ``bandwidth``. A device without ``onchip_bandwidth`` moves them all at ``bandwidth``."""
+def activation_split(nbytes: int, device: Device) -> tuple[float, float]:
+    """``(seconds from the cache, seconds from memory beyond it)`` to move ``nbytes`` of
+    activations: at ``onchip_bandwidth`` when they fit in ``onchip_bytes``; beyond, the share
+    ``onchip_bytes / nbytes`` of them still comes from the cache (what a cache keeps of a
+    stream larger than itself) and the rest from memory at ``bandwidth``. A device without
+    ``onchip_bandwidth`` moves them all at ``bandwidth``, counted as from the cache (its
+    first level: ``efficiency`` slows them, :func:`unit_time`)."""
     onchip_bw = device.onchip_bandwidth
     if not onchip_bw or not nbytes:
-        return nbytes / device.bandwidth
+        return nbytes / device.bandwidth, 0.0
     hit = min(1.0, device.onchip_bytes / nbytes)
-    return nbytes * (hit / onchip_bw + (1 - hit) / device.bandwidth)
+    return nbytes * hit / onchip_bw, nbytes * (1 - hit) / device.bandwidth
+
+
+def activation_seconds(nbytes: int, device: Device) -> float:
+    """Seconds to move ``nbytes`` of activations, from the cache and from memory
+    (:func:`activation_split`)."""
+    return sum(activation_split(nbytes, device))
 
 
 def fresh_share(written: int, device: Device) -> float:
@@ -288,19 +311,27 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     onchip_bw = device.onchip_bandwidth
     cached = placement.take(weights) if placement is not None else 0
     streamed = weights - cached
-    memory = activation_seconds(activations, device) + cached / (onchip_bw or device.bandwidth)
+    memory, dram = activation_split(activations, device)
+    memory += dram + cached / (onchip_bw or device.bandwidth)
+    beyond = 0.0  # bytes from memory beyond a cache, at `bandwidth`
     link = 0.0
     if device.link_bandwidth is not None:
         link = streamed / device.link_bandwidth
     else:
         memory += streamed / device.bandwidth
+        beyond += streamed
     if r.steps > 1:
         rereads = r.step_read.bytes(dtype)
         if rereads > device.onchip_bytes:
             nbytes += (r.steps - 1) * rereads
             memory += (r.steps - 1) * rereads / device.bandwidth
+            beyond += (r.steps - 1) * rereads
         elif device.onchip_bandwidth:  # a cache, not a scratchpad: read again, from it
             memory += (r.steps - 1) * rereads / device.onchip_bandwidth
+    if onchip_bw:
+        dram += beyond / device.bandwidth
+    else:
+        dram = 0.0  # no cache before the memory: efficiency slows every byte
     keys = lookup_keys(r.op, r.kind, r.op_class, r.runs_as)
     eff = device.efficiency_of(r.op_class, r.op, r.kind, r.runs_as)
     ceiling = device.compute_efficiency_of(r.op_class, r.op, r.kind, r.runs_as)
@@ -308,7 +339,7 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         device.row_utilisation(r.rows, r.kind)
     compute = unit.flops / peak
     if unit.free:
-        compute = memory = link = 0.0
+        compute = memory = dram = link = 0.0
     moves = unit.flops or nbytes
     launches = r.steps if moves and not unit.free else 0
     overhead = device.overhead_for(r.op, r.op_class, r.kind, r.runs_as) * launches
@@ -327,15 +358,15 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         cold = cold_share * rows * device.cold_weight_row_seconds
     return OpTime(
         op=r.op, module=r.module, op_class=r.op_class, flops=unit.flops, bytes=nbytes,
-        compute_seconds=compute / ceiling / eff, memory_seconds=memory / eff,
+        compute_seconds=compute / ceiling / eff, memory_seconds=(memory - dram) / eff + dram,
         overhead_seconds=overhead,
-        seconds=max(compute / ceiling, memory) / eff + overhead + link + fresh + lowering
-        + cold,
+        seconds=max(compute / ceiling / eff, (memory - dram) / eff + dram) + overhead + link
+        + fresh + lowering + cold,
         ops=unit.ops, modules=unit.modules, link_seconds=link, fresh_seconds=fresh,
         lowering_seconds=lowering, cold_weight_seconds=cold,
         bare_seconds=bare,
         efficiency=eff, compute_efficiency=ceiling, bare_compute=compute, bare_memory=memory,
-        launches=launches,
+        dram_seconds=dram, launches=launches,
         efficiency_key=_key(device.efficiency, keys, r.op_class),
         overhead_key=_key(device.overheads, keys, "overhead"),
         kind=r.kind,
