@@ -245,8 +245,13 @@ def _profiled(model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int,
 #: Seconds to wait before a run in the other of two sessions: ONNX Runtime's worker threads
 #: spin for a while after a run, and on a machine with as many cores as threads another
 #: session's spinning workers hold the cores the next run needs (the suite ran 7-23% slower
-#: here alternating between two sessions without a pause).
-SETTLE_S = 0.02
+#: here alternating between two sessions without a pause). 20 ms was not enough: a suite of
+#: six rows ran in 19.1-23.0 ms a run with it, 8.1 ms with 100 ms, and 8.8 ms with no second
+#: session at all; its Add of two 4 MiB tensors took 0.25-0.27 ms a run against 0.12, a
+#: 197x384 -> 1536 linear 1.8-2.7 ms against 1.15 (alone: 0.09 and 1.14 ms). In the full
+#: suite that pause hit the rows at its start: its 3x3 convolutions read 0.27-0.40 ms in the
+#: calibrations after the GEMM (about 100 ms) left the suite's start, 0.20-0.22 before.
+SETTLE_S = 0.1
 #: The least share of its profiled time a node keeps when the profiler's cost is taken off.
 FLOOR = 0.1
 #: Nodes of the model that measures the profiler's own cost per node (:func:`profiler_cost_us`).
