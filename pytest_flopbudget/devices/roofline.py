@@ -33,12 +33,13 @@ compiling runtime. For one kernel::
   ``bandwidth`` (activations beyond the cache, weights outside the weight cache, a recurrent
   layer's re-reads too large for the cache). A kernel's code sets how fast it streams what
   the cache holds, not how fast memory delivers the rest, so ``efficiency`` does not slow
-  them. Measured through ONNX Runtime here: its Add of two 4 MiB tensors streamed 2.8x
-  slower than a copy of cache-resident buffers, its Add and Mul of 16 MiB took 0.59-1.20 ms
-  against a bare roofline of 0.58 and 1.04 ms (profiled, ten runs): an efficiency fitted to
-  the first and dividing all of the second priced them 2.2x too slow. On a device without
-  an ``onchip_bandwidth`` every byte moves at ``bandwidth``, and ``efficiency`` slows them
-  all.
+  them. Measured through ONNX Runtime here: inside a model, its Mul and Add of 16 MiB took
+  0.59-0.72 and 0.93-1.20 ms against a bare roofline of 0.58 and 1.04 ms (profiled, ten
+  runs), while the calibration's rows fitted its elementwise efficiency at 0.30-0.45, which,
+  dividing all of their time, priced them 2.2x too slow (in a chain of layers its Add of
+  two 4 MiB tensors took 0.09-0.10 ms, about the cache's bandwidth; as a row of the
+  calibration suite 0.12-0.27 ms). On a device without an ``onchip_bandwidth`` every byte
+  moves at ``bandwidth``, and ``efficiency`` slows them all.
 * ``fresh_seconds``: a kernel that writes at least ``fresh_output_bytes`` pays for first
   touching that fresh output memory at ``fresh_output_bandwidth`` (page faults of an eager
   runtime whose allocator maps large outputs afresh at every call), on top of the rest; one
