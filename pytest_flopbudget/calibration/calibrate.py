@@ -350,7 +350,6 @@ class Runtime(Protocol):
     stream_kernels: tuple[str, ...]
     sweep_kernel: str
     stream_note: str  # how the streaming kernels ran, when not all through the runtime
-    peak_note: str  # how the GEMM of the peak ran, when not as every other probe
     #: whether its recurrent layers compute their input projection for the whole sequence at
     #: once (``Device.batched_input_projection``), and where that is said
     batched_input_projection: bool
@@ -376,7 +375,6 @@ class Eager:
     stream_kernels: tuple[str, ...] = STREAMS
     sweep_kernel = "copy"
     stream_note = ""
-    peak_note = ""
     batched_input_projection = True
     projection_note = ("PyTorch's CPU GRU and RNN layers (and LSTM with proj_size) compute the "
                        "input projection of the whole sequence as one linear before the steps "
@@ -683,7 +681,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
     kinds = " and ".join(", ".join(engine.stream_kernels).rsplit(", ", 1)) + engine.stream_note
     sweep = {"copy": "copies", "add": "adds", "sum": "sums"}[engine.sweep_kernel]
     sources["peak_flops.fp32"] = (
-        f"measured: {GEMM_N}x{GEMM_N} fp32 GEMM (2n^3 FLOPs){engine.peak_note}, {how}"
+        f"measured: {GEMM_N}x{GEMM_N} fp32 GEMM (2n^3 FLOPs), {how}"
         f"{spread(peaks, 1e9, 'GFLOP/s')}, {context}")
     sources["bandwidth"] = (
         f"measured: the fastest of {kinds} over {size_text(dram_buffer(cache))} "

@@ -472,13 +472,6 @@ class OnnxRuntime:
     stream_kernels: tuple[str, ...] = ("add", "sum", "copy")
     sweep_kernel = "copy"
     stream_note = " (the copy timed with PyTorch: the hardware's bandwidth)"
-    #: The GEMM of the peak runs as a MatMul in a session of its own, not as a node of the
-    #: suite: there, among the rows, it ran 16-20% slower than alone (152-159 against
-    #: 188-189 GFLOP/s here, in two passes), while the suite's own products of fewer rows
-    #: reached 215, so a suite peak held every product and convolution row at efficiency 1
-    #: and over its measured time (linears +28% to +36%).
-    peak_note = (" (ONNX Runtime's MatMul, in a session of its own without the profiler: as "
-                 "a node of the calibration suite it ran 16-20% slower)")
     batched_input_projection = True
     projection_note = ("ONNX Runtime's CPU LSTM and GRU kernels apply the input weights to the "
                        "whole sequence in one GEMM before the steps (deep_cpu_lstm.cc, "
@@ -520,8 +513,7 @@ class OnnxRuntime:
     def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Any,
                 timer: Any) -> Any:
         """One pass: the copies of the structural figures timed with PyTorch (see
-        :attr:`stream_kernels`), the GEMM of the peak in a session of its own (see
-        :attr:`peak_note`), then a new profiled session and one without the profiler,
+        :attr:`stream_kernels`), then a new profiled session and one without the profiler,
         ``plan.repeats`` runs of the suite in each, alternating, after warm-ups; a row's
         seconds are the median over runs of its nodes' seconds less the profiler's own cost,
         scaled to the unprofiled run paired with it (:func:`row_seconds`). The rows of
@@ -530,8 +522,7 @@ class OnnxRuntime:
         with torch.inference_mode():
             copies = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
                                     min_sample_s=plan.min_sample_s) for p in hardware}
-        peaks = [p for p in probes if p.what.startswith("gemm ")]
-        probes = [p for p in probes if p.what not in copies and p not in peaks]
+        probes = [p for p in probes if p.what not in copies]
         items = [probe_bench(p) for p in probes] + list(benches)
         path, modules, inputs = self._build(items)
         self._passes += 1
@@ -568,11 +559,7 @@ class OnnxRuntime:
             if bench.family in ALONE_FAMILIES:
                 timings[i] = timer(self._alone(bench).run, plan.repeats, warmup=plan.warmup,
                                    min_sample_s=plan.min_sample_s)
-        alone = {p.what: timer(self._alone(probe_bench(p)).run, plan.repeats,
-                               warmup=plan.warmup, min_sample_s=plan.min_sample_s)
-                 for p in peaks}
-        return Pass({**copies, **alone,
-                     **{p.what: t for p, t in zip(probes, timings, strict=False)}},
+        return Pass({**copies, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
                     timings[len(probes):])
 
     def _alone(self, bench: Bench) -> Probe:
