@@ -249,8 +249,10 @@ def _profiled(model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int,
 #: six rows ran in 19.1-23.0 ms a run with it, 8.1 ms with 100 ms, and 8.8 ms with no second
 #: session at all; its Add of two 4 MiB tensors took 0.25-0.27 ms a run against 0.12, a
 #: 197x384 -> 1536 linear 1.8-2.7 ms against 1.15 (alone: 0.09 and 1.14 ms). In the full
-#: suite that pause hit the rows at its start: its 3x3 convolutions read 0.27-0.40 ms in the
-#: calibrations after the GEMM (about 100 ms) left the suite's start, 0.20-0.22 before.
+#: suite it hit the nodes at its start: the 2048x2048 MatMul of the peak read 152-159
+#: GFLOP/s against 188-189 in a session of its own, 182-186 against 184-185 with 100 ms
+#: (two passes each); with the GEMM timed alone, the suite's first 3x3 convolutions read
+#: 0.27-0.40 ms, against 0.20-0.22 before.
 SETTLE_S = 0.1
 #: The least share of its profiled time a node keeps when the profiler's cost is taken off.
 FLOOR = 0.1
