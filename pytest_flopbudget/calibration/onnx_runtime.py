@@ -251,8 +251,8 @@ def _profiled(model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int,
 #: 197x384 -> 1536 linear 1.8-2.7 ms against 1.15 (alone: 0.09 and 1.14 ms). In the full
 #: suite it hit the nodes at its start: the 2048x2048 MatMul of the peak read 152-159
 #: GFLOP/s against 188-189 in a session of its own, 182-186 against 184-185 with 100 ms
-#: (two passes each); with the GEMM timed alone, the suite's first 3x3 convolutions read
-#: 0.27-0.40 ms, against 0.20-0.22 before.
+#: (two passes each); with the GEMM out of the suite for a while, its first 3x3 convolution
+#: read 0.27-0.40 ms in three calibrations with 20 ms, 0.21-0.25 in six with 100 ms.
 SETTLE_S = 0.1
 #: The least share of its profiled time a node keeps when the profiler's cost is taken off.
 FLOOR = 0.1
