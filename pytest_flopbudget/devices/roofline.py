@@ -312,27 +312,24 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     onchip_bw = device.onchip_bandwidth
     cached = placement.take(weights) if placement is not None else 0
     streamed = weights - cached
-    memory, dram = activation_split(activations, device)
-    memory += dram + cached / (onchip_bw or device.bandwidth)
-    beyond = 0.0  # bytes from memory beyond a cache, at `bandwidth`
+    # slowed: seconds the kernel's efficiency slows (what the cache serves); dram: seconds
+    # from memory beyond a cache, at `bandwidth`, which it does not
+    slowed, dram = activation_split(activations, device)
+    slowed += cached / (onchip_bw or device.bandwidth)
     link = 0.0
     if device.link_bandwidth is not None:
         link = streamed / device.link_bandwidth
     else:
-        memory += streamed / device.bandwidth
-        beyond += streamed
+        dram += streamed / device.bandwidth
     if r.steps > 1:
         rereads = r.step_read.bytes(dtype)
         if rereads > device.onchip_bytes:
             nbytes += (r.steps - 1) * rereads
-            memory += (r.steps - 1) * rereads / device.bandwidth
-            beyond += (r.steps - 1) * rereads
+            dram += (r.steps - 1) * rereads / device.bandwidth
         elif device.onchip_bandwidth:  # a cache, not a scratchpad: read again, from it
-            memory += (r.steps - 1) * rereads / device.onchip_bandwidth
-    if onchip_bw:
-        dram += beyond / device.bandwidth
-    else:
-        dram = 0.0  # no cache before the memory: efficiency slows every byte
+            slowed += (r.steps - 1) * rereads / device.onchip_bandwidth
+    if not onchip_bw:  # no cache before the memory: efficiency slows every byte
+        slowed, dram = slowed + dram, 0.0
     keys = lookup_keys(r.op, r.kind, r.op_class, r.runs_as)
     eff = device.efficiency_of(r.op_class, r.op, r.kind, r.runs_as)
     ceiling = device.compute_efficiency_of(r.op_class, r.op, r.kind, r.runs_as)
@@ -340,7 +337,8 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         device.row_utilisation(r.rows, r.kind)
     compute = unit.flops / peak
     if unit.free:
-        compute = memory = dram = link = 0.0
+        compute = slowed = dram = link = 0.0
+    memory = slowed + dram
     moves = unit.flops or nbytes
     launches = r.steps if moves and not unit.free else 0
     overhead = device.overhead_for(r.op, r.op_class, r.kind, r.runs_as) * launches
@@ -357,12 +355,13 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     if cold_share and device.cold_weight_row_seconds and not unit.free:
         rows = sum(m.weight_rows for m in unit.members if m.weights.bytes(dtype))
         cold = cold_share * rows * device.cold_weight_row_seconds
+    memory_seconds = slowed / eff + dram
     return OpTime(
         op=r.op, module=r.module, op_class=r.op_class, flops=unit.flops, bytes=nbytes,
-        compute_seconds=compute / ceiling / eff, memory_seconds=(memory - dram) / eff + dram,
+        compute_seconds=compute / ceiling / eff, memory_seconds=memory_seconds,
         overhead_seconds=overhead,
-        seconds=max(compute / ceiling / eff, (memory - dram) / eff + dram) + overhead + link
-        + fresh + lowering + cold,
+        seconds=max(compute / ceiling / eff, memory_seconds) + overhead + link + fresh
+        + lowering + cold,
         ops=unit.ops, modules=unit.modules, link_seconds=link, fresh_seconds=fresh,
         lowering_seconds=lowering, cold_weight_seconds=cold,
         bare_seconds=bare,
