@@ -361,11 +361,10 @@ def test_a_row_onnx_runtime_optimises_away_is_a_clear_error(tmp_path: Path) -> N
     assert not (tmp_path / "ort.toml").exists()
 
 
-def test_recurrent_and_tiny_rows_and_streaming_probes_are_timed_each_in_a_session_of_its_own(
+def test_recurrent_and_tiny_rows_are_timed_each_in_a_session_of_its_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the Add and ReduceSum probes over the memory's and the cache's buffers (in that order),
     # an LSTM row and a tiny row run alone (their sessions built once, asked once per pass);
-    # the GELU row and the GEMM probe only as layers of the suite
+    # the GELU row only as a layer of the suite
     from pytest_flopbudget.calibration.calibrate import run_calibration
     from pytest_flopbudget.calibration.microbench import rows
     from pytest_flopbudget.calibration.onnx_runtime import OnnxRuntime
@@ -382,10 +381,5 @@ def test_recurrent_and_tiny_rows_and_streaming_probes_are_timed_each_in_a_sessio
     names = ["gelu of 256 KiB", "LSTM(64, 96) over 80 steps", "tiny relu"]
     result = run_calibration(tmp_path / "ort.toml", quick=True, runtime="onnxruntime",
                              benches=[by_name[n] for n in names], log=lambda _: None)
-    kinds = [what.split(" ")[0] for what in alone[:4]]
-    assert kinds == ["add", "sum", "add", "sum"]
-    assert alone[4:] == ["LSTM(64, 96) over 80 steps", "tiny relu"]
-    probes = result.passes[0].probes
-    assert all(probes[what].seconds > 0 for what in alone[:4])
-    assert any(what.startswith("gemm ") for what in probes)  # timed, in the suite
+    assert alone == ["LSTM(64, 96) over 80 steps", "tiny relu"]
     assert all(t.seconds > 0 for t in result.passes[0].rows)

@@ -8,12 +8,11 @@ on every node the module it came from (``pkg.torch.onnx.name_scopes``), and a no
 optimised graph is traced back to the exported nodes by the tensors it writes (a fused node
 writes its last member's result) or, failing that, reads (:func:`node_modules`).
 
-The calibration (:class:`OnnxRuntime`) exports every row and the GEMM probe as one suite
+The calibration (:class:`OnnxRuntime`) exports every row and structural probe as one suite
 (one submodule per row, each row reading warm inputs as in a model) in a single graph, runs
 it with the profiler, each profiled run paired with one without, and takes a row's time as
 the median over runs of its nodes' times less the profiler's own cost, scaled to the
-unprofiled run (:func:`row_seconds`). Recurrent and tiny rows, and the streaming probes, run
-each in a session of its own.
+unprofiled run (:func:`row_seconds`).
 
 onnxruntime, onnx and onnxscript are an optional extra: ``pip install
 'pytest-flopbudget[onnx]'``.
@@ -457,14 +456,6 @@ def probe_bench(probe: Probe) -> Bench:
 #: 1.09-1.23x; convolution and GELU rows 0.73-0.94x), which put the zoo's LSTM model
 #: 24-48% over its measured time.
 ALONE_FAMILIES = frozenset({"overhead", "recurrent"})
-#: Structural probes timed each in its own session without the profiler, not in the suite:
-#: ONNX Runtime's Add and ReduceSum over the memory's and the cache's buffers. In the suite
-#: their 128 MiB graph inputs and outputs changed what a row after them took: in a state of
-#: this machine in which a 128 MiB add read 52-61 GB/s, the suite's ``layer_norm 196 x 384``
-#: row took 0.094-0.099 ms with them in the suite (two passes) and 0.031 ms without them (one
-#: pass; 0.034 in a session of its own), and the fit carried that row's slowness to
-#: ``layer_norm 6144 x 1024`` (+203% to +240% over its measured time in four calibrations).
-ALONE_PROBES = frozenset({"add", "sum"})
 
 
 class OnnxRuntime:
@@ -524,21 +515,16 @@ class OnnxRuntime:
     def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Any,
                 timer: Any) -> Any:
         """One pass: the copies of the structural figures timed with PyTorch (see
-        :attr:`stream_kernels`) and the Add and ReduceSum probes each in a session of its
-        own (:data:`ALONE_PROBES`), then a new profiled session and one without the profiler,
+        :attr:`stream_kernels`), then a new profiled session and one without the profiler,
         ``plan.repeats`` runs of the suite in each, alternating, after warm-ups; a row's
         seconds are the median over runs of its nodes' seconds less the profiler's own cost,
         scaled to the unprofiled run paired with it (:func:`row_seconds`). The rows of
         :data:`ALONE_FAMILIES` are timed each in its own session, without the profiler."""
         hardware = [p for p in probes if p.what.startswith("copy ")]
         with torch.inference_mode():
-            apart = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
-                                   min_sample_s=plan.min_sample_s) for p in hardware}
-        streams = [p for p in probes if p.what.split(" ")[0] in ALONE_PROBES]
-        for p in streams:
-            apart[p.what] = timer(self._alone(probe_bench(p)).run, plan.repeats,
-                                  warmup=plan.warmup, min_sample_s=plan.min_sample_s)
-        probes = [p for p in probes if p.what not in apart]
+            copies = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
+                                    min_sample_s=plan.min_sample_s) for p in hardware}
+        probes = [p for p in probes if p.what not in copies]
         items = [probe_bench(p) for p in probes] + list(benches)
         path, modules, inputs = self._build(items)
         self._passes += 1
@@ -575,7 +561,7 @@ class OnnxRuntime:
             if bench.family in ALONE_FAMILIES:
                 timings[i] = timer(self._alone(bench).run, plan.repeats, warmup=plan.warmup,
                                    min_sample_s=plan.min_sample_s)
-        return Pass({**apart, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
+        return Pass({**copies, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
                     timings[len(probes):])
 
     def _alone(self, bench: Bench) -> Probe:
