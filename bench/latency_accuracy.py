@@ -26,6 +26,7 @@ the same way around ``session.run``. Nothing is fitted to these models.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -61,6 +62,38 @@ def gemm_speed(timer: Timer) -> float:
     """FLOP/s of the calibration's GEMM now (shared machines drift)."""
     with torch.inference_mode():
         return gemm_flops(GEMM_N) / timer(gemm_probe(GEMM_N).run, 5).seconds
+
+
+def parallel_speedup(runtime: str, timer: Timer, workdir: Path) -> float:
+    """How much faster a stack of twelve small convolutions (3x3, 32 channels at 28x28, each
+    with a ReLU) runs on ``torch.get_num_threads()`` threads than on one, through
+    ``runtime``. Printed at the bench's start and end next to the GEMM's speed: on this
+    shared machine two threads sometimes gain almost nothing on small kernels for minutes
+    (in one process, ONNX Runtime's MobileNetV2 took 2.02-2.27 ms on two threads in five
+    timings a minute apart, then 3.44, against 3.84-4.18 on one thread throughout), while the
+    GEMM keeps its speed, and models of small operators then measure up to twice as slow as
+    the calibration's rows predict."""
+    model = torch.nn.Sequential(*[m for _ in range(12) for m in
+                                  (torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.ReLU())])
+    x = torch.randn(1, 32, 28, 28)
+    threads = torch.get_num_threads()
+    seconds = []
+    for n in (threads, 1):
+        torch.set_num_threads(n)
+        try:
+            if runtime == "eager":
+                with torch.inference_mode():
+                    seconds.append(measure(lambda: model(x), 5, timer).seconds)
+            else:
+                from pytest_flopbudget.calibration.onnx_runtime import export, session
+
+                path = export(model, (x,), workdir / "speedup.onnx")
+                sess = session(path)  # intra-op threads = torch.get_num_threads()
+                feeds = {sess.get_inputs()[0].name: x.numpy()}
+                seconds.append(measure(functools.partial(sess.run, None, feeds), 5, timer).seconds)
+        finally:
+            torch.set_num_threads(threads)
+    return seconds[1] / seconds[0]
 
 
 def load_device(path: Path) -> Device:
@@ -120,6 +153,7 @@ def one_run(args: argparse.Namespace, device_path: Path | None,
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads"
           f"{omp_wait_policy() or ', OMP_WAIT_POLICY unset (spin, then sleep)'}")
     speed_start = gemm_speed(timer)
+    speedup_start = parallel_speedup(args.runtime, timer, workdir)
     print()
     head = (f"{'model':<30}{'MFLOPs':>9}{'measured ms':>13}{'predicted ms':>14}{'err %':>8}"
             f"{'structural ms':>15}{'err %':>8}" + (f"{'before ms':>11}{'err %':>8}"
@@ -165,11 +199,15 @@ def one_run(args: argparse.Namespace, device_path: Path | None,
     if contended:
         print("still disturbed (worst sample kept): " + ", ".join(contended))
     speed_end = gemm_speed(timer)
+    speedup_end = parallel_speedup(args.runtime, timer, workdir)
     # an ONNX Runtime calibration's peak is its own MatMul's (a node of the suite), not torch's
     calibrated_by = "torch" if args.runtime == "eager" else "ONNX Runtime's MatMul"
     print(f"machine speed ({GEMM_N}x{GEMM_N} GEMM): calibrated {device.peak() / 1e9:.1f} "
           f"({calibrated_by}), torch at bench start {speed_start / 1e9:.1f}, at bench end "
           f"{speed_end / 1e9:.1f} GFLOP/s")
+    print(f"parallel speedup (12 small 3x3 convolutions, {torch.get_num_threads()} threads over "
+          f"1, through {args.runtime}): {speedup_start:.2f} at bench start, {speedup_end:.2f} "
+          f"at bench end")
     print(f"load average at end {os.getloadavg()[0]:.2f}; wall time "
           f"{time.perf_counter() - started:.1f} s")
     return statistics.median(errors), max(errors)
