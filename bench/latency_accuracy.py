@@ -77,17 +77,19 @@ def parallel_speedup(runtime: str, timer: Timer, workdir: Path) -> float:
                                   (torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.ReLU())])
     x = torch.randn(1, 32, 28, 28)
     threads = torch.get_num_threads()
+    path = None
+    if runtime != "eager":
+        from pytest_flopbudget.calibration.onnx_runtime import export, session
+
+        path = export(model, (x,), workdir / "speedup.onnx")
     seconds = []
     for n in (threads, 1):
         torch.set_num_threads(n)
         try:
-            if runtime == "eager":
+            if path is None:
                 with torch.inference_mode():
                     seconds.append(measure(lambda: model(x), 5, timer).seconds)
             else:
-                from pytest_flopbudget.calibration.onnx_runtime import export, session
-
-                path = export(model, (x,), workdir / "speedup.onnx")
                 sess = session(path)  # intra-op threads = torch.get_num_threads()
                 feeds = {sess.get_inputs()[0].name: x.numpy()}
                 seconds.append(measure(functools.partial(sess.run, None, feeds), 5, timer).seconds)
