@@ -18,7 +18,7 @@ compiling runtime. For one kernel::
 * ``memory_seconds``: activations (what the kernel reads and writes besides weights) at
   ``onchip_bandwidth`` when they fit in ``onchip_bytes``; a larger footprint keeps the share
   ``onchip_bytes / activations`` of them in the cache and moves the rest at ``bandwidth``
-  (:func:`activation_seconds`); weights held
+  (:func:`activation_split`); weights held
   in the ``weight_cache_bytes`` (the first weights in execution order that fit) at the
   on-chip bandwidth, the others at ``bandwidth``, or, when the device names a
   ``link_bandwidth``, streamed over that link after the compute (``link_seconds``). A device
@@ -207,12 +207,6 @@ def activation_split(nbytes: int, device: Device) -> tuple[float, float]:
         return nbytes / device.bandwidth, 0.0
     hit = min(1.0, device.onchip_bytes / nbytes)
     return nbytes * hit / onchip_bw, nbytes * (1 - hit) / device.bandwidth
-
-
-def activation_seconds(nbytes: int, device: Device) -> float:
-    """Seconds to move ``nbytes`` of activations, from the cache and from memory
-    (:func:`activation_split`)."""
-    return sum(activation_split(nbytes, device))
 
 
 def fresh_share(written: int, device: Device) -> float:
