@@ -33,6 +33,7 @@ from fake_calibration import (
 
 from pytest_flopbudget import __main__ as cli
 from pytest_flopbudget import profile
+from pytest_flopbudget.calibration import structure as structure_module
 from pytest_flopbudget.calibration.calibrate import (
     AGREE_MEDIAN,
     AGREE_P90,
@@ -206,6 +207,18 @@ def test_fresh_shares_count_page_faults_over_the_bytes_written() -> None:
     page = page_bytes()
     got = fresh_shares([4 * MiB], runs=1, faults=lambda: next(counts) * 4096 // page)
     assert got == [(4 * MiB, pytest.approx(0.0325521, rel=1e-5))]
+
+
+def test_fresh_shares_take_the_runs_of_a_counting_process_by_default(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the fallback count (in the calibration's own process) calls fresh_shares() with no
+    # runs: it takes the counting processes' 3 runs after 2 warm-ups, for each of the 4
+    # chains (blocks of 0 to 3 operators): 4 x (2 + 3) = 20 chains of one 4 MiB size
+    calls: list[int] = []
+    monkeypatch.setattr(structure_module, "residual_chain",
+                        lambda x, inner: calls.append(inner))
+    fresh_shares([4 * MiB], faults=lambda: 0)
+    assert calls == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5
 
 
 def test_the_lowering_probe_writes_a_known_column_matrix() -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .structure import SHARE_SIZES
+from .structure import SHARE_RUNS, SHARE_SIZES
 
 #: Hash seeds of the processes the share is counted in. The seed alone does not fix a
 #: process's state (where the system maps memory differs too): the counts are draws. With
@@ -35,8 +35,6 @@ QUICK_SHARE_SEEDS = (1, 2)
 #: Processes counting at once, each on one thread (a count of page faults does not depend
 #: on the machine's load; two processes of two spinning threads each slowed each other).
 SHARE_WORKERS = 2
-#: Runs of each chain a process counts, after 2 warm-ups.
-SHARE_RUNS = 3
 #: Seconds one counting process may take.
 SHARE_TIMEOUT = 300.0
 

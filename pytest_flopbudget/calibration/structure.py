@@ -84,6 +84,9 @@ SHARE_SIZES = (4 * MiB, 8 * MiB, 16 * MiB)
 SHARE_MIN = 0.02
 #: Operators inside each block of the residual chains (0: a chain of adds).
 SHARE_BLOCKS = (0, 1, 2, 3)
+#: Runs of each chain a count takes, after 2 warm-ups (in a fresh process or, when those
+#: fail, in the calibration's own).
+SHARE_RUNS = 3
 #: Rows of the two linears of the ``half_rows`` probe, and their input and output features.
 ROWS_FEW, ROWS_MANY, ROWS_WIDTH = 16, 1024, 768
 #: Shares of the largest cache the cold probes' weights fill (2.25 MiB copies of the
@@ -295,7 +298,7 @@ def page_bytes() -> int:
         return 4096
 
 
-def fresh_shares(sizes: Sequence[int] = SHARE_SIZES, runs: int = 5,
+def fresh_shares(sizes: Sequence[int] = SHARE_SIZES, runs: int = SHARE_RUNS,
                  faults: Callable[[], int] = minor_faults) -> list[tuple[int, float]]:
     """``[(output bytes, share)]``: for each size, the share of the bytes the residual chains
     (:data:`SHARE_BLOCKS`) write that land in fresh pages, ``faults * page / written`` over
