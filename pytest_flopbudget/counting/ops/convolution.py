@@ -149,7 +149,7 @@ def conv_kind(spatial: int, depthwise: bool, transposed: bool, kernel: tuple[int
         return f"depthwise_conv{spatial}d"
     if transposed:
         return "transposed_conv"
-    if all(k == 1 for k in kernel):
+    if _all_one(kernel):
         return "pointwise_conv"
     if spatial == 2 and tuple(kernel) == (3, 3) and unit_stride:
         return "conv3x3"
