@@ -473,6 +473,22 @@ def fit_rows(device: Device, benches: Sequence[Bench], profiles: Sequence[Any],
 
 
 # --- the calibration ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShareCount:
+    """The fresh-page shares of the residual chains as counted: ``per_process``, one
+    ``[(output bytes, share)]`` per process that counted (:data:`SHARE_SIZES` in order);
+    ``where``, in words, which processes those were."""
+
+    per_process: Sequence[Sequence[tuple[int, float]]] = ()
+    where: str = ""
+
+    def per_size(self) -> str:
+        """Each size's shares, process by process: ``"4 MiB: 0.217, 0.670; 8 MiB: ..."``."""
+        return "; ".join(
+            f"{size_text(size)}: " + ", ".join(f"{c[i][1]:.3f}" for c in self.per_process)
+            for i, size in enumerate(SHARE_SIZES))
+
+
 @dataclass
 class Calibration:
     """What :func:`calibrate` measured and fitted: the device, its table as written, the
@@ -588,23 +604,21 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     probe_seconds = {what: statistics.median(p.probes[what].seconds for p in passes)
                      for what in passes[0].probes}
     found = structure_of(probe_seconds, cache, engine.fresh(), *kernels)
-    counted: list[list[tuple[int, float]]] = []
-    counted_in = ""
+    counted = ShareCount()
     if engine.fresh() and found.fresh:
         log(f"counting the page faults of residual chains on "
             f"{', '.join(size_text(n) for n in SHARE_SIZES)} tensors")
         try:
             seeds = QUICK_SHARE_SEEDS if quick else SHARE_SEEDS
-            counted = process_shares(seeds)
-            counted_in = (f"{len(counted)} fresh processes, hash seeds "
-                          f"{seeds[0]} to {seeds[-1]}")
+            shares = process_shares(seeds)
+            counted = ShareCount(shares, f"{len(shares)} fresh processes, hash seeds "
+                                         f"{seeds[0]} to {seeds[-1]}")
         except ShareCountError as exc:
             log(f"{exc}; counting in this process instead (one draw of the allocator's "
                 f"state, not the mean over processes)")
-            counted = [fresh_shares()]
-            counted_in = f"this process only ({exc})"
+            counted = ShareCount([fresh_shares()], f"this process only ({exc})")
         # sizes from fresh_output_bytes up are all fresh already: not part of the share
-        means = [(size, share) for size, share in mean_shares(counted)
+        means = [(size, share) for size, share in mean_shares(counted.per_process)
                  if size < found.fresh[0]]
         found = replace(found, share=share_of(means) if means else None)
     seconds = median_over([p.row_seconds for p in passes])
@@ -620,7 +634,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
                         if t.disturbed})
     table, device = _write(path, name, engine, quick, plan, context, cache, cache_text,
                            memory, sources, found, structures, result, per_pass, passes, agreed,
-                           disturbed, benches, started, counted, counted_in)
+                           disturbed, benches, started, counted)
     log(f"peak fp32 {found.peak / 1e9:.1f} GFLOP/s, DRAM {found.bandwidth / 1e9:.1f} GB/s, "
         f"cache {found.onchip_bandwidth / 1e9:.1f} GB/s up to "
         f"{found.onchip_bytes / 2**20:.1f} MiB"
@@ -666,8 +680,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
            structures: Sequence[Structure], result: Fit, per_pass: Sequence[dict[str, float]],
            passes: Sequence[Pass], agreed: bool, disturbed: Sequence[str],
            benches: Sequence[Bench], started: float,
-           counted: Sequence[Sequence[tuple[int, float]]] = (),
-           counted_in: str = "") -> tuple[dict[str, Any], Device]:
+           counted: ShareCount) -> tuple[dict[str, Any], Device]:
     """Assemble the device table with its sources, check it, write it; ``(table, device)``."""
     from ..devices.device_file import host_device
 
@@ -723,9 +736,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"measured: {size_text(FRESH_SIZES[-1])} over the extra seconds of a clone "
             f"against an in-place copy, {how}, {context}")
     if found.share:
-        counts = "; ".join(
-            f"{size_text(size)}: " + ", ".join(f"{c[i][1]:.3f}" for c in counted)
-            for i, size in enumerate(SHARE_SIZES))
+        counted_in = counted.where
         sources["fresh_share_bytes"] = (
             f"counted: the smallest of {', '.join(size_text(n) for n in SHARE_SIZES)} whose "
             f"residual chains of operators write at least {SHARE_MIN:.0%} of their bytes to "
@@ -733,7 +744,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
         sources["fresh_output_share"] = (
             f"counted: the mean, over that size and the larger ones, of the share of bytes the "
             f"residual chains write to fresh pages, counted in {counted_in} (per process: "
-            f"{counts}), {context}")
+            f"{counted.per_size()}), {context}")
     if found.half_rows:
         halves = [s.half_rows for s in structures if s.half_rows is not None]
         few, many = rows_probe_name(ROWS_FEW), rows_probe_name(ROWS_MANY)
