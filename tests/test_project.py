@@ -42,13 +42,26 @@ def test_find_root_walks_up_to_a_pyproject_with_the_section_or_a_folder(tmp_path
     # a pyproject.toml without [tool.flopbudget] is not a project: the walk goes on
     (tmp_path / "a" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     assert find_root(deep) == tmp_path.resolve()
-    # a .flopbudget folder is a project, the nearest wins
+    # a .flopbudget folder holding no device file (empty, or a baseline saved from a
+    # subfolder) does not hide the project above it
     (tmp_path / "a" / "b" / ".flopbudget").mkdir()
+    assert find_root(deep) == tmp_path.resolve()
+    (tmp_path / "a" / "b" / ".flopbudget" / "baseline.json").write_text("{}")
+    assert find_root(deep) == tmp_path.resolve()
+    # one holding a device file is a project, the nearest wins
+    device_file(tmp_path / "a" / "b" / ".flopbudget" / "board.toml", "board", 2e10)
     assert find_root(deep) == (tmp_path / "a" / "b").resolve()
     (tmp_path / "a" / "pyproject.toml").write_text("not = = toml")
     assert find_root(deep) == (tmp_path / "a" / "b").resolve()  # found before the bad file
     with pytest.raises(DeviceError, match=r"pyproject\.toml is not valid TOML"):
         find_root(tmp_path / "a")
+
+
+def test_a_bare_flopbudget_folder_is_the_root_when_nothing_above_is_a_project(tmp_path):
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    (tmp_path / "a" / ".flopbudget").mkdir()
+    assert find_root(deep) == (tmp_path / "a").resolve()
 
 
 def test_every_device_file_joins_by_its_name(tmp_path):
@@ -102,6 +115,65 @@ def test_bad_device_files_name_the_file(tmp_path):
     device_file(tmp_path / "host.toml", "not-host")
     with pytest.raises(DeviceError, match=r"host\.toml: no \[devices\.host\] table"):
         project_catalog(tmp_path, {"host_file": "host.toml"})
+
+
+def test_a_device_on_an_uncalibrated_host_says_so_and_the_others_work(tmp_path):
+    # base = "host" (the README's example) and figures over host, before any calibration
+    declared = {"myhost": {"base": "host", "bandwidth": 1e10}, "host": {"overhead": 2e-6}}
+    catalog = project_catalog(tmp_path, {"devices": declared}).catalog
+    assert catalog.get("cpu").name == "cpu"
+    for name in ("myhost", "host"):
+        with pytest.raises(DeviceError, match=r"no calibration file at .*host\.toml: run "):
+            catalog.get(name)
+    # once calibrated, both build on the file: 2e10 B/s, overhead 2 us over it
+    device_file(tmp_path / ".flopbudget" / "host.toml", "host", 2e10)
+    catalog = project_catalog(tmp_path, {"devices": declared}).catalog
+    assert catalog.get("myhost").bandwidth == 1e10
+    assert (catalog.get("host").bandwidth, catalog.get("host").overhead) == (2e10, 2e-6)
+
+
+def test_a_device_file_replaces_a_device_of_its_name_whole(tmp_path):
+    folder = tmp_path / ".flopbudget"
+    # a stale default host file with half_rows, the configured host file without: the
+    # configured one is the host, nothing of the stale one is left
+    device_file(folder / "host.toml", "host", 2e10, half_rows=10.0)
+    device_file(tmp_path / "calib" / "host.toml", "host", 5e10)
+    host = project_catalog(tmp_path, {"host_file": "calib/host.toml"}).catalog.get("host")
+    assert (host.bandwidth, host.half_rows) == (5e10, None)
+    # a file named like a built-in (fit --name cpu) is that device, not a mix: the
+    # built-in cpu has an int8 peak, the file only fp32
+    device_file(folder / "cpu.toml", "cpu", 3e10)
+    cpu = project_catalog(tmp_path).catalog.get("cpu")
+    assert (cpu.bandwidth, dict(cpu.peak_flops)) == (3e10, {"fp32": 1e11})
+    # a copy of the host file beside it declares host twice
+    (folder / "host-old.toml").write_text((folder / "host.toml").read_text())
+    with pytest.raises(DeviceError, match=r"'host' is declared by two device files: "
+                                          r"\.flopbudget/host-old\.toml and "
+                                          r"\.flopbudget/host\.toml; keep one"):
+        project_catalog(tmp_path)
+
+
+def test_the_catalog_outside_pytest_survives_odd_files(tmp_path, monkeypatch):
+    from pytest_flopbudget.devices import project
+
+    monkeypatch.setattr(project, "_session", None)
+    root = tmp_path / "proj"
+    device_file(root / ".flopbudget" / "board.toml", "board", 7e9)
+    # a dangling link in the folder, and a plain file called .flopbudget above the project
+    (root / ".flopbudget" / "baseline.json").symlink_to(tmp_path / "gone.json")
+    (tmp_path / ".flopbudget").write_text("not a folder")
+    monkeypatch.chdir(root)
+    assert get_device("board").bandwidth == 7e9
+    # a host_file outside .flopbudget is read again when it changes
+    (root / "pyproject.toml").write_text('[tool.flopbudget]\nhost_file = "hw/h.toml"\n')
+    device_file(root / "hw" / "h.toml", "host", 2e10)
+    assert get_device("host").bandwidth == 2e10
+    device_file(root / "hw" / "h.toml", "host", 5e10)
+    os.utime(root / "hw" / "h.toml", ns=(1, 1))  # a new time, whatever the clock's grain
+    assert get_device("host").bandwidth == 5e10
+    (root / "hw" / "h.toml").unlink()
+    with pytest.raises(DeviceError, match=r"no calibration file at .*hw/h\.toml"):
+        get_device("host")
 
 
 def test_get_device_outside_pytest_follows_the_current_directory(tmp_path, monkeypatch):
@@ -184,3 +256,46 @@ def test_on_board(flop_budget):
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["flopbudget: *device files (1: board)*"])
+
+
+def test_a_config_error_in_pytest_leaves_the_project_devices_as_a_script_sees_them(pytester):
+    # a typo in a budget key errors the budgeted tests; a plain test pricing on the
+    # project's npu (bandwidth 1e6 B/s over the built-in's) still gets the project's npu,
+    # not the built-in one in its place
+    pytester.makepyprojecttoml("""
+[tool.flopbudget]
+max_mflop = 5
+
+[tool.flopbudget.devices.npu]
+bandwidth = 1e6
+""")
+    pytester.makepyfile("""
+import pytest
+from pytest_flopbudget import get_device
+
+def test_plain():
+    assert get_device("npu").bandwidth == 1e6
+
+@pytest.mark.flop_budget(max_mflops=1)
+def test_budgeted(flop_budget):
+    pass
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*unknown key 'max_mflop'*"])
+
+
+def test_unreadable_project_devices_in_pytest_say_why_when_asked_for(pytester):
+    (pytester.path / ".flopbudget").mkdir()
+    (pytester.path / ".flopbudget" / "board.toml").write_text("oops = = 1")
+    pytester.makepyfile("""
+import pytest
+from pytest_flopbudget import get_device
+from pytest_flopbudget.devices.device import DeviceError
+
+def test_plain():
+    with pytest.raises(DeviceError, match=r"device 'npu': the project's devices could "
+                                          r"not be read: .*board\\.toml is not valid TOML"):
+        get_device("npu")
+""")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..core.text import suggest
 from ..core.tomlio import TomlError, read_toml
-from ..devices.catalog import Catalog
+from ..devices.catalog import Catalog, UnreadCatalog
 from ..devices.device import Device, DeviceError
 from ..devices.device_file import DEFAULT_PATH, HOST
 from ..devices.project import device_file_path, find_root, host_missing, project_catalog
@@ -112,18 +112,34 @@ def load(rootdir: Path, host_file: Path | None = None) -> Config:
     path = rootdir / "pyproject.toml"
     config = Config(path=path if path.is_file() else None,
                     host_path=host_file or rootdir / DEFAULT_PATH)
+    section: Mapping[str, Any] | None = None
     try:
-        section: Mapping[str, Any] = {}
         if config.path is not None:
             try:
                 data = read_toml(path, path.name)
             except TomlError as exc:
                 raise ConfigError(str(exc)) from None
             section = data.get("tool", {}).get("flopbudget", {})
-        parse(section, config, rootdir, host_file)
+        parse(section or {}, config, rootdir, host_file)
     except (ConfigError, BudgetError, DeviceError) as exc:
         config.error = str(exc)
+        config.catalog = _devices_despite(section, config, rootdir, host_file)
     return config
+
+
+def _devices_despite(section: Mapping[str, Any] | None, config: Config, rootdir: Path,
+                     host_file: Path | None) -> Catalog:
+    """The project's devices when its ``[tool.flopbudget]`` has an error (what a script in
+    the project sees: an error in a budget key leaves them as they are); when the devices
+    themselves cannot be read, a catalog whose every name says why."""
+    if config.path is not None and section is None:  # pyproject.toml is not TOML
+        return UnreadCatalog(config.error or "")
+    try:
+        return project_catalog(rootdir, section if isinstance(section, Mapping) else {},
+                               devices_where=config.where("devices"),
+                               host_file=host_file).catalog
+    except DeviceError as exc:
+        return UnreadCatalog(str(exc))
 
 
 def host_file_setting(start: Path, name: str = HOST) -> tuple[Path, str]:

@@ -87,6 +87,11 @@ def _inherit(base: dict[str, Any], table: Mapping[str, Any], where: str) -> dict
     return merged
 
 
+class MissingDevice(DeviceError):
+    """A device the catalog knows it lacks and says how to make (``host`` before any
+    calibration: the message says how to calibrate)."""
+
+
 class Catalog:
     """Named device tables, resolved on demand (inheritance included) into :class:`Device`."""
 
@@ -102,11 +107,15 @@ class Catalog:
         tables = builtin_tables()
         return cls(tables, {n: f"devices.toml [devices.{n}]" for n in tables})
 
-    def with_tables(self, tables: Mapping[str, Any], where: str) -> Catalog:
-        """A catalog with more device tables (from ``[tool.flopbudget.devices]``). A table
-        named like a device already in the catalog (a built-in) without ``base`` overrides
-        the figures it gives and keeps the others, as if it said ``base = <that device>``.
-        Each table is checked now, so errors name the file."""
+    def with_tables(self, tables: Mapping[str, Any], where: str, *,
+                    replace: bool = False) -> Catalog:
+        """A catalog with more device tables. A table named like a device already in the
+        catalog without ``base`` overrides the figures it gives and keeps the others, as if
+        it said ``base = <that device>`` (``[tool.flopbudget.devices]``); with ``replace``
+        it replaces that device whole (a device file: a complete device, written by
+        ``calibrate`` or ``fit``). Each table is checked now, so errors name the file; one
+        that needs a device this catalog only has a hint for (``host`` before any
+        calibration) is checked when it is asked for, and says the hint then."""
         if not isinstance(tables, Mapping):
             raise DeviceError(f"{where} must be a table of device tables")
         merged = dict(self._tables)
@@ -116,15 +125,26 @@ class Catalog:
             if not isinstance(table, Mapping):
                 raise DeviceError(f"{here} must be a table")
             _check_keys(name, table, here)
-            if name in self._tables and table.get("base", name) == name:
+            overrides = table.get("base", name) == name and not replace
+            if overrides and name in self._tables:
                 # a device of that name exists: the table overrides some of its figures
                 own = {k: v for k, v in table.items() if k != "base"}
                 table = _inherit(self._resolve(name, ()), own, here)
+            elif overrides and name in self._hints and \
+                    not all(key in table for key in REQUIRED):
+                # figures over a device that is not there yet (host before calibrating):
+                # asking for it says the hint
+                continue
             merged[name] = table
             origin[name] = here
         catalog = Catalog(merged, origin, self._hints)
         for name in tables:
-            catalog.get(name)  # resolve now: inheritance and figures are checked up front
+            if name not in merged:
+                continue
+            try:
+                catalog.get(name)  # resolve now: inheritance and figures checked up front
+            except MissingDevice:
+                continue  # it needs a device not there yet: asking for it says so
         return catalog
 
     def with_hints(self, hints: Mapping[str, str]) -> Catalog:
@@ -141,7 +161,7 @@ class Catalog:
             raise DeviceError(f"device inheritance loops: {' -> '.join((*chain, name))}")
         if name not in self._tables:
             if name in self._hints:
-                raise DeviceError(self._hints[name])
+                raise MissingDevice(self._hints[name])
             raise DeviceError(self._unknown(name, chain[-1] if chain else None))
         table = dict(self._tables[name])
         base = table.pop("base", None)
@@ -178,4 +198,18 @@ class Catalog:
             raise DeviceError(f"{where}: {exc}") from None
 
 
-__all__ = ["CATALOG_FILE", "FITTED_FILE", "Catalog"]
+class UnreadCatalog(Catalog):
+    """The catalog of a project whose devices could not be read: every name asked for is a
+    :class:`DeviceError` saying why (``error``), never a built-in device of that name in
+    place of the project's."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__({}, {})
+        self.error = error
+
+    def get(self, name: str) -> Device:
+        raise DeviceError(f"device {name!r}: the project's devices could not be read: "
+                          f"{self.error}")
+
+
+__all__ = ["CATALOG_FILE", "FITTED_FILE", "Catalog", "MissingDevice", "UnreadCatalog"]

@@ -8,10 +8,12 @@ Its catalog (:func:`project_catalog`) is, each layer able to override the one be
 1. the built-in devices (``devices.toml`` with ``fitted.toml``);
 2. every device file in the project's ``.flopbudget/`` folder (``*.toml`` files holding
    ``[devices.NAME]`` tables: what ``python -m pytest_flopbudget calibrate --name NAME`` and
-   ``fit`` write), each device joining by its table's name;
+   ``fit`` write), each device joining by its table's name, replacing a built-in of that
+   name whole; a name declared by two files of the folder is an error;
 3. the ``host_file`` of ``[tool.flopbudget]`` when it lies elsewhere (its ``[devices.host]``);
 4. the devices declared under ``[tool.flopbudget.devices]``, which may inherit from any of
-   the above (``base = "host"``).
+   the above (``base = "host"``) or override single figures of one by naming it; one that
+   needs a ``host`` not calibrated yet says how to calibrate when it is asked for.
 
 :func:`get_device` resolves names in the session's catalog while pytest runs (the plugin sets
 it) and in the current directory's project otherwise, re-read when a file changes. A missing
@@ -45,15 +47,28 @@ def _section(pyproject: Path) -> Mapping[str, Any] | None:
     return section if isinstance(section, Mapping) else None
 
 
+def _holds_devices(folder: Path) -> bool:
+    """Whether ``folder`` (a ``.flopbudget`` folder) holds a TOML file (a device file)."""
+    try:
+        return any(p.suffix == ".toml" for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def find_root(start: Path) -> Path | None:
     """The nearest folder, ``start`` or a parent, that is a project: it has a
-    ``pyproject.toml`` with a ``[tool.flopbudget]`` table or a ``.flopbudget`` folder
-    (``None`` when there is none). A ``pyproject.toml`` that is not valid TOML is a
-    :class:`DeviceError` naming it."""
+    ``pyproject.toml`` with a ``[tool.flopbudget]`` table or a ``.flopbudget`` folder with a
+    device file in it; failing those, the nearest with a ``.flopbudget`` folder (one that
+    holds only baselines, or nothing, does not hide a project above it); ``None`` when there
+    is none. A ``pyproject.toml`` that is not valid TOML is a :class:`DeviceError` naming
+    it."""
     start = start.resolve()
+    bare: Path | None = None
     for folder in (start, *start.parents):
         if (folder / FOLDER).is_dir():
-            return folder
+            if _holds_devices(folder / FOLDER):
+                return folder
+            bare = bare or folder
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
             try:
@@ -61,7 +76,7 @@ def find_root(start: Path) -> Path | None:
                     return folder
             except TomlError as exc:
                 raise DeviceError(str(exc)) from None
-    return None
+    return bare
 
 
 @dataclass(frozen=True)
@@ -127,9 +142,8 @@ def project_catalog(root: Path, section: Mapping[str, Any] | None = None, *,
     declared_in: dict[str, str] = {}
     folder = root / FOLDER
     found = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    is_host_file = host_file.resolve()
     for path in found:
-        if path.resolve() == host_file.resolve():
-            continue  # read last, below: the host file wins over the folder's files
         where = _shown(path, root)
         tables = device_tables(path, where)
         for name in tables:
@@ -137,8 +151,11 @@ def project_catalog(root: Path, section: Mapping[str, Any] | None = None, *,
                 raise DeviceError(f"device {name!r} is declared by two device files: "
                                   f"{declared_in[name]} and {where}; keep one")
             declared_in[name] = where
+        if path.resolve() == is_host_file:
+            continue  # read last, below: the host file wins over the folder's files
         if tables:
-            catalog = catalog.with_tables(tables, f"{where} [devices]")
+            # a device file holds a whole device: it replaces a built-in of its name
+            catalog = catalog.with_tables(tables, f"{where} [devices]", replace=True)
             files.append(path)
     hints: dict[str, str] = {}
     if host_file.is_file():
@@ -147,14 +164,16 @@ def project_catalog(root: Path, section: Mapping[str, Any] | None = None, *,
         if HOST not in tables:
             raise DeviceError(f"{where}: no [devices.{HOST}] table; run 'python -m "
                               f"pytest_flopbudget calibrate' to write one")
-        catalog = catalog.with_tables(tables, f"{where} [devices]")
+        catalog = catalog.with_tables(tables, f"{where} [devices]", replace=True)
         files.append(host_file)
     elif HOST not in catalog.names:
         hints[HOST] = host_missing(host_file)
+    # before the declared devices: one that builds on an uncalibrated host says how to
+    # calibrate when asked for, and the others work
+    catalog = catalog.with_hints(hints)
     declared = section.get("devices", {})
     if declared:
         catalog = catalog.with_tables(declared, devices_where)
-    catalog = catalog.with_hints(hints)
     return ProjectDevices(catalog, host_file, tuple(files),
                           len(declared) if isinstance(declared, Mapping) else 0, hints)
 
@@ -178,7 +197,7 @@ def discover(start: Path) -> ProjectDevices | None:
 
 # --- the catalog get_device() uses ------------------------------------------------------
 _session: Catalog | None = None
-_found: dict[Path, tuple[tuple[Any, ...], Catalog]] = {}
+_found: dict[Path, tuple[tuple[Any, ...], tuple[Path, ...], Catalog]] = {}
 
 
 def set_default_catalog(catalog: Catalog | None) -> None:
@@ -188,35 +207,48 @@ def set_default_catalog(catalog: Catalog | None) -> None:
     _session = catalog
 
 
-def _stamp(start: Path) -> tuple[Any, ...]:
-    """What a project's catalog depends on, cheaply: the files' paths and modification
-    times, from ``start`` up to the first project folder."""
+def _mtime(path: Path) -> int | None:
+    """``path``'s modification time in ns, ``None`` when it is not there (or vanished)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _stamp(start: Path, watched: tuple[Path, ...] = ()) -> tuple[Any, ...]:
+    """What a project's catalog depends on, cheaply: the paths and modification times of
+    the ``pyproject.toml`` files and ``.flopbudget`` folders (and what they hold) from
+    ``start`` up, and of ``watched`` (a ``host_file`` elsewhere). A file that vanishes while
+    this looks, or a dangling link, reads as absent."""
     out: list[Any] = []
     for folder in (start, *start.parents):
         for path in (folder / "pyproject.toml", folder / FOLDER):
-            try:
-                out.append((str(path), path.stat().st_mtime_ns))
-            except OSError:
-                continue
-            if path.name == FOLDER:
-                out.extend((str(p), p.stat().st_mtime_ns) for p in sorted(path.iterdir()))
+            out.append((str(path), _mtime(path)))
+            if path.name == FOLDER and path.is_dir():
+                try:
+                    inside = sorted(path.iterdir())
+                except OSError:
+                    continue
+                out.extend((str(p), _mtime(p)) for p in inside)
+    out.extend((str(p), _mtime(p)) for p in watched)
     return tuple(out)
 
 
 def default_catalog() -> Catalog:
     """The catalog :func:`get_device` uses: the pytest session's while one runs, else the
-    project's around the current directory (built-ins outside any project)."""
+    project's around the current directory (built-ins outside any project), read again
+    when one of its files changes."""
     if _session is not None:
         return _session
     start = Path(os.getcwd())
-    stamp = _stamp(start)
     cached = _found.get(start)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
+    if cached is not None and cached[0] == _stamp(start, cached[1]):
+        return cached[2]
     found = discover(start)
     catalog = found.catalog if found is not None else \
         Catalog.builtin().with_hints({HOST: host_missing(start / DEFAULT_PATH)})
-    _found[start] = (stamp, catalog)
+    watched = (found.host_path,) if found is not None else ()
+    _found[start] = (_stamp(start, watched), watched, catalog)
     return catalog
 
 
