@@ -26,6 +26,17 @@ from .core.numbers import positive_int
 RUNTIMES = ("eager", "onnxruntime")
 
 
+def device_name(text: str) -> str:
+    """An argparse type: a device name that can name a file in ``.flopbudget/``."""
+    from .devices.device import DeviceError
+    from .devices.project import check_device_name
+
+    try:
+        return check_device_name(text)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _error(text: str) -> int:
     print(f"error: {text}", file=sys.stderr)
     return 2
@@ -130,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="eager PyTorch (default) or ONNX Runtime (the microbenchmarks "
                           "exported with torch.onnx.export(dynamo=True), CPU execution "
                           "provider; needs pip install 'pytest-flopbudget[onnx]')")
-    cal.add_argument("--name", default="host", metavar="NAME",
+    cal.add_argument("--name", default="host", metavar="NAME", type=device_name,
                      help="device name (default host); written to .flopbudget/NAME.toml of "
                           "the project, where every device file joins the catalog")
     cal.add_argument("--out", metavar="PATH", default=None,
@@ -177,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="free figures: efficiency (one per operator class in the tests), "
                           "overhead, efficiency.KEY, overheads.KEY... (default "
                           "efficiency,overhead)")
-    fit.add_argument("--name", default=None, metavar="NEW",
+    fit.add_argument("--name", default=None, metavar="NEW", type=device_name,
                      help="name of the fitted device (default: NAME-fitted)")
     fit.add_argument("--out", default=None, metavar="PATH",
                      help="file to write (default .flopbudget/NEW.toml of the project)")

@@ -299,3 +299,30 @@ def test_plain():
         get_device("npu")
 """)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("command", [["calibrate", "--quick"],
+                                     ["fit", "--device", "cpu", "--report", "r.json",
+                                      "--measured", "t.csv"]])
+@pytest.mark.parametrize("name", ["../x", "a/b", "", ".hidden", "x..y"])
+def test_a_device_name_that_is_not_a_file_name_is_a_usage_error(tmp_path, monkeypatch,
+                                                                capsys, command, name):
+    from pytest_flopbudget import __main__ as cli
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*command, "--name", name])
+    assert exited.value.code == 2
+    assert f"argument --name: device name {name!r} cannot name a file in .flopbudget/" in (
+        capsys.readouterr().err)
+    assert list(tmp_path.rglob("*")) == []  # nothing measured, nothing written
+
+
+def test_device_names_that_name_files_are_kept():
+    from pytest_flopbudget.devices.project import check_device_name, device_file_path
+
+    for name in ("host", "rpi5-ort", "jetson_orin.int8", "a+b", "7"):
+        assert check_device_name(name) == name
+    assert device_file_path(Path("/p"), "rpi5-ort") == Path("/p/.flopbudget/rpi5-ort.toml")
+    with pytest.raises(DeviceError, match="cannot name a file"):
+        device_file_path(Path("/p"), "../../evil")

@@ -59,7 +59,7 @@ def test_a_team_fits_its_board_end_to_end(pytester: pytest.Pytester,
     out = capsys.readouterr().out
     assert code == 0, out
     written = pytester.path / ".flopbudget" / "board-ours.toml"
-    assert f"wrote device 'board-ours' to {written}" in out
+    assert f"wrote device 'board-ours' to {written}\n" in out
     text = written.read_text()
     # every row's residual is in the file; the fit recovers 5 + 10 = 15 us exactly
     assert sum(line.startswith("# test_board.py::test_chain[") for line in text.splitlines()) == 4
@@ -72,6 +72,11 @@ def test_a_team_fits_its_board_end_to_end(pytester: pytest.Pytester,
     assert fitted.peak() == 1e10 and fitted.bandwidth == 1e9  # the rest as it was
     assert fitted.sources["overhead"].startswith("fitted to rows test_board.py::test_chain[1]")
     assert fitted.sources["bandwidth"] == "datasheet: 1 GB/s"
+    # fitting again to the same name says it replaced the file
+    assert cli.main(["fit", "--device", "board", "--report", "flop.json", "--measured",
+                     "times.csv", "--free", "overhead", "--name", "board-ours"]) == 0
+    assert (f"wrote device 'board-ours' to {written} (it replaces the file that was there)"
+            in capsys.readouterr().out)
 
 
 def _report(tmp_path: Path, tests: list[dict]) -> Path:

@@ -23,6 +23,7 @@ it) and in the current directory's project otherwise, re-read when a file change
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,24 @@ from .catalog import Catalog
 from .device import Device, DeviceError
 from .device_file import DEFAULT_PATH, FOLDER, HOST
 
+#: What a device name written to a file may be: a letter or digit, then letters, digits,
+#: ``_ . + -`` (a file name in ``.flopbudget/``, never a path out of it).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def check_device_name(name: str) -> str:
+    """``name`` when it can name a device file (:data:`NAME_PATTERN`, no ``..``), else a
+    :class:`DeviceError` saying what a name may hold."""
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise DeviceError(f"device name {name!r} cannot name a file in {FOLDER}/: use "
+                          f"letters, digits and _ . + - (starting with a letter or digit)")
+    return name
+
 
 def device_file_path(root: Path, name: str) -> Path:
-    """``ROOT/.flopbudget/NAME.toml``: where a device file for ``name`` lives."""
-    return root / FOLDER / f"{name}.toml"
+    """``ROOT/.flopbudget/NAME.toml``: where a device file for ``name`` lives (a name that
+    is not a plain file name is a :class:`DeviceError`)."""
+    return root / FOLDER / f"{check_device_name(name)}.toml"
 
 
 def _section(pyproject: Path) -> Mapping[str, Any] | None:
@@ -260,6 +275,6 @@ def get_device(name: str | Device, catalog: Catalog | None = None) -> Device:
     return (catalog or default_catalog()).get(name)
 
 
-__all__ = ["ProjectDevices", "default_catalog",
+__all__ = ["NAME_PATTERN", "ProjectDevices", "check_device_name", "default_catalog",
            "device_file_path", "discover", "find_root", "get_device", "project_catalog",
            "set_default_catalog"]

@@ -158,6 +158,7 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
     if out is None:
         out = device_file_path(find_root(start) or start, new)
     text = fitted_file(result, base, new, cite, notes)
+    replaced = " (it replaces the file that was there)" if out.exists() else ""
     try:
         atomic_write(out, text)
     except OSError as exc:
@@ -169,7 +170,7 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
             f"|error| {before[0]:.1%} / {before[1]:.1%} -> {after[0]:.1%} / {after[1]:.1%}",
             f"  {figure_text}",
             *result.residual_lines(),
-            f"wrote device {new!r} to {out}"]
+            f"wrote device {new!r} to {out}{replaced}"]
 
 
 def _shown(figure: str, value: float) -> str:
