@@ -164,6 +164,10 @@ def test_a_single_peak_replaces_the_base_peaks_and_their_sources():
      "overheads.lstm: expected an operator class"),
     ({"peak_flops": 1e9, "bandwidth": 1e9, "onchip_bytes": 1.5}, "whole number of bytes"),
     ({"base": "npu9"}, "unknown device 'npu9' (cfg.d: base)"),
+    ({"peak_flops": 1e9, "bandwidth": 1e9, "default_dtype": "float33"},
+     "cfg.d: default_dtype: unknown dtype 'float33'"),
+    ({"peak_flops": 1e9, "bandwidth": 1e9, "default_dtype": 8},
+     "cfg.d: default_dtype: dtype must be a string, got int: 8"),
 ])
 def test_device_table_errors_name_the_key(table, message):
     with pytest.raises(DeviceError) as err:

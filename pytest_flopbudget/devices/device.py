@@ -177,8 +177,12 @@ class Device:
 
     def __post_init__(self) -> None:
         where = f"device {self.name!r}"
-        default = parse_dtype(self.default_dtype)
-        assert default is not None
+        try:
+            default = parse_dtype(self.default_dtype)
+        except ValueError as exc:
+            raise DeviceError(f"{where}: default_dtype: {exc}") from None
+        if default is None:
+            raise DeviceError(f"{where}: default_dtype must name a precision, got None")
         object.__setattr__(self, "default_dtype", default)
         peaks = self.peak_flops
         if isinstance(peaks, Mapping):
