@@ -450,3 +450,35 @@ def test_tests_without_budgets_record_nothing(project, tmp_path):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*no test profiled a model (use the flop_budget fixture)"])
     assert json.loads(out.read_text())["tests"] == []
+
+
+def test_skip_marks_win_over_a_budget_that_cannot_be_made(project):
+    # "only on the board": skipped here, whatever its budget says (no host calibration, a
+    # typo in an argument); a not-run xfail is reported as such; the unskipped twin of the
+    # typo still errors with its one line
+    project.makepyfile(LINEAR + """
+import sys
+
+@pytest.mark.skipif(sys.platform == sys.platform, reason="only on the board")
+@pytest.mark.flop_budget(device="host", max_latency_ms=5)
+def test_on_board(flop_budget):
+    flop_budget(big(), x())
+
+@pytest.mark.skip(reason="later")
+@pytest.mark.flop_budget(max_mflopz=1)
+def test_typo_skipped(flop_budget):
+    pass
+
+@pytest.mark.xfail(run=False, reason="not now")
+@pytest.mark.flop_budget(device="host")
+def test_not_run(flop_budget):
+    pass
+
+@pytest.mark.flop_budget(max_mflopz=1)
+def test_typo(flop_budget):
+    pass
+""")
+    result = project.runpytest("-rsxE")
+    result.assert_outcomes(skipped=2, xfailed=1, errors=1)
+    result.stdout.fnmatch_lines(["flop budget: @flop_budget on *::test_typo: unknown "
+                                 "argument 'max_mflopz'*"])
