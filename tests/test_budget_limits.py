@@ -192,6 +192,21 @@ def test_a_violation_never_reads_as_zero_percent_over():
     assert violation.text == "50.000001 MFLOPs > 50 MFLOPs (+2e-06%)"
 
 
+def test_a_limit_that_reads_like_the_count_shows_its_own_digits():
+    # 36 FLOPs (3.6e-05 MFLOPs) against 3.59999e-05 MFLOPs: both read 3.6e-05 at 3 digits;
+    # over by 3.6 / 3.59999 - 1 = 2.78e-06 = +0.00028 %
+    [violation] = check(dict(VALUES, flops=36), {"max_mflops": 3.59999e-05})
+    assert violation.text == "3.6e-05 MFLOPs > 3.59999e-05 MFLOPs (+0.00028%)"
+
+
+@pytest.mark.parametrize("value", [19.6, 0.4, 1e-320])
+def test_a_params_limit_must_be_a_whole_count(value):
+    with pytest.raises(BudgetError, match=rf"t: max_params must be a whole number \(a count "
+                                          rf"of parameters\), got {value}"):
+        check_arguments({"max_params": value}, "t")
+    assert check_arguments({"max_params": 2e6}, "t")["max_params"] == 2_000_000
+
+
 # --- check_arguments ----------------------------------------------------------------------
 
 KNOWN = ("max_mflops, max_gflops, max_mmacs, max_gmacs, max_params, max_weight_mb, "

@@ -68,12 +68,19 @@ class BudgetError(ValueError):
     """A budget argument is wrong; the message names where it was written."""
 
 
+#: Limits on counts: a fraction of one cannot be met or missed by anything counted.
+WHOLE = ("max_params",)
+
+
 def check_limit(key: str, value: Any, where: str) -> float:
     """Validate one limit value (a positive finite number) and return it as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BudgetError(f"{where}: {key} must be a number, got {value!r}")
     if not finite(value) or value <= 0:
         raise BudgetError(f"{where}: {key} must be a positive number, got {shown(value)}")
+    if key in WHOLE and value != int(value):
+        raise BudgetError(f"{where}: {key} must be a whole number (a count of "
+                          f"parameters), got {shown(value)}")
     return float(value)
 
 
@@ -308,8 +315,8 @@ class Violation:
         pct = self.over * 100
         pct_text = f"{pct:.3g}" if pct >= HUGE or not finite(pct) else f"{pct:.0f}" \
             if pct >= 1 else f"{pct:.1f}" if pct >= 0.05 else f"{pct:.2g}"
-        return (f"{distinct(self.measured, self.allowed, self.unit)} {self.unit} > "
-                f"{fmt_value(self.allowed, self.unit)} {self.unit} (+{pct_text}%)")
+        measured, allowed = distinct(self.measured, self.allowed, self.unit)
+        return f"{measured} {self.unit} > {allowed} {self.unit} (+{pct_text}%)"
 
     @property
     def label(self) -> str:

@@ -101,15 +101,16 @@ def percent(fraction: float) -> str:
     return text
 
 
-def distinct(value: float, other: float, unit: str) -> str:
-    """``value`` formatted as :func:`fmt_value` does, with more significant digits when that
-    would read the same as ``other`` (``50.000001`` next to ``50``)."""
+def distinct(value: float, other: float, unit: str) -> tuple[str, str]:
+    """``value`` and ``other`` formatted as :func:`fmt_value` does, both with more
+    significant digits when they would read the same while they differ (``50.000001`` next
+    to ``50``, ``3.6e-05`` next to ``3.59999e-05``)."""
     text, reference = fmt_value(value, unit), fmt_value(other, unit)
     digits = 4
-    while text == reference and value != other and digits <= 15:
-        text = f"{value:,.{digits}g}"
+    while text == reference and value != other and digits <= 17:
+        text, reference = f"{value:,.{digits}g}", f"{other:,.{digits}g}"
         digits += 1
-    return text
+    return text, reference
 
 
 def layer_label(name: str) -> str:
