@@ -482,3 +482,21 @@ def test_typo(flop_budget):
     result.assert_outcomes(skipped=2, xfailed=1, errors=1)
     result.stdout.fnmatch_lines(["flop budget: @flop_budget on *::test_typo: unknown "
                                  "argument 'max_mflopz'*"])
+
+
+def test_an_added_profile_is_priced_at_the_budgets_dtype(project):
+    # nn.Linear(4, 4): 20 parameters; at the marker's fp16 40 bytes (4e-05 MB) over a
+    # 3e-05 MB limit, as the fixture's own call prices it; at the npu's int8 default it
+    # would be 20 bytes and pass
+    project.makepyfile("""
+import pytest, torch
+from torch import nn
+from pytest_flopbudget import profile
+
+@pytest.mark.flop_budget(max_weight_mb=0.00003, dtype="fp16", device="npu")
+def test_added(flop_budget):
+    flop_budget.add(profile(nn.Linear(4, 4), torch.randn(1, 4)))
+""")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*max_weight_mb: 4e-05 MB > 3e-05 MB (+33%)*"])

@@ -114,9 +114,11 @@ class Measurement:
 
     @classmethod
     def of(cls, name: str, prof: ModelProfile, device: Device, budget: Budget) -> Measurement:
-        """Price ``prof`` on ``device`` and check it against ``budget``. Raises
-        :class:`BudgetError` when a per-module limit names a path the model does not have."""
-        priced = prof.at_dtype(prof.dtype or device.default_dtype)
+        """Price ``prof`` on ``device`` and check it against ``budget``, at the profile's own
+        dtype, else the budget's (``dtype=`` of the marker or config), else the device's
+        default. Raises :class:`BudgetError` when a per-module limit names a path the model
+        does not have."""
+        priced = prof.at_dtype(prof.dtype or budget.dtype or device.default_dtype)
         lat = priced.latency(device)  # priced's layer rows serve both
         values: dict[str, float] = {
             "flops": priced.flops,
