@@ -158,6 +158,10 @@ def test_forgot_to_scale(flop_budget):
     # the attention's own work (its two products and softmax) is the quadratic layer
     assert culprits[1].strip().startswith("attn: flops ~ n^2.00, ")
     assert "of total at n=2048" in culprits[1]
+    # the failure itself (what CI's JUnit file keeps) names them too
+    failure = out_text[out_text.index("_ test_streaming_encoder_is_linear _"):
+                       out_text.index("= flop budget: complexity =")]
+    assert "  layers with the highest order of flops:\n    attn: flops ~ n^2.00, " in failure
     assert "sets max_order but never called flop_budget.scaling" in out_text
     result.stdout.fnmatch_lines(["*= flop budget report: scaling =*",
                                  "*test_lstm_is_linear*Recurrent*64, 128, 256*flops n^1.00*"])

@@ -1,5 +1,5 @@
 """The complexity budget's part in a test: check ``max_order`` when the test ends, and name
-the layers that broke it in the terminal summary (the fit itself is
+the layers that broke it in the failure and the terminal summary (the fit itself is
 :mod:`pytest_flopbudget.budgets.scaling`)."""
 
 from __future__ import annotations
@@ -9,6 +9,17 @@ from typing import Any
 from ..budgets.limits import check_max_order
 from ..budgets.scaling import Scaling
 from ..core.text import table
+
+
+def _culprit_lines(fit: Scaling, broken: list[str]) -> list[str]:
+    """For each broken order (``"flops ~ n^1.83 > n^1 ..."``), the layers whose own work
+    grows fastest in that metric: what the failure and the summary name."""
+    lines = []
+    for line in broken:
+        metric = line.split(" ", 1)[0]
+        lines.append(f"  layers with the highest order of {metric}:")
+        lines.extend(f"    {culprit}" for culprit in fit.culprits(metric))
+    return lines
 
 
 def install(manager: Any) -> None:
@@ -31,6 +42,7 @@ def install(manager: Any) -> None:
                 lines.append(f"complexity budget exceeded: {m.name} over n = "
                              f"{', '.join(str(s) for s in fit.sizes)}")
                 lines.extend(f"  {line}" for line in broken)
+                lines.extend(_culprit_lines(fit, broken))
         return lines
 
     def summary(tr: Any, records: list[dict[str, Any]]) -> None:
@@ -45,10 +57,8 @@ def install(manager: Any) -> None:
                 tr.write_line(f"{rec['nodeid']}: {m['name']}")
                 for line in m["scaling_violations"]:
                     tr.write_line(f"  {line}")
-                    metric = line.split(" ", 1)[0]
-                    tr.write_line(f"  layers with the highest order of {metric}:")
-                    for culprit in fit.culprits(metric):
-                        tr.write_line(f"    {culprit}")
+                for line in _culprit_lines(fit, m["scaling_violations"]):
+                    tr.write_line(line)
         if report and scaled:
             tr.write_sep("=", "flop budget report: scaling")
             rows = []
