@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pytest_flopbudget.budgets.config import load
+import pytest
+
+from pytest_flopbudget.budgets.config import load, matches
 
 
 def test_invalid_toml_is_kept_as_an_error_not_raised(tmp_path):
@@ -31,3 +33,20 @@ def test_no_pyproject_means_defaults(tmp_path):
     config = load(tmp_path)
     assert (config.error, config.defaults, config.hotspots) == (None, {}, 5)
     assert config.catalog.get("cpu").name == "cpu"
+
+
+@pytest.mark.parametrize("nodeid,pattern,expected", [
+    ("tests/test_kws.py::test_small", "tests/test_kws.py::*", True),       # fnmatch
+    ("tests/test_kws.py::test_small", "test_kws.py::test_small", True),    # the end, from /
+    ("tests/test_kws.py::test_small", "test_small", True),                 # the end, from ::
+    ("tests/test_kws.py::test_small", "tests/test_kws.py::test_small", True),
+    ("tests/test_sub.py::test_x", "b.py::test_x", False),                  # not from a / or ::
+    ("tests/test_resnet.py::test_forward", "net.py::test_forward", False),
+    ("tests/test_kws.py::test_small", "small", False),
+    ("tests/test_p.py::test_param[1]", "tests/test_p.py::test_param", True),  # every param
+    ("tests/test_p.py::test_param[a-b]", "test_param", True),
+    ("tests/test_p.py::test_param[1]", "tests/test_p.py::test_para", False),
+    ("tests/test_p.py::test_param[1]", "test_param[1]", True),
+])
+def test_a_per_test_key_matches_at_a_boundary(nodeid, pattern, expected):
+    assert matches(nodeid, pattern) is expected

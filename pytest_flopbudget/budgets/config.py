@@ -98,9 +98,16 @@ class Config:
 
 
 def matches(nodeid: str, pattern: str) -> bool:
-    """Whether a per-test table's key applies to a test: fnmatch on the node id, or its
-    end (``"test_backbone"``, ``"test_kws.py::test_small"``)."""
-    return fnmatch.fnmatchcase(nodeid, pattern) or nodeid.endswith(pattern)
+    """Whether a per-test table's key applies to a test: fnmatch on the node id, or the key
+    is the node id or its end from a ``/`` or ``::`` on (``"test_backbone"``,
+    ``"test_kws.py::test_small"``; ``"b.py::test_x"`` is not the end of
+    ``"tests/test_sub.py::test_x"``); a key naming a test function applies to every
+    parametrization of it (``"test_p.py::test_param"`` to ``test_param[1]``)."""
+    if fnmatch.fnmatchcase(nodeid, pattern):
+        return True
+    function = nodeid.split("[", 1)[0] if nodeid.endswith("]") else nodeid
+    return any(candidate == pattern or candidate.endswith(("/" + pattern, "::" + pattern))
+               for candidate in (nodeid, function))
 
 
 def _quote(key: str) -> str:
