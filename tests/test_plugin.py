@@ -500,3 +500,22 @@ def test_added(flop_budget):
     result = project.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*max_weight_mb: 4e-05 MB > 3e-05 MB (+33%)*"])
+
+
+def test_a_profile_in_a_fixtures_teardown_fails_the_teardown(project):
+    # the budget is checked when the call ends: a model profiled later is never checked,
+    # so its teardown errors, naming it
+    project.makepyfile(LINEAR + """
+@pytest.fixture
+def later(flop_budget):
+    yield
+    flop_budget(big(), x())
+
+@pytest.mark.flop_budget(max_params=10)
+def test_teardown_measure(later, flop_budget):
+    flop_budget(torch.nn.Linear(2, 2), torch.randn(1, 2))
+""")
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*flop budget: *::test_teardown_measure profiled Linear "
+                                 "after its call, in a fixture's teardown*"])

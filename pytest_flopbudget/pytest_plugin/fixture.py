@@ -34,6 +34,17 @@ class FlopBudget:
         self.record = record
         self.budget = budget
         self.device = device
+        #: set once the test's call is over and its budget was checked: a profile after
+        #: that (in a fixture's teardown) could not be checked and fails the teardown
+        self.closed = False
+
+    def _check_open(self, model: str) -> None:
+        """Fail (the teardown) when the test's call is over: its budget was checked then."""
+        if self.closed:
+            pytest.fail(f"flop budget: {self.record.nodeid} profiled {model} after its "
+                        f"call, in a fixture's teardown: its budget was checked when the "
+                        f"call ended, so this profile is not; profile in the test or in a "
+                        f"fixture's setup", pytrace=False)
 
     @property
     def dtype(self) -> str:
@@ -42,6 +53,7 @@ class FlopBudget:
 
     def __call__(self, model: nn.Module, *inputs: Any, dtype: str | None = None,
                  **kwargs: Any) -> ModelProfile:
+        self._check_open(type(model).__name__)
         dtype = self.dtype if dtype is None else dtype
         with _one_line(TypeError, ValueError):
             check_options(model, dtype, **kwargs)
@@ -54,6 +66,7 @@ class FlopBudget:
         """Profile ``model`` on ``make_inputs(n)`` for every ``n`` in ``sizes`` and fit how
         each metric grows (``value ~ n^order``); the marker's ``max_order`` bounds the orders.
         The largest size is recorded as the test's measurement."""
+        self._check_open(type(model).__name__)
         with _one_line(TypeError, ValueError):
             check_options(model, self.dtype, **kwargs)
             scaling.check_sizes(sizes)
@@ -69,6 +82,7 @@ class FlopBudget:
             return self._add(prof, name, **extra)
 
     def _add(self, prof: ModelProfile, name: str | None, **extra: Any) -> Measurement:
+        self._check_open(prof.model)
         name = name or prof.model
         taken = {m.name for m in self.record.measurements}
         if name in taken:

@@ -287,6 +287,8 @@ class FlopBudgetPlugin:
                 record.outcome, record.error = "error", "the test's setup failed"
             report.flopbudget = record.to_dict()
         elif call.when == "call":
+            if state.fixture is not None:
+                state.fixture.closed = True  # the budget is checked: no profile after this
             if report.skipped:  # pytest.skip() in the body, or an xfail
                 record.outcome = "skipped"
             elif report.failed and record.outcome == "passed":
