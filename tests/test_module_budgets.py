@@ -368,3 +368,17 @@ def test_fft(flop_budget):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*@flop_budget on *::test_fft: strict must be true or false, "
                                  "got 'yes'"])
+
+
+def test_a_limit_on_the_model_itself_reads_model(pytester):
+    # modules={"": ...} is the model's own path: 1,506,510 params > 1,000,000 (+51%)
+    pytester.makepyfile(EDGE + """
+@pytest.mark.flop_budget(modules={"": {"max_params": 1_000_000}})
+def test_root(flop_budget):
+    flop_budget(EdgeNet().eval(), x())
+""")
+    result = pytester.runpytest("--flop-report")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*<model>: max_params: 1,506,510 params > 1,000,000 params "
+                                 "(+51%)*"])
+    result.stdout.fnmatch_lines(["*::test_root*EdgeNet*<model> params 151%*"])

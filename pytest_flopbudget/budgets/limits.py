@@ -15,7 +15,7 @@ from typing import Any
 from ..core.dtypes import parse_dtype
 from ..core.metrics import METRICS
 from ..core.numbers import finite, shown
-from ..core.text import HUGE, distinct, fmt_value, suggest
+from ..core.text import HUGE, distinct, fmt_value, layer_label, suggest
 from .growth import GrowthError, parse_growth, tightest_growth
 
 
@@ -321,7 +321,8 @@ class Violation:
     @property
     def label(self) -> str:
         """``"max_gmacs"``, or ``"backbone: max_gmacs"`` for a per-module limit."""
-        return self.limit if self.module is None else f"{self.module}: {self.limit}"
+        return self.limit if self.module is None else \
+            f"{layer_label(self.module)}: {self.limit}"
 
     def to_dict(self) -> dict[str, Any]:
         doc = {"limit": self.limit, "metric": self.metric, "measured": self.measured,

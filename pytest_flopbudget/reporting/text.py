@@ -54,7 +54,7 @@ def violation_lines(m: dict[str, Any]) -> list[str]:
 
 def violation_label(v: dict[str, Any]) -> str:
     """``max_mflops``, or ``backbone: max_gmacs`` for a per-module limit."""
-    return f"{v['module']}: {v['limit']}" if "module" in v else v["limit"]
+    return f"{layer_label(v['module'])}: {v['limit']}" if "module" in v else v["limit"]
 
 
 def hotspot_sections(m: dict[str, Any], n: int, width: int | None = None) -> list[str]:
@@ -159,7 +159,7 @@ def budget_use(m: dict[str, Any]) -> str:
     """``MFLOPs 50%, ms 91%, backbone MMACs 80%``: the fraction of each limit used, the
     per-module limits after the model's."""
     used = [f"{limit_label(k)} {percent(u)}" for k, u in m["usage"].items()]
-    used += [f"{path} {limit_label(k)} {percent(u)}"
+    used += [f"{layer_label(path)} {limit_label(k)} {percent(u)}"
              for path, module in m.get("modules", {}).items()
              for k, u in module["usage"].items()]
     return ", ".join(used) or "-"
