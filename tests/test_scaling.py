@@ -162,7 +162,10 @@ def test_forgot_to_scale(flop_budget):
     failure = out_text[out_text.index("_ test_streaming_encoder_is_linear _"):
                        out_text.index("= flop budget: complexity =")]
     assert "  layers with the highest order of flops:\n    attn: flops ~ n^2.00, " in failure
-    assert "sets max_order but never called flop_budget.scaling" in out_text
+    assert ("::test_forgot_to_scale has max_order (from @flop_budget on "
+            "test_a_quadratic_layer_breaks_a_linear_budget_and_is_named.py::test_forgot_to_scale) "
+            "but never called "
+            "flop_budget.scaling" in out_text)
     result.stdout.fnmatch_lines(["*= flop budget report: scaling =*",
                                  "*test_lstm_is_linear*Recurrent*64, 128, 256*flops n^1.00*"])
     import json

@@ -31,8 +31,9 @@ def install(manager: Any) -> None:
         orders, tolerance = check_max_order(spec, f"@flop_budget on {item.nodeid}")
         scaled = [m for m in record.measurements if "scaling" in m.extra]
         if not scaled:
-            return [f"{item.nodeid} sets max_order but never called flop_budget.scaling("
-                    f"model, make_inputs, sizes=[...])"]
+            origin = record.budget.origin.get("max_order", f"@flop_budget on {item.nodeid}")
+            return [f"{item.nodeid} has max_order (from {origin}) but never called "
+                    f"flop_budget.scaling(model, make_inputs, sizes=[...])"]
         lines = []
         for m in scaled:
             fit = Scaling(**m.extra["scaling"])
