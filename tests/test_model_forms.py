@@ -257,3 +257,31 @@ def test_a_frozen_torchscript_model_counts_its_graph_constants_as_params():
     assert p.params == 216 + 8 + 1_152 + 4
     assert any("tensor constants in its TorchScript graph" in n for n in p.notes)
     assert p.layer("0").macs == 7_776
+
+
+def test_a_frozen_lstm_counts_its_list_of_weights():
+    # torch.jit.freeze keeps an LSTM's flat weights as one List[Tensor] constant:
+    # LSTM(4, 3): 4 gates x 3 x (4 + 3) weights + 2 x 4 x 3 biases = 84 + 24 = 108
+    frozen = torch.jit.freeze(torch.jit.script(nn.Sequential(nn.LSTM(4, 3)).eval()))
+    assert profile(frozen, torch.randn(5, 2, 4)).params == 108
+
+
+class _Attend(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.att = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, _ = self.att(x, x, x, need_weights=False)
+        return self.head(a.mean(1))
+
+
+def test_a_frozen_model_counts_the_weights_of_submodules_it_keeps_as_objects():
+    # freeze keeps the attention as an object whose in_proj_weight (24 x 8) and in_proj_bias
+    # (24) stay its attributes: 216; out_proj 8 x 8 + 8 = 72; head 8 x 3 + 3 = 27: 315
+    torch.manual_seed(0)
+    frozen = torch.jit.freeze(torch.jit.script(_Attend().eval()))
+    p = profile(frozen, torch.randn(2, 5, 8))
+    assert p.params == 216 + 72 + 27
+    assert any("2 tensor attributes of submodules it keeps as objects" in n for n in p.notes)

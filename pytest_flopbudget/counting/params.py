@@ -202,39 +202,61 @@ def module_kind(module: nn.Module) -> str:
     return str(getattr(module, "original_name", "") or type(module).__name__)
 
 
+def _floats(value: Any) -> list[torch.Tensor]:
+    """The floating-point tensors of a TorchScript value: a tensor, or a list or tuple of
+    them (a frozen LSTM's flat weights are one ``List[Tensor]`` constant)."""
+    if isinstance(value, torch.Tensor):
+        return [value] if value.is_floating_point() else []
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _floats(v)]
+    return []
+
+
 def _graph_constants(model: nn.Module, numel: dict[str, int], sizes: dict[str, Access],
                      owned: dict[str, list[str]], first_owner: dict[str, str]
                      ) -> tuple[str, ...]:
     """A frozen TorchScript model (``torch.jit.freeze``) has no parameters: its weights
-    became tensor constants of its graph. Count its floating-point constants as the model's
-    own parameters (in place) and say so."""
+    became tensor constants of its graph (a tensor, or a list of them), or stay attributes
+    of submodules it keeps as objects (a fused ``nn.MultiheadAttention``'s
+    ``in_proj_weight``). Count their floating-point tensors, each once, as the model's own
+    parameters (in place) and say so."""
     if not isinstance(model, torch.jit.ScriptModule):
         return ()
     try:
         graph = model.graph
     except (AttributeError, RuntimeError):
         return ()
-    found: list[torch.Tensor] = []
+    found: dict[int, tuple[str, torch.Tensor]] = {}
 
     def walk(block: Any) -> None:
         for node in block.nodes():
             if node.kind() == "prim::Constant" and "Tensor" in str(node.output().type()):
-                value = node.output().toIValue()
-                if isinstance(value, torch.Tensor) and value.is_floating_point():
-                    found.append(value)
+                for t in _floats(node.output().toIValue()):
+                    found.setdefault(id(t), (f"<graph constant {len(found)}>", t))
             for inner in node.blocks():
                 walk(inner)
 
     walk(graph)
+    constants = len(found)
+    try:
+        kept = torch._C._jit_debug_module_iterators(  # type: ignore[attr-defined]
+            model._c)["named_attributes_r"]
+    except (AttributeError, KeyError, RuntimeError):
+        kept = []
+    for name, value in kept:
+        for i, t in enumerate(floats := _floats(value)):
+            label = name if len(floats) == 1 else f"{name}[{i}]"
+            found.setdefault(id(t), (label, t))
     if not found:
         return ()
-    for i, t in enumerate(found):
-        name = f"<graph constant {i}>"
+    for name, t in found.values():
         numel[name] = t.numel()
         sizes[name] = access_of([t])
         owned.setdefault("", []).append(name)
         first_owner[name] = ""
-    total = sum(t.numel() for t in found)
-    return (f"the model has no parameters but {len(found)} floating-point tensor constants in "
-            f"its TorchScript graph (a frozen model's weights, {total:,} elements): they are "
-            f"counted as the model's own params",)
+    total = sum(t.numel() for _, t in found.values())
+    kept_text = f" and {len(found) - constants} tensor attributes of submodules it keeps " \
+        f"as objects" if len(found) > constants else ""
+    return (f"the model has no parameters but {constants} floating-point tensor constants in "
+            f"its TorchScript graph{kept_text} (a frozen model's weights, {total:,} elements):"
+            f" they are counted as the model's own params",)
