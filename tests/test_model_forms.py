@@ -285,3 +285,70 @@ def test_a_frozen_model_counts_the_weights_of_submodules_it_keeps_as_objects():
     p = profile(frozen, torch.randn(2, 5, 8))
     assert p.params == 216 + 72 + 27
     assert any("2 tensor attributes of submodules it keeps as objects" in n for n in p.notes)
+
+
+def test_a_frozen_model_is_traced_on_fake_tensors_the_same_every_time():
+    # TorchScript's optimising executor ran aten::equal on a frozen model's constants at
+    # its first calls, inside the count, and read their values (a real run): the graph
+    # runs as written instead. Linear(4, 3) on 1 x 4: reads 4 + 12 + 3, writes 3 floats:
+    # 22 x 4 = 88 bytes
+    frozen = torch.jit.freeze(torch.jit.script(nn.Sequential(nn.Linear(4, 3)).eval()))
+    x = torch.randn(1, 4)
+    first, second = profile(frozen, x), profile(frozen, x)
+    assert (first.bytes, second.bytes, first.traced, second.traced) == (88, 88, "fake", "fake")
+    assert not [n for n in first.notes if "aten::equal" in n]
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # tracing MHA's shape checks
+def test_a_traced_attention_profiles_without_warm_up_calls():
+    # torch.jit.trace of nn.MultiheadAttention failed in aten::item before the module had
+    # run twice (the optimising executor's first calls); its MACs are the eager model's:
+    # in-projection 10 x 8 x 24 = 1,920, scores and values 2 x 2 heads x 2 x 5 x 5 x 4 = 800,
+    # out-projection 10 x 8 x 8 = 640: 3,360
+    class Attend(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.att = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, y: torch.Tensor) -> torch.Tensor:
+            return self.att(y, y, y, need_weights=False)[0]
+
+    torch.manual_seed(0)
+    model = Attend().eval()
+    traced = torch.jit.trace(model, torch.randn(2, 5, 8), check_trace=False)
+    p = profile(traced, torch.randn(2, 5, 8))
+    assert (p.macs, p.traced) == (3_360, "fake")
+
+
+class _Either(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flag = True
+        self.a = nn.Linear(8, 8)
+        self.b = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flag:  # noqa: SIM108 - an if statement, as scripted models write it
+            y = self.a(x)
+        else:
+            y = torch.relu(self.b(x))
+        return y
+
+
+class _Around(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sub = _Either()
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.sub(x)))
+
+
+def test_a_scripted_branch_not_taken_takes_no_operator():
+    # the relu after sub ran the 'if' branch is the model's own (2 x 8 = 16 FLOPs), not the
+    # relu of the 'else' branch, which did not run; sub.a: 2 x (2 x 8 x 8) + 16 bias = 272
+    model = _Around().eval()
+    p = profile(torch.jit.script(model), torch.randn(2, 8))
+    assert {r.name: r.flops for r in p.layers} == {"": 16, "sub": 0, "sub.a": 272,
+                                                     "head": 102, "sub.b": 0}

@@ -92,10 +92,13 @@ def _makes_tensors(node: Any) -> bool:
 class ScriptScopes:
     """The operator nodes of a TorchScript model's graph, in order, with their modules."""
 
-    def __init__(self, nodes: list[tuple[str, Chain]], unplaced: dict[int, str] | None = None
-                 ) -> None:
+    def __init__(self, nodes: list[tuple[str, Chain]], unplaced: dict[int, str] | None = None,
+                 others: dict[int, tuple[range, ...]] | None = None) -> None:
         self.nodes = nodes  # (operator "aten::conv2d", its module chain)
         self.unplaced = unplaced or {}  # node index -> the step its chain could not place
+        #: node index -> the node ranges of the other branches of every ``if`` it is in:
+        #: once a node of one branch ran, the next operator is not in another
+        self.others = others or {}
         self.cursor = 0
         self.kinds: dict[str, str] = {}  # module path -> class, in first-matched order
         self.unmatched: Counter[str] = Counter()
@@ -115,6 +118,7 @@ class ScriptScopes:
             return None
         nodes: list[tuple[str, Chain]] = []
         unplaced: dict[int, str] = {}
+        others: dict[int, tuple[range, ...]] = {}
         modules = {path: module_kind(m) for path, m in model.named_modules() if path}
 
         def walk(block: Any) -> None:
@@ -124,11 +128,19 @@ class ScriptScopes:
                     if lost:
                         unplaced[len(nodes)] = lost
                     nodes.append((node.kind(), chain))
+                branches = []
                 for inner in node.blocks():
+                    start = len(nodes)
                     walk(inner)
+                    branches.append(range(start, len(nodes)))
+                if node.kind() == "prim::If":  # alternatives, not a sequence
+                    for taken in branches:
+                        rest = tuple(b for b in branches if b is not taken and b)
+                        for i in taken:
+                            others[i] = others.get(i, ()) + rest
 
         walk(graph)
-        return cls(nodes, unplaced)
+        return cls(nodes, unplaced, others)
 
     @classmethod
     def of_exported(cls, model: torch.fx.GraphModule) -> ScriptScopes | None:
@@ -149,10 +161,16 @@ class ScriptScopes:
 
     def match(self, op: str) -> str:
         """The module path of the next graph node running ``op`` (``"aten::conv2d"``),
-        searched from the last match on and then from the start; ``""`` (the model) when
-        the graph has no such node."""
+        searched from the last match on (leaving out the other branches of each ``if`` the
+        last match is in: they did not run) and then from the start; ``""`` (the model)
+        when the graph has no such node."""
         n = len(self.nodes)
-        for i in (*range(self.cursor, n), *range(self.cursor)):
+        skipped = self.others.get(self.cursor - 1, ()) if self.cursor else ()
+        ahead = [i for i in range(self.cursor, n) if not any(i in r for r in skipped)]
+        late = [i for i in range(self.cursor, n) if any(i in r for r in skipped)]
+        # the other branches last of all ahead: an ``if`` in a loop may take another branch
+        # at the next iteration
+        for i in (*ahead, *late, *range(self.cursor)):
             kind, chain = self.nodes[i]
             if kind == op:
                 self.cursor = i + 1

@@ -684,7 +684,10 @@ def _run(model: nn.Module, inputs: tuple, kwargs: dict, mode: CountingMode,
             kw = tree_map(prepare, kwargs)
             calls[ROOT] = ModuleCall(ROOT, module_kind(model), input_shapes=_shapes(args))
             mode.stack = [ROOT]
-            out = _forward(model, args, kw, leaves)
+            # a TorchScript graph as written: the executor's optimising passes run operators
+            # of their own on the first calls (a frozen model's aten::equal on its constants)
+            with torch.jit.optimized_execution(False):
+                out = _forward(model, args, kw, leaves)
             if step is not None:
                 _backward(mode, model, out, args, step, leaves)
         calls[ROOT].calls = 1
