@@ -243,3 +243,19 @@ def test_sdpa_backward_by_hand_and_every_kernel_alike():
             # bound to the schema by name, as the tracer passes them
             w = formula.fn(**bind(op.default, args(masked, dropout), {}), result=(t, t, t))
             assert (w.macs, w.elementwise) == (1_280, 512 + extra), (name, masked, dropout)
+
+
+@pytest.mark.filterwarnings("ignore:.*nested tensors is in prototype")
+@pytest.mark.parametrize("trace", ["auto", "real"])
+def test_an_encoder_that_makes_a_nested_tensor_says_what_to_do(trace):
+    # in eval, a src_key_padding_mask turns the input into a nested tensor: a TraceError
+    # naming the operator and the way out, not torch's internal error on its sizes
+    from pytest_flopbudget.counting.tracer import TraceError
+
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True),
+                                    2).eval()
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[0, 3:] = True
+    with pytest.raises(TraceError, match=r"aten::_nested_tensor_from_mask got a nested "
+                                         r"tensor .*enable_nested_tensor=False"):
+        profile(encoder, torch.randn(2, 5, 16), src_key_padding_mask=mask, trace=trace)

@@ -100,6 +100,14 @@ class TraceError(RuntimeError):
     """The model could not be traced (the message says why and what to do)."""
 
 
+def _nested_text(func: Any) -> str:
+    """Why a nested tensor stops the trace, and what to do."""
+    return (f"{func._schema.name} got a nested tensor (torch.nested), which the counting "
+            f"formulas do not size: an nn.TransformerEncoder in eval given a "
+            f"src_key_padding_mask makes one to skip the padding; build it with "
+            f"enable_nested_tensor=False to count the padded computation, or pass no mask")
+
+
 def _shapes(obj: Any) -> list[tuple[int, ...]]:
     leaves, _ = tree_flatten(obj)
     return [tuple(int(s) for s in t.shape) for t in leaves if isinstance(t, torch.Tensor)]
@@ -432,6 +440,8 @@ class CountingMode(TorchDispatchMode):
             kwargs = {k: v for k, v in kwargs.items() if k not in dest}
         inputs = _unique_tensors((args, kwargs))
         outputs = _unique_tensors(out)
+        if any(t.is_nested for t in (*inputs, *outputs)):
+            raise TraceError(_nested_text(func))
         default_read = access_of(inputs)
         default_written = access_of(outputs)
         default_weights = access_of(t for t in inputs if self.flow.is_weight(t))
