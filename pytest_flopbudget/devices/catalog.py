@@ -35,6 +35,12 @@ def _check_keys(name: str, table: Mapping[str, Any], where: str) -> None:
     for key in ("efficiency", "compute_efficiency", "sources", "overheads", "tile"):
         if key in table and not isinstance(table[key], Mapping):
             raise DeviceError(f"{where}: {key} must be a table")
+    if "description" in table and not isinstance(table["description"], str):
+        raise DeviceError(f"{where}: description must be text, got {table['description']!r}")
+    for figure, source in table.get("sources", {}).items():
+        if not isinstance(source, str):
+            raise DeviceError(f"{where}: sources.{figure} must be text (where the figure "
+                              f"comes from), got {source!r}")
 
 
 @functools.cache
