@@ -70,8 +70,10 @@ def pyproject(pytester: pytest.Pytester, text: str) -> None:
      "efficiency.matmul = 1e-320"),
     ("peak_flops = 1e3\nbandwidth = 1e9\npipeline_latency_factor = 1e308",
      "pipeline_latency_factor = 1e+308"),
+    ("peak_flops = 1e9\nbandwidth = 1e9\ncompute_efficiency = {matmul = 1e-320}",
+     "compute_efficiency.matmul = 1e-320"),
 ], ids=["peak-1e-320", "overhead-1e308", "bandwidth-1e-320", "efficiency-1e-320",
-        "pipeline-1e308"])
+        "pipeline-1e308", "ceiling-1e-320"])
 def test_an_absurd_device_figure_is_an_error_naming_the_device_key(pytester, figures, key):
     pyproject(pytester, f"[tool.flopbudget.devices.absurd]\n{figures}\n")
     pytester.makepyfile(test_x=LINEAR + """

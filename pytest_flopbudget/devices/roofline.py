@@ -508,7 +508,13 @@ def _figures(device: Device, dtype: str, t: OpTime, term: str) -> list[Figure]:
     if term == "compute":
         used = [("cores_used", device.cores_used, -1)] if device.cores_used is not None else []
         tile = [(f"tile.{k}", w, 1) for k, w in device.tile.items()]
-        return [(f"peak_flops.{dtype}", device.peak(dtype), -1), *eff, *used, *tile]
+        key = _key(device.compute_efficiency, lookup_keys(t.op, t.kind, t.op_class, t.runs_as),
+                   t.op_class)
+        ceiling = [(f"compute_efficiency.{key}", t.compute_efficiency, -1)] \
+            if t.compute_efficiency != 1 else []
+        rows = [("half_rows", device.half_rows, 1)] if device.half_rows else []
+        return [(f"peak_flops.{dtype}", device.peak(dtype), -1), *eff, *ceiling, *used, *tile,
+                *rows]
     if term == "memory":
         onchip = device.onchip_bandwidth
         return [("bandwidth", device.bandwidth, -1), *eff,
