@@ -67,6 +67,7 @@ def test_a_measured_csv_mixes_numbers_and_logs(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ("t,1,2\n", "measured.csv:1: expected 'test id, milliseconds or log path', got 3 fields"),
     ("t,-1\n", "measured.csv:1: latency must be a positive number, got -1"),
+    ("t,1e-300\n", "measured.csv:1: latency 1e-300 ms is shorter than any forward can take"),
     ("t,1\nt,2\n", "measured.csv:2: test 't' measured twice"),
     ("t,missing.log\n", "measured.csv:1: cannot read log missing.log"),
     ("test,ms\n", "measured.csv: no measured rows"),

@@ -52,6 +52,11 @@ def latency_from_log(text: str, where: str, name: str | None = None) -> float:
                         f"benchncnn or hailortcli log)")
 
 
+#: Milliseconds no forward on any device takes less than (a nanosecond): a measured time
+#: below it is a slip of units, not a latency.
+SHORTEST_MS = 1e-6
+
+
 def _ms(text: str, where: str) -> float:
     try:
         value = float(text)
@@ -59,6 +64,9 @@ def _ms(text: str, where: str) -> float:
         raise MeasuredError(f"{where}: {text!r} is not a number") from None
     if not (math.isfinite(value) and value > 0):
         raise MeasuredError(f"{where}: latency must be a positive number, got {text}")
+    if value < SHORTEST_MS:
+        raise MeasuredError(f"{where}: latency {text} ms is shorter than any forward can "
+                            f"take (under {SHORTEST_MS:g} ms, a nanosecond): a unit slip?")
     return value
 
 
