@@ -102,6 +102,9 @@ def test_fmt_value(value, unit, text):
 
 @pytest.mark.parametrize("fraction,text", [
     (0.0, "0%"),
+    (0.0023, "0.23%"),  # would read 0%: two digits
+    (2e-7, "2e-05%"),
+    (0.006, "1%"),
     (0.91, "91%"),
     (0.994, "99%"),  # rounds to 99%: which side of 100% is clear
     (0.996, "99.6%"),  # would round to 100%: one decimal

@@ -90,10 +90,13 @@ def fixed(value: float, decimals: int) -> str:
 
 def percent(fraction: float) -> str:
     """``91%``; as many decimals as it takes to show which side of 100% it is
-    (``99.96%``, ``100.001%``), ``100%`` only when exactly at it; ``1e+20%`` when huge."""
+    (``99.96%``, ``100.001%``), ``100%`` only when exactly at it; ``0%`` only when none
+    (``0.23%``, ``2e-05%``); ``1e+20%`` when huge."""
     if not finite(fraction) or abs(fraction) >= HUGE / 100:
         return f"{fraction * 100:.3g}%"
     text = f"{fraction:.0%}"
+    if fraction and float(text[:-1]) == 0:  # would read 0% (or -0%): a use that is not none
+        return f"{fraction * 100:.2g}%"
     decimals = 1
     while fraction != 1 and float(text[:-1]) == 100 and decimals <= 12:
         text = f"{fraction:.{decimals}%}"
