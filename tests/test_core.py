@@ -11,6 +11,7 @@ import torch
 from pytest_flopbudget.core.access import ZERO_ACCESS, Access
 from pytest_flopbudget.core.metrics import NAMES, fields_of, label, values_of
 from pytest_flopbudget.core.text import (
+    fixed,
     fmt_value,
     layer_label,
     percent,
@@ -98,6 +99,18 @@ def test_table_strips_trailing_padding_and_takes_any_indent_and_cell():
 ])
 def test_fmt_value(value, unit, text):
     assert fmt_value(value, unit) == text
+
+
+@pytest.mark.parametrize("value,decimals,grouped,text", [
+    (0.2056, 4, False, "0.2056"),
+    (1234.5, 2, True, "1,234.50"),
+    (0.0, 2, False, "0.00"),  # none reads as none
+    (3.6e-05, 2, False, "3.6e-05"),  # 36 FLOPs in MFLOPs: never 0.00
+    (2e-08, 4, True, "2e-08"),
+    (1e16, 2, True, "1e+16"),
+])
+def test_fixed(value, decimals, grouped, text):
+    assert fixed(value, decimals, grouped=grouped) == text
 
 
 @pytest.mark.parametrize("fraction,text", [

@@ -81,11 +81,16 @@ def fmt_value(value: float, unit: str) -> str:
     return f"{value:.3g}"
 
 
-def fixed(value: float, decimals: int) -> str:
-    """``value`` with ``decimals`` decimals (``0.2056``), or ``1.23e+15`` when it is huge."""
+def fixed(value: float, decimals: int, grouped: bool = False) -> str:
+    """``value`` with ``decimals`` decimals (``0.2056``; ``1,234.50`` when ``grouped``), two
+    significant digits when those decimals would read 0 for a value that is not
+    (``3.6e-05``, never ``0.00``), or ``1.23e+15`` when it is huge."""
     if not finite(value) or abs(value) >= HUGE:
         return f"{value:.3g}"
-    return f"{value:.{decimals}f}"
+    text = f"{value:{',' if grouped else ''}.{decimals}f}"
+    if value and float(text.replace(",", "")) == 0:
+        return f"{value:.2g}"
+    return text
 
 
 def percent(fraction: float) -> str:

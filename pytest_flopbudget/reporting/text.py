@@ -174,8 +174,9 @@ def report_table(records: Iterable[dict[str, Any]], width: int | None = None) ->
             verdict = "OVER" if m["violations"] else rec["outcome"]
             rows.append((
                 rec["nodeid"], m["name"],
-                f"{m['flops'] / 1e6:,.2f}", f"{m['macs'] / 1e6:,.2f}", f"{m['params']:,}",
-                f"{m['access_bytes'] / 1e6:,.3f}", f"{m['intensity']:.2f}",
+                fixed(m["flops"] / 1e6, 2, grouped=True),
+                fixed(m["macs"] / 1e6, 2, grouped=True), f"{m['params']:,}",
+                fixed(m["access_bytes"] / 1e6, 3, grouped=True), f"{m['intensity']:.2f}",
                 f"{m['device']} {m['dtype']}", fixed(m["latency_s"] * 1e3, 4),
                 budget_use(m), verdict,
             ))
