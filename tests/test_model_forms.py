@@ -352,3 +352,26 @@ def test_a_scripted_branch_not_taken_takes_no_operator():
     p = profile(torch.jit.script(model), torch.randn(2, 8))
     assert {r.name: r.flops for r in p.layers} == {"": 16, "sub": 0, "sub.a": 272,
                                                      "head": 102, "sub.b": 0}
+
+
+class _Alternating(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.b = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(2):
+            if i == 0:
+                x = self.a(x)
+            else:
+                x = self.b(x)
+        return self.head(x)
+
+
+def test_a_scripted_if_in_a_loop_may_take_either_branch():
+    # iteration 0 runs a, iteration 1 runs b: each 2 x (2 x 8 x 8) + 16 = 272 FLOPs; head
+    # 2 x (2 x 8 x 3) + 6 = 102, as eager
+    p = profile(torch.jit.script(_Alternating().eval()), torch.randn(2, 8))
+    assert {r.name: r.flops for r in p.layers} == {"": 0, "a": 272, "b": 272, "head": 102}

@@ -22,9 +22,10 @@ that ran it, so its rows are named as the eager model's are.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -121,25 +122,28 @@ class ScriptScopes:
         others: dict[int, tuple[range, ...]] = {}
         modules = {path: module_kind(m) for path, m in model.named_modules() if path}
 
-        def walk(block: Any) -> None:
+        def walk(block: Any, looped: bool) -> None:
             for node in block.nodes():
                 if not node.kind().startswith("prim::") and _makes_tensors(node):
                     chain, lost = placed_chain(node.getModuleHierarchy(), modules)
                     if lost:
                         unplaced[len(nodes)] = lost
                     nodes.append((node.kind(), chain))
+                inner_looped = looped or node.kind() == "prim::Loop"
                 branches = []
                 for inner in node.blocks():
                     start = len(nodes)
-                    walk(inner)
+                    walk(inner, inner_looped)
                     branches.append(range(start, len(nodes)))
-                if node.kind() == "prim::If":  # alternatives, not a sequence
+                # an if's branches are alternatives, not a sequence; inside a loop the next
+                # iteration may take the other one, so there they stay in the search
+                if node.kind() == "prim::If" and not looped:
                     for taken in branches:
                         rest = tuple(b for b in branches if b is not taken and b)
                         for i in taken:
                             others[i] = others.get(i, ()) + rest
 
-        walk(graph)
+        walk(graph, False)
         return cls(nodes, unplaced, others)
 
     @classmethod
@@ -162,15 +166,17 @@ class ScriptScopes:
     def match(self, op: str) -> str:
         """The module path of the next graph node running ``op`` (``"aten::conv2d"``),
         searched from the last match on (leaving out the other branches of each ``if`` the
-        last match is in: they did not run) and then from the start; ``""`` (the model)
-        when the graph has no such node."""
+        last match is in, outside loops: they did not run) and then from the start;
+        ``""`` (the model) when the graph has no such node."""
         n = len(self.nodes)
         skipped = self.others.get(self.cursor - 1, ()) if self.cursor else ()
-        ahead = [i for i in range(self.cursor, n) if not any(i in r for r in skipped)]
-        late = [i for i in range(self.cursor, n) if any(i in r for r in skipped)]
-        # the other branches last of all ahead: an ``if`` in a loop may take another branch
-        # at the next iteration
-        for i in (*ahead, *late, *range(self.cursor)):
+        if skipped:
+            order: Iterable[int] = itertools.chain(
+                (i for i in range(self.cursor, n) if not any(i in r for r in skipped)),
+                range(self.cursor))
+        else:
+            order = itertools.chain(range(self.cursor, n), range(self.cursor))
+        for i in order:
             kind, chain = self.nodes[i]
             if kind == op:
                 self.cursor = i + 1
