@@ -363,7 +363,7 @@ class _Alternating(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(2):
-            if i == 0:
+            if i == 0:  # noqa: SIM108 - an if statement, as scripted models write it
                 x = self.a(x)
             else:
                 x = self.b(x)
@@ -375,3 +375,22 @@ def test_a_scripted_if_in_a_loop_may_take_either_branch():
     # 2 x (2 x 8 x 3) + 6 = 102, as eager
     p = profile(torch.jit.script(_Alternating().eval()), torch.randn(2, 8))
     assert {r.name: r.flops for r in p.layers} == {"": 0, "a": 272, "b": 272, "head": 102}
+
+
+class _Positions(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("pe", torch.randn(100, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pe[: x.size(1)]
+
+
+def test_a_scripted_or_traced_model_with_only_a_buffer_has_no_params():
+    # a buffer is no parameter, in a scripted or traced model as in the eager one (only a
+    # frozen model's kept objects hold weights as plain attributes)
+    model = _Positions().eval()
+    x = torch.randn(2, 10, 8)
+    for form in (torch.jit.script(model), torch.jit.trace(model, x)):
+        p = profile(form, x)
+        assert (p.params, p.weight_bytes) == (0, 0)

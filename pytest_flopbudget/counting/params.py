@@ -243,7 +243,13 @@ def _graph_constants(model: nn.Module, numel: dict[str, int], sizes: dict[str, A
             model._c)["named_attributes_r"]
     except (AttributeError, KeyError, RuntimeError):
         kept = []
+    visible = {path for path, _ in model.named_modules()}
+    buffers = {name for name, _ in model.named_buffers()}
     for name, value in kept:
+        # only what freezing left on submodules it keeps as plain objects (not modules of
+        # the model): a buffer, or a tensor attribute of a module the model shows, is none
+        if name in buffers or name.rpartition(".")[0] in visible:
+            continue
         for i, t in enumerate(floats := _floats(value)):
             label = name if len(floats) == 1 else f"{name}[{i}]"
             found.setdefault(id(t), (label, t))
