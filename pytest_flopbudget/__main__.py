@@ -26,17 +26,6 @@ from .core.numbers import positive_int
 RUNTIMES = ("eager", "onnxruntime")
 
 
-def device_name(text: str) -> str:
-    """An argparse type: a device name that can name a file in ``.flopbudget/``."""
-    from .devices.device import DeviceError
-    from .devices.project import check_device_name
-
-    try:
-        return check_device_name(text)
-    except DeviceError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _error(text: str) -> int:
     print(f"error: {text}", file=sys.stderr)
     return 2
@@ -47,6 +36,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .calibration.calibrate import calibrate
     from .calibration.timing import CalibrationError
     from .core.files import check_writable
+    from .devices.device import DeviceError
 
     if args.runtime == "onnxruntime":
         from .calibration.onnx_runtime import missing
@@ -61,6 +51,8 @@ def _calibrate(args: argparse.Namespace) -> int:
             out, why = host_file_setting(Path.cwd(), args.name)
         except ConfigError as exc:
             return _error(str(exc))
+        except DeviceError as exc:  # a name that cannot name a file of .flopbudget/
+            return _error(f"--name: {exc}; or give --out PATH")
     through = f" through {args.runtime}" if args.runtime != "eager" else ""
     try:
         check_writable(out)  # before measuring, not after
@@ -141,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="eager PyTorch (default) or ONNX Runtime (the microbenchmarks "
                           "exported with torch.onnx.export(dynamo=True), CPU execution "
                           "provider; needs pip install 'pytest-flopbudget[onnx]')")
-    cal.add_argument("--name", default="host", metavar="NAME", type=device_name,
+    cal.add_argument("--name", default="host", metavar="NAME",
                      help="device name (default host); written to .flopbudget/NAME.toml of "
                           "the project, where every device file joins the catalog")
     cal.add_argument("--out", metavar="PATH", default=None,
@@ -188,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="free figures: efficiency (one per operator class in the tests), "
                           "overhead, efficiency.KEY, overheads.KEY... (default "
                           "efficiency,overhead)")
-    fit.add_argument("--name", default=None, metavar="NEW", type=device_name,
+    fit.add_argument("--name", default=None, metavar="NEW",
                      help="name of the fitted device (default: NAME-fitted)")
     fit.add_argument("--out", default=None, metavar="PATH",
                      help="file to write (default .flopbudget/NEW.toml of the project)")

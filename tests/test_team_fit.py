@@ -165,3 +165,23 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "board" in err and err.count("\n") == 1
+
+
+def test_a_fitted_devices_default_name_is_a_file_name():
+    from pytest_flopbudget.devices.team_fit import fitted_name
+
+    assert fitted_name("rk3588-npu") == "rk3588-npu-fitted"
+    assert fitted_name("my board") == "my-board-fitted"
+    assert fitted_name("../x/y") == "x-y-fitted"
+
+
+def test_a_fit_named_out_of_the_folder_says_so_before_fitting(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flop.json").write_text("{}")
+    (tmp_path / "times.csv").write_text("t,1\n")
+    code = cli.main(["fit", "--device", "cpu", "--report", "flop.json", "--measured",
+                     "times.csv", "--name", "../../evil"])
+    assert code == 2
+    assert ("error: --name: device name '../../evil' cannot name a file in .flopbudget/"
+            in capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flop.json", "times.csv"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,6 +110,12 @@ def fitted_file(result: Fit, base: Device, name: str, cite: str, notes: Sequence
     return device_toml(name, table, "\n".join(header))
 
 
+def fitted_name(device: str) -> str:
+    """The default name of a device fitted from ``device``: ``NAME-fitted``, with what a
+    file name cannot hold as ``-`` (``"my board"`` gives ``my-board-fitted``)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", device).strip("-.") + "-fitted"
+
+
 def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str | None,
             out: Path | None, start: Path) -> list[str]:
     """The ``fit`` command: returns the lines to print; raises :class:`FitCommandError`."""
@@ -121,6 +128,12 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
         base = get_device(device, catalog)
     except DeviceError as exc:
         raise FitCommandError(f"--device: {exc}") from None
+    new = name or fitted_name(device)
+    if out is None:  # where the device file goes, checked before any fitting
+        try:
+            out = device_file_path(find_root(start) or start, new)
+        except DeviceError as exc:
+            raise FitCommandError(f"--name: {exc}; or give --out PATH") from None
     terms = report_rows(report, device)
     try:
         times = read_measured(measured)
@@ -154,9 +167,6 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
     if len(rows) < len(figures):
         notes.append(f"WARNING: {len(figures)} free figures from {len(rows)} rows: the fit is "
                      f"underdetermined; measure more tests or free fewer figures.")
-    new = name or f"{device}-fitted"
-    if out is None:
-        out = device_file_path(find_root(start) or start, new)
     text = fitted_file(result, base, new, cite, notes)
     replaced = " (it replaces the file that was there)" if out.exists() else ""
     try:
