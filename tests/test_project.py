@@ -57,6 +57,24 @@ def test_find_root_walks_up_to_a_pyproject_with_the_section_or_a_folder(tmp_path
         find_root(tmp_path / "a")
 
 
+def test_a_folder_pytest_takes_as_its_rootdir_is_the_root(tmp_path):
+    # a sub-project with its own pytest configuration and a .flopbudget of baselines, under
+    # a repository with [tool.flopbudget]: pytest run in it reads sub/.flopbudget/host.toml,
+    # so calibrate run there writes it there
+    (tmp_path / "pyproject.toml").write_text("[tool.flopbudget]\n")
+    sub = tmp_path / "sub"
+    (sub / ".flopbudget").mkdir(parents=True)
+    (sub / ".flopbudget" / "baseline.json").write_text("{}")
+    (sub / "pyproject.toml").write_text("[tool.pytest.ini_options]\naddopts = ''\n")
+    assert find_root(sub / ".flopbudget") == sub.resolve()
+    assert host_file_setting(sub)[0] == sub / ".flopbudget" / "host.toml"
+    (sub / "pyproject.toml").unlink()
+    (sub / "pytest.ini").write_text("[pytest]\n")
+    assert find_root(sub) == sub.resolve()
+    (sub / "pytest.ini").unlink()
+    assert find_root(sub) == tmp_path.resolve()  # baselines alone: the repository's
+
+
 def test_a_bare_flopbudget_folder_is_the_root_when_nothing_above_is_a_project(tmp_path):
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)

@@ -70,13 +70,25 @@ def _holds_devices(folder: Path) -> bool:
         return False
 
 
+def _pytest_root(folder: Path, pyproject: Mapping[str, Any] | None) -> bool:
+    """Whether pytest would make ``folder`` its rootdir: a ``pytest.ini`` or
+    ``.pytest.ini``, or a ``pyproject.toml`` (read as ``pyproject``) with
+    ``[tool.pytest.ini_options]``."""
+    if (folder / "pytest.ini").is_file() or (folder / ".pytest.ini").is_file():
+        return True
+    tool = (pyproject or {}).get("tool", {})
+    return isinstance(tool, Mapping) and isinstance(tool.get("pytest"), Mapping) and \
+        "ini_options" in tool["pytest"]
+
+
 def find_root(start: Path) -> Path | None:
     """The nearest folder, ``start`` or a parent, that is a project: it has a
-    ``pyproject.toml`` with a ``[tool.flopbudget]`` table or a ``.flopbudget`` folder with a
-    device file in it; failing those, the nearest with a ``.flopbudget`` folder (one that
-    holds only baselines, or nothing, does not hide a project above it); ``None`` when there
-    is none. A ``pyproject.toml`` that is not valid TOML is a :class:`DeviceError` naming
-    it."""
+    ``pyproject.toml`` with a ``[tool.flopbudget]`` table, a ``.flopbudget`` folder with a
+    device file in it, or pytest's own configuration (``pytest.ini``,
+    ``[tool.pytest.ini_options]``: where pytest puts its rootdir); failing those, the
+    nearest with a ``.flopbudget`` folder (one that holds only baselines, or nothing, does
+    not hide a project above it); ``None`` when there is none. A ``pyproject.toml`` that is
+    not valid TOML is a :class:`DeviceError` naming it."""
     start = start.resolve()
     bare: Path | None = None
     for folder in (start, *start.parents):
@@ -85,12 +97,17 @@ def find_root(start: Path) -> Path | None:
                 return folder
             bare = bare or folder
         pyproject = folder / "pyproject.toml"
+        data: Mapping[str, Any] | None = None
         if pyproject.is_file():
             try:
-                if _section(pyproject) is not None:
-                    return folder
+                data = read_toml(pyproject, str(pyproject))
             except TomlError as exc:
                 raise DeviceError(str(exc)) from None
+            tool = data.get("tool", {})
+            if isinstance(tool, Mapping) and isinstance(tool.get("flopbudget"), Mapping):
+                return folder
+        if _pytest_root(folder, data):
+            return folder
     return bare
 
 
