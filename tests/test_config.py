@@ -47,6 +47,8 @@ def test_no_pyproject_means_defaults(tmp_path):
     ("tests/test_p.py::test_param[a-b]", "test_param", True),
     ("tests/test_p.py::test_param[1]", "tests/test_p.py::test_para", False),
     ("tests/test_p.py::test_param[1]", "test_param[1]", True),
+    ("tests/d[1]/test_a.py::test_b[2]", "d", False),  # a bracket in the path is no param
+    ("tests/d[1]/test_a.py::test_b[2]", "test_a.py::test_b", True),
 ])
 def test_a_per_test_key_matches_at_a_boundary(nodeid, pattern, expected):
     assert matches(nodeid, pattern) is expected

@@ -163,6 +163,12 @@ def test_a_device_file_replaces_a_device_of_its_name_whole(tmp_path):
     device_file(folder / "cpu.toml", "cpu", 3e10)
     cpu = project_catalog(tmp_path).catalog.get("cpu")
     assert (cpu.bandwidth, dict(cpu.peak_flops)) == (3e10, {"fp32": 1e11})
+    # base = its own name: over the built-in, not a loop (the built-in npu's int8 peak
+    # stays, its bandwidth is the file's)
+    (folder / "npu.toml").write_text('[devices.npu]\nbase = "npu"\nbandwidth = 2.5e9\n')
+    npu = project_catalog(tmp_path).catalog.get("npu")
+    assert (npu.bandwidth, "int8" in npu.peak_flops) == (2.5e9, True)
+    (folder / "npu.toml").unlink()
     # a copy of the host file beside it declares host twice
     (folder / "host-old.toml").write_text((folder / "host.toml").read_text())
     with pytest.raises(DeviceError, match=r"'host' is declared by two device files: "

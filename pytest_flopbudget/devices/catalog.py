@@ -131,7 +131,9 @@ class Catalog:
             if not isinstance(table, Mapping):
                 raise DeviceError(f"{here} must be a table")
             _check_keys(name, table, here)
-            overrides = table.get("base", name) == name and not replace
+            # without base, a table overrides the device of its name (a device file
+            # replaces it); base = its own name says "over that device" either way
+            overrides = table.get("base") == name or ("base" not in table and not replace)
             if overrides and name in self._tables:
                 # a device of that name exists: the table overrides some of its figures
                 own = {k: v for k, v in table.items() if k != "base"}
