@@ -575,3 +575,37 @@ def test_linear(flop_budget):
     assert float(props["flopbudget.Linear.latency_s"]) > 0
     assert props["flopbudget.Linear#2.flops"] == "2001000"  # the second model of the test
     assert len(props) == 14
+
+
+@pytest.mark.parametrize("args", [("test_sel.py::test_one",),
+                                  ("-n", "2", "test_sel.py::test_p"),
+                                  ("--lf",)])
+def test_saving_from_a_run_that_left_tests_out_while_collecting_keeps_them(pytester, tmp_path,
+                                                                           args):
+    # node ids on the command line and --lf leave the other tests of a file out of the
+    # collection: they still exist, so their entries stay
+    base = tmp_path / "b.json"
+    pytester.makepyfile(test_sel=models() + """
+import os
+
+def test_one(flop_budget):
+    flop_budget(nn.Linear(10, 10), torch.randn(1, 10))
+
+def test_two(flop_budget):
+    flop_budget(nn.Linear(20, 20), torch.randn(1, 20))
+    assert not os.environ.get("FAIL_TWO")
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_p(flop_budget, n):
+    flop_budget(nn.Linear(n, n), torch.randn(1, n))
+""")
+    save(pytester, base)
+    if args == ("--lf",):  # test_two fails once, so --lf runs it alone
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("FAIL_TWO", "1")
+            pytester.runpytest().assert_outcomes(passed=3, failed=1)
+    result = save(pytester, base, *args)
+    assert "dropped" not in section(result)
+    tests = json.loads(base.read_text())["tests"]
+    assert sorted(tests) == ["test_sel.py::test_one", "test_sel.py::test_p[1]",
+                             "test_sel.py::test_p[2]", "test_sel.py::test_two"]

@@ -713,6 +713,18 @@ def test_a_run_narrowed_by_paths_speaks_only_of_tables_of_files_it_collected(pyt
     assert "test_y.py" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("args", [("test_x.py::test_plain",), ("--lf",)])
+def test_a_run_that_leaves_tests_out_while_collecting_does_not_warn_of_their_tables(
+        pytester, args):
+    # node ids on the command line, or --lf (nothing failed before: it runs everything,
+    # but it may leave tests out), do not show every test of the file: no warning
+    pyproject(pytester, '[tool.flopbudget.tests."test_x.py::test_big"]\nmax_mflops = 5\n')
+    pytester.makepyfile(test_x=BIG_TEST)
+    result = pytester.runpytest(*args)
+    clean(result)
+    assert "matches no collected test" not in result.stdout.str()
+
+
 def test_a_per_test_table_matched_on_xdist_workers_is_not_a_warning(pytester):
     pytest.importorskip("xdist")
     pyproject(pytester, '[tool.flopbudget.tests."test_x.py::test_gone"]\nmax_mflops = 1\n'

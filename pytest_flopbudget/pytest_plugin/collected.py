@@ -1,7 +1,8 @@
-"""The node ids a session collected, before ``-k``, ``-m``, ``--deselect`` or ``--lf``
-deselect any; on the controller, gathered from every xdist worker (each sends its own in
-``workeroutput``). Saving a baseline asks it which tests no longer exist; the per-test table
-check asks it which tables match no test."""
+"""The node ids a session collected, before ``-k``, ``-m`` or ``--deselect`` deselect any
+(``--lf`` and node ids on the command line leave tests out while collecting: then a test
+not collected is not taken for removed); on the controller, gathered from every xdist
+worker (each sends its own in ``workeroutput``). Saving a baseline asks it which tests no
+longer exist; the per-test table check asks it which tables match no test."""
 
 from __future__ import annotations
 
@@ -38,12 +39,47 @@ class Collected:
         """The test files collected (node ids up to ``::``)."""
         return {n.split("::", 1)[0] for n in self.nodeids}
 
+    @property
+    def filtered(self) -> bool:
+        """True when pytest may have left tests out while collecting (``--lf``, ``--sw``:
+        their tests never reach the items list), so a test not collected may still exist."""
+        return any(_option(self.config, name) for name in ("lf", "stepwise", "stepwise_skip"))
+
+    @property
+    def partial_files(self) -> set[str]:
+        """Test files the command line narrowed to some of their tests
+        (``test_a.py::test_one``), as node ids write them: their other tests were not
+        collected, not removed."""
+        out = set()
+        root = self.config.rootpath.resolve()
+        for arg in self.config.args:
+            path, sep, _ = str(arg).partition("::")
+            if not sep:
+                continue
+            try:
+                full = (self.config.invocation_params.dir / path).resolve()
+                out.add(full.relative_to(root).as_posix())
+            except (OSError, ValueError):
+                continue
+        return out
+
     def gone(self, nodeid: str) -> bool:
-        """True when the test ``nodeid`` no longer exists: its file was collected but the
-        test is not in it any more, or its file is gone."""
+        """True when the test ``nodeid`` no longer exists: its file is gone, or its file was
+        collected whole (not narrowed to some tests on the command line, no ``--lf``) and
+        the test is not in it any more."""
         file = nodeid.split("::", 1)[0]
-        return (not (self.config.rootpath / file).exists()
-                or (file in self.files and nodeid not in self.nodeids))
+        if not (self.config.rootpath / file).exists():
+            return True
+        if self.filtered or file in self.partial_files:
+            return False
+        return file in self.files and nodeid not in self.nodeids
+
+
+def _option(config: pytest.Config, name: str) -> bool:
+    try:
+        return bool(config.getoption(name))
+    except ValueError:  # the plugin that adds it is not loaded (-p no:cacheprovider)
+        return False
 
 
 def collected(config: pytest.Config) -> Collected:

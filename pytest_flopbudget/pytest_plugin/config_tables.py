@@ -2,11 +2,13 @@
 warning in the terminal summary naming it: a renamed or removed test would otherwise leave
 its limits applying to nothing, silently.
 
-Every collected test counts, deselected ones (``-k``, ``-m``, ``--lf``) included, so a
-selection never makes a table look unused (:mod:`.collected`, which gathers them from xdist
-workers too). A run narrowed by paths on the command line (``pytest tests/test_kws.py``) does
-not see every test: it only speaks of tables whose key names a test file it collected
-(``"tests/test_kws.py::test_gone"``).
+Every collected test counts, deselected ones (``-k``, ``-m``) included, so a selection
+never makes a table look unused (:mod:`.collected`, which gathers them from xdist workers
+too). A run narrowed by paths on the command line (``pytest tests/test_kws.py``) does not see
+every test: it only speaks of tables whose key names a test file it collected whole
+(``"tests/test_kws.py::test_gone"``; not one narrowed to some of its tests,
+``tests/test_kws.py::test_small``); a run with ``--lf`` or ``--sw``, which leave tests out
+while collecting, speaks of none.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from .collected import Collected, collected
 def unused(patterns: list[str], seen: Collected, narrowed: bool) -> list[str]:
     """The patterns that match none of the collected tests (in a run narrowed by paths,
     only those naming a test file it collected)."""
-    files = seen.files
+    if seen.filtered:  # --lf, --sw: tests left out while collecting may match
+        return []
+    files = seen.files - seen.partial_files  # files collected whole
     found = []
     for pattern in patterns:
         if any(matches(nodeid, pattern) for nodeid in seen.nodeids):
             continue
         file, sep, _ = pattern.partition("::")
+        if any(matches(f, file) for f in seen.partial_files):
+            continue  # a test of a file the command line narrowed to others
         if not narrowed or (sep and any(matches(f, file) for f in files)):
             found.append(pattern)
     return found
