@@ -488,6 +488,26 @@ def test_b(flop_budget):
     assert not base.exists()
 
 
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_run_ended_by_pytest_exit_refuses_to_save(pytester, tmp_path, code):
+    # pytest.exit() with a return code of 0 or 1 ends the run as early as Ctrl-C: test_c
+    # never ran, so the run's figures are not a baseline
+    base = tmp_path / "b.json"
+    pytester.makepyfile(test_x=models() + f"""
+def test_a(flop_budget):
+    flop_budget(Net().eval(), x())
+
+def test_b():
+    pytest.exit("bye", returncode={code})
+
+def test_c(flop_budget):
+    flop_budget(Net().eval(), x())
+""")
+    result = pytester.runpytest(f"--flop-save-baseline={base}")
+    result.stdout.fnmatch_lines([f"baseline NOT saved to {base}: the run stopped early; *"])
+    assert not base.exists()
+
+
 # -- Markdown and GitHub -----------------------------------------------------------------
 def parse_markdown_table(text: str, header_start: str) -> list[dict[str, str]]:
     lines = text.splitlines()

@@ -220,11 +220,11 @@ class Gate:
     def _save(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
         path, shown = self.save_to  # type: ignore[misc]
         why = ""
-        if (session.shouldfail or session.shouldstop or
+        if (session.shouldfail or session.shouldstop or self.manager.interrupted or
                 session.exitstatus == pytest.ExitCode.INTERRUPTED):
             why = "the run stopped early"
         document = baseline_document(records)
-        if not document["tests"]:
+        if not why and not document["tests"]:
             why = "no test profiled a model"
         old: dict[str, Any] = {}
         if not why and path.exists():

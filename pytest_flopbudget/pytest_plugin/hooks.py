@@ -130,6 +130,9 @@ class FlopBudgetPlugin:
         self.summaries: list[Summary] = []
         self.finishers: list[Finish] = []
         self.write_errors: list[str] = []
+        #: set when the session was cut short by Ctrl-C or pytest.exit() (whatever exit
+        #: status it asked for): what it profiled is not the whole run
+        self.interrupted = False
         #: ``{argument: (value, where)}`` that win over every budget layer (command line,
         #: else ini option)
         self.overrides: dict[str, tuple[Any, str]] = {}
@@ -320,6 +323,10 @@ class FlopBudgetPlugin:
             record.outcome = "failed"
             record.error = "\n".join(lines)
         return lines
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C, and ``pytest.exit()`` with any return code, end the session early."""
+        self.interrupted = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "flopbudget", None)
