@@ -629,3 +629,25 @@ def test_p(flop_budget, n):
     tests = json.loads(base.read_text())["tests"]
     assert sorted(tests) == ["test_sel.py::test_one", "test_sel.py::test_p[1]",
                              "test_sel.py::test_p[2]", "test_sel.py::test_two"]
+
+
+def test_a_baseline_that_cannot_be_saved_does_not_keep_the_markdown_from_being_written(
+        pytester, tmp_path):
+    # the baseline's folder turns into a file once the tests ran (as a read-only mount
+    # would refuse it): one line says so, and the Markdown summary is still written
+    out = pytester.path / "out"
+    out.mkdir()
+    pytester.makeconftest("""
+import pathlib, shutil, pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    out = pathlib.Path("out")
+    shutil.rmtree(out)
+    out.write_text("not a folder")
+""")
+    pytester.makepyfile(test_x=models() + NET_TEST)
+    result = pytester.runpytest("--flop-save-baseline=out/b.json", "--flop-markdown=m.md")
+    result.stdout.fnmatch_lines(["*could not write *out/b.json*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (pytester.path / "m.md").read_text().startswith("#")

@@ -104,6 +104,9 @@ def install(manager: Any) -> Gate:
     gate = Gate(manager)
     manager.add_check(gate.check)
     manager.add_summary(gate.summary)
+    # two finishers: a baseline that cannot be saved must not keep the Markdown from
+    # being written (each failure is its own line)
+    manager.add_finish(gate.save)
     manager.add_finish(gate.finish)
     if gate.save_to is not None:  # which tests exist: kept or dropped from the saved file
         collected(manager.config)
@@ -203,9 +206,13 @@ class Gate:
             self._run = RunComparison(shown, tests, sorted(set(old) - measured))
         return self._run
 
-    def finish(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
+    def save(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
+        """Save the baseline, when asked to (``--flop-save-baseline``)."""
         if self.save_to is not None:
             self._save(records, session)
+
+    def finish(self, records: list[dict[str, Any]], session: pytest.Session) -> None:
+        """Write the Markdown summary and GitHub's step summary, when asked to."""
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         failures = [(r["nodeid"], r["error"]) for r in records
                     if r["outcome"] == "failed" and over_budget(r)]
