@@ -564,14 +564,21 @@ def test_two_uses_of_one_file_are_a_usage_error_naming_both(pytester, args, mess
 @pytest.mark.parametrize("arg,message", [
     ("--flop-json=", "--flop-json needs a file path, got ''"),
     ("--flop-html=out", "--flop-html names a folder (out): give it a file path"),
-], ids=["empty", "folder"])
+    ("--flop-json=test_x.py", "--flop-json names an existing source file (test_x.py; a space "
+                              "for '=' makes the next argument the path)"),
+    ("--flop-markdown=conftest.py", "--flop-markdown names an existing source file "
+                                    "(conftest.py;"),
+], ids=["empty", "folder", "test-module", "conftest"])
 def test_a_report_path_that_is_no_file_path_is_a_usage_error(pytester, arg, message):
     pytester.mkdir("out")
     pytester.makepyfile(test_x=BIG_TEST)
+    pytester.makeconftest("")
+    sources = {p.name: p.read_bytes() for p in pytester.path.glob("*.py")}
     result = pytester.runpytest(arg)
     text = clean(result)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in text
+    assert {p.name: p.read_bytes() for p in pytester.path.glob("*.py")} == sources
 
 
 @pytest.mark.parametrize("saving,message", [

@@ -1,8 +1,9 @@
 """Every file a session writes is its own: two options never name one file, and no report
 overwrites a file the session reads (the baseline it compares with, the project's
-configuration, the calibrated host device). Either is a usage error naming both, before any
-test runs: otherwise one report silently replaces the other, or the baseline. So is a
-folder given as a file."""
+configuration, the calibrated host device) or an existing source file (a test module, a
+``conftest.py``). Either is a usage error naming both, before any test runs: otherwise one
+report silently replaces the other, the baseline or the code. So is a folder given as a
+file."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import pytest
 from ..core.files import same_file
 from .options import option_path
 
+#: Suffixes of source files no report is ever written over (``--flop-json test_b.py``, a
+#: space typed for ``=``, named the test file the session collects).
+SOURCE_SUFFIXES = frozenset({".py", ".pyi", ".cfg", ".ini", ".toml"})
 #: File options of the plugin, in the order their files are written.
 OUTPUTS = ("flop_json", "flop_html", "flop_markdown", "flop_save_baseline")
 
@@ -59,6 +63,11 @@ def check(manager: Any, gate: Any) -> None:
     for i, (option, path, shown) in enumerate(outputs):
         if path.is_dir():
             raise pytest.UsageError(f"{option} names a folder ({shown}): give it a file path")
+        if path.suffix in SOURCE_SUFFIXES and path.exists():
+            raise pytest.UsageError(f"{option} names an existing source file ({shown}; a "
+                                    f"space for '=' makes the next argument the path): "
+                                    f"writing it would replace it; give {option} a report "
+                                    f"path")
         for other, other_path, _ in outputs[i + 1:]:
             if same_file(path, other_path):
                 raise pytest.UsageError(f"{option} and {other} name the same file ({shown}): "
