@@ -283,3 +283,25 @@ def test_run_headline_counts_each_status():
 def test_an_empty_run_headline_is_all_zero():
     assert RunComparison("", [], []).headline() == "0 regressed, 0 within limits, 0 new, " \
                                                    "0 missing"
+
+
+def test_latency_within_rounding_noise_is_not_growth_even_at_zero_percent():
+    # the baseline's latency one ulp below this run's (0.001 s): a difference of about
+    # 2e-16 relative, under the 1e-9 of rounding noise: no regression at 0% allowed; a
+    # nanosecond more (1e-6 relative) is one
+    import math
+
+    old = baseline_entry(latency=math.nextafter(0.001, 0.0))
+    assert compare_model(measurement(), old, {"latency": ZERO}, 3)["status"] == "ok"
+    grown = compare_model(measurement(latency_s=0.001 + 1e-9), baseline_entry(),
+                          {"latency": ZERO}, 3)
+    assert grown["status"] == "regressed"
+
+
+def test_a_regression_no_layer_grew_in_has_no_layer_table():
+    # the total latency grew by 10% while each layer's stayed (0.0006 + 0.0004 s): no table
+    # of grown layers to show, so none (an empty one was printed)
+    result = compare_model(measurement(latency_s=0.0011), baseline_entry(),
+                           {"latency": FIVE}, 3)
+    assert result["status"] == "regressed"
+    assert "layers" not in result

@@ -42,11 +42,13 @@ def compare_model(measurement: Mapping[str, Any], old: Mapping[str, Any] | None,
     rows = []
     for metric in METRICS:
         limit = (limits or {}).get(metric)
+        grew = over_limit(old[metric], values[metric], limit[0]) if limit else False
+        if grew and not METRICS[metric].exact:  # a float within rounding noise has not
+            grew = changed({"metric": metric, "old": old[metric], "new": values[metric],
+                            "over": False})
         rows.append({"metric": metric, "old": old[metric], "new": values[metric],
                      "limit": percent_text(limit[0]) if limit else None,
-                     "where": limit[1] if limit else None,
-                     "over": limit is not None and over_limit(old[metric], values[metric],
-                                                              limit[0])})
+                     "where": limit[1] if limit else None, "over": grew})
     over = [r["metric"] for r in rows if r["over"]]
     result.update(status="regressed" if over else "ok", metrics=rows, checked=limits is not None)
     if (old["device"], old["dtype"]) != (measurement["device"], measurement["dtype"]):
@@ -58,9 +60,9 @@ def compare_model(measurement: Mapping[str, Any], old: Mapping[str, Any] | None,
         result["renamed_layers"] = {"gone": gone, "added": added}
     if over:
         figure = METRICS[over[0]].figure.name
-        result["layers"] = {"metric": over[0], "figure": figure,
-                            "rows": _layer_growth(old["layers"], measurement["layers"],
-                                                  figure, n_layers)}
+        grown = _layer_growth(old["layers"], measurement["layers"], figure, n_layers)
+        if grown:  # no layer's figure grew (the total did, by layers' rounding): no table
+            result["layers"] = {"metric": over[0], "figure": figure, "rows": grown}
     return result
 
 

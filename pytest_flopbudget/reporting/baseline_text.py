@@ -101,8 +101,9 @@ def regression_message(nodeid: str, result: Mapping[str, Any], source: str) -> s
                              f"({change_text(r['old'], r['new'])}) > max growth {r['limit']} "
                              f"({r['where']})")
         lines.extend(f"  {note}" for note in notes(model))
-        lines.append(f"  layers that grew most in {label(model['layers']['figure'])}:")
-        lines.extend(layer_table(model, indent="    "))
+        if "layers" in model:
+            lines.append(f"  layers that grew most in {label(model['layers']['figure'])}:")
+            lines.extend(layer_table(model, indent="    "))
     return "\n".join(lines)
 
 
