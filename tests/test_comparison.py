@@ -305,3 +305,16 @@ def test_a_regression_no_layer_grew_in_has_no_layer_table():
                            {"latency": FIVE}, 3)
     assert result["status"] == "regressed"
     assert "layers" not in result
+
+
+def test_a_limit_and_a_change_over_it_never_read_the_same():
+    # 128 -> 160 params is +25% exactly: over a limit of 24.9999999%, written with every
+    # digit; 2,000,000 -> 2,100,001 FLOPs is +5.00005%, over 5%: not "+5.0%"
+    from pytest_flopbudget.budgets.growth import parse_percent, percent_text
+    from pytest_flopbudget.reporting.baseline_text import change_text
+
+    assert percent_text(parse_percent("24.9999999%")) == "24.9999999%"
+    assert percent_text(parse_percent("5%")) == "5%"
+    assert change_text(2_000_000, 2_100_001, "5%") == "+5.00005%"
+    assert change_text(2_000_000, 2_100_001) == "+5.0%"
+    assert change_text(128, 160, "24.9999999%") == "+25.0%"

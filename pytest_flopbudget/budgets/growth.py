@@ -128,8 +128,9 @@ def exact_percent(fraction: Fraction) -> str:
 
 
 def percent_text(fraction: Fraction) -> str:
-    """``Fraction(1, 20)`` -> ``"5%"``."""
-    return f"{float(fraction * 100):g}%"
+    """``Fraction(1, 20)`` -> ``"5%"``: a growth limit as written, every digit kept
+    (``24.9999999%`` never reads ``25%``)."""
+    return exact_percent(fraction)
 
 
 def over_limit(old: float, new: float, limit: Fraction) -> bool:

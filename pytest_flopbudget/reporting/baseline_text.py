@@ -24,14 +24,22 @@ def fmt_metric(metric: str, value: float) -> str:
     return f"{int(value):,}" if finite(value) and value == int(value) else f"{value:,.1f}"
 
 
-def change_text(old: float, new: float) -> str:
-    """``"+100.0%"``, ``"-50.0%"``, ``"0.0%"``; growth from 0 is ``"new"``."""
+def change_text(old: float, new: float, limit: str | None = None) -> str:
+    """``"+100.0%"``, ``"-50.0%"``, ``"0.0%"``; growth from 0 is ``"new"``. Next to a
+    ``limit`` (``"5%"``) it has the digits that tell them apart (``+5.00005%``, never
+    ``+5.0%`` for a change over 5%)."""
     if old == new:
         return "0.0%"
     if old == 0:
         return "new"
     pct = (new / old - 1) * 100
-    return f"{pct:+.1f}%" if abs(pct) >= 0.05 else f"{pct:+.2g}%"
+    text = f"{pct:+.1f}%" if abs(pct) >= 0.05 else f"{pct:+.2g}%"
+    if limit is not None:
+        bound, digits = float(limit.rstrip("%")), 1
+        while float(text.rstrip("%")) == bound and pct != bound and digits < 17:
+            digits += 1
+            text = f"{pct:+.{digits}f}%"
+    return text
 
 
 def shown_metrics(model: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -48,7 +56,7 @@ def verdict(row: Mapping[str, Any], checked: bool) -> str:
 
 def metric_table(model: Mapping[str, Any], indent: str = "    ") -> list[str]:
     rows = [(label(r["metric"]), fmt_metric(r["metric"], r["old"]),
-             fmt_metric(r["metric"], r["new"]), change_text(r["old"], r["new"]),
+             fmt_metric(r["metric"], r["new"]), change_text(r["old"], r["new"], r["limit"]),
              r["limit"] or "-", verdict(r, model["checked"]))
             for r in shown_metrics(model)]
     return table(("metric", "baseline", "this run", "change", "max growth", "verdict"), rows,
@@ -98,7 +106,8 @@ def regression_message(nodeid: str, result: Mapping[str, Any], source: str) -> s
             if r["over"]:
                 lines.append(f"  {label(r['metric'])}: {fmt_metric(r['metric'], r['old'])} -> "
                              f"{fmt_metric(r['metric'], r['new'])} "
-                             f"({change_text(r['old'], r['new'])}) > max growth {r['limit']} "
+                             f"({change_text(r['old'], r['new'], r['limit'])}) > max growth "
+                             f"{r['limit']} "
                              f"({r['where']})")
         lines.extend(f"  {note}" for note in notes(model))
         if "layers" in model:

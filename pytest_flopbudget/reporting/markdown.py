@@ -171,7 +171,7 @@ def _metric_rows(nodeid: str, model: Mapping[str, Any]) -> list[list[str]]:
         word = verdict(r, model["checked"])
         rows.append([code(nodeid), cell(model["name"]), label(r["metric"]),
                      fmt_metric(r["metric"], r["old"]), fmt_metric(r["metric"], r["new"]),
-                     change_text(r["old"], r["new"]), r["limit"] or "-",
+                     change_text(r["old"], r["new"], r["limit"]), r["limit"] or "-",
                      "**over**" if word == "over" else word])
     return rows
 
