@@ -651,3 +651,30 @@ def pytest_sessionfinish(session):
     result.stdout.fnmatch_lines(["*could not write *out/b.json*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert (pytester.path / "m.md").read_text().startswith("#")
+
+
+def test_a_test_that_failed_after_profiling_is_not_counted_within_limits(pytester, tmp_path):
+    # the model grew from 8 to 64 features (+658.8% FLOPs) and the test then failed: its
+    # growth was never checked against the 5% allowed, which the headline says, with no
+    # claim that it is within limits or that no limit was set
+    base = tmp_path / "b.json"
+    test = """
+import os, pytest, torch
+from torch import nn
+
+def test_grow(flop_budget):
+    w = int(os.environ.get("W", "8"))
+    flop_budget(nn.Linear(w, 8), torch.randn(1, w))
+    assert not os.environ.get("FAIL")
+"""
+    pytester.makepyfile(test_g=test)
+    save(pytester, base)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("W", "64")
+        mp.setenv("FAIL", "1")
+        result = pytester.runpytest(f"--flop-baseline={base}", "--flop-max-growth=5%")
+    result.assert_outcomes(failed=1)
+    text = section(result)
+    assert (f"compared with {base}: 0 regressed, 0 within limits, 1 not checked (failed "
+            f"first), 0 new, 0 missing") in text
+    assert "no growth limit set" not in text

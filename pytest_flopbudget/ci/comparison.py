@@ -117,6 +117,13 @@ def unchanged(result: Mapping[str, Any]) -> bool:
     return result["status"] == "ok" and all(unchanged_model(m) for m in result["models"])
 
 
+def unchecked(result: Mapping[str, Any]) -> bool:
+    """True for a compared test whose limits were never checked: it failed (or was skipped)
+    before the end of its call, where its growth is checked."""
+    return result["status"] in ("ok", "regressed") and any(
+        m.get("checked") is False for m in result.get("models", ()))
+
+
 def unlimited(result: Mapping[str, Any]) -> bool:
     """True for a compared test none of whose metrics had a growth limit."""
     return result["status"] in ("ok", "regressed") and not any(
@@ -140,7 +147,8 @@ class RunComparison:
     def limits_note(self) -> str:
         """``""``, or the line saying that (some) compared tests had no growth limit, so
         their changes are only reported."""
-        compared = [r for _, r in self.tests if r["status"] in ("ok", "regressed")]
+        compared = [r for _, r in self.tests
+                    if r["status"] in ("ok", "regressed") and not unchecked(r)]
         without = sum(1 for r in compared if unlimited(r))
         if not without:
             return ""
@@ -152,10 +160,18 @@ class RunComparison:
                 f"their changes are reported, none fails")
 
     def count(self, status: str) -> int:
-        return len(self.missing) if status == "missing" else \
-            sum(1 for _, t in self.tests if t["status"] == status)
+        """Tests of a status: ``"missing"``, ``"new"``, ``"regressed"``, ``"ok"`` (checked
+        and within its limits) or ``"unchecked"`` (failed before its growth was checked)."""
+        if status == "missing":
+            return len(self.missing)
+        if status == "unchecked":
+            return sum(1 for _, t in self.tests if unchecked(t))
+        return sum(1 for _, t in self.tests if t["status"] == status and not unchecked(t))
 
     def headline(self) -> str:
-        """``"1 regressed, 2 within limits, 1 new, 0 missing"``."""
+        """``"1 regressed, 2 within limits, 1 new, 0 missing"``, and how many compared tests
+        failed before their growth was checked, when any did."""
+        failed = self.count("unchecked")
         return (f"{self.count('regressed')} regressed, {self.count('ok')} within limits, "
-                f"{self.count('new')} new, {self.count('missing')} missing")
+                + (f"{failed} not checked (failed first), " if failed else "")
+                + f"{self.count('new')} new, {self.count('missing')} missing")
