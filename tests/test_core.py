@@ -203,3 +203,18 @@ def test_sized_prices_a_storage_not_its_view():
     # a 6-element view of a 48-byte storage: float storages re-price by element count
     assert Access.sized(6, 48, torch.float64) == Access(6, 48, 0)
     assert Access.sized(6, 48, torch.int64) == Access(0, 0, 48)
+
+
+def test_an_atomic_write_through_a_link_keeps_the_link(tmp_path):
+    # a baseline kept in a shared folder and linked from the project: saving writes the
+    # shared file, and the link stays a link
+    from pytest_flopbudget.core.files import atomic_write
+
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "base.json"
+    target.write_text("old")
+    link = tmp_path / "base.json"
+    link.symlink_to(target)
+    atomic_write(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["base.json"]

@@ -45,11 +45,14 @@ class WriteInterrupted(KeyboardInterrupt):
 
 def atomic_write(path: Path | str, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same directory and an
-    ``os.replace`` (see the module docstring). An ``OSError`` names ``path`` (and the file
-    that failed, when it is another one)."""
+    ``os.replace`` (see the module docstring); a symbolic link is written through to its
+    target, and stays a link. An ``OSError`` names ``path`` (and the file that failed, when
+    it is another one)."""
     path = Path(path)
     try:
-        _replace_with(path, text.encode("utf-8"))
+        # a link is written through: its target gets the text, the link stays a link
+        target = path.resolve() if path.is_symlink() else path
+        _replace_with(target, text.encode("utf-8"))
     except OSError as exc:
         raise _named(exc, path) from None
     return path
