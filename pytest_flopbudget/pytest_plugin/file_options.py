@@ -63,11 +63,6 @@ def check(manager: Any, gate: Any) -> None:
     for i, (option, path, shown) in enumerate(outputs):
         if path.is_dir():
             raise pytest.UsageError(f"{option} names a folder ({shown}): give it a file path")
-        if path.suffix in SOURCE_SUFFIXES and path.exists():
-            raise pytest.UsageError(f"{option} names an existing source file ({shown}; a "
-                                    f"space for '=' makes the next argument the path): "
-                                    f"writing it would replace it; give {option} a report "
-                                    f"path")
         for other, other_path, _ in outputs[i + 1:]:
             if same_file(path, other_path):
                 raise pytest.UsageError(f"{option} and {other} name the same file ({shown}): "
@@ -76,3 +71,8 @@ def check(manager: Any, gate: Any) -> None:
             if same_file(path, source):
                 raise pytest.UsageError(f"{option} names {what}: writing it would replace "
                                         f"it; give {option} another path")
+        if path.suffix in SOURCE_SUFFIXES and path.exists():
+            raise pytest.UsageError(f"{option} names an existing source file ({shown}; a "
+                                    f"space for '=' makes the next argument the path): "
+                                    f"writing it would replace it; give {option} a report "
+                                    f"path")
