@@ -252,3 +252,17 @@ def test_report_table_one_row_per_model_with_budget_use_and_verdict():
   t.py::test_a    Net         0.13      0.06         370      0.054    2.33  npu int8    0.0650  MFLOPs 125%, weight MB 99.6%, ms 25%  OVER
   t.py::test_big  ResNet  4,100.00  2,050.00  25,557,032    102.400   40.04  a100 fp16   1.2500  -                                     passed
 """)  # noqa: E501
+
+
+def test_markdown_names_read_as_themselves():
+    # a model name may hold HTML or Markdown marks: entities and escapes, never markup; a
+    # code span escapes '|' only inside a table, where GitHub needs it (outside, it would
+    # show the backslash)
+    from pytest_flopbudget.reporting.markdown import cell, code, plain
+
+    assert plain("<img src=x onerror=alert(1)>|`m`") == \
+        "&lt;img src=x onerror=alert(1)&gt;\\|\\`m\\`"
+    assert cell("a*b*_c_") == "a\\*b\\*\\_c\\_"
+    assert code("test_odd[a|b]") == "`test_odd[a|b]`"
+    assert code("test_odd[a|b]", in_table=True) == "`test_odd[a\\|b]`"
+    assert code("x`y") == "`` x`y ``"

@@ -14,6 +14,7 @@ keeps the entries that fit, in order, and says how many it left out and where th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,16 +43,25 @@ MARKDOWN_LIMIT = GITHUB_COMMENT_LIMIT - 1_536
 FULL_REPORT = "see the full report (the --flop-json or --flop-html artifact)"
 
 
+def plain(text: str) -> str:
+    """Text that reads as itself, not as HTML or emphasis (a model name may be anything:
+    ``<img ...>``, ``a*b*``): ``& < >`` as entities, Markdown's marks escaped."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
+
+
 def cell(text: str) -> str:
-    """Text safe inside a table cell (``|`` escaped)."""
-    return text.replace("|", "\\|")
+    """A name safe inside a table cell: :func:`plain` (which escapes ``|`` too)."""
+    return plain(text)
 
 
-def code(text: str) -> str:
-    """An inline code span, even for text that holds backticks."""
+def code(text: str, in_table: bool = False) -> str:
+    """An inline code span, even for text that holds backticks; ``in_table``: with ``|``
+    escaped (a table cell needs it; outside a table GitHub would show the backslash)."""
     fence = "``" if "`" in text else "`"
     pad = " " if fence == "``" else ""
-    return cell(f"{fence}{pad}{text}{pad}{fence}")
+    span = f"{fence}{pad}{text}{pad}{fence}"
+    return span.replace("|", "\\|") if in_table else span
 
 
 def md_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int]) -> list[str]:
@@ -110,12 +120,13 @@ def markdown(run: RunComparison, failures: Sequence[tuple[str, str]] = (),
         for model in result["models"]:
             name = model["name"]
             if model["status"] == "new":
-                new.items.append([f"- {code(nodeid)}: {name} ({figures_text(model['values'])})"])
+                new.items.append([f"- {code(nodeid)}: {plain(name)} "
+                                  f"({figures_text(model['values'])})"])
             elif model["status"] == "missing":
-                missing.items.append([f"- {code(nodeid)}: {name}"])
+                missing.items.append([f"- {code(nodeid)}: {plain(name)}"])
             elif not unchanged_model(model):
                 rows.extend(_metric_rows(nodeid, model))
-                remarks.items.extend([f"- {code(nodeid)} {name}: {note}"]
+                remarks.items.extend([f"- {code(nodeid)} {plain(name)}: {plain(note)}"]
                                      for note in notes(model))
                 if "layers" in model:
                     grown.items.append(_layer_section(nodeid, model))
@@ -169,7 +180,7 @@ def _metric_rows(nodeid: str, model: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for r in shown_metrics(model):
         word = verdict(r, model["checked"])
-        rows.append([code(nodeid), cell(model["name"]), label(r["metric"]),
+        rows.append([code(nodeid, in_table=True), cell(model["name"]), label(r["metric"]),
                      fmt_metric(r["metric"], r["old"]), fmt_metric(r["metric"], r["new"]),
                      change_text(r["old"], r["new"], r["limit"]), r["limit"] or "-",
                      "**over**" if word == "over" else word])
@@ -179,7 +190,8 @@ def _metric_rows(nodeid: str, model: Mapping[str, Any]) -> list[list[str]]:
 def _layer_section(nodeid: str, model: Mapping[str, Any]) -> list[str]:
     grown = model["layers"]
     figure = grown["figure"]
-    rows = [[code(layer_label(r["name"])), cell(r["kind"]), fmt_metric(figure, r["old"]),
+    rows = [[code(layer_label(r["name"]), in_table=True), cell(r["kind"]),
+             fmt_metric(figure, r["old"]),
              fmt_metric(figure, r["new"]),
              f"+{fmt_metric(figure, r['new'] - r['old'])} ({change_text(r['old'], r['new'])})"]
             for r in grown["rows"]]
