@@ -678,3 +678,15 @@ def test_grow(flop_budget):
     assert (f"compared with {base}: 0 regressed, 0 within limits, 1 not checked (failed "
             f"first), 0 new, 0 missing") in text
     assert "no growth limit set" not in text
+
+
+def test_a_growth_limit_in_a_run_that_saves_says_why_nothing_was_compared(pytester,
+                                                                         tmp_path):
+    # saving does not compare with the configured baseline: the limit has nothing to
+    # compare with, for that reason (not "without a baseline": one is configured)
+    pytester.makefile(".toml", pyproject='[tool.flopbudget]\nbaseline = "b.json"\n')
+    pytester.makepyfile(test_s=models() + NET_TEST)
+    result = save(pytester, pytester.path / "b.json", "--flop-max-growth=5%")
+    assert ("--flop-max-growth given in a run that saves a baseline: it does not compare "
+            "with the configured one (pyproject.toml [tool.flopbudget] baseline b.json): "
+            "nothing compared") in section(result)

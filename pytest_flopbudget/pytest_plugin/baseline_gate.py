@@ -260,8 +260,14 @@ class Gate:
         if self.baseline is not None:
             lines.extend(summary_lines(self.comparison(records), self.manager.verbosity))
         elif self.cli_growth is not None and self.compared is None:
-            lines.append(f"{self.growth_origin} given without a baseline (--flop-baseline, "
-                         f"flop_baseline or [tool.flopbudget] baseline): nothing compared")
+            if self.save_to is not None and self.configured is not None:
+                lines.append(f"{self.growth_origin} given in a run that saves a baseline: "
+                             f"it does not compare with the configured one "
+                             f"({self.configured[1]}): nothing compared")
+            else:
+                lines.append(f"{self.growth_origin} given without a baseline "
+                             f"(--flop-baseline, flop_baseline or [tool.flopbudget] "
+                             f"baseline): nothing compared")
         lines.extend(self.messages)
         if lines:
             tr.write_sep("=", "flop budget baseline")
