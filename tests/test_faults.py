@@ -881,3 +881,25 @@ def test_npu(flop_budget):
     result = pytester.runpytest()
     clean(result)
     result.assert_outcomes(passed=1)
+
+
+def test_a_wrong_per_test_table_errors_only_the_tests_it_matches(pytester):
+    # max_mflops = -1 in the table of test_big: test_big errors with it; test_other, also
+    # budgeted, runs; a wrong table matching no test is said in the summary
+    pyproject(pytester, '[tool.flopbudget.tests."test_x.py::test_big"]\nmax_mflops = -1\n'
+                        '[tool.flopbudget.tests."test_x.py::test_gone"]\ndevice = "npu9"\n')
+    pytester.makepyfile(test_x=BIG_TEST + """
+@pytest.mark.flop_budget(max_mflops=5)
+def test_other(flop_budget):
+    flop_budget(big(), x())
+""")
+    result = pytester.runpytest()
+    clean(result)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        '*ERROR at setup of test_big*',
+        '*[[]tool.flopbudget.tests]."test_x.py::test_big": max_mflops must be a positive '
+        'number, got -1*'])
+    result.stdout.fnmatch_lines([
+        '*"test_x.py::test_gone" matches no collected test*',
+        "  and it is wrong: *\"test_x.py::test_gone\": device: unknown device 'npu9'*"])

@@ -70,6 +70,14 @@ class Config:
     host_path: Path = DEFAULT_PATH  # where the calibrated host device is read/written
     device_files: list[Path] = field(default_factory=list)  # read into the catalog
     error: str | None = None
+    #: per-test tables that are wrong: ``{pattern: message}``; only the tests they match
+    #: error with it
+    test_errors: dict[str, str] = field(default_factory=dict)
+
+    def error_for(self, nodeid: str) -> str | None:
+        """The error of the first wrong per-test table that matches ``nodeid``, if any."""
+        return next((message for pattern, message in self.test_errors.items()
+                     if matches(nodeid, pattern)), None)
 
     def layers_for(self, nodeid: str) -> list[tuple[str, Mapping[str, Any]]]:
         """Budget argument layers that apply to a test, most general first."""
@@ -209,9 +217,12 @@ def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
         raise ConfigError(f"{config.where('tests')} must be a table")
     for pattern, args in tests.items():
         where = f"{config.where('tests')}.{_quote(pattern)}"
-        if not isinstance(args, Mapping):
-            raise ConfigError(f"{where} must be a table of budget arguments")
-        config.tests[pattern] = check_arguments(args, where)
+        try:
+            if not isinstance(args, Mapping):
+                raise ConfigError(f"{where} must be a table of budget arguments")
+            config.tests[pattern] = check_arguments(args, where)
+        except (ConfigError, BudgetError) as exc:  # errors the tests it matches, no other
+            config.test_errors[pattern] = str(exc)
     host_setting = section.get("host_file", str(DEFAULT_PATH))
     if not isinstance(host_setting, str) or not host_setting.strip():
         raise ConfigError(f"{config.where()}: host_file must be a file path (a string), "
@@ -221,12 +232,17 @@ def parse(section: Mapping[str, Any], config: Config, rootdir: Path,
                             host_file=config.host_path)
     config.catalog = found.catalog
     config.device_files = list(found.files)
-    for where, args in [(config.where(), config.defaults),
-                        *[(f"{config.where('tests')}.{_quote(p)}", a)
-                          for p, a in config.tests.items()]]:
+    if "device" in config.defaults:
+        try:
+            config.device(config.defaults["device"])
+        except DeviceError as exc:
+            raise ConfigError(f"{config.where()}: device: {exc}") from None
+    for pattern, args in list(config.tests.items()):
         if "device" in args:
             try:
                 config.device(args["device"])
             except DeviceError as exc:
-                raise ConfigError(f"{where}: device: {exc}") from None
+                config.test_errors[pattern] = (f"{config.where('tests')}.{_quote(pattern)}: "
+                                               f"device: {exc}")
+                del config.tests[pattern]
     return config

@@ -41,7 +41,7 @@ def unused(patterns: list[str], seen: Collected, narrowed: bool) -> list[str]:
 
 def install(manager: Any) -> None:
     """Watch collection for per-test tables that match nothing (when there are any)."""
-    patterns = list(manager.settings.tests)
+    patterns = [*manager.settings.tests, *manager.settings.test_errors]
     if not patterns:
         return
     seen = collected(manager.config)  # on an xdist worker: collects for the controller
@@ -57,5 +57,8 @@ def install(manager: Any) -> None:
                 tr.write_line(f"warning: {manager.settings.test_table(pattern)} matches no "
                               f"collected test (renamed or removed?): its limits apply to no "
                               f"test")
+                wrong = manager.settings.test_errors.get(pattern)
+                if wrong is not None:  # said nowhere else: no test errored with it
+                    tr.write_line(f"  and it is wrong: {wrong}")
 
     manager.add_summary(summary)

@@ -260,6 +260,9 @@ class FlopBudgetPlugin:
     def _budget(self, item: pytest.Item) -> Budget:
         if self.settings.error:
             raise BudgetError(self.settings.error)
+        wrong = self.settings.error_for(item.nodeid)
+        if wrong is not None:
+            raise BudgetError(wrong)
         layers = self.settings.layers_for(item.nodeid)
         marked = marker_arguments(item)
         if marked is not None:
