@@ -744,6 +744,10 @@ def test_on_host(flop_budget):
                                  "flop-calibrate: wrote *host.toml*",
                                  "*test_on_host*Linear*host fp32*passed"])
     assert (pytester.path / ".flopbudget" / "host.toml").is_file()
+    # calibrating again writes over the host file it wrote (no report option is that file)
+    again = pytester.runpytest("--flop-calibrate")
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["flop-calibrate: wrote *host.toml*"])
 
 
 # --- one real calibration --------------------------------------------------------------------

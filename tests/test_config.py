@@ -49,6 +49,9 @@ def test_no_pyproject_means_defaults(tmp_path):
     ("tests/test_p.py::test_param[1]", "test_param[1]", True),
     ("tests/d[1]/test_a.py::test_b[2]", "d", False),  # a bracket in the path is no param
     ("tests/d[1]/test_a.py::test_b[2]", "test_a.py::test_b", True),
+    ("tests/test_a.py::test_x[a::b]", "test_x", True),  # a '::' in a parameter id
+    ("tests/test_a.py::test_x[a::b]", "tests/test_a.py::test_x", True),
+    ("tests/test_a.py::TestC::test_x[1]", "TestC::test_x", True),
 ])
 def test_a_per_test_key_matches_at_a_boundary(nodeid, pattern, expected):
     assert matches(nodeid, pattern) is expected

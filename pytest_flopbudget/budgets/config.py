@@ -113,8 +113,10 @@ def matches(nodeid: str, pattern: str) -> bool:
     parametrization of it (``"test_p.py::test_param"`` to ``test_param[1]``)."""
     if fnmatch.fnmatchcase(nodeid, pattern):
         return True
-    head, sep, last = nodeid.rpartition("::")  # the parameters are the last part's
-    function = head + sep + last.split("[", 1)[0] if nodeid.endswith("]") else nodeid
+    # the parameters follow the function's name, after the file's path (a folder may hold
+    # a '[', a parameter id a '::')
+    file, sep, rest = nodeid.partition("::")
+    function = file + sep + rest.split("[", 1)[0] if nodeid.endswith("]") else nodeid
     return any(candidate == pattern or candidate.endswith(("/" + pattern, "::" + pattern))
                for candidate in (nodeid, function))
 

@@ -71,7 +71,8 @@ def check(manager: Any, gate: Any) -> None:
             if same_file(path, source):
                 raise pytest.UsageError(f"{option} names {what}: writing it would replace "
                                         f"it; give {option} another path")
-        if path.suffix in SOURCE_SUFFIXES and path.exists():
+        report = option.lstrip("-").replace("-", "_") in OUTPUTS  # not the host file
+        if report and path.suffix in SOURCE_SUFFIXES and path.exists():
             raise pytest.UsageError(f"{option} names an existing source file ({shown}; a "
                                     f"space for '=' makes the next argument the path): "
                                     f"writing it would replace it; give {option} a report "
