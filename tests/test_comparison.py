@@ -318,3 +318,7 @@ def test_a_limit_and_a_change_over_it_never_read_the_same():
     assert change_text(2_000_000, 2_100_001, "5%") == "+5.00005%"
     assert change_text(2_000_000, 2_100_001) == "+5.0%"
     assert change_text(128, 160, "24.9999999%") == "+25.0%"
+    # exactly at the limit (within it): no float noise (2,000,000 -> 2,100,000 is +5%)
+    assert change_text(2_000_000, 2_100_000, "5%") == "+5.0%"
+    assert change_text(1000, 1001, "0.1%") == "+0.1%"
+    assert change_text(100, 110, "10%") == "+10.0%"

@@ -8,6 +8,7 @@ percent of the baseline value. The Markdown version of the same comparison is
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 from ..ci.comparison import RunComparison, changed, unchanged, unchanged_model
@@ -34,11 +35,12 @@ def change_text(old: float, new: float, limit: str | None = None) -> str:
         return "new"
     pct = (new / old - 1) * 100
     text = f"{pct:+.1f}%" if abs(pct) >= 0.05 else f"{pct:+.2g}%"
-    if limit is not None:
-        bound, digits = float(limit.rstrip("%")), 1
-        while float(text.rstrip("%")) == bound and pct != bound and digits < 17:
+    if limit is not None:  # compared exactly, as the verdict is (floats would add noise)
+        exact = (Fraction(new) / Fraction(old) - 1) * 100
+        bound, digits = Fraction(limit.rstrip("%")), 1
+        while Fraction(text.rstrip("%")) == bound and exact != bound and digits < 17:
             digits += 1
-            text = f"{pct:+.{digits}f}%"
+            text = f"{float(exact):+.{digits}f}%"
     return text
 
 
