@@ -73,6 +73,22 @@ def test_a_folder_pytest_takes_as_its_rootdir_is_the_root(tmp_path):
     assert find_root(sub) == sub.resolve()
     (sub / "pytest.ini").unlink()
     assert find_root(sub) == tmp_path.resolve()  # baselines alone: the repository's
+    for name, text in (("pytest.toml", "[pytest]\n"), ("tox.ini", "[pytest]\n"),
+                       ("setup.cfg", "[tool:pytest]\n"),
+                       ("pyproject.toml", "[tool.pytest]\nminversion = '9'\n")):
+        (sub / name).write_text(text)
+        assert find_root(sub) == sub.resolve(), name
+        (sub / name).unlink()
+    (sub / "tox.ini").write_text("[tox]\n")  # a tox.ini without [pytest] is no root
+    assert find_root(sub) == tmp_path.resolve()
+
+
+def test_a_plain_pyproject_is_the_last_resort(tmp_path):
+    # no project marker anywhere: the nearest pyproject.toml, as pytest's last resort
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    (tmp_path / "a" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert find_root(deep) == (tmp_path / "a").resolve()
 
 
 def test_a_bare_flopbudget_folder_is_the_root_when_nothing_above_is_a_project(tmp_path):

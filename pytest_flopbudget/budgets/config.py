@@ -162,19 +162,20 @@ def _devices_despite(section: Mapping[str, Any] | None, config: Config, rootdir:
 
 def host_file_setting(start: Path, name: str = HOST) -> tuple[Path, str]:
     """Where ``python -m pytest_flopbudget calibrate [--name NAME]`` run in ``start`` writes
-    device ``name``: under the project root (the nearest folder, ``start`` or a parent, with
-    a ``pyproject.toml`` holding ``[tool.flopbudget]`` or a ``.flopbudget`` folder; else
-    ``start``), ``.flopbudget/NAME.toml``; for ``host``, the root's ``[tool.flopbudget]
-    host_file`` when it sets one. Returns ``(path, why that path)``; a bad ``host_file``
-    raises :class:`ConfigError` naming the key."""
+    device ``name``: under the project root (:func:`~..devices.project.find_root`: the
+    nearest folder, ``start`` or a parent, with a ``pyproject.toml`` holding
+    ``[tool.flopbudget]``, a ``.flopbudget`` folder or pytest's configuration, as pytest
+    finds its rootdir; else ``start``), ``.flopbudget/NAME.toml``; for ``host``, the
+    root's ``[tool.flopbudget] host_file`` when it sets one. Returns ``(path, why that
+    path)``; a bad ``host_file`` raises :class:`ConfigError` naming the key."""
     try:
         root = find_root(start)
     except DeviceError as exc:
         raise ConfigError(str(exc)) from None
     if root is None:
         return (start / device_file_path(Path(), name),
-                "the default (no project: no pyproject.toml with [tool.flopbudget] and no "
-                ".flopbudget folder here or above)")
+                "the default (no project: no pyproject.toml, .flopbudget folder or pytest "
+                "configuration here or above)")
     path = root / "pyproject.toml"
     section: Mapping[str, Any] = {}
     if path.is_file():

@@ -22,6 +22,7 @@ it) and in the current directory's project otherwise, re-read when a file change
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 from collections.abc import Mapping
@@ -70,27 +71,45 @@ def _holds_devices(folder: Path) -> bool:
         return False
 
 
+def _ini_section(path: Path, section: str) -> bool:
+    """Whether the INI file ``path`` exists and has ``[section]``."""
+    if not path.is_file():
+        return False
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return False
+    return parser.has_section(section)
+
+
 def _pytest_root(folder: Path, pyproject: Mapping[str, Any] | None) -> bool:
-    """Whether pytest would make ``folder`` its rootdir: a ``pytest.ini`` or
-    ``.pytest.ini``, or a ``pyproject.toml`` (read as ``pyproject``) with
-    ``[tool.pytest.ini_options]``."""
-    if (folder / "pytest.ini").is_file() or (folder / ".pytest.ini").is_file():
+    """Whether pytest would make ``folder`` its rootdir for its configuration file:
+    ``pytest.ini``, ``.pytest.ini``, ``pytest.toml`` or ``.pytest.toml``; a
+    ``pyproject.toml`` (read as ``pyproject``) with ``[tool.pytest]`` or
+    ``[tool.pytest.ini_options]``; ``tox.ini`` with ``[pytest]``; ``setup.cfg`` with
+    ``[tool:pytest]``."""
+    if any((folder / name).is_file()
+           for name in ("pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml")):
         return True
     tool = (pyproject or {}).get("tool", {})
-    return isinstance(tool, Mapping) and isinstance(tool.get("pytest"), Mapping) and \
-        "ini_options" in tool["pytest"]
+    if isinstance(tool, Mapping) and isinstance(tool.get("pytest"), Mapping):
+        return True
+    return _ini_section(folder / "tox.ini", "pytest") or \
+        _ini_section(folder / "setup.cfg", "tool:pytest")
 
 
 def find_root(start: Path) -> Path | None:
     """The nearest folder, ``start`` or a parent, that is a project: it has a
     ``pyproject.toml`` with a ``[tool.flopbudget]`` table, a ``.flopbudget`` folder with a
-    device file in it, or pytest's own configuration (``pytest.ini``,
-    ``[tool.pytest.ini_options]``: where pytest puts its rootdir); failing those, the
-    nearest with a ``.flopbudget`` folder (one that holds only baselines, or nothing, does
-    not hide a project above it); ``None`` when there is none. A ``pyproject.toml`` that is
-    not valid TOML is a :class:`DeviceError` naming it."""
+    device file in it, or pytest's own configuration file (:func:`_pytest_root`: where
+    pytest puts its rootdir); failing those, the nearest with a ``.flopbudget`` folder (one
+    that holds only baselines, or nothing, does not hide a project above it), then the
+    nearest ``pyproject.toml`` (pytest's last resort); ``None`` when there is none. A
+    ``pyproject.toml`` that is not valid TOML is a :class:`DeviceError` naming it."""
     start = start.resolve()
     bare: Path | None = None
+    plain: Path | None = None  # the nearest pyproject.toml without either table
     for folder in (start, *start.parents):
         if (folder / FOLDER).is_dir():
             if _holds_devices(folder / FOLDER):
@@ -106,9 +125,11 @@ def find_root(start: Path) -> Path | None:
             tool = data.get("tool", {})
             if isinstance(tool, Mapping) and isinstance(tool.get("flopbudget"), Mapping):
                 return folder
+            plain = plain or folder
         if _pytest_root(folder, data):
             return folder
-    return bare
+    # pytest's last resort is the first pyproject.toml even without its table
+    return bare or plain
 
 
 @dataclass(frozen=True)
