@@ -29,8 +29,23 @@ Summary
 """
 
 
+TRTEXEC_FULL = TRTEXEC + (
+    "[11/24/2026-10:00:01] [I] Enqueue Time: min = 0.9 ms, max = 1.2 ms, mean = 1.0 ms, "
+    "median = 1.0 ms\n"
+    "[11/24/2026-10:00:01] [I] H2D Latency: min = 0.47 ms, max = 0.52 ms, mean = 0.49 ms, "
+    "median = 0.485291 ms\n"
+    "[11/24/2026-10:00:01] [I] GPU Compute Time: min = 7.9 ms, max = 9.0 ms, mean = 8.1 ms, "
+    "median = 8.05 ms\n"
+    "[11/24/2026-10:00:01] [I] D2H Latency: min = 0.8 ms, max = 0.9 ms, mean = 0.86 ms, "
+    "median = 0.862122 ms\n"
+    "[11/24/2026-10:00:01] [I] End-to-End Host Latency: min = 9.9 ms, max = 11 ms, "
+    "mean = 10.2 ms, median = 10.1 ms\n"
+)
+
+
 @pytest.mark.parametrize("text,name,ms", [
     (TRTEXEC, None, 9.31),  # the median of trtexec's latency line
+    (TRTEXEC_FULL, None, 9.31),  # not the H2D, D2H or end-to-end lines after it
     (TFLITE, None, 2.60433),  # 2604.33 us
     (NCNN, "mobilenet_v2", 61.88),  # avg column
     (HAILO, None, 2.93646),  # the latency, not 1 / FPS

@@ -4,8 +4,9 @@ A *measured file* is a CSV with one row per test: ``test id, value``. The value 
 milliseconds (``4.21``), or the path of a benchmark log (relative to the CSV) to read it from,
 optionally ``path#name`` for a log that holds several models (benchncnn). Supported logs:
 
-* TensorRT ``trtexec``: the median of ``Latency: min = ..., median = X ms`` (older versions:
-  ``median: X ms``);
+* TensorRT ``trtexec``: the median of its ``Latency: min = ..., median = X ms`` line (the
+  host latency, not the ``H2D``, ``D2H`` or ``End-to-End Host`` lines after it; older
+  versions: the first ``median: X ms``, the host latency's);
 * TensorFlow Lite ``benchmark_model``: ``Inference (avg): X`` microseconds;
 * ncnn ``benchncnn``: ``NAME  min = a  max = b  avg = X`` milliseconds;
 * HailoRT ``hailortcli benchmark``: ``Latency (hw) = X ms``.
@@ -20,7 +21,9 @@ import math
 import re
 from pathlib import Path
 
-_TRTEXEC = re.compile(r"Latency:.*?median\s*=\s*([0-9.eE+-]+)\s*ms")
+#: trtexec's host latency line: "Latency:" opening the message (after the log's "[I] "), not
+#: "H2D Latency:", "D2H Latency:" or "End-to-End Host Latency:", which follow it
+_TRTEXEC = re.compile(r"(?:^|\]\s+)Latency:.*?median\s*=\s*([0-9.eE+-]+)\s*ms", re.MULTILINE)
 _TRTEXEC_OLD = re.compile(r"\bmedian:\s*([0-9.eE+-]+)\s*ms")
 _TFLITE = re.compile(r"Inference \(avg\):\s*([0-9.eE+-]+)")
 _NCNN = re.compile(r"^\s*(\S+)\s+min\s*=\s*[0-9.]+\s+max\s*=\s*[0-9.]+\s+avg\s*=\s*([0-9.]+)")
@@ -43,8 +46,8 @@ def latency_from_log(text: str, where: str, name: str | None = None) -> float:
     for pattern, scale in ((_TRTEXEC, 1.0), (_TRTEXEC_OLD, 1.0), (_HAILO, 1.0),
                            (_TFLITE, 1e-3)):
         found = pattern.findall(text)
-        if found:
-            return _ms(found[-1], where) * scale
+        if found:  # the first: trtexec's host latency comes before its other medians
+            return _ms(found[0], where) * scale
     if any(_NCNN.match(line) for line in text.splitlines()):
         raise MeasuredError(f"{where}: a benchncnn log holds several models; name one as "
                             f"'{where}#MODEL'")
