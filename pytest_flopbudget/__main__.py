@@ -37,6 +37,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .calibration.timing import CalibrationError
     from .core.files import check_writable
     from .devices.device import DeviceError
+    from .devices.device_file import check_device_destination
 
     if args.runtime == "onnxruntime":
         from .calibration.onnx_runtime import missing
@@ -54,6 +55,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         except DeviceError as exc:  # a name that cannot name a file of .flopbudget/
             return _error(f"--name: {exc}; or give --out PATH")
     through = f" through {args.runtime}" if args.runtime != "eager" else ""
+    try:
+        check_device_destination(out)
+    except DeviceError as exc:
+        return _error(f"{why}: {exc}")
     try:
         check_writable(out)  # before measuring, not after
         print(f"calibrating this machine{through}{' (quick)' if args.quick else ''} as device "

@@ -361,3 +361,15 @@ def test_device_names_that_name_files_are_kept():
     assert device_file_path(Path("/p"), "rpi5-ort") == Path("/p/.flopbudget/rpi5-ort.toml")
     with pytest.raises(DeviceError, match="cannot name a file"):
         device_file_path(Path("/p"), "../../evil")
+
+
+def test_calibrate_never_writes_over_a_file_that_is_not_a_device_file(tmp_path, monkeypatch,
+                                                                     capsys):
+    from pytest_flopbudget import __main__ as cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.flopbudget]\n")
+    assert cli.main(["calibrate", "--quick", "--out", "pyproject.toml"]) == 2
+    assert ("error: --out: pyproject.toml exists and is not a device file (no [devices] "
+            "table)") in capsys.readouterr().err
+    assert (tmp_path / "pyproject.toml").read_text() == "[tool.flopbudget]\n"

@@ -185,3 +185,18 @@ def test_a_fit_named_out_of_the_folder_says_so_before_fitting(tmp_path, monkeypa
     assert ("error: --name: device name '../../evil' cannot name a file in .flopbudget/"
             in capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flop.json", "times.csv"]
+
+
+@pytest.mark.parametrize("out", ["pyproject.toml", "flop.json", "times.csv", "test_x.py"])
+def test_fit_never_writes_over_a_file_that_is_not_a_device_file(tmp_path, monkeypatch,
+                                                                capsys, out):
+    monkeypatch.chdir(tmp_path)
+    files = {"pyproject.toml": "[tool.flopbudget]\n", "flop.json": "{}",
+             "times.csv": "t,1\n", "test_x.py": "def test_x(): pass\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    code = cli.main(["fit", "--device", "cpu", "--report", "flop.json", "--measured",
+                     "times.csv", "--out", out])
+    assert code == 2
+    assert f"error: --out: {out} exists and is not a device file" in capsys.readouterr().err
+    assert {n: (tmp_path / n).read_text() for n in files} == files

@@ -19,6 +19,22 @@ FOLDER = ".flopbudget"
 DEFAULT_PATH = Path(FOLDER) / f"{HOST}.toml"
 
 
+def check_device_destination(path: Path) -> None:
+    """Raise :class:`DeviceError` when writing a device file at ``path`` would replace a
+    file that is not one (a ``pyproject.toml``, a report, a measured CSV, a test module:
+    anything but a TOML file with a ``[devices]`` table). A device file there is replaced
+    (a calibration or fit written again)."""
+    if not path.is_file():
+        return
+    try:
+        devices = read_toml(path).get("devices")
+    except TomlError:
+        devices = None
+    if not isinstance(devices, Mapping):
+        raise DeviceError(f"{path} exists and is not a device file (no [devices] table): "
+                          f"writing the device there would replace it; give another path")
+
+
 def device_toml(name: str, table: Mapping[str, Any], header: str = "") -> str:
     """``table`` as TOML under ``[devices.NAME]``, sub-tables as ``[devices.NAME.KEY]``."""
     return table_toml(f"devices.{key(name)}", table, header)

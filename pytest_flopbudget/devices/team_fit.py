@@ -26,7 +26,7 @@ from pathlib import Path
 from ..core.files import atomic_write
 from ..core.op_classes import OP_CLASSES
 from .device import Device, DeviceError
-from .device_file import device_toml
+from .device_file import check_device_destination, device_toml
 from .fit import TABLES, Fit, Row, Term, fit, used_by
 from .measured import MeasuredError, read_measured
 from .project import device_file_path, discover, find_root, get_device
@@ -134,6 +134,10 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
             out = device_file_path(find_root(start) or start, new)
         except DeviceError as exc:
             raise FitCommandError(f"--name: {exc}; or give --out PATH") from None
+    try:
+        check_device_destination(out)
+    except DeviceError as exc:
+        raise FitCommandError(f"--out: {exc}") from None
     terms = report_rows(report, device)
     try:
         times = read_measured(measured)
