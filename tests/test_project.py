@@ -373,3 +373,17 @@ def test_calibrate_never_writes_over_a_file_that_is_not_a_device_file(tmp_path, 
     assert ("error: --out: pyproject.toml exists and is not a device file (no [devices] "
             "table)") in capsys.readouterr().err
     assert (tmp_path / "pyproject.toml").read_text() == "[tool.flopbudget]\n"
+
+
+def test_calibrating_a_name_another_device_file_declares_is_refused(tmp_path, monkeypatch,
+                                                                   capsys):
+    # .flopbudget/calib-2026.toml declares 'board': a board.toml beside it would declare it
+    # twice and break every device of the project
+    from pytest_flopbudget import __main__ as cli
+
+    monkeypatch.chdir(tmp_path)
+    other = device_file(tmp_path / ".flopbudget" / "calib-2026.toml", "board")
+    assert cli.main(["calibrate", "--quick", "--name", "board"]) == 2
+    assert (f"error: --name: device 'board' is already declared by {other.resolve()}"
+            in capsys.readouterr().err.replace(str(other), str(other.resolve())))
+    assert sorted(p.name for p in (tmp_path / ".flopbudget").iterdir()) == ["calib-2026.toml"]

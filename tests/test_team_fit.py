@@ -200,3 +200,18 @@ def test_fit_never_writes_over_a_file_that_is_not_a_device_file(tmp_path, monkey
     assert code == 2
     assert f"error: --out: {out} exists and is not a device file" in capsys.readouterr().err
     assert {n: (tmp_path / n).read_text() for n in files} == files
+
+
+def test_fitting_to_a_name_another_device_file_declares_is_refused(tmp_path, monkeypatch,
+                                                                  capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".flopbudget").mkdir()
+    (tmp_path / ".flopbudget" / "calib-2026.toml").write_text(
+        '[devices.board]\npeak_flops = 1e10\nbandwidth = 1e9\n')
+    (tmp_path / "flop.json").write_text("{}")
+    (tmp_path / "times.csv").write_text("t,1\n")
+    code = cli.main(["fit", "--device", "cpu", "--report", "flop.json", "--measured",
+                     "times.csv", "--name", "board"])
+    assert code == 2
+    assert "error: --name: device 'board' is already declared by " in capsys.readouterr().err
+    assert not (tmp_path / ".flopbudget" / "board.toml").exists()

@@ -165,6 +165,26 @@ def device_tables(path: Path, where: str) -> dict[str, Any]:
     return dict(devices)
 
 
+def declared_elsewhere(path: Path, name: str) -> Path | None:
+    """The other device file of ``path``'s folder that already declares device ``name``
+    (``None`` when none does, or ``path`` lies in no ``.flopbudget`` folder): writing
+    ``name`` at ``path`` would make it declared twice, which breaks the project's catalog.
+    Files that cannot be read are passed over (their own error comes when the catalog is
+    read)."""
+    folder = path.parent
+    if folder.name != FOLDER or not folder.is_dir():
+        return None
+    for other in sorted(folder.glob("*.toml")):
+        if other.resolve() == path.resolve():
+            continue
+        try:
+            if name in device_tables(other, str(other)):
+                return other
+        except DeviceError:
+            continue
+    return None
+
+
 def _shown(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -313,6 +333,7 @@ def get_device(name: str | Device, catalog: Catalog | None = None) -> Device:
     return (catalog or default_catalog()).get(name)
 
 
-__all__ = ["NAME_PATTERN", "ProjectDevices", "check_device_name", "default_catalog",
+__all__ = ["NAME_PATTERN", "ProjectDevices", "check_device_name", "declared_elsewhere",
+           "default_catalog",
            "device_file_path", "discover", "find_root", "get_device", "project_catalog",
            "set_default_catalog"]

@@ -29,7 +29,7 @@ from .device import Device, DeviceError
 from .device_file import check_device_destination, device_toml
 from .fit import TABLES, Fit, Row, Term, fit, used_by
 from .measured import MeasuredError, read_measured
-from .project import device_file_path, discover, find_root, get_device
+from .project import declared_elsewhere, device_file_path, discover, find_root, get_device
 
 
 class FitCommandError(ValueError):
@@ -138,6 +138,11 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
         check_device_destination(out)
     except DeviceError as exc:
         raise FitCommandError(f"--out: {exc}") from None
+    other = declared_elsewhere(out, new)
+    if other is not None:
+        raise FitCommandError(f"--name: device {new!r} is already declared by {other}: a "
+                              f"second file would break the project's devices; give another "
+                              f"--name, or remove that file")
     terms = report_rows(report, device)
     try:
         times = read_measured(measured)
