@@ -215,3 +215,31 @@ def test_fitting_to_a_name_another_device_file_declares_is_refused(tmp_path, mon
     assert code == 2
     assert "error: --name: device 'board' is already declared by " in capsys.readouterr().err
     assert not (tmp_path / ".flopbudget" / "board.toml").exists()
+
+
+def test_a_test_of_several_models_blocks_the_fit_only_when_it_was_measured(tmp_path):
+    one = {"nodeid": "t::a", "measurements": [{"device": "board", "terms": [TERM]}]}
+    two = {"nodeid": "t::two", "measurements": [{"device": "board", "terms": [TERM]},
+                                                {"device": "board", "terms": [TERM]}]}
+    report = _report(tmp_path, [one, two])
+    assert report_rows(report, "board", {"t::a"}) == {"t::a": (Term.from_list(TERM),)}
+    with pytest.raises(FitCommandError, match="test t::two profiles 2 models on board"):
+        report_rows(report, "board", {"t::a", "t::two"})
+
+
+@pytest.mark.parametrize("tests", [[1], [{"nodeid": "t::a", "measurements": None}]])
+def test_a_malformed_report_is_one_error(tmp_path, tests):
+    with pytest.raises(FitCommandError, match="not a --flop-json report"):
+        report_rows(_report(tmp_path, tests), "board")
+
+
+def test_a_free_link_on_a_device_without_one_is_one_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    one = {"nodeid": "t::a", "measurements": [{"device": "npu", "terms": [TERM]}]}
+    _report(tmp_path, [one])
+    (tmp_path / "times.csv").write_text("t::a,1.5\n")
+    assert cli.main(["fit", "--device", "npu", "--report", "flop.json", "--measured",
+                     "times.csv", "--free", "link_bandwidth"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --free: ") and "link_bandwidth" in err
+    assert "Traceback" not in err

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..core.files import atomic_write
@@ -36,8 +36,11 @@ class FitCommandError(ValueError):
     """A bad option, report or measured file; the message names it."""
 
 
-def report_rows(report: Path, device: str) -> dict[str, tuple[Term, ...]]:
-    """``{test id: fit terms}`` of the tests a ``--flop-json`` report priced on ``device``."""
+def report_rows(report: Path, device: str, wanted: Collection[str] | None = None
+                ) -> dict[str, tuple[Term, ...]]:
+    """``{test id: fit terms}`` of the tests a ``--flop-json`` report priced on ``device``
+    (``wanted``: the tests measured; a test that profiled several models is an error only
+    when it is one of them)."""
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -49,10 +52,17 @@ def report_rows(report: Path, device: str) -> dict[str, tuple[Term, ...]]:
         raise FitCommandError(f"--report {report}: not a --flop-json report (no 'tests' list)")
     out: dict[str, tuple[Term, ...]] = {}
     for test in tests:
-        mine = [m for m in test.get("measurements", []) if m.get("device") == device]
+        measurements = test.get("measurements") if isinstance(test, dict) else None
+        if not isinstance(measurements, list) or \
+                not all(isinstance(m, dict) for m in measurements):
+            raise FitCommandError(f"--report {report}: not a --flop-json report (a test "
+                                  f"without a list of measurements: {str(test)[:80]})")
+        mine = [m for m in measurements if m.get("device") == device]
         if not mine:
             continue
         nodeid = test.get("nodeid", "?")
+        if len(mine) > 1 and wanted is not None and nodeid not in wanted:
+            continue  # not measured: its several models stand in no one's way
         if len(mine) > 1:
             raise FitCommandError(f"--report {report}: test {nodeid} profiles {len(mine)} "
                                   f"models on {device}; a measured latency needs one model "
@@ -143,11 +153,11 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
         raise FitCommandError(f"--name: device {new!r} is already declared by {other}: a "
                               f"second file would break the project's devices; give another "
                               f"--name, or remove that file")
-    terms = report_rows(report, device)
     try:
         times = read_measured(measured)
     except MeasuredError as exc:
         raise FitCommandError(f"--measured: {exc}") from None
+    terms = report_rows(report, device, set(times))
     rows = [Row(test, terms[test], seconds) for test, seconds in times.items()
             if test in terms]
     unknown = [t for t in times if t not in terms]
@@ -156,7 +166,10 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
                               f"(e.g. {next(iter(times))!r}; the report has "
                               f"{', '.join(list(terms)[:3])})")
     figures = expand_free(free, rows)
-    users = used_by(base, rows, figures)
+    try:
+        users = used_by(base, rows, figures)
+    except DeviceError as exc:  # a free figure the device cannot bound (no link)
+        raise FitCommandError(f"--free: {exc}") from None
     unused = [f for f in figures if not users[f]]
     figures = [f for f in figures if users[f]]
     if not figures:
