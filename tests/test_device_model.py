@@ -279,6 +279,20 @@ def test_fit_recovers_the_figures_that_made_the_measurements():
         "fitted to rows A, B, C of our logs")
 
 
+def test_fit_reports_before_with_the_figures_the_device_had():
+    from pytest_flopbudget.devices.fit import Row, Term, fit
+
+    # the board's convolutions were at efficiency 0.25 and it paid 5 us a launch: before
+    # the fit, A = 1 ms / 0.25 + 10 x 5 us = 4.05 ms (not 1 ms: the freed figures keep
+    # their values in "before"), B = 2 ms / 0.25 + 40 x 5 us = 8.2 ms
+    conv = ("aten.convolution", "conv2d", "conv")
+    rows = [Row("A", (Term(*conv, 1e-3, 10),), 2.1e-3),
+            Row("B", (Term(*conv, 2e-3, 40),), 4.4e-3)]
+    device = Device("board", 1e12, 1e10, efficiency={"conv": 0.25}, overhead=5e-6)
+    result = fit(device, rows, ["efficiency.conv", "overhead"])
+    assert [r[1] for r in result.rows] == [pytest.approx(4.05e-3), pytest.approx(8.2e-3)]
+
+
 def test_fit_leaves_memory_beyond_the_cache_to_its_bandwidth():
     from pytest_flopbudget.devices.fit import Row, Term, fit
 

@@ -354,7 +354,8 @@ def fit(device: Device, rows: Sequence[Row], free: Sequence[str], *,
                      f"error of {len(rows)} rows, {len(model.free)} free figures)"
                for name in model.free}
     fitted = model.device_with(_rounded(values), sources)
-    before = {r.name: model.predict(r, {}) for r in rows}
+    asis = _Model(device, [])  # the device as it was, its freed figures' values included
+    before = {r.name: asis.predict(r, {}) for r in rows}
     refit = _Model(fitted, [])
     table = [(r.name, before[r.name], refit.predict(r, {}), r.measured) for r in rows]
     return Fit(fitted, values, table, used_by(device, rows, model.free))
