@@ -93,3 +93,16 @@ def test_measured_file_errors_name_file_and_line(tmp_path, text, message):
     with pytest.raises(MeasuredError) as info:
         read_measured(path)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("text", [
+    "test_id,ms\nt,1.5\n",
+    "# measured on the board, 2026-11-25\ntest,ms\nt,1.5\n",
+    "\ufefftest,ms\nt,1.5\n",  # a spreadsheet's byte-order mark
+    "nodeid,latency_ms\nt,1.5\n",
+    "t,1.5\n",
+])
+def test_a_measured_files_header_in_its_common_forms(tmp_path, text):
+    path = tmp_path / "m.csv"
+    path.write_text(text, encoding="utf-8")
+    assert read_measured(path) == {"t": pytest.approx(1.5e-3)}

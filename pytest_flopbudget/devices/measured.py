@@ -2,7 +2,9 @@
 
 A *measured file* is a CSV with one row per test: ``test id, value``. The value is a latency in
 milliseconds (``4.21``), or the path of a benchmark log (relative to the CSV) to read it from,
-optionally ``path#name`` for a log that holds several models (benchncnn). Supported logs:
+optionally ``path#name`` for a log that holds several models (benchncnn). Lines starting
+with ``#`` are comments; the first other row may be a header (``test,ms``, ``test_id,ms``,
+``nodeid,latency_ms``...); a spreadsheet's byte-order mark is ignored. Supported logs:
 
 * TensorRT ``trtexec``: the median of its ``Latency: min = ..., median = X ms`` line (the
   host latency, not the ``H2D``, ``D2H`` or ``End-to-End Host`` lines after it; older
@@ -73,24 +75,40 @@ def _ms(text: str, where: str) -> float:
     return value
 
 
+#: First cells of a header row, and second cells (any case, spaces or '_' alike).
+_HEADER_TESTS = frozenset({"test", "test id", "testid", "nodeid", "node id", "id", "name"})
+_HEADER_VALUES = frozenset({"ms", "milliseconds", "latency", "latency ms", "latency (ms)",
+                            "time", "time ms", "value", "log", "measured"})
+
+
+def _header(row: list[str]) -> bool:
+    """Whether ``row`` (the file's first row that is no comment) is a header."""
+    def word(cell: str) -> str:
+        return " ".join(cell.strip().lower().replace("_", " ").split())
+    return (word(row[0]) in _HEADER_TESTS
+            or (len(row) > 1 and word(row[1]) in _HEADER_VALUES))
+
+
 def read_measured(path: Path | str) -> dict[str, float]:
     """``{test id: measured seconds}`` from a measured CSV (see the module docstring)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark
     except (OSError, UnicodeDecodeError) as exc:
         raise MeasuredError(f"{path}: cannot be read: {exc}") from None
     out: dict[str, float] = {}
+    first = True  # the first row that is no comment may be a header
     for number, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        header, first = first and _header(row), False
+        if header:
             continue
         where = f"{path}:{number}"
         if len(row) != 2:
             raise MeasuredError(f"{where}: expected 'test id, milliseconds or log path', "
                                 f"got {len(row)} fields")
         test, value = row[0].strip(), row[1].strip()
-        if number == 1 and test.lower() in ("test", "test id", "nodeid"):
-            continue  # a header
         if test in out:
             raise MeasuredError(f"{where}: test {test!r} measured twice")
         try:
