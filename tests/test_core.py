@@ -218,3 +218,13 @@ def test_an_atomic_write_through_a_link_keeps_the_link(tmp_path):
     atomic_write(link, "new")
     assert link.is_symlink() and target.read_text() == "new"
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["base.json"]
+
+
+def test_an_atomic_write_through_a_loop_of_links_names_it(tmp_path):
+    from pytest_flopbudget.core.files import atomic_write
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OSError) as raised:
+        atomic_write(tmp_path / "a", "x")
+    assert "a" in str(raised.value.filename) and "loop" in str(raised.value)

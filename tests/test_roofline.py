@@ -164,6 +164,8 @@ def test_a_single_peak_replaces_the_base_peaks_and_their_sources():
      "overheads.lstm: expected an operator class"),
     ({"peak_flops": 1e9, "bandwidth": 1e9, "onchip_bytes": 1.5}, "whole number of bytes"),
     ({"base": "npu9"}, "unknown device 'npu9' (cfg.d: base)"),
+    ({"base": "d", "bandwidth": 1e9}, "cfg.d: base names the device itself, and there is no "
+                                      "device 'd' before it to build on"),
     ({"peak_flops": 1e9, "bandwidth": 1e9, "sources": {"peak_flops": 5}},
      "cfg.d: sources.peak_flops must be text (where the figure comes from), got 5"),
     ({"peak_flops": 1e9, "bandwidth": 1e9, "description": 5}, "cfg.d: description must be text"),

@@ -173,6 +173,8 @@ def test_a_fitted_devices_default_name_is_a_file_name():
     assert fitted_name("rk3588-npu") == "rk3588-npu-fitted"
     assert fitted_name("my board") == "my-board-fitted"
     assert fitted_name("../x/y") == "x-y-fitted"
+    assert fitted_name("a..b") == "a-b-fitted"
+    assert fitted_name("板") == "device-fitted"
 
 
 def test_a_fit_named_out_of_the_folder_says_so_before_fitting(tmp_path, monkeypatch, capsys):

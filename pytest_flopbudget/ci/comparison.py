@@ -173,5 +173,5 @@ class RunComparison:
         failed before their growth was checked, when any did."""
         failed = self.count("unchecked")
         return (f"{self.count('regressed')} regressed, {self.count('ok')} within limits, "
-                + (f"{failed} not checked (failed first), " if failed else "")
+                + (f"{failed} not checked (failed or skipped first), " if failed else "")
                 + f"{self.count('new')} new, {self.count('missing')} missing")

@@ -51,7 +51,10 @@ def atomic_write(path: Path | str, text: str) -> Path:
     path = Path(path)
     try:
         # a link is written through: its target gets the text, the link stays a link
-        target = path.resolve() if path.is_symlink() else path
+        try:
+            target = path.resolve() if path.is_symlink() else path
+        except RuntimeError:  # a loop of links (Python 3.11 raises RuntimeError for it)
+            raise OSError(errno.ELOOP, "the symbolic links loop", str(path)) from None
         _replace_with(target, text.encode("utf-8"))
     except OSError as exc:
         raise _named(exc, path) from None

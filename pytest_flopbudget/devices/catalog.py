@@ -134,6 +134,11 @@ class Catalog:
             # without base, a table overrides the device of its name (a device file
             # replaces it); base = its own name says "over that device" either way
             overrides = table.get("base") == name or ("base" not in table and not replace)
+            if table.get("base") == name and name not in self._tables and \
+                    name not in self._hints:
+                raise DeviceError(f"{here}: base names the device itself, and there is no "
+                                  f"device {name!r} before it to build on; give a complete "
+                                  f"device or another base")
             if overrides and name in self._tables:
                 # a device of that name exists: the table overrides some of its figures
                 own = {k: v for k, v in table.items() if k != "base"}

@@ -123,7 +123,8 @@ def fitted_file(result: Fit, base: Device, name: str, cite: str, notes: Sequence
 def fitted_name(device: str) -> str:
     """The default name of a device fitted from ``device``: ``NAME-fitted``, with what a
     file name cannot hold as ``-`` (``"my board"`` gives ``my-board-fitted``)."""
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", device).strip("-.") + "-fitted"
+    stem = re.sub(r"\.\.+", "-", re.sub(r"[^A-Za-z0-9_.+-]+", "-", device)).strip("-.")
+    return f"{stem or 'device'}-fitted"
 
 
 def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str | None,
