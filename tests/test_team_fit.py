@@ -60,6 +60,7 @@ def test_a_team_fits_its_board_end_to_end(pytester: pytest.Pytester,
     assert code == 0, out
     written = pytester.path / ".flopbudget" / "board-ours.toml"
     assert f"wrote device 'board-ours' to {written}\n" in out
+    assert "WARNING" not in out  # the report was priced on this very device
     text = written.read_text()
     # every row's residual is in the file; the fit recovers 5 + 10 = 15 us exactly
     assert sum(line.startswith("# test_board.py::test_chain[") for line in text.splitlines()) == 4
@@ -245,3 +246,19 @@ def test_a_free_link_on_a_device_without_one_is_one_error(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith("error: --free: ") and "link_bandwidth" in err
     assert "Traceback" not in err
+
+
+def test_a_report_priced_on_another_device_of_that_name_is_said(tmp_path, monkeypatch,
+                                                               capsys):
+    # the report says 2 ms for t::a; the built-in cpu prices its one term (1 us of
+    # roofline, one launch) at a few microseconds: the report came from another 'cpu'
+    monkeypatch.chdir(tmp_path)
+    one = {"nodeid": "t::a", "measurements": [{"device": "cpu", "terms": [TERM],
+                                               "latency_s": 2e-3}]}
+    _report(tmp_path, [one])
+    (tmp_path / "times.csv").write_text("t::a,0.01\n")
+    assert cli.main(["fit", "--device", "cpu", "--report", "flop.json", "--measured",
+                     "times.csv", "--free", "overhead"]) == 0
+    out = capsys.readouterr().out
+    assert ("WARNING: device 'cpu' here predicts 1 of the report's tests differently from "
+            "the report (e.g. t::a: 2 ms in the report") in out

@@ -80,6 +80,27 @@ def report_rows(report: Path, device: str, wanted: Collection[str] | None = None
     return out
 
 
+#: How far (relative) the device's own prediction of a row may be from the report's before
+#: the report is said to be priced on another device of that name (the fit sums its terms
+#: per operator, which can move a prediction by a little, never by this much).
+PRICED_APART = 0.01
+
+
+def report_latencies(report: Path, device: str) -> dict[str, float]:
+    """``{test id: predicted seconds}`` of the tests a readable report priced on ``device``
+    with one model (``{}`` where it says none)."""
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        out = {}
+        for test in data["tests"]:
+            mine = [m for m in test["measurements"] if m.get("device") == device]
+            if len(mine) == 1 and isinstance(mine[0].get("latency_s"), (int, float)):
+                out[str(test.get("nodeid"))] = float(mine[0]["latency_s"])
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def expand_free(spec: str, rows: Sequence[Row]) -> list[str]:
     """The free figures of ``--free``: comma-separated figures (``efficiency.conv``,
     ``overheads.aten.lstm``, ``overhead``...); ``efficiency``, ``compute_efficiency`` or
@@ -183,6 +204,16 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
     except DeviceError as exc:
         raise FitCommandError(str(exc)) from None
     notes = []
+    priced = report_latencies(report, device)
+    apart = [(name, priced[name], before) for name, before, _, _ in result.rows
+             if priced.get(name) and abs(before / priced[name] - 1) > PRICED_APART]
+    if apart:
+        name, theirs, ours = apart[0]
+        notes.append(f"WARNING: device {device!r} here predicts {len(apart)} of the report's "
+                     f"tests differently from the report (e.g. {name}: {theirs * 1e3:.4g} ms "
+                     f"in the report, {ours * 1e3:.4g} ms here): the report was priced on "
+                     f"another device of that name (a project's own figures?); fit with the "
+                     f"device the report used.")
     if unknown:
         notes.append(f"Not in the report, not fitted: {', '.join(unknown)}.")
     if unused:
