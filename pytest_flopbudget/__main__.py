@@ -56,10 +56,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         except DeviceError as exc:  # a name that cannot name a file of .flopbudget/
             return _error(f"--name: {exc}; or give --out PATH")
     through = f" through {args.runtime}" if args.runtime != "eager" else ""
-    try:
-        check_device_destination(out)
-    except DeviceError as exc:
-        return _error(f"{why}: {exc}")
+    if args.out is not None:  # a path of the user's: never over a file that is not one
+        try:
+            check_device_destination(out)
+        except DeviceError as exc:
+            return _error(f"--out: {exc}")
     other = declared_elsewhere(out, args.name)
     if other is not None:
         return _error(f"--name: device {args.name!r} is already declared by {other}: a "

@@ -666,6 +666,18 @@ def test_an_unknown_runtime_is_refused(tmp_path: Path) -> None:
 
 
 # --- the command line -----------------------------------------------------------------------
+def test_cli_calibrate_repairs_a_broken_host_file(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # the plugin says "no [devices.host] table; run ... calibrate" for a host file that is
+    # not TOML: calibrating (to the project's own path, no --out) writes over it
+    fake_calibration.install(monkeypatch)
+    (tmp_path / ".flopbudget").mkdir()
+    (tmp_path / ".flopbudget" / "host.toml").write_text("oops = = 1")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["calibrate", "--quick"]) == 0
+    assert load_host_device(tmp_path / ".flopbudget" / "host.toml").peak() == 1e13
+
+
 def test_cli_calibrate_writes_the_project_device_file(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]

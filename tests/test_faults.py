@@ -903,3 +903,8 @@ def test_other(flop_budget):
     result.stdout.fnmatch_lines([
         '*"test_x.py::test_gone" matches no collected test*',
         "  and it is wrong: *\"test_x.py::test_gone\": device: unknown device 'npu9'*"])
+    # the wrong table that matched is in the summary too (a test without a budget that it
+    # matches would not show it)
+    result.stdout.fnmatch_lines(['error: *"test_x.py::test_big": max_mflops must be a '
+                                 'positive number, got -1 (the budgeted tests it matches '
+                                 'error with it)'])

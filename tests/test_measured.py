@@ -46,6 +46,7 @@ TRTEXEC_FULL = TRTEXEC + (
 @pytest.mark.parametrize("text,name,ms", [
     (TRTEXEC, None, 9.31),  # the median of trtexec's latency line
     (TRTEXEC_FULL, None, 9.31),  # not the H2D, D2H or end-to-end lines after it
+    ("    Latency: min = 1.2 ms, median = 1.4 ms\n", None, 1.4),  # indented, no "[I]"
     (TFLITE, None, 2.60433),  # 2604.33 us
     (NCNN, "mobilenet_v2", 61.88),  # avg column
     (HAILO, None, 2.93646),  # the latency, not 1 / FPS
@@ -106,3 +107,12 @@ def test_a_measured_files_header_in_its_common_forms(tmp_path, text):
     path = tmp_path / "m.csv"
     path.write_text(text, encoding="utf-8")
     assert read_measured(path) == {"t": pytest.approx(1.5e-3)}
+
+
+def test_a_first_row_whose_value_is_a_log_called_log_is_data(tmp_path):
+    # "log" names a value column, but here it is a trtexec log beside the CSV
+    (tmp_path / "log").write_text(TRTEXEC)
+    path = tmp_path / "m.csv"
+    path.write_text("test_a.py::test_x,log\ntest_y,2\n")
+    assert read_measured(path) == {"test_a.py::test_x": pytest.approx(9.31e-3),
+                                   "test_y": pytest.approx(2e-3)}

@@ -176,6 +176,7 @@ def test_a_fitted_devices_default_name_is_a_file_name():
     assert fitted_name("../x/y") == "x-y-fitted"
     assert fitted_name("a..b") == "a-b-fitted"
     assert fitted_name("板") == "device-fitted"
+    assert (fitted_name("_x"), fitted_name("+b")) == ("x-fitted", "b-fitted")
 
 
 def test_a_fit_named_out_of_the_folder_says_so_before_fitting(tmp_path, monkeypatch, capsys):
@@ -260,5 +261,5 @@ def test_a_report_priced_on_another_device_of_that_name_is_said(tmp_path, monkey
     assert cli.main(["fit", "--device", "cpu", "--report", "flop.json", "--measured",
                      "times.csv", "--free", "overhead"]) == 0
     out = capsys.readouterr().out
-    assert ("WARNING: device 'cpu' here predicts 1 of the report's tests differently from "
-            "the report (e.g. t::a: 2 ms in the report") in out
+    assert ("WARNING: device 'cpu' here predicts 1 of the report's tests more than 25% away "
+            "from the report (e.g. t::a: 2 ms in the report") in out

@@ -28,8 +28,9 @@ def check_device_destination(path: Path) -> None:
         return
     try:
         devices = read_toml(path).get("devices")
-    except TomlError:
-        devices = None
+    except TomlError as exc:
+        raise DeviceError(f"{path} exists and is not a device file ({exc}): writing the "
+                          f"device there would replace it; give another path") from None
     if not isinstance(devices, Mapping):
         raise DeviceError(f"{path} exists and is not a device file (no [devices] table): "
                           f"writing the device there would replace it; give another path")

@@ -23,9 +23,9 @@ import math
 import re
 from pathlib import Path
 
-#: trtexec's host latency line: "Latency:" opening the message (after the log's "[I] "), not
-#: "H2D Latency:", "D2H Latency:" or "End-to-End Host Latency:", which follow it
-_TRTEXEC = re.compile(r"(?:^|\]\s+)Latency:.*?median\s*=\s*([0-9.eE+-]+)\s*ms", re.MULTILINE)
+#: trtexec's host latency line: "Latency:", not "H2D Latency:", "D2H Latency:" or
+#: "End-to-End Host Latency:", which follow it
+_TRTEXEC = re.compile(r"(?<!H2D )(?<!D2H )(?<!Host )\bLatency:.*?median\s*=\s*([0-9.eE+-]+)\s*ms")
 _TRTEXEC_OLD = re.compile(r"\bmedian:\s*([0-9.eE+-]+)\s*ms")
 _TFLITE = re.compile(r"Inference \(avg\):\s*([0-9.eE+-]+)")
 _NCNN = re.compile(r"^\s*(\S+)\s+min\s*=\s*[0-9.]+\s+max\s*=\s*[0-9.]+\s+avg\s*=\s*([0-9.]+)")
@@ -81,12 +81,16 @@ _HEADER_VALUES = frozenset({"ms", "milliseconds", "latency", "latency ms", "late
                             "time", "time ms", "value", "log", "measured"})
 
 
-def _header(row: list[str]) -> bool:
-    """Whether ``row`` (the file's first row that is no comment) is a header."""
+def _header(row: list[str], folder: Path) -> bool:
+    """Whether ``row`` (the file's first row that is no comment) is a header: its first cell
+    names the test column, or its second names the value column and is no log file beside
+    the CSV (a log may be called ``log``)."""
     def word(cell: str) -> str:
         return " ".join(cell.strip().lower().replace("_", " ").split())
-    return (word(row[0]) in _HEADER_TESTS
-            or (len(row) > 1 and word(row[1]) in _HEADER_VALUES))
+    if word(row[0]) in _HEADER_TESTS:
+        return True
+    return len(row) > 1 and word(row[1]) in _HEADER_VALUES and \
+        not (folder / row[1].strip()).exists()
 
 
 def read_measured(path: Path | str) -> dict[str, float]:
@@ -101,7 +105,7 @@ def read_measured(path: Path | str) -> dict[str, float]:
     for number, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
-        header, first = first and _header(row), False
+        header, first = first and _header(row, path.parent), False
         if header:
             continue
         where = f"{path}:{number}"

@@ -175,12 +175,12 @@ def declared_elsewhere(path: Path, name: str) -> Path | None:
     if folder.name != FOLDER or not folder.is_dir():
         return None
     for other in sorted(folder.glob("*.toml")):
-        if other.resolve() == path.resolve():
-            continue
         try:
+            if other.resolve() == path.resolve():
+                continue
             if name in device_tables(other, str(other)):
                 return other
-        except DeviceError:
+        except (DeviceError, OSError, RuntimeError):  # unreadable, or a loop of links
             continue
     return None
 

@@ -51,8 +51,12 @@ def install(manager: Any) -> None:
     def summary(tr: Any, records: list[dict[str, Any]]) -> None:
         narrowed = manager.config.args_source == pytest.Config.ArgsSource.ARGS
         lines = unused(patterns, seen, narrowed) if seen.nodeids else []
-        if lines:
+        wrong = [p for p in manager.settings.test_errors if p not in lines]
+        if lines or wrong:
             tr.write_sep("=", "flop budget: configuration")
+            for pattern in wrong:  # said here too: the tests it matches may have no budget
+                tr.write_line(f"error: {manager.settings.test_errors[pattern]} (the budgeted "
+                              f"tests it matches error with it)")
             for pattern in lines:
                 tr.write_line(f"warning: {manager.settings.test_table(pattern)} matches no "
                               f"collected test (renamed or removed?): its limits apply to no "
