@@ -76,6 +76,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         return _error(f"cannot write the calibration to {out}: {exc.strerror or exc}")
     except CalibrationError as exc:
         return _error(f"calibration through {args.runtime} failed: {exc}")
+    except KeyboardInterrupt:  # Ctrl-C while measuring: nothing written yet, one line
+        print(f"\ninterrupted: the calibration was not written; {out} is as it was",
+              file=sys.stderr)
+        return 130
     print()
     print(f"device {device.name!r}: {device.peak() / 1e9:.1f} GFLOP/s fp32, "
           f"{device.bandwidth / 1e9:.1f} GB/s, {device.overheads_text()}, "

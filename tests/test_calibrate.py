@@ -774,3 +774,21 @@ def test_a_real_calibration_of_a_few_rows(tmp_path: Path) -> None:
     assert all(0 < v <= 1 for v in device.compute_efficiency.values())
     assert all(v >= 0 for v in device.overheads.values())
     assert load_host_device(tmp_path / "host.toml").to_dict() == device.to_dict()
+
+
+def test_an_interrupted_calibration_is_one_line_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_flopbudget.calibration import calibrate as calibrate_module
+
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibrate_module, "calibrate", interrupted)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".flopbudget").mkdir()
+    assert cli.main(["calibrate", "--quick"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: the calibration was not written;" in err
+    assert "Traceback" not in err
+    assert list((tmp_path / ".flopbudget").iterdir()) == []
