@@ -6,6 +6,7 @@ longer exist; the per-test table check asks it which tables match no test."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -39,17 +40,17 @@ class Collected:
         """The test files collected (node ids up to ``::``)."""
         return {n.split("::", 1)[0] for n in self.nodeids}
 
-    @property
+    @functools.cached_property
     def filtered(self) -> bool:
         """True when pytest may have left tests out while collecting (``--lf``, ``--sw``:
         their tests never reach the items list), so a test not collected may still exist."""
         return any(_option(self.config, name) for name in ("lf", "stepwise", "stepwise_skip"))
 
-    @property
+    @functools.cached_property
     def partial_files(self) -> set[str]:
         """Test files the command line narrowed to some of their tests
         (``test_a.py::test_one``), as node ids write them: their other tests were not
-        collected, not removed."""
+        collected, not removed. Read once: the command line does not change."""
         out = set()
         root = self.config.rootpath.resolve()
         for arg in self.config.args:

@@ -61,8 +61,8 @@ def install(manager: Any) -> None:
                 tr.write_line(f"warning: {manager.settings.test_table(pattern)} matches no "
                               f"collected test (renamed or removed?): its limits apply to no "
                               f"test")
-                wrong = manager.settings.test_errors.get(pattern)
-                if wrong is not None:  # said nowhere else: no test errored with it
-                    tr.write_line(f"  and it is wrong: {wrong}")
+                why = manager.settings.test_errors.get(pattern)
+                if why is not None:  # said nowhere else: no test errored with it
+                    tr.write_line(f"  and it is wrong: {why}")
 
     manager.add_summary(summary)
