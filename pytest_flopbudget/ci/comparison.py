@@ -42,10 +42,9 @@ def compare_model(measurement: Mapping[str, Any], old: Mapping[str, Any] | None,
     rows = []
     for metric in METRICS:
         limit = (limits or {}).get(metric)
-        grew = over_limit(old[metric], values[metric], limit[0]) if limit else False
-        if grew and not METRICS[metric].exact:  # a float within rounding noise has not
-            grew = changed({"metric": metric, "old": old[metric], "new": values[metric],
-                            "over": False})
+        # over its limit, and not by rounding noise (a float that has not changed)
+        grew = limit is not None and over_limit(old[metric], values[metric], limit[0]) \
+            and differs(metric, old[metric], values[metric])
         rows.append({"metric": metric, "old": old[metric], "new": values[metric],
                      "limit": percent_text(limit[0]) if limit else None,
                      "where": limit[1] if limit else None, "over": grew})
@@ -94,15 +93,18 @@ NOTES = ("was", "device_change", "renamed_layers")
 FLOAT_NOISE = 1e-9
 
 
-def changed(row: Mapping[str, Any]) -> bool:
-    """True when a compared metric row's value differs from the baseline's: exactly for
-    counts and bytes, beyond :data:`FLOAT_NOISE` for latency; a row over its limit always."""
-    old, new = row["old"], row["new"]
-    if row["over"]:
-        return True
-    if METRICS[row["metric"]].exact:
+def differs(metric: str, old: float, new: float) -> bool:
+    """True when ``new`` differs from ``old``: exactly for counts and bytes, beyond
+    :data:`FLOAT_NOISE` for latency."""
+    if METRICS[metric].exact:
         return bool(old != new)
     return abs(new - old) > FLOAT_NOISE * max(abs(old), abs(new))
+
+
+def changed(row: Mapping[str, Any]) -> bool:
+    """True when a compared metric row's value differs from the baseline's
+    (:func:`differs`); a row over its limit always."""
+    return bool(row["over"]) or differs(row["metric"], row["old"], row["new"])
 
 
 def unchanged_model(model: Mapping[str, Any]) -> bool:
