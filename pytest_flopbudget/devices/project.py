@@ -55,12 +55,16 @@ def device_file_path(root: Path, name: str) -> Path:
     return root / FOLDER / f"{check_device_name(name)}.toml"
 
 
+def _tool_table(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """``[tool.NAME]`` of a read ``pyproject.toml`` (``None`` when it has none)."""
+    tool = data.get("tool", {})
+    table = tool.get(name) if isinstance(tool, Mapping) else None
+    return table if isinstance(table, Mapping) else None
+
+
 def _section(pyproject: Path) -> Mapping[str, Any] | None:
     """``[tool.flopbudget]`` of ``pyproject`` (``None`` when it has none)."""
-    data = read_toml(pyproject, str(pyproject))
-    tool = data.get("tool", {})
-    section = tool.get("flopbudget") if isinstance(tool, Mapping) else None
-    return section if isinstance(section, Mapping) else None
+    return _tool_table(read_toml(pyproject, str(pyproject)), "flopbudget")
 
 
 def _holds_devices(folder: Path) -> bool:
@@ -92,8 +96,7 @@ def _pytest_root(folder: Path, pyproject: Mapping[str, Any] | None) -> bool:
     if any((folder / name).is_file()
            for name in ("pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml")):
         return True
-    tool = (pyproject or {}).get("tool", {})
-    if isinstance(tool, Mapping) and isinstance(tool.get("pytest"), Mapping):
+    if _tool_table(pyproject or {}, "pytest") is not None:
         return True
     return _ini_section(folder / "tox.ini", "pytest") or \
         _ini_section(folder / "setup.cfg", "tool:pytest")
@@ -122,8 +125,7 @@ def find_root(start: Path) -> Path | None:
                 data = read_toml(pyproject, str(pyproject))
             except TomlError as exc:
                 raise DeviceError(str(exc)) from None
-            tool = data.get("tool", {})
-            if isinstance(tool, Mapping) and isinstance(tool.get("flopbudget"), Mapping):
+            if _tool_table(data, "flopbudget") is not None:
                 return folder
             plain = plain or folder
         if _pytest_root(folder, data):
