@@ -38,7 +38,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .core.files import check_writable
     from .devices.device import DeviceError
     from .devices.device_file import check_device_destination
-    from .devices.project import declared_elsewhere
+    from .devices.project import check_declared_once
 
     if args.runtime == "onnxruntime":
         from .calibration.onnx_runtime import missing
@@ -61,11 +61,10 @@ def _calibrate(args: argparse.Namespace) -> int:
             check_device_destination(out)
         except DeviceError as exc:
             return _error(f"--out: {exc}")
-    other = declared_elsewhere(out, args.name)
-    if other is not None:
-        return _error(f"--name: device {args.name!r} is already declared by {other}: a "
-                      f"second file would break the project's devices; give another --name, "
-                      f"or remove that file")
+    try:
+        check_declared_once(out, args.name)
+    except DeviceError as exc:
+        return _error(f"--name: {exc}")
     try:
         check_writable(out)  # before measuring, not after
         print(f"calibrating this machine{through}{' (quick)' if args.quick else ''} as device "

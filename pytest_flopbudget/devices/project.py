@@ -167,24 +167,26 @@ def device_tables(path: Path, where: str) -> dict[str, Any]:
     return dict(devices)
 
 
-def declared_elsewhere(path: Path, name: str) -> Path | None:
-    """The other device file of ``path``'s folder that already declares device ``name``
-    (``None`` when none does, or ``path`` lies in no ``.flopbudget`` folder): writing
-    ``name`` at ``path`` would make it declared twice, which breaks the project's catalog.
-    Files that cannot be read are passed over (their own error comes when the catalog is
-    read)."""
+def check_declared_once(path: Path, name: str) -> None:
+    """Raise :class:`DeviceError` when another device file of ``path``'s ``.flopbudget``
+    folder already declares device ``name``: writing ``name`` at ``path`` would make it
+    declared twice, which breaks the project's catalog (nothing to check for a ``path`` in
+    no ``.flopbudget`` folder). Files that cannot be read are passed over (their own error
+    comes when the catalog is read)."""
     folder = path.parent
     if folder.name != FOLDER or not folder.is_dir():
-        return None
+        return
     for other in sorted(folder.glob("*.toml")):
         try:
             if other.resolve() == path.resolve():
                 continue
-            if name in device_tables(other, str(other)):
-                return other
+            declared = name in device_tables(other, str(other))
         except (DeviceError, OSError, RuntimeError):  # unreadable, or a loop of links
             continue
-    return None
+        if declared:
+            raise DeviceError(f"device {name!r} is already declared by {other}: a second "
+                              f"file would break the project's devices; give another "
+                              f"--name, or remove that file")
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -335,7 +337,7 @@ def get_device(name: str | Device, catalog: Catalog | None = None) -> Device:
     return (catalog or default_catalog()).get(name)
 
 
-__all__ = ["NAME_PATTERN", "ProjectDevices", "check_device_name", "declared_elsewhere",
+__all__ = ["NAME_PATTERN", "ProjectDevices", "check_declared_once", "check_device_name",
            "default_catalog",
            "device_file_path", "discover", "find_root", "get_device", "project_catalog",
            "set_default_catalog"]

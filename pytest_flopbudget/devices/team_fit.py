@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..core.files import atomic_write
 from ..core.op_classes import OP_CLASSES
@@ -29,18 +30,16 @@ from .device import Device, DeviceError
 from .device_file import check_device_destination, device_toml
 from .fit import TABLES, Fit, Row, Term, fit, used_by
 from .measured import MeasuredError, read_measured
-from .project import declared_elsewhere, device_file_path, discover, find_root, get_device
+from .project import check_declared_once, device_file_path, discover, find_root, get_device
 
 
 class FitCommandError(ValueError):
     """A bad option, report or measured file; the message names it."""
 
 
-def report_rows(report: Path, device: str, wanted: Collection[str] | None = None
-                ) -> dict[str, tuple[Term, ...]]:
-    """``{test id: fit terms}`` of the tests a ``--flop-json`` report priced on ``device``
-    (``wanted``: the tests measured; a test that profiled several models is an error only
-    when it is one of them)."""
+def _report_tests(report: Path) -> list[dict[str, Any]]:
+    """The tests of a ``--flop-json`` report, each with its list of measurements (errors name
+    the file)."""
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -50,14 +49,28 @@ def report_rows(report: Path, device: str, wanted: Collection[str] | None = None
     tests = data.get("tests") if isinstance(data, dict) else None
     if not isinstance(tests, list):
         raise FitCommandError(f"--report {report}: not a --flop-json report (no 'tests' list)")
-    out: dict[str, tuple[Term, ...]] = {}
     for test in tests:
         measurements = test.get("measurements") if isinstance(test, dict) else None
         if not isinstance(measurements, list) or \
                 not all(isinstance(m, dict) for m in measurements):
             raise FitCommandError(f"--report {report}: not a --flop-json report (a test "
                                   f"without a list of measurements: {str(test)[:80]})")
-        mine = [m for m in measurements if m.get("device") == device]
+    return tests
+
+
+def report_rows(report: Path, device: str, wanted: Collection[str] | None = None
+                ) -> dict[str, tuple[Term, ...]]:
+    """``{test id: fit terms}`` of the tests a ``--flop-json`` report priced on ``device``
+    (``wanted``: the tests measured; a test that profiled several models is an error only
+    when it is one of them)."""
+    return _rows_of(report, _report_tests(report), device, wanted)
+
+
+def _rows_of(report: Path, tests: list[dict[str, Any]], device: str,
+             wanted: Collection[str] | None) -> dict[str, tuple[Term, ...]]:
+    out: dict[str, tuple[Term, ...]] = {}
+    for test in tests:
+        mine = [m for m in test["measurements"] if m.get("device") == device]
         if not mine:
             continue
         nodeid = test.get("nodeid", "?")
@@ -87,19 +100,15 @@ def report_rows(report: Path, device: str, wanted: Collection[str] | None = None
 PRICED_APART = 0.25
 
 
-def report_latencies(report: Path, device: str) -> dict[str, float]:
-    """``{test id: predicted seconds}`` of the tests a readable report priced on ``device``
-    with one model (``{}`` where it says none)."""
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-        out = {}
-        for test in data["tests"]:
-            mine = [m for m in test["measurements"] if m.get("device") == device]
-            if len(mine) == 1 and isinstance(mine[0].get("latency_s"), (int, float)):
-                out[str(test.get("nodeid"))] = float(mine[0]["latency_s"])
-        return out
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+def report_latencies(tests: list[dict[str, Any]], device: str) -> dict[str, float]:
+    """``{test id: predicted seconds}`` of a report's ``tests`` (:func:`_report_tests`)
+    priced on ``device`` with one model."""
+    out = {}
+    for test in tests:
+        mine = [m for m in test["measurements"] if m.get("device") == device]
+        if len(mine) == 1 and isinstance(mine[0].get("latency_s"), (int, float)):
+            out[str(test.get("nodeid"))] = float(mine[0]["latency_s"])
+    return out
 
 
 def expand_free(spec: str, rows: Sequence[Row]) -> list[str]:
@@ -172,16 +181,16 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
             check_device_destination(out)
         except DeviceError as exc:
             raise FitCommandError(f"--out: {exc}") from None
-    other = declared_elsewhere(out, new)
-    if other is not None:
-        raise FitCommandError(f"--name: device {new!r} is already declared by {other}: a "
-                              f"second file would break the project's devices; give another "
-                              f"--name, or remove that file")
+    try:
+        check_declared_once(out, new)
+    except DeviceError as exc:
+        raise FitCommandError(f"--name: {exc}") from None
     try:
         times = read_measured(measured)
     except MeasuredError as exc:
         raise FitCommandError(f"--measured: {exc}") from None
-    terms = report_rows(report, device, set(times))
+    tests = _report_tests(report)
+    terms = _rows_of(report, tests, device, set(times))
     rows = [Row(test, terms[test], seconds) for test, seconds in times.items()
             if test in terms]
     unknown = [t for t in times if t not in terms]
@@ -206,13 +215,13 @@ def run_fit(*, device: str, report: Path, measured: Path, free: str, name: str |
     except DeviceError as exc:
         raise FitCommandError(str(exc)) from None
     notes = []
-    priced = report_latencies(report, device)
-    apart = [(name, priced[name], before) for name, before, _, _ in result.rows
-             if priced.get(name) and abs(before / priced[name] - 1) > PRICED_APART]
+    priced = report_latencies(tests, device)
+    apart = [(test, priced[test], before) for test, before, _, _ in result.rows
+             if priced.get(test) and abs(before / priced[test] - 1) > PRICED_APART]
     if apart:
-        name, theirs, ours = apart[0]
+        example, theirs, ours = apart[0]
         notes.append(f"WARNING: device {device!r} here predicts {len(apart)} of the report's "
-                     f"tests more than {PRICED_APART:.0%} away from the report (e.g. {name}: "
+                     f"tests more than {PRICED_APART:.0%} away from the report (e.g. {example}: "
                      f"{theirs * 1e3:.4g} ms in the report, {ours * 1e3:.4g} ms here): the "
                      f"report was likely priced on another device of that name (a project's "
                      f"own figures?); fit with the device the report used.")
