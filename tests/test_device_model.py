@@ -604,12 +604,61 @@ def test_a_model_whose_weights_outgrow_the_cache_pays_per_weight_row():
     absurd = Device("d", 1e9, 1e9, cold_weight_row_seconds=1e305, cold_weight_bytes=512 << 10)
     with pytest.raises(DeviceError, match=r"cold_weight_row_seconds = 1e\+305"):
         predict(prof, absurd)
-    with pytest.raises(DeviceError, match="go together"):
+    with pytest.raises(DeviceError, match="cold_weight_bytes goes with"):
         Device("d", 1e9, 1e9, cold_weight_row_seconds=1e-7)
-    with pytest.raises(DeviceError, match="go together"):
+    with pytest.raises(DeviceError, match="cold_weight_bytes goes with"):
         Device("d", 1e9, 1e9, cold_weight_bytes=1 << 20)
     with pytest.raises(DeviceError, match="cold_weight_row_seconds"):
         Device("d", 1e9, 1e9, cold_weight_row_seconds=-1e-7, cold_weight_bytes=1 << 20)
+
+
+def test_weights_fetched_from_memory_leave_the_roofline_and_add_their_own_time():
+    # the two linears above (256 -> 512 -> 256, one row) on 1 GFLOP/s and 1 GB/s, no cache:
+    # the first computes 2 x 256 x 512 + 512 = 262,656 FLOPs (262.656 us) and moves 3,072
+    # bytes of activations and 526,336 of weights (529.408 us): 529.408 us; the second
+    # 262,400 FLOPs (262.4 us), 3,072 + 525,312 bytes (528.384 us): 528.384 us
+    def rec(n_in: int, n_out: int, weight_rows: int) -> OpRecord:
+        weights = fp32(n_in * n_out + n_out)
+        return OpRecord("aten.linear", f"l{n_out}", "matmul", n_in * n_out,
+                        2 * n_in * n_out + n_out, fp32(n_in + n_in * n_out + n_out),
+                        fp32(n_out), weights=weights, kind="matrix_vector", rows=1,
+                        weight_rows=weight_rows)
+
+    prof = Prof([rec(256, 512, 512), rec(512, 256, 256)])
+    assert predict(prof, Device("d", 1e9, 1e9)).seconds == pytest.approx(1057.792e-6)
+    # all from memory (half at 512 KiB, a footprint of 1,054,720 bytes: share 1), fetched
+    # at 0.5 GB/s: the weights leave the memory term (3.072 us left, under the compute) and
+    # take 526,336 / 5e8 = 1052.672 us and 525,312 / 5e8 = 1050.624 us of their own:
+    # 262.656 + 1052.672 + 262.4 + 1050.624 = 2628.352 us
+    cold = Device("d", 1e9, 1e9, cold_weight_bandwidth=5e8, cold_weight_bytes=512 << 10)
+    lat = predict(prof, cold)
+    assert lat.seconds == pytest.approx(2628.352e-6)
+    assert lat.ops[0].cold_weight_seconds == pytest.approx(1052.672e-6)
+    assert lat.ops[0].memory_seconds == pytest.approx(3.072e-6)
+    # half at 1 MiB: 0.505859375 of them from memory; the first linear fetches 266,252
+    # bytes (532.504 us) and keeps 260,084 in its memory term: 3.072 + 260.084 = 263.156 us
+    # over its 262.656 us of compute: 795.66 us
+    half = predict(prof, Device("d", 1e9, 1e9, cold_weight_bandwidth=5e8,
+                                cold_weight_bytes=1 << 20))
+    assert half.ops[0].seconds == pytest.approx(795.66e-6)
+    # told that they come from memory (a calibration row timed among other rows), a model
+    # the cache would keep (half at 4 MiB) pays for all of them
+    kept = Device("d", 1e9, 1e9, cold_weight_bandwidth=5e8, cold_weight_bytes=4 << 20)
+    assert predict(prof, kept).seconds == pytest.approx(1057.792e-6)
+    assert predict(prof, kept, cold_share=1.0).seconds == pytest.approx(2628.352e-6)
+    # weights that are not a matrix product's (no weight rows: a convolution's) stay in
+    # the roofline
+    unrowed = Prof([rec(256, 512, 0), rec(512, 256, 0)])
+    assert predict(unrowed, cold).seconds == pytest.approx(1057.792e-6)
+    # the figure is checked and goes with cold_weight_bytes
+    with pytest.raises(DeviceError, match="cold_weight_bandwidth"):
+        Device("d", 1e9, 1e9, cold_weight_bandwidth=-1.0, cold_weight_bytes=1 << 20)
+    with pytest.raises(DeviceError, match="cold_weight_bytes goes with"):
+        Device("d", 1e9, 1e9, cold_weight_bandwidth=5e8)
+    # an absurd figure is named, not reported as an infinite time
+    with pytest.raises(DeviceError, match=r"cold_weight_bandwidth = 1e-300"):
+        predict(prof, Device("d", 1e9, 1e9, cold_weight_bandwidth=1e-300,
+                             cold_weight_bytes=512 << 10))
 
 
 def test_a_weight_used_by_several_calls_takes_cache_room_once():

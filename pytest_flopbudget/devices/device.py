@@ -66,6 +66,10 @@ KEYS: dict[str, str] = {
     "cold_weight_row_seconds": "seconds a matrix product whose weights come from memory pays "
                                "per row of its weight matrix (per output feature), on top of "
                                "the roofline (absent: none; needs cold_weight_bytes)",
+    "cold_weight_bandwidth": "bytes/s at which a kernel whose weights come from memory fetches "
+                             "them before its arithmetic, not under it: their bytes at this "
+                             "rate on top of the roofline (absent: none; needs "
+                             "cold_weight_bytes)",
     "cold_weight_bytes": "bytes of weights read (and outputs written) per forward at which "
                          "half of the weights come from memory at every forward (a cache "
                          "keeps those of a smaller model): the share grows from 0 at half "
@@ -124,7 +128,9 @@ class Device:
     ``lowering_bandwidth``: bytes/s of the column matrix a lowered convolution writes (eager
     PyTorch's im2col, ``OpRecord.lowered``), when given;
     ``cold_weight_row_seconds``: seconds per weight row (``OpRecord.weight_rows``) of a
-    product whose weights come from memory, when given; ``cold_weight_bytes``: the bytes a
+    product whose weights come from memory, when given; ``cold_weight_bandwidth``: bytes/s
+    at which a kernel whose weights come from memory fetches them on top of the roofline,
+    when given; ``cold_weight_bytes``: the bytes a
     forward passes through the cache (weights read and outputs written) at which half of
     the weights come from memory, none from half of it, all from 1.5 times it
     (:func:`.roofline.cold_weight_share`);
@@ -156,6 +162,7 @@ class Device:
     half_rows: float | None = None
     lowering_bandwidth: float | None = None
     cold_weight_row_seconds: float | None = None
+    cold_weight_bandwidth: float | None = None
     cold_weight_bytes: int = 0
     batched_input_projection: bool = False
     weight_cache_bytes: int = 0
@@ -243,10 +250,12 @@ class Device:
         object.__setattr__(self, "cold_weight_bytes",
                            _byte_count(self.cold_weight_bytes, f"{where}: cold_weight_bytes",
                                        zero=True))
-        if (self.cold_weight_row_seconds is None) != (not self.cold_weight_bytes):
-            raise DeviceError(f"{where}: cold_weight_row_seconds and cold_weight_bytes go "
-                              f"together (what a weight row from memory costs, and from how "
-                              f"many bytes of weights they come from memory)")
+        cold_cost = self.cold_weight_row_seconds is not None \
+            or self.cold_weight_bandwidth is not None
+        if cold_cost != bool(self.cold_weight_bytes):
+            raise DeviceError(f"{where}: cold_weight_bytes goes with cold_weight_row_seconds "
+                              f"or cold_weight_bandwidth or both (from how many bytes of "
+                              f"weights they come from memory, and what that costs)")
         if not isinstance(self.batched_input_projection, bool):
             raise DeviceError(f"{where}: batched_input_projection must be true or false, got "
                               f"{self.batched_input_projection!r}")
@@ -254,7 +263,7 @@ class Device:
                            _byte_count(self.weight_cache_bytes, f"{where}: weight_cache_bytes",
                                        zero=True))
         for key in ("onchip_bandwidth", "link_bandwidth", "fresh_output_bandwidth",
-                    "lowering_bandwidth"):
+                    "lowering_bandwidth", "cold_weight_bandwidth"):
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, _positive(value, f"{where}: {key}"))
@@ -381,6 +390,7 @@ class Device:
             "half_rows": self.half_rows,
             "lowering_bandwidth": self.lowering_bandwidth,
             "cold_weight_row_seconds": self.cold_weight_row_seconds,
+            "cold_weight_bandwidth": self.cold_weight_bandwidth,
             "cold_weight_bytes": self.cold_weight_bytes,
             "batched_input_projection": self.batched_input_projection,
             "weight_cache_bytes": self.weight_cache_bytes,

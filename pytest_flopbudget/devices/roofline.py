@@ -57,7 +57,12 @@ compiling runtime. For one kernel::
   PyTorch's matrix products fetch such weights in a pass the arithmetic does not hide: here
   about 0.1 us per row (0.09-0.2 over rows of 256 to 1536 features), whatever the rows of
   the input (1 to 256). The roofline's own terms price the weights as calibrated, on cached
-  weights; this is what memory adds to that.
+  weights; this is what memory adds to that. On a device that names
+  ``cold_weight_bandwidth``, that share of a matrix product's weights (those not in a
+  weight cache) leaves the roofline's memory term and is fetched at that rate, added to the
+  rest: ONNX Runtime's prepacked products fetch weights from memory before their
+  arithmetic, not under it (here 16 to 64 rows on 1 to 4 MiB of weights took their bytes
+  at 41-65 GB/s more than on weights in the cache, against a DRAM bandwidth of 46-48).
 * A recurrent operator runs ``T`` dependent steps and re-reads its recurrent weights at every
   step from memory unless they fit in ``onchip_bytes``; when they fit and the device names an
   ``onchip_bandwidth`` (a cache), every step reads them again from there. On a device that
@@ -225,11 +230,13 @@ def cold_weight_share(footprint: int, device: Device) -> float:
     forward that reads ``footprint`` bytes of weights and writes its outputs besides (their
     lines take cache room too): ``footprint / cold_weight_bytes - 1/2`` between 0 and 1 (none
     up to half of ``cold_weight_bytes``, half at it, all from 1.5 times it; 0 on a device
-    without the figure). Measured here (linears of 2.25 MiB each run in turn, against one run
-    again; 4 runs): 0-15% from memory at 9 MiB in all, 28-43% at 13.5, 47-82% at 18 and
-    95-120% at 27 MiB; half at 14.9-18.2 MiB."""
+    without the figure or a cost for it, ``cold_weight_row_seconds`` or
+    ``cold_weight_bandwidth``). Measured here, eager PyTorch (linears of 2.25 MiB each run in
+    turn, against one run again; 4 runs): 0-15% from memory at 9 MiB in all, 28-43% at 13.5,
+    47-82% at 18 and 95-120% at 27 MiB; half at 14.9-18.2 MiB. ONNX Runtime, which packs its
+    weights once, keeps them far longer (one run: none at 36 MiB, 56% at 54, all at 135)."""
     half = device.cold_weight_bytes
-    if not device.cold_weight_row_seconds or not half:
+    if not (device.cold_weight_row_seconds or device.cold_weight_bandwidth) or not half:
         return 0.0
     return min(1.0, max(0.0, footprint / half - 0.5))
 
@@ -305,7 +312,15 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     nbytes = activations + weights
     onchip_bw = device.onchip_bandwidth
     cached = placement.take(weights) if placement is not None else 0
-    streamed = weights - cached
+    streamed: float = weights - cached
+    # a matrix product's weights fetched from memory before its arithmetic
+    # (cold_weight_bandwidth): that share of them leaves the roofline for a term of its own,
+    # added to it
+    fetched = 0.0
+    if device.cold_weight_bandwidth and cold_share and not unit.free:
+        product = sum(m.weights.bytes(dtype) for m in unit.members if m.weight_rows)
+        fetched = min(product, streamed) * cold_share
+    streamed -= fetched
     # slowed: seconds the kernel's efficiency slows (what the cache serves); dram: seconds
     # from memory beyond a cache, at `bandwidth`, which it does not
     slowed, dram = activation_split(activations, device)
@@ -346,9 +361,12 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         lowering = sum(m.lowered for m in unit.members) * itemsize(dtype) \
             / device.lowering_bandwidth
     cold = 0.0
-    if cold_share and device.cold_weight_row_seconds and not unit.free:
-        rows = sum(m.weight_rows for m in unit.members if m.weights.bytes(dtype))
-        cold = cold_share * rows * device.cold_weight_row_seconds
+    if cold_share and not unit.free:
+        if device.cold_weight_row_seconds:
+            rows = sum(m.weight_rows for m in unit.members if m.weights.bytes(dtype))
+            cold += cold_share * rows * device.cold_weight_row_seconds
+        if device.cold_weight_bandwidth:
+            cold += fetched / device.cold_weight_bandwidth
     memory_seconds = slowed / eff + dram
     return OpTime(
         op=r.op, module=r.module, op_class=r.op_class, flops=unit.flops, bytes=nbytes,
@@ -467,21 +485,28 @@ class Latency:
         return sorted(self.layers, key=lambda r: r.seconds, reverse=True)[:n]
 
 
-def price(profile: Profile, device: Device) -> tuple[str, list[OpTime]]:
-    """``(dtype, every kernel's time)`` of ``profile`` on ``device``."""
+def price(profile: Profile, device: Device,
+          cold_share: float | None = None) -> tuple[str, list[OpTime]]:
+    """``(dtype, every kernel's time)`` of ``profile`` on ``device``; ``cold_share``: the
+    share of its weights that come from memory, when known from how it runs (a calibration
+    row timed among hundreds of MiB of other rows: 1), else from its footprint
+    (:func:`cold_weight_share`)."""
     dtype = profile.dtype or device.default_dtype
     device.peak(dtype)  # a clear error now if the device has no peak at this precision
     placement = _Placement(device.weight_cache_bytes)
     kernels = units(profile.records, device.fusion)
-    cold = cold_weight_share(footprint(profile, kernels, dtype), device)
+    cold = cold_weight_share(footprint(profile, kernels, dtype), device) \
+        if cold_share is None else cold_share
     return dtype, [unit_time(u, device, dtype, placement, cold)
                    for u in split_recurrent(kernels, device)]
 
 
-def predict(profile: Profile, device: Device | str) -> Latency:
-    """Predict the latency of ``profile`` on ``device`` (a Device or a catalog name)."""
+def predict(profile: Profile, device: Device | str,
+            cold_share: float | None = None) -> Latency:
+    """Predict the latency of ``profile`` on ``device`` (a Device or a catalog name);
+    ``cold_share`` as :func:`price` takes it."""
     dev = get_device(device)
-    dtype, times = price(profile, dev)
+    dtype, times = price(profile, dev, cold_share)
     frame = sum(t.seconds for t in times)
     by_module: dict[str, list[OpTime]] = {}
     fused_into: dict[str, str] = {}
@@ -528,7 +553,11 @@ def _figures(device: Device, dtype: str, t: OpTime, term: str) -> list[Figure]:
     if term == "lowering":
         return [("lowering_bandwidth", device.lowering_bandwidth or 0.0, -1)]
     if term == "cold_weight":
-        return [("cold_weight_row_seconds", device.cold_weight_row_seconds or 0.0, 1)]
+        rows = [("cold_weight_row_seconds", device.cold_weight_row_seconds, 1)] \
+            if device.cold_weight_row_seconds else []
+        per_byte = [("cold_weight_bandwidth", device.cold_weight_bandwidth, -1)] \
+            if device.cold_weight_bandwidth else []
+        return [*rows, *per_byte] or [("cold_weight_row_seconds", 0.0, 1)]
     return [("link_bandwidth", device.link_bandwidth or 0.0, -1)]
 
 
