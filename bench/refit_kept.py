@@ -36,7 +36,12 @@ from latency_accuracy import load_device  # noqa: E402
 from zoo import zoo  # noqa: E402
 
 from pytest_flopbudget import profile  # noqa: E402
-from pytest_flopbudget.calibration.calibrate import FREE, derive, fit_rows  # noqa: E402
+from pytest_flopbudget.calibration.calibrate import (  # noqa: E402
+    FREE,
+    derive,
+    fit_rows,
+    runtime_of,
+)
 from pytest_flopbudget.calibration.microbench import rows  # noqa: E402
 from pytest_flopbudget.devices.device import Device  # noqa: E402
 
@@ -78,8 +83,11 @@ def refit(path: Path, runtime: str, benches: list[Any], profiles: list[Any]) -> 
     missing = [b.what for b in benches if b.what not in seconds]
     if missing:
         raise SystemExit(f"{path}: no measured row for {', '.join(missing[:3])}")
+    # the rows as the calibration timed them: through ONNX Runtime, those of the suite with
+    # their weights from memory
+    cold = runtime_of(runtime).cold_rows(benches)
     result = fit_rows(device.bare(), benches, profiles, [seconds[b.what] for b in benches],
-                      FREE[runtime])
+                      FREE[runtime], cold)
     fitted = result.device
     tables = {g: dict(getattr(fitted, g)) for g in ("efficiency", "compute_efficiency",
                                                     "overheads")}

@@ -50,6 +50,7 @@ from pytest_flopbudget.calibration.fresh_pages import ShareCountError
 from pytest_flopbudget.calibration.hostinfo import cpu_model, largest_cache, mem_total, parse_size
 from pytest_flopbudget.calibration.microbench import rows
 from pytest_flopbudget.calibration.structure import (
+    cold_bandwidth_of,
     cold_counts,
     cold_half_bytes,
     cold_probes,
@@ -62,6 +63,7 @@ from pytest_flopbudget.calibration.structure import (
     half_rows_of,
     lowering_bytes,
     lowering_probe,
+    packed_cold_counts,
     page_bytes,
     rate,
     share_of,
@@ -147,6 +149,30 @@ def test_cold_weights_cost_the_extra_seconds_per_weight_row() -> None:
         pytest.approx(1e-7)
     # not slower from memory: no figure
     assert cold_row_seconds_of(24e-6, [(56 * mib, 23e-6)], 0) == 0.0
+
+
+def test_weights_fetched_from_memory_move_at_the_matrix_bytes_over_the_extra_seconds() -> None:
+    # a 2.25 MiB weight matrix (2,359,296 bytes); half from memory at 24 copies: the chains
+    # from 1.5 x 24 = 36 copies up (36, 43 and the last, 56) are all from memory, per linear
+    # 95, 92 and 100 us against 46 us on one matrix held in the cache: the median 95 us is
+    # 49 us more, 2,359,296 / 49e-6 = 48.15 GB/s (the 18-copy chain, half in the cache, is
+    # left out)
+    mib = 2_359_296
+    chains = [(18 * mib, 70e-6), (36 * mib, 95e-6), (43 * mib, 92e-6), (56 * mib, 100e-6)]
+    assert cold_bandwidth_of(46e-6, chains, 24 * mib) == pytest.approx(2_359_296 / 49e-6)
+    # half at 30 copies: only the last (56) from 45 up, 54 us more: 43.69 GB/s
+    assert cold_bandwidth_of(46e-6, chains, 30 * mib) == pytest.approx(2_359_296 / 54e-6)
+    # not slower from memory: no figure
+    assert cold_bandwidth_of(46e-6, [(56 * mib, 45e-6)], 0) == 0.0
+
+
+def test_a_runtime_that_packs_weights_once_chains_them_beyond_the_cache() -> None:
+    # a 32 MiB cache and 2,359,296-byte matrices: 1/2, 1, 5/4, 3/2, 7/4, 2, 5/2, 3 of
+    # 33,554,432 bytes are 7.1, 14.2, 17.8, 21.3, 24.9, 28.4, 35.6, 42.7 matrices, rounded
+    # 7, 14, 18, 21, 25, 28, 36, 43; four times the cache, 134,217,728 bytes, 56.9: 56
+    assert packed_cold_counts(32 << 20) == (7, 14, 18, 21, 25, 28, 36, 43, 56)
+    # the eager probes stop at the cache itself: 1/8 .. 1 of it, then four times it
+    assert cold_counts(32 << 20) == (2, 4, 5, 7, 11, 14, 56)
 
 
 def test_the_half_cold_weights_are_interpolated() -> None:
@@ -301,6 +327,32 @@ def test_the_tiny_recurrent_rows_split_a_calls_cost_from_its_steps() -> None:
     assert found.figures["overheads.aten.lstm.input_projection"] == pytest.approx(9e-5,
                                                                                  rel=1e-3)
     assert [b.family for b in benches] == ["overhead", "overhead"]
+
+
+def test_a_row_timed_with_its_weights_from_memory_is_priced_so() -> None:
+    # linear 16 x 768 -> 768: 2 x 16 x 768 x 768 + 16 x 768 = 18,886,656 FLOPs (188.86656 us
+    # at 1e11 FLOP/s), 98,304 bytes of activations (9.8304 us at 1e10 B/s) and 2,362,368 of
+    # weights (236.2368 us); weights fetched at 1e10 B/s, half from memory at 64 MiB (a
+    # footprint of about 2.4 MB keeps them all)
+    bench = next(b for b in rows() if b.what == "linear 16x768 -> 768")
+    with two_threads():
+        prof = profile(bench.module, *bench.inputs, trace="fake")
+    device = Device("d", 1e11, 1e10, cold_weight_bandwidth=1e10, cold_weight_bytes=64 << 20)
+    # measured: a ceiling of 0.8 with the weights fetched first,
+    # 188.86656 / 0.8 + 236.2368 = 472.32 us
+    measured = [472.32e-6]
+    cold = fit_rows(device, [bench], [prof], measured, ["compute_efficiency.matmul"], [True])
+    # before the fit: 188.86656 + 236.2368 = 425.10336 us (the activations under the compute)
+    assert cold.rows[0][1] == pytest.approx(425.10336e-6)
+    assert cold.figures["compute_efficiency.matmul"] == pytest.approx(0.8, rel=1e-3)
+    # not flagged, the cache keeps its weights: max(188.86656 / c, 246.0672) = 472.32 us
+    # takes c = 188.86656 / 472.32 = 0.39987
+    warm = fit_rows(device, [bench], [prof], measured, ["compute_efficiency.matmul"])
+    assert warm.rows[0][1] == pytest.approx(246.0672e-6)
+    assert warm.figures["compute_efficiency.matmul"] == pytest.approx(0.39987, rel=1e-3)
+    with pytest.raises(ValueError, match="2 cold flags for 1 rows"):
+        fit_rows(device, [bench], [prof], measured, ["compute_efficiency.matmul"],
+                 [True, False])
 
 
 def test_contention_fraction() -> None:

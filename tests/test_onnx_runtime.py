@@ -187,6 +187,59 @@ def test_a_calibration_through_onnx_runtime_end_to_end(tmp_path: Path) -> None:
     assert "[devices.host-ort]" in text and "--runtime onnxruntime --name host-ort" in text
 
 
+def test_the_cold_weight_chains_give_the_fetch_rate_and_the_half_point(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chains of linears (timed in a fresh process, faked here) set
+    ``cold_weight_bandwidth`` and ``cold_weight_bytes``; the rows of the suite are fitted
+    with their weights from memory."""
+    from pytest_flopbudget.calibration import calibrate as calibrate_module
+    from pytest_flopbudget.calibration import onnx_runtime
+    from pytest_flopbudget.calibration.calibrate import run_calibration
+    from pytest_flopbudget.calibration.microbench import rows
+    from pytest_flopbudget.calibration.timing import Timing
+    from pytest_flopbudget.counting.profile import profile
+    from pytest_flopbudget.devices.roofline import predict
+
+    asked: list[list[int]] = []
+
+    def chains(counts: list[int], *args: Any) -> list[Timing]:
+        # per linear: 46 us on one matrix; 7 and 14 matrices as fast, 18 a quarter and 21
+        # three quarters of the way to 94 us, all from 25 matrices up
+        asked.append(list(counts))
+        share = {1: 0.0, 7: 0.0, 14: 0.0, 18: 0.25, 21: 0.75}
+        return [Timing(46e-6 + share.get(n, 1.0) * 48e-6, 3, 0, 0.0) for n in counts]
+
+    monkeypatch.setattr(calibrate_module, "largest_cache", lambda: (32 << 20, "32 MiB"))
+    monkeypatch.setattr(onnx_runtime, "chains_in_process", chains)
+    by_name = {b.what: b for b in rows()}
+    result = run_calibration(tmp_path / "ort.toml", quick=True, runtime="onnxruntime",
+                             benches=[by_name[n] for n in ("linear 77x768 -> 768", "tiny relu")],
+                             log=lambda _: None)
+    # one matrix, then 1/2, 1, 5/4, 3/2, 7/4, 2, 5/2 and 3 times the 32 MiB cache in 2.25 MiB
+    # matrices, and four times it
+    assert asked == [[1, 7, 14, 18, 21, 25, 28, 36, 43, 56]]
+    device = result.device
+    # a linear's call passes 2,359,296 bytes of weights and 16 x 768 x 4 = 49,152 of output
+    # through the cache: 2,408,448 bytes; half from memory between 18 matrices (0.25) and 21
+    # (0.75), half way: 18 x 2,408,448 + 1.5 x 2,408,448 = 46,964,736 bytes
+    assert device.cold_weight_bytes == 46_964_736
+    # all from memory from 1.5 x that, 70,447,104 bytes (29.25 matrices): 36, 43 and 56 took
+    # 48 us more than one: 2,359,296 / 48e-6 = 49.152 GB/s
+    assert device.cold_weight_bandwidth == pytest.approx(49.152e9, rel=1e-3)
+    assert "chains of 7, 14, 18, 21, 25, 28, 36, 43, 56 linears" in \
+        device.sources["cold_weight_bandwidth"]
+    assert "fetched before the arithmetic" in device.sources["cold_weight_bandwidth"]
+    assert "half the weights come from memory" in device.sources["cold_weight_bytes"]
+    # the linear row ran in the suite, its weights from memory: the fit priced it with them
+    # fetched, (768 x 768 + 768) x 4 = 2,362,368 bytes at 49.152 GB/s, 48.06 us, on top of
+    # the rest, as the device predicts it when told its weights come from memory
+    bench = by_name["linear 77x768 -> 768"]
+    lat = predict(profile(bench.module, *bench.inputs, trace="fake"), device, cold_share=1.0)
+    assert sum(t.cold_weight_seconds for t in lat.ops) == pytest.approx(48.06e-6, rel=1e-3)
+    fitted = {name: after for name, _, after, _ in result.fit.rows}
+    assert fitted["linear 77x768 -> 768"] == pytest.approx(lat.seconds, rel=1e-3)
+
+
 MODELS = '''
 import torch
 from torch import nn

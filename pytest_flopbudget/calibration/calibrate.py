@@ -57,7 +57,7 @@ from ..counting.profile import profile
 from ..devices.device import Device
 from ..devices.device_file import DEFAULT_PATH, HOST, device_toml
 from ..devices.fit import Fit, Row, fit, terms, used_by
-from ..devices.roofline import PROJECTION
+from ..devices.roofline import PROJECTION, predict
 from .fresh_pages import (
     QUICK_SHARE_SEEDS,
     SHARE_SEEDS,
@@ -81,6 +81,7 @@ from .structure import (
     MiB,
     Probe,
     clone_probe,
+    cold_bandwidth_of,
     cold_counts,
     cold_half_bytes,
     cold_probe_name,
@@ -97,6 +98,7 @@ from .structure import (
     lowering_probe,
     lowering_probe_name,
     onchip_buffer,
+    packed_cold_counts,
     rate,
     rows_probe,
     rows_probe_name,
@@ -286,14 +288,16 @@ class Structure:
     half_rows: float | None = None
     cold_row: float | None = None  # seconds per weight row of a linear on cold weights
     cold_bytes: int = 0  # bytes through the cache per forward, half the weights from memory
+    cold_bandwidth: float | None = None  # bytes/s of weights fetched from memory
 
 
 def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
-                     sweep: str = "copy") -> list[Probe]:
+                     sweep: str = "copy", packed: bool = False) -> list[Probe]:
     """The GEMM and streaming kernels of the structural figures, for a largest cache of
     ``cache`` bytes: ``kernels`` at the DRAM and the cache size, ``sweep`` at growing sizes
-    (``fresh``, for eager PyTorch: also the fresh-output comparison and the lowering of a
-    convolution)."""
+    (``fresh``, for eager PyTorch: also the fresh-output comparison, the lowering of a
+    convolution, the rows and the cold probes; ``packed``, for a runtime that packs its
+    weights once: the cold probes over :func:`packed_cold_counts`)."""
     out = [gemm_probe(GEMM_N)]
     for nbytes in (dram_buffer(cache), onchip_buffer(cache)):
         out += [stream_probe(kind, nbytes) for kind in kernels]
@@ -303,13 +307,16 @@ def structure_probes(cache: int, fresh: bool, kernels: Sequence[str] = STREAMS,
             out += [stream_probe("copy", nbytes), clone_probe(nbytes)]
         out += [lowering_probe(), rows_probe(ROWS_FEW), rows_probe(ROWS_MANY),
                 *cold_probes(cache)]
+    if packed:
+        out += [rows_probe(ROWS_FEW, copies=1), *cold_probes(cache, packed_cold_counts(cache))]
     return list({p.what: p for p in out}.values())  # one probe per kernel and size
 
 
 def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
-                 kernels: Sequence[str] = STREAMS, sweep: str = "copy") -> Structure:
+                 kernels: Sequence[str] = STREAMS, sweep: str = "copy",
+                 packed: bool = False) -> Structure:
     """The structural figures from the probes' seconds (by ``what``; see
-    :func:`structure_probes` for ``kernels`` and ``sweep``)."""
+    :func:`structure_probes` for ``kernels``, ``sweep`` and ``packed``)."""
     peak = rate(gemm_flops(GEMM_N), seconds[f"gemm {GEMM_N}"])
 
     def best(nbytes: int) -> tuple[float, str]:
@@ -336,9 +343,18 @@ def structure_of(seconds: Mapping[str, float], cache: int, fresh: bool,
                   for n in cold_counts(cache)]
         cold_bytes = cold_half_bytes(few, cycled)
         cold = cold_row_seconds_of(few, cycled, cold_bytes)
-    return Structure(peak, dram, onchip_bw, held, found, dram_kernel, onchip_kernel, lowering,
-                     half_rows=half if fresh else None, cold_row=cold if fresh else None,
-                     cold_bytes=cold_bytes if fresh else 0)
+    structure = Structure(peak, dram, onchip_bw, held, found, dram_kernel, onchip_kernel,
+                          lowering, half_rows=half if fresh else None,
+                          cold_row=cold if fresh else None, cold_bytes=cold_bytes if fresh else 0)
+    if packed:
+        hot = seconds[rows_probe_name(ROWS_FEW)]
+        chains = [(n * COLD_CALL_BYTES, seconds[cold_probe_name(n)])
+                  for n in packed_cold_counts(cache)]
+        half_bytes = cold_half_bytes(hot, chains)
+        fetch = cold_bandwidth_of(hot, chains, half_bytes)
+        structure = replace(structure, cold_bytes=half_bytes if fetch else 0,
+                            cold_bandwidth=fetch or None)
+    return structure
 
 
 class Runtime(Protocol):
@@ -355,8 +371,17 @@ class Runtime(Protocol):
     batched_input_projection: bool
     projection_note: str
 
+    #: whether it packs a model's weights once, when it loads it (its cold-weight figures
+    #: are then a fetch rate, from chains of linears well beyond the cache's size)
+    packs_weights_once: bool
+
     def fresh(self) -> bool:
         """Whether its allocator maps large outputs afresh at every call."""
+        ...
+
+    def cold_rows(self, benches: Sequence[Bench]) -> list[bool]:
+        """Per row: whether it is timed with its weights coming from memory (among other
+        rows that pass hundreds of MiB through the cache between two of its runs)."""
         ...
 
     def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Plan,
@@ -382,9 +407,13 @@ class Eager:
                        "oneDNN's RNN primitive (mkldnn_rnn_layer), priced the same way, which "
                        "its calibration rows fit better than with the projection in the steps "
                        "(not read in oneDNN's source)")
+    packs_weights_once = False  # its matrix products pack their weights at every call
 
     def fresh(self) -> bool:
         return True
+
+    def cold_rows(self, benches: Sequence[Bench]) -> list[bool]:
+        return [False] * len(benches)  # each row timed on its own, again and again
 
     def describe(self) -> str:
         return f"eager PyTorch {torch.__version__}, {torch.get_num_threads()} threads" \
@@ -419,13 +448,14 @@ def structural_device(name: str, found: Structure, fusion: str,
                   onchip_bytes=found.onchip_bytes,
                   onchip_bandwidth=rounded(found.onchip_bandwidth),
                   fusion=fusion, memory_bytes=memory,
-                  batched_input_projection=batched_input_projection, **eager_figures(found))
+                  batched_input_projection=batched_input_projection, **runtime_figures(found))
 
 
-def eager_figures(found: Structure) -> dict[str, Any]:
-    """The eager runtime's structural figures ``found`` holds, as the device file writes them:
-    fresh output memory, its share below the threshold, ``half_rows``, the lowering rate, the
-    cost per row of weights from memory."""
+def runtime_figures(found: Structure) -> dict[str, Any]:
+    """The structural figures beyond the roofline's that ``found`` holds, as the device file
+    writes them: fresh output memory, its share below the threshold, ``half_rows``, the
+    lowering rate, the cost per row of weights from memory (eager PyTorch), the rate they
+    are fetched at (a runtime that packs its weights once)."""
     out: dict[str, Any] = {}
     if found.fresh:
         out["fresh_output_bytes"] = int(found.fresh[0])
@@ -440,18 +470,29 @@ def eager_figures(found: Structure) -> dict[str, Any]:
     if found.cold_row and found.cold_bytes:
         out["cold_weight_row_seconds"] = rounded(found.cold_row)
         out["cold_weight_bytes"] = int(found.cold_bytes)
+    if found.cold_bandwidth and found.cold_bytes:
+        out["cold_weight_bandwidth"] = rounded(found.cold_bandwidth)
+        out["cold_weight_bytes"] = int(found.cold_bytes)
     return out
 
 
 def fit_rows(device: Device, benches: Sequence[Bench], profiles: Sequence[Any],
-             seconds: Sequence[float], free: Sequence[str]) -> Fit:
+             seconds: Sequence[float], free: Sequence[str],
+             cold: Sequence[bool] | None = None) -> Fit:
     """Fit ``free`` figures of ``device`` to the rows (one term per kernel), in two stages:
     the overheads to the rows of tiny operators (family ``overhead``: their arithmetic and
     traffic take nanoseconds, so they measure nothing else), then the efficiencies and
     compute ceilings to every row with those overheads. Only the free figures some row
-    prices with are fitted. The returned fit holds both stages' figures and every row."""
-    fit_input = [Row(b.what, tuple(terms(p.latency(device), per_kernel=True)), s)
-                 for b, p, s in zip(benches, profiles, seconds, strict=True)]
+    prices with are fitted. The returned fit holds both stages' figures and every row.
+    A row flagged in ``cold`` was timed with its weights coming from memory (among other
+    rows that pass hundreds of MiB through the cache): it is priced so (``cold_share`` 1,
+    :func:`~pytest_flopbudget.devices.roofline.price`); the others by their footprint."""
+    flags = list(cold) if cold is not None else [False] * len(benches)
+    if len(flags) != len(benches):
+        raise ValueError(f"{len(flags)} cold flags for {len(benches)} rows")
+    fit_input = [Row(b.what, tuple(terms(predict(p, device, 1.0) if c else p.latency(device),
+                                         per_kernel=True)), s)
+                 for b, p, s, c in zip(benches, profiles, seconds, flags, strict=True)]
     tiny = [r for r, b in zip(fit_input, benches, strict=True) if b.family == "overhead"]
     overheads = [f for f in free if f.startswith("overheads.") or f == "overhead"]
     others = [f for f in free if f not in overheads]
@@ -575,8 +616,9 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     benches = list(rows() if benches is None else benches)
     log(f"counting the {len(benches)} calibration rows with the tracer")
     profiles = [profile(b.module, *b.inputs, trace="fake") for b in benches]
+    packed = engine.packs_weights_once
     probes = structure_probes(cache, engine.fresh(), engine.stream_kernels,
-                              engine.sweep_kernel)
+                              engine.sweep_kernel, packed)
     passes: list[Pass] = []
     agreed = False
     for number in range(1, plan.max_passes + 1):
@@ -598,7 +640,7 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
                 f"(the machine is slow or busy)")
             break
 
-    kernels = (engine.stream_kernels, engine.sweep_kernel)
+    kernels = (engine.stream_kernels, engine.sweep_kernel, packed)
     structures = [structure_of({k: t.seconds for k, t in p.probes.items()}, cache,
                                engine.fresh(), *kernels) for p in passes]
     probe_seconds = {what: statistics.median(p.probes[what].seconds for p in passes)
@@ -625,9 +667,10 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     free = FREE.get(engine.name, FREE["eager"])
     batched = engine.batched_input_projection
     base = structural_device(name, found, engine.fusion, memory, batched)
-    result = fit_rows(base, benches, profiles, seconds, free)
+    cold = engine.cold_rows(benches)
+    result = fit_rows(base, benches, profiles, seconds, free, cold)
     per_pass = [fit_rows(structural_device(name, s, engine.fusion, memory, batched), benches,
-                         profiles, p.row_seconds, free).figures
+                         profiles, p.row_seconds, free, cold).figures
                 for s, p in zip(structures, passes, strict=True)] if len(passes) > 1 else []
     disturbed = sorted({t_what for p in passes for t_what, t in
                         [*p.probes.items(), *zip((b.what for b in benches), p.rows, strict=True)]
@@ -646,7 +689,10 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
         + (f", half rows {found.half_rows:.1f}" if found.half_rows else "")
         + (f", weights from memory from {found.cold_bytes / MiB:.1f} MiB (half) at "
            f"{found.cold_row * 1e6:.3f} us per row" if found.cold_row and found.cold_bytes
-           else ""))
+           else "")
+        + (f", weights from memory from {found.cold_bytes / MiB:.1f} MiB (half) fetched at "
+           f"{found.cold_bandwidth / 1e9:.1f} GB/s" if found.cold_bandwidth
+           and found.cold_bytes else ""))
     median, worst = result.summary()
     log(f"fitted {len(result.figures)} figures to {len(benches)} rows: median |error| "
         f"{median:.1%}, worst {worst:.1%}")
@@ -726,7 +772,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
     if engine.batched_input_projection:
         table["batched_input_projection"] = True
         sources["batched_input_projection"] = f"derived: {engine.projection_note}"
-    table.update(eager_figures(found))
+    table.update(runtime_figures(found))
     if found.fresh:
         sizes = ", ".join(size_text(s) for s in FRESH_SIZES)
         sources["fresh_output_bytes"] = (
@@ -776,6 +822,25 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
             f"{WEIGHT_BYTES / MiB:g} MiB weights (the share of each: its extra seconds over "
             f"one weight matrix's, against those of the last, through four times the cache), "
             f"{how}{spread(halves_b, MiB, 'MiB')}, {context}")
+    if found.cold_bandwidth and found.cold_bytes:
+        chains = packed_cold_counts(cache)
+        rates = [s.cold_bandwidth for s in structures if s.cold_bandwidth]
+        halves_b = [s.cold_bytes for s in structures if s.cold_bytes]
+        what = (f"chains of {', '.join(str(n) for n in chains)} linears of {ROWS_FEW} rows x "
+                f"{ROWS_WIDTH} -> {ROWS_WIDTH} on distinct {WEIGHT_BYTES / MiB:g} MiB weight "
+                f"matrices (ONNX MatMul nodes, each chain in a session of its own), timed per "
+                f"linear against one linear on one matrix")
+        sources["cold_weight_bandwidth"] = (
+            f"measured: a weight matrix's bytes over the median extra seconds of the chains "
+            f"all from memory (from 1.5 times cold_weight_bytes, and {chains[-1]} linears) "
+            f"over one linear whose matrix the cache holds: its weights are fetched before "
+            f"the arithmetic, not under it; {what}, {how}{spread(rates, 1e9, 'GB/s')}, "
+            f"{context}")
+        sources["cold_weight_bytes"] = (
+            f"measured: the bytes through the cache (weights read, outputs written) at which "
+            f"half the weights come from memory, interpolated between {what} (the share of "
+            f"each: its extra seconds over one linear's, against those of the last, through "
+            f"four times the cache), {how}{spread(halves_b, MiB, 'MiB')}, {context}")
     if memory is not None:
         table["memory_bytes"] = int(memory)
     table["peak_flops"] = {"fp32": rounded(found.peak)}
@@ -817,7 +882,7 @@ def _write(path: Path, name: str, engine: Runtime, quick: bool, plan: Plan, cont
     order = ("peak_flops.fp32", "bandwidth", "onchip_bandwidth", "onchip_bytes",
              "fresh_output_bytes", "fresh_output_bandwidth", "fresh_share_bytes",
              "fresh_output_share", "half_rows", "lowering_bandwidth", "cold_weight_row_seconds",
-             "cold_weight_bytes",
+             "cold_weight_bandwidth", "cold_weight_bytes",
              "memory_bytes", "fusion", "batched_input_projection",
              "default_dtype", "overhead")
     keys = [k for k in order if k in sources] + sorted(k for k in sources if k not in order)

@@ -12,7 +12,10 @@ The calibration (:class:`OnnxRuntime`) exports every row and structural probe as
 (one submodule per row, each row reading warm inputs as in a model) in a single graph, runs
 it with the profiler, each profiled run paired with one without, and takes a row's time as
 the median over runs of its nodes' times less the profiler's own cost, scaled to the
-unprofiled run (:func:`row_seconds`).
+unprofiled run (:func:`row_seconds`). Between two runs of a row the suite passes hundreds of
+MiB through the cache, so a row reads its weights from memory (:meth:`OnnxRuntime.cold_rows`);
+chains of linears through more and more distinct weight matrices measure what that costs and
+from what size a model's weights stop fitting in the cache (:mod:`.weight_chains`).
 
 onnxruntime, onnx and onnxscript are an optional extra: ``pip install
 'pytest-flopbudget[onnx]'``.
@@ -40,6 +43,7 @@ from torch import nn
 from .microbench import Bench, randn
 from .structure import MiB, Probe
 from .timing import CalibrationError, Pass, Timer, Timing
+from .weight_chains import chains_in_process
 
 INSTALL = "pip install 'pytest-flopbudget[onnx]'"
 PACKAGES = ("onnxruntime", "onnx", "onnxscript")
@@ -480,6 +484,9 @@ class OnnxRuntime:
                        "deep_cpu_gru.cc in onnxruntime/core/providers/cpu/rnn; the export "
                        "keeps each layer of nn.LSTM and nn.GRU as one LSTM or GRU node, and "
                        "unrolls nn.RNN with one MatMul over the whole sequence)")
+    #: It packs the weights of a matrix product once, when it loads the model (MLAS's
+    #: prepacked GEMM), and a model keeps them in the cache well beyond its size.
+    packs_weights_once = True
 
     def __init__(self) -> None:
         _require()
@@ -492,6 +499,11 @@ class OnnxRuntime:
 
     def fresh(self) -> bool:
         return False  # its arena keeps output memory between runs
+
+    def cold_rows(self, benches: Sequence[Bench]) -> list[bool]:
+        """The rows run as layers of the suite read their weights from memory; those timed
+        in a session of their own (:data:`ALONE_FAMILIES`) from the cache."""
+        return [b.family not in ALONE_FAMILIES for b in benches]
 
     def describe(self) -> str:
         return (f"ONNX Runtime {version()} (CPU execution provider, default graph "
@@ -515,16 +527,23 @@ class OnnxRuntime:
     def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Any,
                 timer: Any) -> Any:
         """One pass: the copies of the structural figures timed with PyTorch (see
-        :attr:`stream_kernels`), then a new profiled session and one without the profiler,
+        :attr:`stream_kernels`), the cold probes as chains of linears in a fresh process
+        (:mod:`.weight_chains`), then a new profiled session and one without the profiler,
         ``plan.repeats`` runs of the suite in each, alternating, after warm-ups; a row's
         seconds are the median over runs of its nodes' seconds less the profiler's own cost,
         scaled to the unprofiled run paired with it (:func:`row_seconds`). The rows of
         :data:`ALONE_FAMILIES` are timed each in its own session, without the profiler."""
         hardware = [p for p in probes if p.what.startswith("copy ")]
         with torch.inference_mode():
-            copies = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
-                                    min_sample_s=plan.min_sample_s) for p in hardware}
-        probes = [p for p in probes if p.what not in copies]
+            timed = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
+                                   min_sample_s=plan.min_sample_s) for p in hardware}
+        chains = [p for p in probes if p.copies]  # the cold probes
+        if chains:
+            timings = chains_in_process([p.copies for p in chains], torch.get_num_threads(),
+                                        plan.repeats, plan.warmup, plan.min_sample_s,
+                                        plan.patience_s)
+            timed.update(zip((p.what for p in chains), timings, strict=True))
+        probes = [p for p in probes if p.what not in timed]
         items = [probe_bench(p) for p in probes] + list(benches)
         path, modules, inputs = self._build(items)
         self._passes += 1
@@ -561,7 +580,7 @@ class OnnxRuntime:
             if bench.family in ALONE_FAMILIES:
                 timings[i] = timer(self._alone(bench).run, plan.repeats, warmup=plan.warmup,
                                    min_sample_s=plan.min_sample_s)
-        return Pass({**copies, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
+        return Pass({**timed, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
                     timings[len(probes):])
 
     def _alone(self, bench: Bench) -> Probe:

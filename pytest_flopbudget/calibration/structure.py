@@ -57,6 +57,20 @@ kernels, each named by its ``what`` so a fake timer can answer them.
   the bytes at which that share reaches one half (:func:`cold_half_bytes`); the median
   extra seconds of the cycles all from memory, over the :data:`ROWS_WIDTH` weight rows, are
   the cost per row (:func:`cold_row_seconds_of`).
+* ``cold_weight_bandwidth`` and ``cold_weight_bytes`` for a runtime that packs its weights
+  once, when it loads the model (ONNX Runtime): its matrix products fetch weights that come
+  from memory before their arithmetic, not under it, at about the DRAM bandwidth (measured
+  here: linears of 16 to 64 rows on 1 to 4 MiB of weights took 0.016-0.103 ms more on
+  weights from memory than on weights in the cache, their bytes at 41-65 GB/s, against a
+  DRAM bandwidth of 46-48), and a model keeps its weights in the cache well beyond the
+  cache's size (a chain of 50-row linears on distinct 2.25 MiB weight matrices: as fast at
+  36 MiB of weights as on one matrix, 29% of the way to all from memory at 45 MiB, 56% at
+  54, 83% at 72, all at 135; one run each). The same probe as above, a chain of
+  :data:`ROWS_FEW`-row linears through 1 and through :data:`PACKED_COLD_FILLS` of the
+  largest cache and four times it of distinct weight matrices, timed per linear
+  (:func:`packed_cold_counts`): ``cold_weight_bytes`` as above, and the weight matrix's
+  bytes over the median extra seconds of the cycles all from memory the fetch rate
+  (:func:`cold_bandwidth_of`).
 """
 
 from __future__ import annotations
@@ -93,6 +107,10 @@ ROWS_FEW, ROWS_MANY, ROWS_WIDTH = 16, 1024, 768
 #: ``ROWS_WIDTH`` x ``ROWS_WIDTH`` weight matrix, at least 2), besides the copies of four
 #: times the cache.
 COLD_FILLS = (1 / 8, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)
+#: Shares of the largest cache the cold probes of a runtime that packs its weights once
+#: fill (ONNX Runtime: a model keeps its weights in the cache beyond its size; see the
+#: module docstring), besides four times the cache.
+PACKED_COLD_FILLS = (1 / 2, 1, 5 / 4, 3 / 2, 7 / 4, 2, 5 / 2, 3)
 #: Bytes of one weight matrix of the cold probes.
 WEIGHT_BYTES = ROWS_WIDTH * ROWS_WIDTH * 4
 #: Bytes one call of a cold probe passes through the cache: its weights read and its output
@@ -109,10 +127,13 @@ STREAM_BYTES = {"copy": 2, "add": 3, "sum": 1}
 @dataclass(frozen=True)
 class Probe:
     """One timed kernel of the structural figures: ``what`` names it (``"gemm 2048"``,
-    ``"copy 128 MiB"``, ``"clone 64 MiB"``...)."""
+    ``"copy 128 MiB"``, ``"clone 64 MiB"``...); ``copies``: for the linear of the cold
+    probes, the distinct weight matrices it runs through (1: one matrix, held in the
+    cache), which a runtime that runs it as a chain of linears builds (0: not such a probe)."""
 
     what: str
     fn: Callable[[], object]
+    copies: int = 0
 
     def run(self) -> object:
         return self.fn()
@@ -210,6 +231,17 @@ def cold_row_seconds_of(hot_s: float, cycled: Sequence[tuple[int, float]], half:
     memory, and the last), less ``hot_s``, per weight row; 0 (no figure) when not slower."""
     cold = [s for nbytes, s in cycled[:-1] if half and nbytes >= 1.5 * half]
     return max(0.0, (statistics.median([*cold, cycled[-1][1]]) - hot_s) / weight_rows)
+
+
+def cold_bandwidth_of(hot_s: float, cycled: Sequence[tuple[int, float]], half: int,
+                      weight_bytes: int = WEIGHT_BYTES) -> float:
+    """``cold_weight_bandwidth`` (bytes/s) from the seconds of a linear on weights in the
+    cache (``hot_s``) and per linear of chains through ``(bytes in all, seconds)`` of
+    distinct weights (ascending, the last all from memory): ``weight_bytes`` over the median
+    extra seconds of the cycles all from memory (as :func:`cold_row_seconds_of` takes them);
+    0 (no figure) when they are not slower."""
+    extra = cold_row_seconds_of(hot_s, cycled, half, weight_rows=1)
+    return weight_bytes / extra if extra > 0 else 0.0
 
 
 def cold_half_bytes(hot_s: float, cycled: Sequence[tuple[int, float]]) -> int:
@@ -333,12 +365,18 @@ def _rows(rows: int) -> Callable[[], object]:
     return lambda: torch.nn.functional.linear(x, w)
 
 
-def cold_counts(cache: int) -> tuple[int, ...]:
+def cold_counts(cache: int, shares: Sequence[float] = COLD_FILLS) -> tuple[int, ...]:
     """Weight copies each cold probe cycles through, for a largest cache of ``cache``
-    bytes: as many as fill each of :data:`COLD_FILLS` of it (at least 2, each count once),
-    then as many as fill :func:`dram_buffer` (more than the others)."""
-    fills = sorted({max(2, round(f * cache / WEIGHT_BYTES)) for f in COLD_FILLS})
+    bytes: as many as fill each of ``shares`` of it (at least 2, each count once), then as
+    many as fill :func:`dram_buffer` (more than the others)."""
+    fills = sorted({max(2, round(f * cache / WEIGHT_BYTES)) for f in shares})
     return (*fills, max(fills[-1] + 1, dram_buffer(cache) // WEIGHT_BYTES))
+
+
+def packed_cold_counts(cache: int) -> tuple[int, ...]:
+    """The weight matrices of the cold probes of a runtime that packs its weights once:
+    :func:`cold_counts` over :data:`PACKED_COLD_FILLS`."""
+    return cold_counts(cache, PACKED_COLD_FILLS)
 
 
 def cold_probe_name(copies: int) -> str:
@@ -347,23 +385,24 @@ def cold_probe_name(copies: int) -> str:
             f"{copies} copies ({copies * WEIGHT_BYTES / MiB:g} MiB)")
 
 
-def cold_probes(cache: int) -> list[Probe]:
-    """The linear of :data:`ROWS_FEW` rows cycling through each count of
-    :func:`cold_counts` weight copies, taken from one pool made at the first call."""
+def cold_probes(cache: int, counts: Sequence[int] | None = None) -> list[Probe]:
+    """The linear of :data:`ROWS_FEW` rows cycling through each of ``counts`` weight copies
+    (:func:`cold_counts` when not given), taken from one pool made at the first call."""
+    counts = tuple(cold_counts(cache) if counts is None else counts)
     x = randn(ROWS_FEW, ROWS_WIDTH)
     pool: list[torch.Tensor] = []
 
     def weights(copies: int) -> Iterator[torch.Tensor]:
         # a generator: its body (the pool) runs at the first call of a probe, not here
         if not pool:
-            pool.extend(randn(ROWS_WIDTH, ROWS_WIDTH) for _ in range(cold_counts(cache)[-1]))
+            pool.extend(randn(ROWS_WIDTH, ROWS_WIDTH) for _ in range(max(counts)))
         yield from itertools.cycle(pool[:copies])
 
     def cycle(copies: int) -> Callable[[], object]:
         each = weights(copies)
         return lambda: torch.nn.functional.linear(x, next(each))
 
-    return [Probe(cold_probe_name(n), cycle(n)) for n in cold_counts(cache)]
+    return [Probe(cold_probe_name(n), cycle(n), n) for n in counts]
 
 
 def rows_probe_name(rows: int) -> str:
@@ -371,8 +410,10 @@ def rows_probe_name(rows: int) -> str:
     return f"linear {rows} rows x {ROWS_WIDTH} -> {ROWS_WIDTH}"
 
 
-def rows_probe(rows: int) -> Probe:
-    return Probe(rows_probe_name(rows), _rows(rows))
+def rows_probe(rows: int, copies: int = 0) -> Probe:
+    """The linear of ``rows`` rows and :data:`ROWS_WIDTH` features on one weight matrix
+    (``copies`` 1: as the cold probes' matrix held in the cache, :class:`Probe`)."""
+    return Probe(rows_probe_name(rows), _rows(rows), copies)
 
 
 def lowering_probe_name(shape: tuple[int, int, int, int] = LOWERING_SHAPE) -> str:

@@ -1,0 +1,74 @@
+"""The cold-weight chains of linears through ONNX Runtime: the model built by hand-checked
+shape, the fresh process's answers read (a fake process) and one small real run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from pytest_flopbudget.calibration.timing import CalibrationError, Timing
+from pytest_flopbudget.calibration.weight_chains import (
+    chain_model,
+    chain_seconds,
+    chains_in_process,
+)
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def test_a_chain_runs_each_linear_on_a_weight_matrix_of_its_own() -> None:
+    model = chain_model(3)
+    graph = model.graph
+    # 3 MatMul nodes, x -> h1 -> h2 -> y, on w0, w1, w2
+    assert [n.op_type for n in graph.node] == ["MatMul"] * 3
+    assert [list(n.input) for n in graph.node] == [["x", "w0"], ["h1", "w1"], ["h2", "w2"]]
+    assert [list(n.output) for n in graph.node] == [["h1"], ["h2"], ["y"]]
+    # three distinct 768 x 768 float matrices: 3 x 589,824 elements, 2,359,296 bytes each
+    dims = [list(t.dims) for t in graph.initializer]
+    assert dims == [[768, 768]] * 3
+    assert len({t.raw_data for t in graph.initializer}) == 3
+    assert all(len(t.raw_data) == 2_359_296 for t in graph.initializer)
+    # the input: 16 rows of 768 features
+    shape = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert shape == [16, 768]
+
+
+def _done(stdout: str, returncode: int = 0, stderr: str = "") -> Any:
+    return lambda *args, **kwargs: subprocess.CompletedProcess(args, returncode, stdout,
+                                                              stderr)
+
+
+def test_the_process_answers_one_timing_per_chain() -> None:
+    printed = json.dumps([[4.6e-5, 5, 0, 0.0], [9.4e-5, 5, 2, 0.3]])
+    timings = chains_in_process([1, 56], 2, 5, 2, 0.01, 15.0, run=_done(printed))
+    assert timings == [Timing(4.6e-5, 5, 0, 0.0), Timing(9.4e-5, 5, 2, 0.3)]
+
+
+@pytest.mark.parametrize(("done", "message"), [
+    (_done("", 1, "Traceback\nImportError: no onnxruntime"),
+     "exited with 1: ImportError: no onnxruntime"),
+    (_done("warming up"), "printed 'warming up', not timings"),
+    (_done("[[4.6e-05, 5, 0, 0.0]]"), "timed 1 chains, not 2"),
+])
+def test_a_failed_process_is_a_calibration_error_that_says_how(done: Any, message: str) -> None:
+    with pytest.raises(CalibrationError, match=message):
+        chains_in_process([1, 56], 2, 5, 2, 0.01, 15.0, run=done)
+
+
+def test_a_process_that_does_not_start_is_a_calibration_error() -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise subprocess.TimeoutExpired("python", 300)
+
+    with pytest.raises(CalibrationError, match="did not run"):
+        chains_in_process([1], 2, 5, 2, 0.01, 15.0, run=fail)
+
+
+def test_two_short_chains_run_for_real() -> None:
+    # in this process, as the fresh one runs them: one timing per chain, per linear
+    timed = chain_seconds([1, 2], 1, 3, 1, 0.0, 1.0)
+    assert len(timed) == 2
+    assert all(len(t) == 4 and t[1] >= 3 for t in timed)
