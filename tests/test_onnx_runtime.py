@@ -202,7 +202,7 @@ def test_the_cold_weight_chains_give_the_fetch_rate_and_the_half_point(
 
     asked: list[list[int]] = []
 
-    def chains(counts: list[int], *args: Any) -> list[Timing]:
+    def chains(counts: list[int], *args: Any) -> list[Timing]:  # a quick plan: one process
         # per linear: 46 us on one matrix; 7 and 14 matrices as fast, 18 a quarter and 21
         # three quarters of the way to 94 us, all from 25 matrices up
         asked.append(list(counts))
@@ -210,7 +210,7 @@ def test_the_cold_weight_chains_give_the_fetch_rate_and_the_half_point(
         return [Timing(46e-6 + share.get(n, 1.0) * 48e-6, 3, 0, 0.0) for n in counts]
 
     monkeypatch.setattr(calibrate_module, "largest_cache", lambda: (32 << 20, "32 MiB"))
-    monkeypatch.setattr(onnx_runtime, "chains_in_process", chains)
+    monkeypatch.setattr(onnx_runtime, "chains_in_processes", chains)
     by_name = {b.what: b for b in rows()}
     result = run_calibration(tmp_path / "ort.toml", quick=True, runtime="onnxruntime",
                              benches=[by_name[n] for n in ("linear 77x768 -> 768", "tiny relu")],

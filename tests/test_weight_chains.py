@@ -14,6 +14,7 @@ from pytest_flopbudget.calibration.weight_chains import (
     chain_model,
     chain_seconds,
     chains_in_process,
+    chains_in_processes,
 )
 
 pytest.importorskip("onnx")
@@ -65,6 +66,26 @@ def test_a_process_that_does_not_start_is_a_calibration_error() -> None:
 
     with pytest.raises(CalibrationError, match="did not run"):
         chains_in_process([1], 2, 5, 2, 0.01, 15.0, run=fail)
+
+
+def test_the_processes_draws_are_averaged() -> None:
+    # three processes: 14 matrices at 43, 49 and 70 us a linear (a draw of where each put
+    # its memory), one matrix at 44, 46 and 45 us: means 54 and 45 us; 5 samples kept in
+    # each, 2 dropped in the second, the worst disturbance 0.3
+    draws = iter([[Timing(44e-6, 5, 0, 0.0), Timing(43e-6, 5, 0, 0.0)],
+                  [Timing(46e-6, 5, 2, 0.3), Timing(49e-6, 5, 0, 0.1)],
+                  [Timing(45e-6, 5, 0, 0.0), Timing(70e-6, 5, 0, 0.0)]])
+    patience: list[float] = []
+
+    def timed(counts: list[int], threads: int, repeats: int, warmup: int,
+              min_sample_s: float, patience_s: float) -> list[Timing]:
+        patience.append(patience_s)
+        return next(draws)
+
+    got = chains_in_processes([1, 14], 2, 5, 2, 0.01, 15.0, processes=3, timed=timed)
+    assert got == [Timing(pytest.approx(45e-6), 15, 2, 0.3),
+                   Timing(pytest.approx(54e-6), 15, 0, 0.1)]
+    assert patience == [5.0, 5.0, 5.0]  # an equal share of the 15 s each
 
 
 def test_two_short_chains_run_for_real() -> None:

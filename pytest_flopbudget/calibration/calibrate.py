@@ -109,6 +109,7 @@ from .structure import (
     sweep_buffers,
 )
 from .timing import Pass, Timer, TimerLike
+from .weight_chains import CHAIN_PROCESSES
 
 FALLBACK_ONCHIP = 1 << 20  # 1 MiB when no cache size can be read
 #: The streaming kernels of the bandwidths (eager PyTorch).
@@ -255,7 +256,8 @@ def rounded(value: float) -> float:
 @dataclass(frozen=True)
 class Plan:
     """How long to measure: samples per figure, the shortest sample, warm-up calls, the
-    seconds of extra samples when other processes disturb the timing, passes at most."""
+    seconds of extra samples when other processes disturb the timing, passes at most, and
+    the fresh processes a figure that is a draw of the process is averaged over."""
 
     repeats: int
     min_sample_s: float
@@ -263,11 +265,13 @@ class Plan:
     patience_s: float  # per pass
     max_passes: int
     deadline_s: float = DEADLINE_S
+    processes: int = CHAIN_PROCESSES
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(repeats=3, min_sample_s=0.0, warmup=1, patience_s=2.0, max_passes=1)
+            return cls(repeats=3, min_sample_s=0.0, warmup=1, patience_s=2.0, max_passes=1,
+                       processes=1)
         return cls(repeats=5, min_sample_s=0.01, warmup=2, patience_s=15.0,
                    max_passes=MAX_PASSES)
 

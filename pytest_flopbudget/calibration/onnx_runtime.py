@@ -43,7 +43,7 @@ from torch import nn
 from .microbench import Bench, randn
 from .structure import MiB, Probe
 from .timing import CalibrationError, Pass, Timer, Timing
-from .weight_chains import chains_in_process
+from .weight_chains import chains_in_processes
 
 INSTALL = "pip install 'pytest-flopbudget[onnx]'"
 PACKAGES = ("onnxruntime", "onnx", "onnxscript")
@@ -527,11 +527,12 @@ class OnnxRuntime:
     def measure(self, probes: Sequence[Probe], benches: Sequence[Bench], plan: Any,
                 timer: Any) -> Any:
         """One pass: the copies of the structural figures timed with PyTorch (see
-        :attr:`stream_kernels`), the cold probes as chains of linears in a fresh process
-        (:mod:`.weight_chains`), then a new profiled session and one without the profiler,
-        ``plan.repeats`` runs of the suite in each, alternating, after warm-ups; a row's
-        seconds are the median over runs of its nodes' seconds less the profiler's own cost,
-        scaled to the unprofiled run paired with it (:func:`row_seconds`). The rows of
+        :attr:`stream_kernels`), the cold probes as chains of linears in ``plan.processes``
+        fresh processes (:mod:`.weight_chains`), then a new profiled session and one without
+        the profiler, ``plan.repeats`` runs of the suite in each, alternating, after
+        warm-ups; a row's seconds are the median over runs of its nodes' seconds less the
+        profiler's own cost, scaled to the unprofiled run paired with it
+        (:func:`row_seconds`). The rows of
         :data:`ALONE_FAMILIES` are timed each in its own session, without the profiler."""
         hardware = [p for p in probes if p.what.startswith("copy ")]
         with torch.inference_mode():
@@ -539,9 +540,10 @@ class OnnxRuntime:
                                    min_sample_s=plan.min_sample_s) for p in hardware}
         chains = [p for p in probes if p.copies]  # the cold probes
         if chains:
-            timings = chains_in_process([p.copies for p in chains], torch.get_num_threads(),
-                                        plan.repeats, plan.warmup, plan.min_sample_s,
-                                        plan.patience_s)
+            timings = chains_in_processes([p.copies for p in chains],
+                                          torch.get_num_threads(), plan.repeats, plan.warmup,
+                                          plan.min_sample_s, plan.patience_s,
+                                          plan.processes)
             timed.update(zip((p.what for p in chains), timings, strict=True))
         probes = [p for p in probes if p.what not in timed]
         items = [probe_bench(p) for p in probes] + list(benches)
