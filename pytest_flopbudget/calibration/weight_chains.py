@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,9 +53,10 @@ def chain_model(copies: int, rows: int = ROWS_FEW, width: int = ROWS_WIDTH) -> A
     from onnx import TensorProto, helper, numpy_helper
 
     generator = np.random.default_rng(copies)
+    scale = np.float32(1 / width ** 0.5)
     weights = [numpy_helper.from_array(
-        (generator.standard_normal((width, width)) / width ** 0.5).astype(np.float32),
-        f"w{i}") for i in range(copies)]
+        generator.standard_normal((width, width), dtype=np.float32) * scale, f"w{i}")
+        for i in range(copies)]
     nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"w{i}"],
                               ["y" if i == copies - 1 else f"h{i + 1}"], name=f"matmul{i}")
              for i in range(copies)]
@@ -74,26 +74,21 @@ def chain_seconds(counts: Sequence[int], threads: int, repeats: int, warmup: int
     ``threads`` intra-op threads), built, timed with :class:`~.timing.Timer` and dropped
     before the next: ``[seconds per linear, samples kept, samples dropped, disturbed]``."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
 
     timer = Timer(patience_s)
-    x = np.random.default_rng(0).standard_normal((ROWS_FEW, ROWS_WIDTH)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((ROWS_FEW, ROWS_WIDTH), dtype=np.float32)
     out: list[list[float]] = []
-    with tempfile.TemporaryDirectory(prefix="flopbudget-chain-") as work:
-        for copies in counts:
-            path = Path(work) / f"chain{copies}.onnx"
-            onnx.save(chain_model(copies), str(path))
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.log_severity_level = 3
-            sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            timing = timer(functools.partial(sess.run, None, {"x": x}), repeats,
-                           warmup=warmup, min_sample_s=min_sample_s)
-            del sess  # its memory freed before the next chain is loaded
-            path.unlink()
-            out.append([timing.seconds / copies, timing.kept, timing.dropped,
-                        timing.disturbed])
+    for copies in counts:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        sess = ort.InferenceSession(chain_model(copies).SerializeToString(), options,
+                                    providers=["CPUExecutionProvider"])
+        timing = timer(functools.partial(sess.run, None, {"x": x}), repeats,
+                       warmup=warmup, min_sample_s=min_sample_s)
+        del sess  # its memory freed before the next chain is loaded
+        out.append([timing.seconds / copies, timing.kept, timing.dropped, timing.disturbed])
     return out
 
 
