@@ -84,10 +84,10 @@ def refit(path: Path, runtime: str, benches: list[Any], profiles: list[Any]) -> 
     if missing:
         raise SystemExit(f"{path}: no measured row for {', '.join(missing[:3])}")
     # the rows as the calibration timed them: through ONNX Runtime, those of the suite with
-    # their weights from memory
-    cold = runtime_of(runtime).cold_rows(benches)
+    # their weights from memory; eager, each on its own again and again
+    engine = runtime_of(runtime)
     result = fit_rows(device.bare(), benches, profiles, [seconds[b.what] for b in benches],
-                      FREE[runtime], cold)
+                      FREE[runtime], engine.cold_rows(benches), engine.rows_repeated)
     fitted = result.device
     tables = {g: dict(getattr(fitted, g)) for g in ("efficiency", "compute_efficiency",
                                                     "overheads")}

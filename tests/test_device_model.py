@@ -546,6 +546,17 @@ def test_a_fresh_output_share_pays_part_of_the_first_touch():
     # (16,777,216) and below 32 MiB: a quarter of it at 4e9 B/s, 1.25 ms
     [t] = predict(Prof([mid]), dev).ops
     assert t.fresh_seconds == pytest.approx(1.25e-3) and t.seconds == pytest.approx(5.25e-3)
+    # the same operator run again and again on its own (a calibration row): its output
+    # lands in the block its last call freed, no fresh pages: 4 ms
+    [again] = predict(Prof([mid]), dev, repeated=True).ops
+    assert again.fresh_seconds == 0.0 and again.seconds == pytest.approx(4e-3)
+    # from fresh_output_bytes every call maps its output afresh, repeated or not: a
+    # 40,000,000-byte output (at least 32 MiB) pays all of it at 4e9 B/s, 10 ms, on top of
+    # 80,000,000 bytes at 1e10 (8 ms)
+    big = OpRecord("aten.relu", "r", "elementwise", 0, 10_000_000, fp32(10_000_000),
+                   fp32(10_000_000))
+    [large] = predict(Prof([big]), dev, repeated=True).ops
+    assert large.fresh_seconds == pytest.approx(10e-3) and large.seconds == pytest.approx(18e-3)
     with pytest.raises(DeviceError, match="fresh_output_share = 1.5 is above 1"):
         Device("d", 1e9, 1e9, fresh_output_share=1.5)
     # a share that could never apply is an error, not a silent no-op

@@ -378,6 +378,9 @@ class Runtime(Protocol):
     #: whether it packs a model's weights once, when it loads it (its cold-weight figures
     #: are then a fetch rate, from chains of linears well beyond the cache's size)
     packs_weights_once: bool
+    #: whether it times each row on its own, again and again (its outputs land in the
+    #: memory the last call freed)
+    rows_repeated: bool
 
     def fresh(self) -> bool:
         """Whether its allocator maps large outputs afresh at every call."""
@@ -412,6 +415,7 @@ class Eager:
                        "its calibration rows fit better than with the projection in the steps "
                        "(not read in oneDNN's source)")
     packs_weights_once = False  # its matrix products pack their weights at every call
+    rows_repeated = True
 
     def fresh(self) -> bool:
         return True
@@ -482,7 +486,7 @@ def runtime_figures(found: Structure) -> dict[str, Any]:
 
 def fit_rows(device: Device, benches: Sequence[Bench], profiles: Sequence[Any],
              seconds: Sequence[float], free: Sequence[str],
-             cold: Sequence[bool] | None = None) -> Fit:
+             cold: Sequence[bool] | None = None, repeated: bool = False) -> Fit:
     """Fit ``free`` figures of ``device`` to the rows (one term per kernel), in two stages:
     the overheads to the rows of tiny operators (family ``overhead``: their arithmetic and
     traffic take nanoseconds, so they measure nothing else), then the efficiencies and
@@ -490,11 +494,13 @@ def fit_rows(device: Device, benches: Sequence[Bench], profiles: Sequence[Any],
     prices with are fitted. The returned fit holds both stages' figures and every row.
     A row flagged in ``cold`` was timed with its weights coming from memory (among other
     rows that pass hundreds of MiB through the cache): it is priced so (``cold_share`` 1,
-    :func:`~pytest_flopbudget.devices.roofline.price`); the others by their footprint."""
+    :func:`~pytest_flopbudget.devices.roofline.price`); the others by their footprint.
+    ``repeated``: each row was timed on its own, again and again, so its outputs land in
+    the memory its last call freed, not in fresh pages (below ``fresh_output_bytes``)."""
     flags = list(cold) if cold is not None else [False] * len(benches)
     if len(flags) != len(benches):
         raise ValueError(f"{len(flags)} cold flags for {len(benches)} rows")
-    fit_input = [Row(b.what, tuple(terms(predict(p, device, 1.0) if c else p.latency(device),
+    fit_input = [Row(b.what, tuple(terms(predict(p, device, 1.0 if c else None, repeated),
                                          per_kernel=True)), s)
                  for b, p, s, c in zip(benches, profiles, seconds, flags, strict=True)]
     tiny = [r for r, b in zip(fit_input, benches, strict=True) if b.family == "overhead"]
@@ -672,9 +678,10 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
     batched = engine.batched_input_projection
     base = structural_device(name, found, engine.fusion, memory, batched)
     cold = engine.cold_rows(benches)
-    result = fit_rows(base, benches, profiles, seconds, free, cold)
+    repeated = engine.rows_repeated
+    result = fit_rows(base, benches, profiles, seconds, free, cold, repeated)
     per_pass = [fit_rows(structural_device(name, s, engine.fusion, memory, batched), benches,
-                         profiles, p.row_seconds, free, cold).figures
+                         profiles, p.row_seconds, free, cold, repeated).figures
                 for s, p in zip(structures, passes, strict=True)] if len(passes) > 1 else []
     disturbed = sorted({t_what for p in passes for t_what, t in
                         [*p.probes.items(), *zip((b.what for b in benches), p.rows, strict=True)]

@@ -487,6 +487,7 @@ class OnnxRuntime:
     #: It packs the weights of a matrix product once, when it loads the model (MLAS's
     #: prepacked GEMM), and a model keeps them in the cache well beyond its size.
     packs_weights_once = True
+    rows_repeated = False  # the rows run as layers of one suite
 
     def __init__(self) -> None:
         _require()

@@ -214,12 +214,15 @@ def activation_split(nbytes: int, device: Device) -> tuple[float, float]:
     return nbytes * hit / onchip_bw, nbytes * (1 - hit) / device.bandwidth
 
 
-def fresh_share(written: int, device: Device) -> float:
+def fresh_share(written: int, device: Device, repeated: bool = False) -> float:
     """Share of an output of ``written`` bytes that lands in fresh memory: 1 from
     ``fresh_output_bytes``, ``fresh_output_share`` from ``fresh_share_bytes`` below it, else
-    0."""
+    0. ``repeated``: the output of one operator run again and again (a calibration row),
+    which below ``fresh_output_bytes`` lands in the block its last call freed: 0 there."""
     if written and written >= device.fresh_output_bytes:
         return 1.0
+    if repeated:
+        return 0.0
     if device.fresh_output_share and written and written >= device.fresh_share_bytes:
         return device.fresh_output_share
     return 0.0
@@ -303,9 +306,11 @@ def split_recurrent(kernels: Sequence[Unit], device: Device) -> list[Unit]:
 
 
 def unit_time(unit: Unit, device: Device, dtype: str,
-              placement: _Placement | None = None, cold_share: float = 0.0) -> OpTime:
+              placement: _Placement | None = None, cold_share: float = 0.0,
+              repeated: bool = False) -> OpTime:
     """Roofline time of one kernel on ``device`` at precision ``dtype``; ``cold_share`` of
-    its weights come from memory (:func:`cold_weight_share`)."""
+    its weights come from memory (:func:`cold_weight_share`); ``repeated``: its output as
+    :func:`fresh_share` takes it."""
     r = unit.anchor
     weights = unit.weights.bytes(dtype)
     activations = unit.read.bytes(dtype) + unit.written.bytes(dtype) - weights
@@ -355,7 +360,8 @@ def unit_time(unit: Unit, device: Device, dtype: str,
     fresh = 0.0
     written = unit.written.bytes(dtype)
     if device.fresh_output_bandwidth and not unit.free:
-        fresh = written * fresh_share(written, device) / device.fresh_output_bandwidth
+        fresh = written * fresh_share(written, device, repeated) \
+            / device.fresh_output_bandwidth
     lowering = 0.0
     if device.lowering_bandwidth and not unit.free:
         lowering = sum(m.lowered for m in unit.members) * itemsize(dtype) \
@@ -485,28 +491,29 @@ class Latency:
         return sorted(self.layers, key=lambda r: r.seconds, reverse=True)[:n]
 
 
-def price(profile: Profile, device: Device,
-          cold_share: float | None = None) -> tuple[str, list[OpTime]]:
+def price(profile: Profile, device: Device, cold_share: float | None = None,
+          repeated: bool = False) -> tuple[str, list[OpTime]]:
     """``(dtype, every kernel's time)`` of ``profile`` on ``device``; ``cold_share``: the
     share of its weights that come from memory, when known from how it runs (a calibration
     row timed among hundreds of MiB of other rows: 1), else from its footprint
-    (:func:`cold_weight_share`)."""
+    (:func:`cold_weight_share`); ``repeated``: one operator run again and again, whose
+    outputs land in the memory its last call freed (:func:`fresh_share`)."""
     dtype = profile.dtype or device.default_dtype
     device.peak(dtype)  # a clear error now if the device has no peak at this precision
     placement = _Placement(device.weight_cache_bytes)
     kernels = units(profile.records, device.fusion)
     cold = cold_weight_share(footprint(profile, kernels, dtype), device) \
         if cold_share is None else cold_share
-    return dtype, [unit_time(u, device, dtype, placement, cold)
+    return dtype, [unit_time(u, device, dtype, placement, cold, repeated)
                    for u in split_recurrent(kernels, device)]
 
 
-def predict(profile: Profile, device: Device | str,
-            cold_share: float | None = None) -> Latency:
+def predict(profile: Profile, device: Device | str, cold_share: float | None = None,
+            repeated: bool = False) -> Latency:
     """Predict the latency of ``profile`` on ``device`` (a Device or a catalog name);
-    ``cold_share`` as :func:`price` takes it."""
+    ``cold_share`` and ``repeated`` as :func:`price` takes them."""
     dev = get_device(device)
-    dtype, times = price(profile, dev, cold_share)
+    dtype, times = price(profile, dev, cold_share, repeated)
     frame = sum(t.seconds for t in times)
     by_module: dict[str, list[OpTime]] = {}
     fused_into: dict[str, str] = {}
