@@ -661,11 +661,22 @@ def test_weights_fetched_from_memory_leave_the_roofline_and_add_their_own_time()
     # the roofline
     unrowed = Prof([rec(256, 512, 0), rec(512, 256, 0)])
     assert predict(unrowed, cold).seconds == pytest.approx(1057.792e-6)
-    # the figure is checked and goes with cold_weight_bytes
-    with pytest.raises(DeviceError, match="cold_weight_bandwidth"):
+    # the figure is checked, goes with cold_weight_bytes, and not with the cost per row
+    # (both would price the same weights twice)
+    with pytest.raises(DeviceError, match="cold_weight_bandwidth must be positive"):
         Device("d", 1e9, 1e9, cold_weight_bandwidth=-1.0, cold_weight_bytes=1 << 20)
+    with pytest.raises(DeviceError, match="cold_weight_bandwidth must be a number"):
+        Device("d", 1e9, 1e9, cold_weight_bandwidth="fast")  # type: ignore[arg-type]
     with pytest.raises(DeviceError, match="cold_weight_bytes goes with"):
         Device("d", 1e9, 1e9, cold_weight_bandwidth=5e8)
+    with pytest.raises(DeviceError, match="give one of them"):
+        Device("d", 1e9, 1e9, cold_weight_bandwidth=5e8, cold_weight_row_seconds=1e-7,
+               cold_weight_bytes=1 << 20)
+    # a share is a share
+    with pytest.raises(ValueError, match="cold_share must be a share between 0 and 1, got 3"):
+        predict(prof, cold, cold_share=3.0)
+    with pytest.raises(ValueError, match="got -1"):
+        predict(prof, cold, cold_share=-1.0)
     # an absurd figure is named, not reported as an infinite time
     with pytest.raises(DeviceError, match=r"cold_weight_bandwidth = 1e-300"):
         predict(prof, Device("d", 1e9, 1e9, cold_weight_bandwidth=1e-300,

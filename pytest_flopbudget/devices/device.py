@@ -69,7 +69,7 @@ KEYS: dict[str, str] = {
     "cold_weight_bandwidth": "bytes/s at which a kernel whose weights come from memory fetches "
                              "them before its arithmetic, not under it: their bytes at this "
                              "rate on top of the roofline (absent: none; needs "
-                             "cold_weight_bytes)",
+                             "cold_weight_bytes; instead of cold_weight_row_seconds)",
     "cold_weight_bytes": "bytes of weights read (and outputs written) per forward at which "
                          "half of the weights come from memory at every forward (a cache "
                          "keeps those of a smaller model): the share grows from 0 at half "
@@ -250,12 +250,20 @@ class Device:
         object.__setattr__(self, "cold_weight_bytes",
                            _byte_count(self.cold_weight_bytes, f"{where}: cold_weight_bytes",
                                        zero=True))
+        if self.cold_weight_bandwidth is not None:
+            object.__setattr__(self, "cold_weight_bandwidth",
+                               _positive(self.cold_weight_bandwidth,
+                                         f"{where}: cold_weight_bandwidth"))
+        if self.cold_weight_row_seconds is not None and self.cold_weight_bandwidth is not None:
+            raise DeviceError(f"{where}: cold_weight_row_seconds and cold_weight_bandwidth "
+                              f"price the same weights from memory (per weight row, or per "
+                              f"byte fetched before the arithmetic): give one of them")
         cold_cost = self.cold_weight_row_seconds is not None \
             or self.cold_weight_bandwidth is not None
         if cold_cost != bool(self.cold_weight_bytes):
             raise DeviceError(f"{where}: cold_weight_bytes goes with cold_weight_row_seconds "
-                              f"or cold_weight_bandwidth or both (from how many bytes of "
-                              f"weights they come from memory, and what that costs)")
+                              f"or cold_weight_bandwidth (from how many bytes of weights they "
+                              f"come from memory, and what that costs)")
         if not isinstance(self.batched_input_projection, bool):
             raise DeviceError(f"{where}: batched_input_projection must be true or false, got "
                               f"{self.batched_input_projection!r}")
@@ -263,7 +271,7 @@ class Device:
                            _byte_count(self.weight_cache_bytes, f"{where}: weight_cache_bytes",
                                        zero=True))
         for key in ("onchip_bandwidth", "link_bandwidth", "fresh_output_bandwidth",
-                    "lowering_bandwidth", "cold_weight_bandwidth"):
+                    "lowering_bandwidth"):
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, _positive(value, f"{where}: {key}"))

@@ -371,7 +371,7 @@ def unit_time(unit: Unit, device: Device, dtype: str,
         if device.cold_weight_row_seconds:
             rows = sum(m.weight_rows for m in unit.members if m.weights.bytes(dtype))
             cold += cold_share * rows * device.cold_weight_row_seconds
-        if device.cold_weight_bandwidth:
+        elif device.cold_weight_bandwidth:
             cold += fetched / device.cold_weight_bandwidth
     memory_seconds = slowed / eff + dram
     return OpTime(
@@ -498,6 +498,8 @@ def price(profile: Profile, device: Device, cold_share: float | None = None,
     row timed among hundreds of MiB of other rows: 1), else from its footprint
     (:func:`cold_weight_share`); ``repeated``: one operator run again and again, whose
     outputs land in the memory its last call freed (:func:`fresh_share`)."""
+    if cold_share is not None and not 0.0 <= cold_share <= 1.0:
+        raise ValueError(f"cold_share must be a share between 0 and 1, got {cold_share!r}")
     dtype = profile.dtype or device.default_dtype
     device.peak(dtype)  # a clear error now if the device has no peak at this precision
     placement = _Placement(device.weight_cache_bytes)
