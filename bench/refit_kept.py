@@ -76,6 +76,10 @@ def measured_models(log: Path) -> list[dict[str, float]]:
     return runs
 
 
+#: The calibration runtime of each name, made once (through ONNX Runtime: a temporary folder).
+engines: dict[str, Any] = {}
+
+
 def refit(path: Path, runtime: str, benches: list[Any], profiles: list[Any]) -> Device:
     """The device of ``path`` fitted again from its own rows by the code checked out now."""
     device = load_device(path)
@@ -85,7 +89,7 @@ def refit(path: Path, runtime: str, benches: list[Any], profiles: list[Any]) -> 
         raise SystemExit(f"{path}: no measured row for {', '.join(missing[:3])}")
     # the rows as the calibration timed them: through ONNX Runtime, those of the suite with
     # their weights from memory; eager, each on its own again and again
-    engine = runtime_of(runtime)
+    engine = engines.setdefault(runtime, runtime_of(runtime))
     result = fit_rows(device.bare(), benches, profiles, [seconds[b.what] for b in benches],
                       FREE[runtime], engine.cold_rows(benches), engine.rows_repeated)
     fitted = result.device

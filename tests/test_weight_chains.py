@@ -36,6 +36,9 @@ def test_a_chain_runs_each_linear_on_a_weight_matrix_of_its_own() -> None:
     # the input: 16 rows of 768 features
     shape = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert shape == [16, 768]
+    # no linear: one Identity node, what a run costs besides its linears
+    empty = chain_model(0).graph
+    assert [n.op_type for n in empty.node] == ["Identity"] and not empty.initializer
 
 
 def _done(stdout: str, returncode: int = 0, stderr: str = "") -> Any:
@@ -60,12 +63,51 @@ def test_a_failed_process_is_a_calibration_error_that_says_how(done: Any, messag
         chains_in_process([1, 56], 2, 5, 2, 0.01, 15.0, run=done)
 
 
-def test_a_process_that_does_not_start_is_a_calibration_error() -> None:
-    def fail(*args: Any, **kwargs: Any) -> Any:
+def test_a_process_that_does_not_start_or_finish_is_a_calibration_error() -> None:
+    def late(*args: Any, **kwargs: Any) -> Any:
         raise subprocess.TimeoutExpired("python", 300)
 
-    with pytest.raises(CalibrationError, match="did not run"):
-        chains_in_process([1], 2, 5, 2, 0.01, 15.0, run=fail)
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("no such interpreter")
+
+    with pytest.raises(CalibrationError, match="did not finish in 300 s"):
+        chains_in_process([1], 2, 5, 2, 0.01, 15.0, run=late)
+    with pytest.raises(CalibrationError, match="did not run: no such interpreter"):
+        chains_in_process([1], 2, 5, 2, 0.01, 15.0, run=missing)
+
+
+def test_a_runs_own_cost_comes_off_before_the_linears_share_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # on a fake clock: a run costs 4 us besides its linears (the Identity model), a linear
+    # 42 us: the chain of 1 takes 46 us, of 4 172 us; per linear (46 - 4) / 1 = 42 and
+    # (172 - 4) / 4 = 42 us, not 46 and 43
+    import onnx
+    import onnxruntime as ort
+
+    from pytest_flopbudget.calibration import weight_chains
+
+    class Session(ort.InferenceSession):  # type: ignore[misc]
+        """A real session that knows how many linears its model runs."""
+
+        def __init__(self, model: bytes, *args: Any, **kwargs: Any) -> None:
+            super().__init__(model, *args, **kwargs)
+            self.linears = sum(n.op_type == "MatMul"
+                               for n in onnx.load_from_string(model).graph.node)
+
+    class Clock:
+        """A timer that reads 4 us a run and 42 us a linear, whatever the machine does."""
+
+        def __init__(self, patience_s: float) -> None:
+            pass
+
+        def __call__(self, fn: Any, repeats: int, warmup: int = 2,
+                     min_sample_s: float = 0.0) -> Timing:
+            return Timing(4e-6 + 42e-6 * fn.func.__self__.linears, repeats, 0, 0.0)
+
+    monkeypatch.setattr(weight_chains, "Timer", Clock)
+    monkeypatch.setattr(ort, "InferenceSession", Session)
+    timed = chain_seconds([1, 4], 1, 3, 1, 0.0, 1.0)
+    assert [t[0] for t in timed] == [pytest.approx(42e-6), pytest.approx(42e-6)]
 
 
 def test_the_processes_draws_are_averaged() -> None:

@@ -48,7 +48,8 @@ def chain_model(copies: int, rows: int = ROWS_FEW, width: int = ROWS_WIDTH) -> A
     """An ONNX model of ``copies`` MatMul nodes in a chain, each on its own ``width`` x
     ``width`` weight matrix (an initializer, scaled by ``1 / sqrt(width)`` so the values
     keep their size), from a ``rows`` x ``width`` input ``x`` to the output ``y``: the cold
-    probes' linear run through ``copies`` distinct weight matrices, as a model's layers run."""
+    probes' linear run through ``copies`` distinct weight matrices, as a model's layers run.
+    ``copies`` 0: one Identity node, what a run costs besides its linears."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -59,7 +60,7 @@ def chain_model(copies: int, rows: int = ROWS_FEW, width: int = ROWS_WIDTH) -> A
         for i in range(copies)]
     nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"w{i}"],
                               ["y" if i == copies - 1 else f"h{i + 1}"], name=f"matmul{i}")
-             for i in range(copies)]
+             for i in range(copies)] or [helper.make_node("Identity", ["x"], ["y"])]
     graph = helper.make_graph(
         nodes, f"chain{copies}",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, width])],
@@ -72,14 +73,18 @@ def chain_seconds(counts: Sequence[int], threads: int, repeats: int, warmup: int
     """Per count of ``counts``: the chain of that many linears (:func:`chain_model`) in an
     ONNX Runtime session of its own (CPU execution provider, default graph optimisations,
     ``threads`` intra-op threads), built, timed with :class:`~.timing.Timer` and dropped
-    before the next: ``[seconds per linear, samples kept, samples dropped, disturbed]``."""
+    before the next: ``[seconds per linear, samples kept, samples dropped, disturbed]``.
+    A run's own cost (``InferenceSession.run`` on one Identity node, timed first: about 4
+    us here, a tenth of a linear's) comes off each chain's time before it is shared out
+    among its linears, so a chain of one is not dearer per linear than a longer one."""
     import numpy as np
     import onnxruntime as ort
 
     timer = Timer(patience_s)
     x = np.random.default_rng(0).standard_normal((ROWS_FEW, ROWS_WIDTH), dtype=np.float32)
     out: list[list[float]] = []
-    for copies in counts:
+    run_s = 0.0
+    for copies in (0, *counts):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
@@ -88,7 +93,11 @@ def chain_seconds(counts: Sequence[int], threads: int, repeats: int, warmup: int
         timing = timer(functools.partial(sess.run, None, {"x": x}), repeats,
                        warmup=warmup, min_sample_s=min_sample_s)
         del sess  # its memory freed before the next chain is loaded
-        out.append([timing.seconds / copies, timing.kept, timing.dropped, timing.disturbed])
+        if not copies:
+            run_s = timing.seconds
+            continue
+        per_linear = max(timing.seconds - run_s, 0.0) / copies
+        out.append([per_linear, timing.kept, timing.dropped, timing.disturbed])
     return out
 
 
@@ -105,6 +114,8 @@ def chains_in_process(counts: Sequence[int], threads: int, repeats: int, warmup:
     try:
         done = run([sys.executable, "-c", _CODE, args], env={**os.environ, "PYTHONPATH": path},
                    capture_output=True, text=True, timeout=CHAIN_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise CalibrationError(f"{what} did not finish in {CHAIN_TIMEOUT:g} s") from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise CalibrationError(f"{what} did not run: {exc}") from None
     if done.returncode != 0:
