@@ -243,6 +243,30 @@ def test_the_cold_weight_chains_give_the_fetch_rate_and_the_half_point(
     assert fitted["linear 77x768 -> 768"] == pytest.approx(lat.seconds, rel=1e-6)
 
 
+def test_chains_that_cannot_be_timed_leave_the_cold_figures_out_and_say_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_flopbudget.calibration import onnx_runtime
+    from pytest_flopbudget.calibration.calibrate import run_calibration
+    from pytest_flopbudget.calibration.microbench import rows
+    from pytest_flopbudget.calibration.timing import CalibrationError
+
+    def fail(*args: Any) -> Any:
+        raise CalibrationError("the process timing the cold-weight chains of linears exited "
+                               "with 1: MemoryError")
+
+    monkeypatch.setattr(onnx_runtime, "chains_in_processes", fail)
+    lines: list[str] = []
+    by_name = {b.what: b for b in rows()}
+    result = run_calibration(tmp_path / "ort.toml", quick=True, runtime="onnxruntime",
+                             benches=[by_name["tiny relu"]], log=lines.append)
+    assert ("warning: the process timing the cold-weight chains of linears exited with 1: "
+            "MemoryError; the device gets no cold_weight_bandwidth or cold_weight_bytes"
+            ) in lines
+    device = result.device
+    assert device.cold_weight_bandwidth is None and device.cold_weight_bytes == 0
+    assert "cold_weight_bandwidth" not in (tmp_path / "ort.toml").read_text()
+
+
 MODELS = '''
 import torch
 from torch import nn

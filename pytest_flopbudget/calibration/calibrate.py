@@ -650,11 +650,16 @@ def run_calibration(path: Path | None = None, *, quick: bool = False,
                 f"(the machine is slow or busy)")
             break
 
+    missing = next((p.missing for p in passes if p.missing), "")
+    if missing:  # the chains of linears could not be timed: no cold-weight figures
+        log(f"warning: {missing}; the device gets no cold_weight_bandwidth or "
+            f"cold_weight_bytes")
+        packed = False
     kernels = (engine.stream_kernels, engine.sweep_kernel, packed)
     structures = [structure_of({k: t.seconds for k, t in p.probes.items()}, cache,
                                engine.fresh(), *kernels) for p in passes]
     probe_seconds = {what: statistics.median(p.probes[what].seconds for p in passes)
-                     for what in passes[0].probes}
+                     for what in passes[0].probes if all(what in p.probes for p in passes)}
     found = structure_of(probe_seconds, cache, engine.fresh(), *kernels)
     counted = ShareCount()
     if engine.fresh() and found.fresh:

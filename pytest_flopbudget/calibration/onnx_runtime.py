@@ -540,13 +540,17 @@ class OnnxRuntime:
             timed = {p.what: timer(p.run, plan.repeats, warmup=plan.warmup,
                                    min_sample_s=plan.min_sample_s) for p in hardware}
         chains = [p for p in probes if p.copies]  # the cold probes
+        missing = ""
         if chains:
-            timings = chains_in_processes([p.copies for p in chains],
-                                          torch.get_num_threads(), plan.repeats, plan.warmup,
-                                          plan.min_sample_s, plan.patience_s,
-                                          plan.processes)
-            timed.update(zip((p.what for p in chains), timings, strict=True))
-        probes = [p for p in probes if p.what not in timed]
+            try:
+                timings = chains_in_processes([p.copies for p in chains],
+                                              torch.get_num_threads(), plan.repeats,
+                                              plan.warmup, plan.min_sample_s,
+                                              plan.patience_s, plan.processes)
+                timed.update(zip((p.what for p in chains), timings, strict=True))
+            except CalibrationError as exc:  # the rest of the calibration carries on
+                missing = str(exc)
+        probes = [p for p in probes if p.what not in timed and not p.copies]
         items = [probe_bench(p) for p in probes] + list(benches)
         path, modules, inputs = self._build(items)
         self._passes += 1
@@ -584,7 +588,7 @@ class OnnxRuntime:
                 timings[i] = timer(self._alone(bench).run, plan.repeats, warmup=plan.warmup,
                                    min_sample_s=plan.min_sample_s)
         return Pass({**timed, **{p.what: t for p, t in zip(probes, timings, strict=False)}},
-                    timings[len(probes):])
+                    timings[len(probes):], missing)
 
     def _alone(self, bench: Bench) -> Probe:
         """``bench`` exported and optimised on its own, run in its own session without the

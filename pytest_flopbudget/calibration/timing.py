@@ -155,10 +155,12 @@ class TimerLike(Protocol):
 
 @dataclass
 class Pass:
-    """One pass: every probe's and every row's timing."""
+    """One pass: every probe's and every row's timing; ``missing``: why probes that could
+    not be timed were left out (their figures are then not written), when some were."""
 
     probes: dict[str, Timing]
     rows: list[Timing]
+    missing: str = ""
 
     @property
     def row_seconds(self) -> list[float]:
