@@ -76,12 +76,10 @@ def measured_models(log: Path) -> list[dict[str, float]]:
     return runs
 
 
-#: The calibration runtime of each name, made once (through ONNX Runtime: a temporary folder).
-engines: dict[str, Any] = {}
-
-
-def refit(path: Path, runtime: str, benches: list[Any], profiles: list[Any]) -> Device:
-    """The device of ``path`` fitted again from its own rows by the code checked out now."""
+def refit(path: Path, runtime: str, engine: Any, benches: list[Any],
+          profiles: list[Any]) -> Device:
+    """The device of ``path`` fitted again from its own rows by the code checked out now,
+    the rows priced as ``engine`` (the calibration runtime called ``runtime``) timed them."""
     device = load_device(path)
     seconds = measured_rows(path)
     missing = [b.what for b in benches if b.what not in seconds]
@@ -89,7 +87,6 @@ def refit(path: Path, runtime: str, benches: list[Any], profiles: list[Any]) -> 
         raise SystemExit(f"{path}: no measured row for {', '.join(missing[:3])}")
     # the rows as the calibration timed them: through ONNX Runtime, those of the suite with
     # their weights from memory; eager, each on its own again and again
-    engine = engines.setdefault(runtime, runtime_of(runtime))
     result = fit_rows(device.bare(), benches, profiles, [seconds[b.what] for b in benches],
                       FREE[runtime], engine.cold_rows(benches), engine.rows_repeated)
     fitted = result.device
@@ -116,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     benches = list(rows())
     profiles = [profile(b.module, *b.inputs, trace="fake") for b in benches]
     models = [(name, profile(model, *inputs)) for name, model, inputs in zoo()]
+    engine = runtime_of(args.runtime)  # made once (through ONNX Runtime: a temporary folder)
     runs = measured_models(args.log)
     if len(runs) < len(args.files):
         raise SystemExit(f"{args.log}: {len(runs)} runs for {len(args.files)} files")
     for path, measured in zip(args.files, runs, strict=False):
-        device = refit(path, args.runtime, benches, profiles)
+        device = refit(path, args.runtime, engine, benches, profiles)
         errors = []
         for name, prof in models:
             if name in measured:
